@@ -1,0 +1,141 @@
+//! The single path every message takes, whichever adapter it came from:
+//! correlation id -> parse the command -> find the plugin in the current
+//! snapshot -> run it under its limits -> a reply for the user.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument as _;
+
+use super::command;
+use super::help;
+use crate::runtime::{CallContext, Message, PluginFailure, PluginRegistry, ReplyFormat};
+
+/// A message as an adapter received it.
+#[derive(Debug, Clone)]
+pub struct IncomingMessage {
+    pub chat_id: i64,
+    pub user_id: i64,
+    pub username: Option<String>,
+    pub text: String,
+}
+
+/// What the adapter should send back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingReply {
+    pub text: String,
+    pub format: ReplyFormat,
+    pub correlation_id: String,
+}
+
+pub struct Dispatcher {
+    registry: Arc<PluginRegistry>,
+    /// Our own @username: `/cmd@other_bot` in a group is for someone else.
+    bot_username: Option<String>,
+}
+
+impl Dispatcher {
+    pub fn new(registry: Arc<PluginRegistry>, bot_username: Option<String>) -> Self {
+        Self {
+            registry,
+            bot_username,
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<PluginRegistry> {
+        &self.registry
+    }
+
+    /// Handles one message. `None` means the message was not for us.
+    pub async fn handle(&self, incoming: IncomingMessage) -> Option<OutgoingReply> {
+        let correlation_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
+        let span = tracing::info_span!(
+            "message",
+            correlation_id = %correlation_id,
+            chat_id = incoming.chat_id,
+            user_id = incoming.user_id,
+        );
+        self.route(incoming, correlation_id).instrument(span).await
+    }
+
+    async fn route(&self, incoming: IncomingMessage, correlation_id: Arc<str>) -> Option<OutgoingReply> {
+        let started = Instant::now();
+        let plugins = self.registry.snapshot();
+        let reply = |text: String, format: ReplyFormat| {
+            Some(OutgoingReply {
+                text,
+                format,
+                correlation_id: correlation_id.to_string(),
+            })
+        };
+
+        let Some(parsed) = command::parse(&incoming.text) else {
+            tracing::info!(status = "not_a_command", "message handled");
+            return reply(help::not_a_command_text(&plugins), ReplyFormat::Plain);
+        };
+        if let (Some(mention), Some(ours)) = (parsed.mention, &self.bot_username)
+            && !mention.eq_ignore_ascii_case(ours)
+        {
+            tracing::debug!(mention, "command addressed to another bot, ignored");
+            return None;
+        }
+        if parsed.name == "help" {
+            tracing::info!(command = "help", status = "ok", "message handled");
+            return reply(help::help_text(&plugins), ReplyFormat::Plain);
+        }
+        let Some(plugin) = plugins.plugin_for(&parsed.name).cloned() else {
+            tracing::info!(command = %parsed.name, status = "unknown_command", "message handled");
+            return reply(help::unknown_command_text(&parsed.name, &plugins), ReplyFormat::Plain);
+        };
+
+        let message = Message {
+            correlation_id: correlation_id.to_string(),
+            chat_id: incoming.chat_id,
+            user_id: incoming.user_id,
+            username: incoming.username.clone(),
+            command: parsed.name.clone(),
+            args: parsed.args.to_string(),
+            text: incoming.text.clone(),
+        };
+        let ctx = CallContext {
+            correlation_id: correlation_id.clone(),
+        };
+        let outcome = plugin.invoke(&message, &ctx).await;
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let command = parsed.name.as_str();
+        match outcome {
+            Ok(plugin_reply) => {
+                tracing::info!(plugin = plugin.name(), command, status = "ok", duration_ms, "message handled");
+                reply(plugin_reply.text, plugin_reply.format)
+            }
+            Err(failure) => {
+                let status = failure.status();
+                match &failure {
+                    PluginFailure::Declined(_) => {
+                        tracing::warn!(plugin = plugin.name(), command, status, duration_ms, cause = %failure, "message handled")
+                    }
+                    _ => {
+                        tracing::error!(plugin = plugin.name(), command, status, duration_ms, cause = %failure, "message handled")
+                    }
+                }
+                reply(failure_text(command, &failure), ReplyFormat::Plain)
+            }
+        }
+    }
+}
+
+/// What the user reads when a call fails; the cause itself goes to the log.
+fn failure_text(command: &str, failure: &PluginFailure) -> String {
+    match failure {
+        PluginFailure::Declined(text) => text.clone(),
+        PluginFailure::Timeout(_) => {
+            format!("Sorry, /{command} took too long and was stopped. Please try again later.")
+        }
+        PluginFailure::OutOfMemory(_) => {
+            format!("Sorry, /{command} needed more memory than it is allowed and was stopped.")
+        }
+        PluginFailure::Crashed(_) => {
+            format!("Sorry, something went wrong in /{command}. The problem has been logged.")
+        }
+    }
+}

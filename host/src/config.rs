@@ -1,0 +1,214 @@
+//! Every setting, read from the environment (and an optional `.env`) and
+//! validated once at start-up. A bad value stops the process with one line
+//! naming the variable and what is expected.
+
+use std::path::PathBuf;
+
+use crate::runtime::PluginLimits;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &str, problem: impl Into<String>) -> Self {
+        Self {
+            variable: variable.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `PLUGINS_DIR`: where `NAME.wasm` + `NAME.toml` pairs live.
+    pub plugins_dir: PathBuf,
+    /// `PLUGIN_TIMEOUT_MS` / `PLUGIN_MEMORY_MB`: limits for manifests that set none.
+    pub plugin_limits: PluginLimits,
+    /// `LOG_LEVEL`, when set: a level or a tracing filter such as `wasmbot=debug`.
+    pub log_level: Option<String>,
+    /// `LOG_FORMAT`, when set; otherwise pretty on a terminal, JSON elsewhere.
+    pub log_format: Option<LogFormat>,
+}
+
+pub const DEFAULT_PLUGINS_DIR: &str = "plugins/dist";
+
+impl Config {
+    /// Loads `.env` (when present; real environment variables win) and reads the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        if let Err(error) = dotenvy::dotenv()
+            && !error.not_found()
+        {
+            return Err(ConfigError::new(".env", format!("cannot be read: {error}")));
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`; an empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+
+        let plugins_dir = PathBuf::from(get("PLUGINS_DIR").unwrap_or_else(|| DEFAULT_PLUGINS_DIR.into()));
+        if !plugins_dir.is_dir() {
+            return Err(ConfigError::new(
+                "PLUGINS_DIR",
+                format!(
+                    "directory {} does not exist (run `just build-plugins`, or point PLUGINS_DIR at a folder of NAME.wasm + NAME.toml files)",
+                    plugins_dir.display()
+                ),
+            ));
+        }
+
+        let defaults = PluginLimits::default();
+        let timeout_ms = parse_number(
+            "PLUGIN_TIMEOUT_MS",
+            get("PLUGIN_TIMEOUT_MS"),
+            defaults.timeout.as_millis() as u64,
+            1..=600_000,
+            "milliseconds",
+        )?;
+        let memory_mb = parse_number(
+            "PLUGIN_MEMORY_MB",
+            get("PLUGIN_MEMORY_MB"),
+            defaults.memory_bytes >> 20,
+            1..=crate::runtime::MAX_PLUGIN_MEMORY_MB,
+            "MiB",
+        )?;
+
+        let log_level = get("LOG_LEVEL");
+        if let Some(level) = &log_level {
+            tracing_subscriber::EnvFilter::try_new(level).map_err(|error| {
+                ConfigError::new(
+                    "LOG_LEVEL",
+                    format!(
+                        "expected trace, debug, info, warn, error or a filter such as `wasmbot=debug`, got {level:?} ({error})"
+                    ),
+                )
+            })?;
+        }
+        let log_format = match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None => None,
+            Some("json") => Some(LogFormat::Json),
+            Some("pretty") => Some(LogFormat::Pretty),
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("expected `json` or `pretty`, got {other:?}"),
+                ));
+            }
+        };
+
+        Ok(Self {
+            plugins_dir,
+            plugin_limits: PluginLimits::new(timeout_ms, memory_mb),
+            log_level,
+            log_format,
+        })
+    }
+}
+
+fn parse_number(
+    variable: &str,
+    value: Option<String>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    unit: &str,
+) -> Result<u64, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(number) if range.contains(&number) => Ok(number),
+        _ => Err(ConfigError::new(
+            variable,
+            format!(
+                "expected a whole number of {unit} from {} to {}, got {value:?}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    fn dir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_plugins_dir_is_set() {
+        let dir = dir();
+        let path = dir.path().to_str().unwrap();
+        let config = config(&[("PLUGINS_DIR", path), ("LOG_LEVEL", "")]).unwrap();
+        assert_eq!(config.plugins_dir, dir.path());
+        assert_eq!(config.plugin_limits, PluginLimits::default());
+        assert_eq!(config.log_level, None);
+        assert_eq!(config.log_format, None);
+    }
+
+    #[test]
+    fn a_missing_plugins_dir_is_named() {
+        let error = config(&[("PLUGINS_DIR", "/no/such/dir")]).unwrap_err();
+        assert_eq!(error.variable, "PLUGINS_DIR");
+        assert!(error.to_string().contains("/no/such/dir does not exist"), "{error}");
+        assert!(error.to_string().contains("just build-plugins"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_what_is_expected() {
+        let dir = dir();
+        let path = dir.path().to_str().unwrap();
+        let cases = [
+            ("PLUGIN_TIMEOUT_MS", "soon", "expected a whole number of milliseconds"),
+            ("PLUGIN_TIMEOUT_MS", "0", "from 1 to 600000"),
+            ("PLUGIN_MEMORY_MB", "99999", "expected a whole number of MiB"),
+            ("LOG_FORMAT", "xml", "expected `json` or `pretty`"),
+            ("LOG_LEVEL", "wasmbot=loud", "expected trace, debug"),
+        ];
+        for (variable, value, expected) in cases {
+            let error = config(&[("PLUGINS_DIR", path), (variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable);
+            let text = error.to_string();
+            assert!(text.starts_with(variable), "{text}");
+            assert!(text.contains(expected), "{variable}={value}: {text}");
+        }
+    }
+
+    #[test]
+    fn good_values_are_used() {
+        let dir = dir();
+        let path = dir.path().to_str().unwrap();
+        let config = config(&[
+            ("PLUGINS_DIR", path),
+            ("PLUGIN_TIMEOUT_MS", "250"),
+            ("PLUGIN_MEMORY_MB", "16"),
+            ("LOG_LEVEL", "debug"),
+            ("LOG_FORMAT", "JSON"),
+        ])
+        .unwrap();
+        assert_eq!(config.plugin_limits, PluginLimits::new(250, 16));
+        assert_eq!(config.log_level.as_deref(), Some("debug"));
+        assert_eq!(config.log_format, Some(LogFormat::Json));
+    }
+}

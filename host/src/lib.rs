@@ -1,0 +1,10 @@
+//! wasmbot host: a chat assistant whose command handlers are sandboxed
+//! WebAssembly components. One message travels
+//! adapter (`chat::console`) -> `chat::Dispatcher` -> `runtime::PluginRegistry`
+//! -> `runtime::LoadedPlugin::invoke` -> reply.
+
+pub mod capabilities;
+pub mod chat;
+pub mod config;
+pub mod logging;
+pub mod runtime;

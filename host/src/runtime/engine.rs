@@ -1,0 +1,94 @@
+//! One wasmtime `Engine` for the process: pooling allocator, epoch
+//! interruption driven by a ticker thread, async host functions.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The largest `memory_mb` a manifest may ask for; the pool reserves slots of this size.
+pub const MAX_PLUGIN_MEMORY_MB: u64 = 1024;
+
+/// Plugin instances that may be alive at the same time (messages in flight).
+const POOL_INSTANCES: u32 = 256;
+
+pub struct PluginEngine {
+    engine: Engine,
+    ticker_stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl PluginEngine {
+    pub fn new() -> anyhow::Result<Self> {
+        let engine = match Engine::new(&base_config(Some(pooling_config()))) {
+            Ok(engine) => engine,
+            Err(error) => {
+                // Some sandboxes refuse the pool's large virtual reservation;
+                // on-demand allocation is slower but works everywhere.
+                tracing::warn!(%error, "pooling allocator unavailable, using on-demand allocation");
+                Engine::new(&base_config(None))
+                    .map_err(anyhow::Error::from)
+                    .context("creating the wasmtime engine")?
+            }
+        };
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            std::thread::Builder::new()
+                .name("wasm-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .context("starting the epoch ticker thread")?
+        };
+        Ok(Self {
+            engine,
+            ticker_stop,
+            ticker: Some(ticker),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for PluginEngine {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+    }
+}
+
+fn base_config(pooling: Option<PoolingAllocationConfig>) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    if let Some(pooling) = pooling {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    }
+    config
+}
+
+fn pooling_config() -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES * 8)
+        .total_memories(POOL_INSTANCES * 2)
+        .total_tables(POOL_INSTANCES * 8)
+        .total_stacks(POOL_INSTANCES)
+        .max_memory_size((MAX_PLUGIN_MEMORY_MB as usize) << 20);
+    pool
+}

@@ -1,0 +1,290 @@
+//! `NAME.toml`, the manifest beside every `NAME.wasm`: what the plugin is,
+//! which commands it answers, what it is granted and its limits.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::engine::MAX_PLUGIN_MEMORY_MB;
+use crate::capabilities::Capability;
+
+/// Commands the host answers itself; a plugin may not claim them.
+pub const RESERVED_COMMANDS: &[&str] = &["help"];
+
+const MAX_TIMEOUT_MS: u64 = 600_000;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct ManifestError {
+    pub path: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSpec {
+    pub name: String,
+    pub description: String,
+}
+
+/// Per-call limits after the host defaults are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLimits {
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+}
+
+impl PluginLimits {
+    pub fn new(timeout_ms: u64, memory_mb: u64) -> Self {
+        Self {
+            timeout: Duration::from_millis(timeout_ms),
+            memory_bytes: memory_mb << 20,
+        }
+    }
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        Self::new(5_000, 64)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub commands: Vec<CommandSpec>,
+    pub capabilities: Vec<Capability>,
+    pub secrets: Vec<String>,
+    pub limits: PluginLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: String,
+    version: String,
+    commands: Vec<RawCommand>,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    #[serde(default)]
+    secrets: Vec<String>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommand {
+    name: String,
+    description: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    timeout_ms: Option<u64>,
+    memory_mb: Option<u64>,
+}
+
+impl Manifest {
+    /// Reads and validates a manifest; `defaults` fill the limits it leaves out.
+    pub fn load(path: &Path, defaults: PluginLimits) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ManifestError {
+            path: path.display().to_string(),
+            problem: format!("cannot read the manifest: {error}"),
+        })?;
+        Self::parse(&text, defaults).map_err(|problem| ManifestError {
+            path: path.display().to_string(),
+            problem,
+        })
+    }
+
+    pub fn parse(text: &str, defaults: PluginLimits) -> Result<Self, String> {
+        let raw: RawManifest = toml::from_str(text)
+            .map_err(|error| format!("not a valid manifest: {}", error.message()))?;
+        validate_identifier("name", &raw.name, "a plugin name")?;
+        if raw.version.trim().is_empty() {
+            return Err("`version` must not be empty".into());
+        }
+        if raw.commands.is_empty() {
+            return Err("`commands` must list at least one command".into());
+        }
+        let mut seen = HashSet::new();
+        let mut commands = Vec::with_capacity(raw.commands.len());
+        for command in raw.commands {
+            validate_command(&command)?;
+            if !seen.insert(command.name.clone()) {
+                return Err(format!("command `{}` is listed twice", command.name));
+            }
+            commands.push(CommandSpec {
+                name: command.name,
+                description: command.description.trim().to_string(),
+            });
+        }
+        let mut capabilities = Vec::with_capacity(raw.capabilities.len());
+        for name in &raw.capabilities {
+            let capability = Capability::from_name(name).ok_or_else(|| {
+                format!(
+                    "unknown capability `{name}` (known: {})",
+                    Capability::ALL
+                        .iter()
+                        .map(|c| c.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            if !capabilities.contains(&capability) {
+                capabilities.push(capability);
+            }
+        }
+        let timeout_ms = raw
+            .limits
+            .timeout_ms
+            .unwrap_or(defaults.timeout.as_millis() as u64);
+        if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+            return Err(format!(
+                "`limits.timeout_ms` must be between 1 and {MAX_TIMEOUT_MS}, got {timeout_ms}"
+            ));
+        }
+        let memory_mb = raw
+            .limits
+            .memory_mb
+            .unwrap_or(defaults.memory_bytes >> 20);
+        if !(1..=MAX_PLUGIN_MEMORY_MB).contains(&memory_mb) {
+            return Err(format!(
+                "`limits.memory_mb` must be between 1 and {MAX_PLUGIN_MEMORY_MB}, got {memory_mb}"
+            ));
+        }
+        Ok(Self {
+            name: raw.name,
+            version: raw.version,
+            commands,
+            capabilities,
+            secrets: raw.secrets,
+            limits: PluginLimits::new(timeout_ms, memory_mb),
+        })
+    }
+
+    pub fn grants(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
+    }
+}
+
+fn validate_identifier(field: &str, value: &str, what: &str) -> Result<(), String> {
+    let valid = (1..=32).contains(&value.len())
+        && value.starts_with(|c: char| c.is_ascii_lowercase())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{field}` = {value:?} is not {what}: use 1-32 characters a-z, 0-9, '_' or '-', starting with a letter"
+        ))
+    }
+}
+
+/// Telegram's rules: 1-32 characters of a-z, 0-9 and '_'; description 1-256 characters.
+fn validate_command(command: &RawCommand) -> Result<(), String> {
+    let name = &command.name;
+    let valid = (1..=32).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return Err(format!(
+            "command {name:?} is not a valid command name: use 1-32 characters a-z, 0-9 or '_' (no slash)"
+        ));
+    }
+    if RESERVED_COMMANDS.contains(&name.as_str()) {
+        return Err(format!("command `{name}` is reserved by the host"));
+    }
+    let description = command.description.trim();
+    if description.is_empty() || description.chars().count() > 256 {
+        return Err(format!(
+            "command `{name}` needs a description of 1-256 characters"
+        ));
+    }
+    Ok(())
+}
+
+/// The manifest path that belongs to a component path (`x/NAME.wasm` -> `x/NAME.toml`).
+pub fn manifest_path_for(wasm: &Path) -> PathBuf {
+    wasm.with_extension("toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, String> {
+        Manifest::parse(text, PluginLimits::default())
+    }
+
+    const GOOD: &str = r#"
+        name = "ask"
+        version = "0.1.0"
+        commands = [{ name = "ask", description = "Ask the assistant" }]
+        capabilities = ["log"]
+        [limits]
+        timeout_ms = 30000
+    "#;
+
+    #[test]
+    fn a_good_manifest_gets_defaults_for_missing_limits() {
+        let manifest = parse(GOOD).unwrap();
+        assert_eq!(manifest.name, "ask");
+        assert_eq!(manifest.capabilities, vec![Capability::Log]);
+        assert_eq!(manifest.limits.timeout, Duration::from_secs(30));
+        assert_eq!(manifest.limits.memory_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn unknown_capability_is_named_with_the_known_ones() {
+        let error = parse(&GOOD.replace(r#"["log"]"#, r#"["log", "telepathy"]"#)).unwrap_err();
+        assert!(error.contains("unknown capability `telepathy`"), "{error}");
+        assert!(error.contains("known: log"), "{error}");
+    }
+
+    #[test]
+    fn bad_command_names_are_refused() {
+        for bad in ["/ask", "Ask", "", "a-b", &"x".repeat(33)] {
+            let text = GOOD.replace(r#"name = "ask", "#, &format!("name = {bad:?}, "));
+            let error = parse(&text).unwrap_err();
+            assert!(error.contains("not a valid command name"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn help_is_reserved_and_duplicates_are_refused() {
+        let error = parse(&GOOD.replace(r#"name = "ask", "#, r#"name = "help", "#)).unwrap_err();
+        assert!(error.contains("reserved"), "{error}");
+        let twice = GOOD.replace(
+            r#"commands = [{ name = "ask", description = "Ask the assistant" }]"#,
+            r#"commands = [{ name = "ask", description = "a" }, { name = "ask", description = "b" }]"#,
+        );
+        assert!(parse(&twice).unwrap_err().contains("listed twice"));
+    }
+
+    #[test]
+    fn limits_out_of_range_and_unknown_keys_are_refused() {
+        let error = parse(&GOOD.replace("timeout_ms = 30000", "memory_mb = 999999")).unwrap_err();
+        assert!(error.contains("limits.memory_mb"), "{error}");
+        let error = parse(&GOOD.replace("timeout_ms = 30000", "timeout_ms = 0")).unwrap_err();
+        assert!(error.contains("limits.timeout_ms"), "{error}");
+        let error = parse(&format!("{GOOD}\ncolour = 3")).unwrap_err();
+        assert!(error.contains("not a valid manifest"), "{error}");
+        assert!(parse("name = \"x\"").unwrap_err().contains("missing field"));
+    }
+
+    #[test]
+    fn bad_plugin_names_are_refused() {
+        let error = parse(&GOOD.replace(r#"name = "ask"
+        version"#, r#"name = "Ask Me"
+        version"#)).unwrap_err();
+        assert!(error.contains("is not a plugin name"), "{error}");
+    }
+}

@@ -1,0 +1,239 @@
+//! One loaded plugin: its manifest and a pre-linked component, ready to be
+//! instantiated afresh for every call.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Store, Trap};
+
+use super::bindings::HandlerPre;
+use super::call::CallState;
+use super::engine::EPOCH_TICK;
+use super::manifest::{Manifest, PluginLimits, manifest_path_for};
+use super::{Message, Reply};
+use crate::capabilities::Capability;
+
+/// Prefix of every interface this package defines, e.g. `wasmbot:plugin/log@0.1.0`.
+const PLUGIN_PACKAGE: &str = "wasmbot:plugin/";
+/// WASI is linked for every plugin (with an empty context): Rust's std imports it.
+const WASI_PACKAGES: &[&str] = &["wasi:"];
+
+/// Why a plugin could not be loaded. The message names the plugin and, for
+/// grant problems, the interface.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin `{plugin}`: {reason}")]
+pub struct LoadError {
+    pub plugin: String,
+    pub reason: String,
+}
+
+impl LoadError {
+    fn new(plugin: &str, reason: impl Into<String>) -> Self {
+        Self {
+            plugin: plugin.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How a call ended when it did not return a reply.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginFailure {
+    /// The handler returned `Err(text)`: the plugin's own message for the user.
+    #[error("the plugin returned an error: {0}")]
+    Declined(String),
+    #[error("the call exceeded its {0:?} deadline")]
+    Timeout(Duration),
+    #[error("the plugin exceeded its memory limit of {0} MiB")]
+    OutOfMemory(u64),
+    /// A trap or panic inside the guest, or a failure to instantiate it.
+    #[error("the plugin crashed: {0}")]
+    Crashed(String),
+}
+
+impl PluginFailure {
+    /// Short status for logs and audit (`error`, `timeout`, ...).
+    pub fn status(&self) -> &'static str {
+        match self {
+            PluginFailure::Declined(_) => "declined",
+            PluginFailure::Timeout(_) => "timeout",
+            PluginFailure::OutOfMemory(_) => "out_of_memory",
+            PluginFailure::Crashed(_) => "error",
+        }
+    }
+}
+
+/// Who and what a call is for, beyond the message itself.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub correlation_id: Arc<str>,
+}
+
+pub struct LoadedPlugin {
+    name: Arc<str>,
+    manifest: Manifest,
+    pre: HandlerPre<CallState>,
+}
+
+impl LoadedPlugin {
+    /// Loads `NAME.wasm` with its manifest `NAME.toml`: compiles the
+    /// component, checks its imports against the grants and links only
+    /// those. Compilation is CPU-bound: call this off the message path.
+    pub fn load(
+        engine: &wasmtime::Engine,
+        wasm_path: &Path,
+        defaults: PluginLimits,
+    ) -> Result<Self, LoadError> {
+        let stem = wasm_path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("?")
+            .to_string();
+        let manifest = Manifest::load(&manifest_path_for(wasm_path), defaults)
+            .map_err(|error| LoadError::new(&stem, error.to_string()))?;
+        if manifest.name != stem {
+            return Err(LoadError::new(
+                &stem,
+                format!(
+                    "the manifest says name = {:?}, but files must be named after the plugin ({}.wasm, {}.toml)",
+                    manifest.name, manifest.name, manifest.name
+                ),
+            ));
+        }
+        let bytes = std::fs::read(wasm_path).map_err(|error| {
+            LoadError::new(
+                &stem,
+                format!("cannot read {}: {error}", wasm_path.display()),
+            )
+        })?;
+        Self::from_parts(engine, manifest, &bytes)
+    }
+
+    /// Builds a plugin from a validated manifest and component bytes.
+    pub fn from_parts(
+        engine: &wasmtime::Engine,
+        manifest: Manifest,
+        bytes: &[u8],
+    ) -> Result<Self, LoadError> {
+        let name = manifest.name.clone();
+        let component = Component::new(engine, bytes).map_err(|error| {
+            LoadError::new(
+                &name,
+                format!("not a valid WebAssembly component for this host: {error:#}"),
+            )
+        })?;
+        check_imports(engine, &component, &manifest)?;
+        let mut linker = Linker::<CallState>::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|error| LoadError::new(&name, format!("linking WASI: {error:#}")))?;
+        for capability in &manifest.capabilities {
+            capability.link(&mut linker).map_err(|error| {
+                LoadError::new(
+                    &name,
+                    format!("linking capability `{}`: {error:#}", capability.name()),
+                )
+            })?;
+        }
+        let instance_pre = linker.instantiate_pre(&component).map_err(|error| {
+            LoadError::new(&name, format!("cannot be linked: {error:#}"))
+        })?;
+        let pre = HandlerPre::new(instance_pre).map_err(|error| {
+            LoadError::new(
+                &name,
+                format!("does not export the `handler` world's `handle` function: {error:#}"),
+            )
+        })?;
+        Ok(Self {
+            name: Arc::from(name.as_str()),
+            manifest,
+            pre,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Runs `handle(message)` in a fresh instance under the plugin's limits.
+    /// Whatever happens inside the guest ends here: the host goes on.
+    pub async fn invoke(&self, message: &Message, ctx: &CallContext) -> Result<Reply, PluginFailure> {
+        let limits = self.manifest.limits;
+        let state = CallState::new(
+            self.name.clone(),
+            ctx.correlation_id.clone(),
+            limits.memory_bytes,
+        );
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| state.limiter());
+        store.set_epoch_deadline(deadline_ticks(limits.timeout));
+        store.epoch_deadline_trap();
+
+        // The epoch deadline stops guest code; this outer timeout also stops a
+        // call stuck awaiting a host function.
+        let outcome = tokio::time::timeout(limits.timeout + EPOCH_TICK * 5, async {
+            let handler = self.pre.instantiate_async(&mut store).await?;
+            handler.call_handle(&mut store, message).await
+        })
+        .await;
+        store.data().forward_output();
+
+        match outcome {
+            Err(_elapsed) => Err(PluginFailure::Timeout(limits.timeout)),
+            Ok(Ok(Ok(reply))) => Ok(reply),
+            Ok(Ok(Err(text))) => Err(PluginFailure::Declined(text)),
+            Ok(Err(error)) => {
+                if store.data().memory_exceeded() {
+                    Err(PluginFailure::OutOfMemory(limits.memory_bytes >> 20))
+                } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                    Err(PluginFailure::Timeout(limits.timeout))
+                } else {
+                    Err(PluginFailure::Crashed(format!("{error:#}")))
+                }
+            }
+        }
+    }
+}
+
+fn deadline_ticks(timeout: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_millis().max(1);
+    // Round up, plus one: the current tick may be about to end.
+    (timeout.as_millis().div_ceil(tick) + 1) as u64
+}
+
+/// Refuses a component that imports anything the manifest does not grant,
+/// with an error naming the interface — clearer than the linker's message.
+fn check_imports(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    manifest: &Manifest,
+) -> Result<(), LoadError> {
+    let component_type = component.component_type();
+    for (import, _) in component_type.imports(engine) {
+        if WASI_PACKAGES.iter().any(|prefix| import.starts_with(prefix)) {
+            continue;
+        }
+        let interface = import
+            .strip_prefix(PLUGIN_PACKAGE)
+            .map(|rest| rest.split('@').next().unwrap_or(rest));
+        let reason = match interface {
+            // `types` holds only type definitions; nothing to grant.
+            Some("types") => continue,
+            Some(name) => match Capability::from_name(name) {
+                Some(capability) if manifest.grants(capability) => continue,
+                Some(_) => format!(
+                    "imports {PLUGIN_PACKAGE}{name} but the manifest does not grant `{name}` (add it to `capabilities`)"
+                ),
+                None => format!("imports `{import}`, which this host does not provide"),
+            },
+            None => format!("imports `{import}`, which this host does not provide"),
+        };
+        return Err(LoadError::new(&manifest.name, reason));
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+use crate::{Message, Reply, ReplyFormat};
+
+impl Message {
+    /// A name to address the user by: their @username, or "there" ("Hello, there!").
+    pub fn display_name(&self) -> &str {
+        self.username
+            .as_deref()
+            .filter(|name| !name.is_empty())
+            .unwrap_or("there")
+    }
+
+    /// The arguments split on whitespace.
+    pub fn arg_words(&self) -> impl Iterator<Item = &str> {
+        self.args.split_whitespace()
+    }
+}
+
+impl Reply {
+    /// A plain-text reply.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            format: ReplyFormat::Plain,
+        }
+    }
+
+    /// A reply rendered as Telegram Markdown.
+    pub fn markdown(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            format: ReplyFormat::Markdown,
+        }
+    }
+
+    /// A reply rendered as Telegram HTML.
+    pub fn html(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            format: ReplyFormat::Html,
+        }
+    }
+}
