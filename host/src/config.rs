@@ -57,7 +57,8 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
 
-        let plugins_dir = PathBuf::from(get("PLUGINS_DIR").unwrap_or_else(|| DEFAULT_PLUGINS_DIR.into()));
+        let plugins_dir =
+            PathBuf::from(get("PLUGINS_DIR").unwrap_or_else(|| DEFAULT_PLUGINS_DIR.into()));
         if !plugins_dir.is_dir() {
             return Err(ConfigError::new(
                 "PLUGINS_DIR",
@@ -95,7 +96,11 @@ impl Config {
                 )
             })?;
         }
-        let log_format = match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let log_format = match get("LOG_FORMAT")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None => None,
             Some("json") => Some(LogFormat::Json),
             Some("pretty") => Some(LogFormat::Pretty),
@@ -171,7 +176,10 @@ mod tests {
     fn a_missing_plugins_dir_is_named() {
         let error = config(&[("PLUGINS_DIR", "/no/such/dir")]).unwrap_err();
         assert_eq!(error.variable, "PLUGINS_DIR");
-        assert!(error.to_string().contains("/no/such/dir does not exist"), "{error}");
+        assert!(
+            error.to_string().contains("/no/such/dir does not exist"),
+            "{error}"
+        );
         assert!(error.to_string().contains("just build-plugins"), "{error}");
     }
 
@@ -180,9 +188,17 @@ mod tests {
         let dir = dir();
         let path = dir.path().to_str().unwrap();
         let cases = [
-            ("PLUGIN_TIMEOUT_MS", "soon", "expected a whole number of milliseconds"),
+            (
+                "PLUGIN_TIMEOUT_MS",
+                "soon",
+                "expected a whole number of milliseconds",
+            ),
             ("PLUGIN_TIMEOUT_MS", "0", "from 1 to 600000"),
-            ("PLUGIN_MEMORY_MB", "99999", "expected a whole number of MiB"),
+            (
+                "PLUGIN_MEMORY_MB",
+                "99999",
+                "expected a whole number of MiB",
+            ),
             ("LOG_FORMAT", "xml", "expected `json` or `pretty`"),
             ("LOG_LEVEL", "wasmbot=loud", "expected trace, debug"),
         ];

@@ -13,7 +13,11 @@ use wasmbot::config::Config;
 use wasmbot::runtime::{PluginEngine, PluginRegistry};
 
 #[derive(Parser)]
-#[command(name = "wasmbot", version, about = "A chat assistant whose commands are sandboxed WebAssembly components")]
+#[command(
+    name = "wasmbot",
+    version,
+    about = "A chat assistant whose commands are sandboxed WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,7 +58,10 @@ fn main() -> ExitCode {
         eprintln!("wasmbot: {error:#}");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("wasmbot: cannot start the async runtime: {error}");

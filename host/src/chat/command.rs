@@ -47,9 +47,15 @@ mod tests {
     fn commands_with_and_without_mention_and_args() {
         assert_eq!(parse("/start"), cmd("start", None, ""));
         assert_eq!(parse("  /Start  "), cmd("start", None, ""));
-        assert_eq!(parse("/ask what is  wasm? "), cmd("ask", None, "what is  wasm?"));
+        assert_eq!(
+            parse("/ask what is  wasm? "),
+            cmd("ask", None, "what is  wasm?")
+        );
         assert_eq!(parse("/start@my_bot"), cmd("start", Some("my_bot"), ""));
-        assert_eq!(parse("/ask@my_bot\nline two"), cmd("ask", Some("my_bot"), "line two"));
+        assert_eq!(
+            parse("/ask@my_bot\nline two"),
+            cmd("ask", Some("my_bot"), "line two")
+        );
     }
 
     #[test]

@@ -58,7 +58,11 @@ impl Dispatcher {
         self.route(incoming, correlation_id).instrument(span).await
     }
 
-    async fn route(&self, incoming: IncomingMessage, correlation_id: Arc<str>) -> Option<OutgoingReply> {
+    async fn route(
+        &self,
+        incoming: IncomingMessage,
+        correlation_id: Arc<str>,
+    ) -> Option<OutgoingReply> {
         let started = Instant::now();
         let plugins = self.registry.snapshot();
         let reply = |text: String, format: ReplyFormat| {
@@ -85,7 +89,10 @@ impl Dispatcher {
         }
         let Some(plugin) = plugins.plugin_for(&parsed.name).cloned() else {
             tracing::info!(command = %parsed.name, status = "unknown_command", "message handled");
-            return reply(help::unknown_command_text(&parsed.name, &plugins), ReplyFormat::Plain);
+            return reply(
+                help::unknown_command_text(&parsed.name, &plugins),
+                ReplyFormat::Plain,
+            );
         };
 
         let message = Message {
@@ -105,7 +112,13 @@ impl Dispatcher {
         let command = parsed.name.as_str();
         match outcome {
             Ok(plugin_reply) => {
-                tracing::info!(plugin = plugin.name(), command, status = "ok", duration_ms, "message handled");
+                tracing::info!(
+                    plugin = plugin.name(),
+                    command,
+                    status = "ok",
+                    duration_ms,
+                    "message handled"
+                );
                 reply(plugin_reply.text, plugin_reply.format)
             }
             Err(failure) => {

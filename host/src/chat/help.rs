@@ -11,10 +11,7 @@ pub fn help_text(plugins: &PluginSet) -> String {
 }
 
 pub fn unknown_command_text(command: &str, plugins: &PluginSet) -> String {
-    format!(
-        "Sorry, I don't know /{command}.\n\n{}",
-        help_text(plugins)
-    )
+    format!("Sorry, I don't know /{command}.\n\n{}", help_text(plugins))
 }
 
 pub fn not_a_command_text(plugins: &PluginSet) -> String {

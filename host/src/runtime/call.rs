@@ -70,7 +70,11 @@ impl CallState {
                 if line.trim().is_empty() {
                     continue;
                 }
-                tracing::info!(target: "plugin", plugin = %self.plugin, stream, "{line}");
+                if stream == "stderr" {
+                    tracing::warn!(target: "plugin", plugin = %self.plugin, stream, "{line}");
+                } else {
+                    tracing::info!(target: "plugin", plugin = %self.plugin, stream, "{line}");
+                }
             }
         }
     }

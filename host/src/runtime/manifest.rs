@@ -148,10 +148,7 @@ impl Manifest {
                 "`limits.timeout_ms` must be between 1 and {MAX_TIMEOUT_MS}, got {timeout_ms}"
             ));
         }
-        let memory_mb = raw
-            .limits
-            .memory_mb
-            .unwrap_or(defaults.memory_bytes >> 20);
+        let memory_mb = raw.limits.memory_mb.unwrap_or(defaults.memory_bytes >> 20);
         if !(1..=MAX_PLUGIN_MEMORY_MB).contains(&memory_mb) {
             return Err(format!(
                 "`limits.memory_mb` must be between 1 and {MAX_PLUGIN_MEMORY_MB}, got {memory_mb}"
@@ -282,9 +279,13 @@ mod tests {
 
     #[test]
     fn bad_plugin_names_are_refused() {
-        let error = parse(&GOOD.replace(r#"name = "ask"
-        version"#, r#"name = "Ask Me"
-        version"#)).unwrap_err();
+        let error = parse(&GOOD.replace(
+            r#"name = "ask"
+        version"#,
+            r#"name = "Ask Me"
+        version"#,
+        ))
+        .unwrap_err();
         assert!(error.contains("is not a plugin name"), "{error}");
     }
 }

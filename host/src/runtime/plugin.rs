@@ -136,9 +136,9 @@ impl LoadedPlugin {
                 )
             })?;
         }
-        let instance_pre = linker.instantiate_pre(&component).map_err(|error| {
-            LoadError::new(&name, format!("cannot be linked: {error:#}"))
-        })?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|error| LoadError::new(&name, format!("cannot be linked: {error:#}")))?;
         let pre = HandlerPre::new(instance_pre).map_err(|error| {
             LoadError::new(
                 &name,
@@ -162,7 +162,11 @@ impl LoadedPlugin {
 
     /// Runs `handle(message)` in a fresh instance under the plugin's limits.
     /// Whatever happens inside the guest ends here: the host goes on.
-    pub async fn invoke(&self, message: &Message, ctx: &CallContext) -> Result<Reply, PluginFailure> {
+    pub async fn invoke(
+        &self,
+        message: &Message,
+        ctx: &CallContext,
+    ) -> Result<Reply, PluginFailure> {
         let limits = self.manifest.limits;
         let state = CallState::new(
             self.name.clone(),
@@ -215,7 +219,10 @@ fn check_imports(
 ) -> Result<(), LoadError> {
     let component_type = component.component_type();
     for (import, _) in component_type.imports(engine) {
-        if WASI_PACKAGES.iter().any(|prefix| import.starts_with(prefix)) {
+        if WASI_PACKAGES
+            .iter()
+            .any(|prefix| import.starts_with(prefix))
+        {
             continue;
         }
         let interface = import

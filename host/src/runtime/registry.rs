@@ -42,11 +42,11 @@ impl PluginSet {
     /// Adds a plugin unless one of its commands is taken, which is an error
     /// naming both plugins.
     pub fn add(&mut self, plugin: LoadedPlugin) {
-        let taken = plugin
-            .manifest()
-            .commands
-            .iter()
-            .find_map(|c| self.commands.get(&c.name).map(|owner| (c.name.clone(), owner.name().to_string())));
+        let taken = plugin.manifest().commands.iter().find_map(|c| {
+            self.commands
+                .get(&c.name)
+                .map(|owner| (c.name.clone(), owner.name().to_string()))
+        });
         if let Some((command, owner)) = taken {
             self.errors.push(LoadError {
                 plugin: plugin.name().to_string(),
@@ -139,8 +139,10 @@ impl PluginRegistry {
         let set = {
             let engine = engine.clone();
             let dir = dir.clone();
-            tokio::task::spawn_blocking(move || PluginSet::load_dir(engine.engine(), &dir, defaults))
-                .await?
+            tokio::task::spawn_blocking(move || {
+                PluginSet::load_dir(engine.engine(), &dir, defaults)
+            })
+            .await?
         };
         Ok(Self {
             engine,

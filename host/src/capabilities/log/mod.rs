@@ -1,5 +1,5 @@
 //! `wasmbot:plugin/log`: a plugin's structured log lines, tagged by the host
-//! with the plugin name and the message's correlation id.
+//! with the plugin name; the correlation id comes from the message's span.
 
 use wasmtime::component::{HasSelf, Linker};
 
@@ -19,13 +19,12 @@ impl wit::Host for CallState {
         let message = truncate(&message, MAX_MESSAGE_CHARS);
         let fields = fields_json(&fields);
         let plugin = self.plugin();
-        let correlation_id = self.correlation_id();
         match level {
-            Level::Trace => tracing::trace!(target: "plugin", plugin, correlation_id, %fields, "{message}"),
-            Level::Debug => tracing::debug!(target: "plugin", plugin, correlation_id, %fields, "{message}"),
-            Level::Info => tracing::info!(target: "plugin", plugin, correlation_id, %fields, "{message}"),
-            Level::Warn => tracing::warn!(target: "plugin", plugin, correlation_id, %fields, "{message}"),
-            Level::Error => tracing::error!(target: "plugin", plugin, correlation_id, %fields, "{message}"),
+            Level::Trace => tracing::trace!(target: "plugin", plugin, %fields, "{message}"),
+            Level::Debug => tracing::debug!(target: "plugin", plugin, %fields, "{message}"),
+            Level::Info => tracing::info!(target: "plugin", plugin, %fields, "{message}"),
+            Level::Warn => tracing::warn!(target: "plugin", plugin, %fields, "{message}"),
+            Level::Error => tracing::error!(target: "plugin", plugin, %fields, "{message}"),
         }
     }
 }

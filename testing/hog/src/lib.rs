@@ -3,7 +3,10 @@ use wasmbot_sdk::prelude::*;
 
 fn handle(_msg: Message) -> HandlerResult {
     let block = vec![1u8; 1 << 30];
-    Ok(Reply::text(format!("allocated {} bytes", std::hint::black_box(block).len())))
+    Ok(Reply::text(format!(
+        "allocated {} bytes",
+        std::hint::black_box(block).len()
+    )))
 }
 
 wasmbot_sdk::handler!(handle);

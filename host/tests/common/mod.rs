@@ -1,0 +1,84 @@
+//! Shared set-up for the integration tests: real plugins built by
+//! `just build-plugins` / `just build-test-plugins`, copied into a fresh
+//! plugins directory per test.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasmbot::chat::{Dispatcher, IncomingMessage};
+use wasmbot::runtime::{PluginEngine, PluginLimits, PluginRegistry};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// Where a built plugin lives: bundled ones in plugins/dist, test-only ones in target/test-plugins.
+fn built_plugin(name: &str) -> PathBuf {
+    let root = workspace_root();
+    for dir in [root.join("plugins/dist"), root.join("target/test-plugins")] {
+        let wasm = dir.join(format!("{name}.wasm"));
+        if wasm.is_file() {
+            return wasm;
+        }
+    }
+    panic!(
+        "plugin `{name}` is not built: run `just build-plugins build-test-plugins` (or `just test`)"
+    );
+}
+
+/// A fresh plugins directory holding copies of the named built plugins.
+pub fn plugins_dir(names: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in names {
+        install(dir.path(), name);
+    }
+    dir
+}
+
+/// Copies a built plugin (component and manifest) into `dir`.
+pub fn install(dir: &Path, name: &str) {
+    let wasm = built_plugin(name);
+    std::fs::copy(&wasm, dir.join(format!("{name}.wasm"))).expect("copy wasm");
+    std::fs::copy(
+        wasm.with_extension("toml"),
+        dir.join(format!("{name}.toml")),
+    )
+    .expect("copy manifest");
+}
+
+pub async fn registry(dir: &Path) -> Arc<PluginRegistry> {
+    let engine = Arc::new(PluginEngine::new().expect("engine"));
+    Arc::new(
+        PluginRegistry::load(engine, dir.to_path_buf(), PluginLimits::default())
+            .await
+            .expect("registry"),
+    )
+}
+
+pub async fn dispatcher(dir: &Path) -> Dispatcher {
+    Dispatcher::new(registry(dir).await, Some("wasmbot_test_bot".into()))
+}
+
+pub fn message(text: &str) -> IncomingMessage {
+    IncomingMessage {
+        chat_id: 42,
+        user_id: 7,
+        username: Some("ada".into()),
+        text: text.into(),
+    }
+}
+
+/// Sends `text` and returns the reply text; panics when there is no reply.
+pub async fn ask(dispatcher: &Dispatcher, text: &str) -> String {
+    dispatcher
+        .handle(message(text))
+        .await
+        .unwrap_or_else(|| panic!("no reply to {text:?}"))
+        .text
+}
+
+pub const GREETING: &str = "Hello, ada! I'm your wasmbot assistant.";

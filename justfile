@@ -1,0 +1,25 @@
+# wasmbot — `just chat` to talk to the bot, `just test` to run every test.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Build the bundled plugins into plugins/dist (NAME.wasm + NAME.toml).
+build-plugins:
+    scripts/build-plugins.sh plugins plugins/dist
+
+# Build the containment-test plugins into target/test-plugins (never installed).
+build-test-plugins:
+    scripts/build-plugins.sh testing target/test-plugins
+
+# Chat with the bot in this terminal: the zero-setup default.
+chat: build-plugins
+    cargo run --quiet --bin wasmbot -- chat
+
+# Build every plugin and run every test.
+test: build-plugins build-test-plugins
+    cargo test --workspace --exclude wasmbot-sdk {{ plugin_excludes }}
+
+plugin_excludes := `for f in plugins/*/Cargo.toml testing/*/Cargo.toml; do sed -n 's/^name *= *"\(.*\)"/--exclude \1/p' "$f" | head -n1; done | tr '\n' ' '`

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds every plugin crate under SRC (folders with a plugin.toml) for
+# wasm32-wasip2 in release, and installs NAME.wasm + NAME.toml into OUT.
+# Usage: scripts/build-plugins.sh SRC OUT
+set -euo pipefail
+src=${1:?usage: build-plugins.sh SRC OUT}
+out=${2:?usage: build-plugins.sh SRC OUT}
+target_dir=${CARGO_TARGET_DIR:-target}
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
+
+packages=()
+declare -A plugin_of
+for manifest in "$src"/*/plugin.toml; do
+  [ -e "$manifest" ] || continue
+  dir=$(dirname "$manifest")
+  package=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$dir/Cargo.toml" | head -n1)
+  plugin=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n1)
+  if [ -z "$package" ] || [ -z "$plugin" ]; then
+    echo "build-plugins: $dir: cannot read the package name or the plugin name" >&2
+    exit 1
+  fi
+  packages+=(-p "$package")
+  plugin_of[$package]=$plugin
+done
+if [ ${#packages[@]} -eq 0 ]; then
+  echo "build-plugins: no plugin.toml under $src" >&2
+  exit 1
+fi
+
+cargo build --quiet --release --target wasm32-wasip2 "${packages[@]}"
+
+mkdir -p "$out"
+for package in "${!plugin_of[@]}"; do
+  plugin=${plugin_of[$package]}
+  built="$target_dir/wasm32-wasip2/release/${package//-/_}.wasm"
+  dir=$(dirname "$(grep -l "^name *= *\"$package\"" "$src"/*/Cargo.toml | head -n1)")
+  # Write beside, then rename: a watching host never sees a half-written file.
+  cp "$built" "$out/.$plugin.wasm.tmp" && mv "$out/.$plugin.wasm.tmp" "$out/$plugin.wasm"
+  cp "$dir/plugin.toml" "$out/.$plugin.toml.tmp" && mv "$out/.$plugin.toml.tmp" "$out/$plugin.toml"
+  echo "built $out/$plugin.wasm ($(wc -c < "$out/$plugin.wasm") bytes)"
+done
