@@ -11,7 +11,11 @@ use wasmbot::runtime::{PluginEngine, PluginLimits, PluginRegistry};
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().unwrap_or_else(|| "plugins/dist".into());
-    let count: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(20_000);
+    let count: usize = args
+        .next()
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(20_000);
     let engine = Arc::new(PluginEngine::new()?);
     let registry = PluginRegistry::load(engine, dir.into(), PluginLimits::default()).await?;
     let dispatcher = Dispatcher::new(Arc::new(registry), None);
