@@ -4,7 +4,25 @@
 
 use std::path::PathBuf;
 
+use zeroize::Zeroizing;
+
 use crate::runtime::PluginLimits;
+
+/// A configured secret: never printed, wiped from memory when dropped.
+#[derive(Clone)]
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {problem}")]
@@ -38,9 +56,16 @@ pub struct Config {
     pub log_level: Option<String>,
     /// `LOG_FORMAT`, when set; otherwise pretty on a terminal, JSON elsewhere.
     pub log_format: Option<LogFormat>,
+    /// `DATABASE_URL`: `sqlite://PATH` (default) or `postgres://…`.
+    pub database_url: SecretString,
+    /// `ENCRYPTION_KEY`: 64 hex characters; required only where secrets are used.
+    pub encryption_key: Option<SecretString>,
+    /// `AUDIT_RETENTION_DAYS`: audit entries older than this are deleted by the cleanup job.
+    pub audit_retention_days: u32,
 }
 
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins/dist";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/wasmbot.db";
 
 impl Config {
     /// Loads `.env` (when present; real environment variables win) and reads the environment.
@@ -112,11 +137,48 @@ impl Config {
             }
         };
 
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        let known_scheme = ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| database_url.starts_with(scheme));
+        if !known_scheme {
+            // The value may hold a password: say what is wrong, not what it is.
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "expected sqlite://PATH (the embedded default) or postgres://USER@HOST/DB",
+            ));
+        }
+
+        let encryption_key = get("ENCRYPTION_KEY").map(|key| SecretString(Zeroizing::new(key)));
+        if let Some(key) = &encryption_key {
+            crate::crypto::Vault::from_hex("ENCRYPTION_KEY", key.expose()).map_err(|error| {
+                ConfigError::new(
+                    "ENCRYPTION_KEY",
+                    error
+                        .to_string()
+                        .trim_start_matches("ENCRYPTION_KEY: ")
+                        .to_string()
+                        + " (generate one with `wasmbot secrets generate-key`)",
+                )
+            })?;
+        }
+
+        let audit_retention_days = parse_number(
+            "AUDIT_RETENTION_DAYS",
+            get("AUDIT_RETENTION_DAYS"),
+            30,
+            1..=36_500,
+            "days",
+        )? as u32;
+
         Ok(Self {
             plugins_dir,
             plugin_limits: PluginLimits::new(timeout_ms, memory_mb),
             log_level,
             log_format,
+            database_url: SecretString(Zeroizing::new(database_url)),
+            encryption_key,
+            audit_retention_days,
         })
     }
 }
@@ -170,6 +232,10 @@ mod tests {
         assert_eq!(config.plugin_limits, PluginLimits::default());
         assert_eq!(config.log_level, None);
         assert_eq!(config.log_format, None);
+        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert!(config.encryption_key.is_none());
+        assert_eq!(config.audit_retention_days, 30);
+        assert_eq!(format!("{:?}", config.database_url), "[redacted]");
     }
 
     #[test]
@@ -201,6 +267,21 @@ mod tests {
             ),
             ("LOG_FORMAT", "xml", "expected `json` or `pretty`"),
             ("LOG_LEVEL", "wasmbot=loud", "expected trace, debug"),
+            (
+                "DATABASE_URL",
+                "mysql://root:pw@db/x",
+                "expected sqlite://PATH",
+            ),
+            (
+                "ENCRYPTION_KEY",
+                "abc123",
+                "expected 64 hexadecimal characters",
+            ),
+            (
+                "AUDIT_RETENTION_DAYS",
+                "-1",
+                "expected a whole number of days",
+            ),
         ];
         for (variable, value, expected) in cases {
             let error = config(&[("PLUGINS_DIR", path), (variable, value)]).unwrap_err();
@@ -208,6 +289,9 @@ mod tests {
             let text = error.to_string();
             assert!(text.starts_with(variable), "{text}");
             assert!(text.contains(expected), "{variable}={value}: {text}");
+            if variable == "DATABASE_URL" || variable == "ENCRYPTION_KEY" {
+                assert!(!text.contains(value), "a secret value was echoed: {text}");
+            }
         }
     }
 

@@ -3,8 +3,14 @@
 //! adapter (`chat::console`) -> `chat::Dispatcher` -> `runtime::PluginRegistry`
 //! -> `runtime::LoadedPlugin::invoke` -> reply.
 
+pub mod app;
+pub mod audit;
 pub mod capabilities;
 pub mod chat;
+pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod logging;
 pub mod runtime;
+pub mod services;
+pub mod store;

@@ -1,7 +1,10 @@
 //! Host capabilities lent to plugins. One module per WIT interface; a
 //! plugin's linker receives only the interfaces its manifest grants.
 
+pub mod audit;
 pub mod log;
+pub mod secrets;
+pub mod state;
 
 use wasmtime::component::Linker;
 
@@ -11,15 +14,26 @@ use crate::runtime::CallState;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Capability {
     Log,
+    State,
+    Secrets,
+    Audit,
 }
 
 impl Capability {
-    pub const ALL: &'static [Capability] = &[Capability::Log];
+    pub const ALL: &'static [Capability] = &[
+        Capability::Log,
+        Capability::State,
+        Capability::Secrets,
+        Capability::Audit,
+    ];
 
     /// The name used in manifests and in the WIT interface (`wasmbot:plugin/<name>`).
     pub fn name(self) -> &'static str {
         match self {
             Capability::Log => "log",
+            Capability::State => "state",
+            Capability::Secrets => "secrets",
+            Capability::Audit => "audit",
         }
     }
 
@@ -31,6 +45,9 @@ impl Capability {
     pub fn link(self, linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
         match self {
             Capability::Log => log::link(linker),
+            Capability::State => state::link(linker),
+            Capability::Secrets => secrets::link(linker),
+            Capability::Audit => audit::link(linker),
         }
     }
 }

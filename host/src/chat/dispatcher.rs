@@ -10,6 +10,8 @@ use tracing::Instrument as _;
 use super::command;
 use super::help;
 use crate::runtime::{CallContext, Message, PluginFailure, PluginRegistry, ReplyFormat};
+use crate::services::HostServices;
+use crate::store::AuditEntry;
 
 /// A message as an adapter received it.
 #[derive(Debug, Clone)]
@@ -30,6 +32,7 @@ pub struct OutgoingReply {
 
 pub struct Dispatcher {
     registry: Arc<PluginRegistry>,
+    services: HostServices,
     /// Our own @username: `/cmd@other_bot` in a group is for someone else.
     bot_username: Option<String>,
 }
@@ -38,8 +41,15 @@ impl Dispatcher {
     pub fn new(registry: Arc<PluginRegistry>, bot_username: Option<String>) -> Self {
         Self {
             registry,
+            services: HostServices::default(),
             bot_username,
         }
+    }
+
+    /// Lends these services (database, vault, audit) to the plugins.
+    pub fn with_services(mut self, services: HostServices) -> Self {
+        self.services = services;
+        self
     }
 
     pub fn registry(&self) -> &Arc<PluginRegistry> {
@@ -106,10 +116,21 @@ impl Dispatcher {
         };
         let ctx = CallContext {
             correlation_id: correlation_id.clone(),
+            user_id: incoming.user_id,
+            chat_id: incoming.chat_id,
+            services: self.services.clone(),
         };
         let outcome = plugin.invoke(&message, &ctx).await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         let command = parsed.name.as_str();
+        self.audit_message(
+            &incoming,
+            &correlation_id,
+            plugin.name(),
+            command,
+            &outcome,
+            duration_ms,
+        );
         match outcome {
             Ok(plugin_reply) => {
                 tracing::info!(
@@ -134,6 +155,41 @@ impl Dispatcher {
                 reply(failure_text(command, &failure), ReplyFormat::Plain)
             }
         }
+    }
+}
+
+impl Dispatcher {
+    /// One entry per handled message; queued, never awaited.
+    fn audit_message(
+        &self,
+        incoming: &IncomingMessage,
+        correlation_id: &str,
+        plugin: &str,
+        command: &str,
+        outcome: &Result<crate::runtime::Reply, PluginFailure>,
+        duration_ms: f64,
+    ) {
+        let Some(writer) = &self.services.audit else {
+            return;
+        };
+        let (status, error) = match outcome {
+            Ok(_) => ("ok", None),
+            Err(failure) => (failure.status(), Some(failure.to_string())),
+        };
+        writer.record(AuditEntry {
+            created_at: chrono::Utc::now(),
+            correlation_id: Some(correlation_id.to_string()),
+            user_id: Some(incoming.user_id),
+            chat_id: Some(incoming.chat_id),
+            plugin: Some(plugin.to_string()),
+            action: "command".into(),
+            source: "host".into(),
+            model: None,
+            status: status.into(),
+            error,
+            duration_ms: Some(duration_ms),
+            metadata: sqlx::types::Json(serde_json::json!({ "command": command })),
+        });
     }
 }
 

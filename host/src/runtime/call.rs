@@ -6,6 +6,14 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use zeroize::Zeroizing;
+
+use super::plugin::CallContext;
+use crate::services::HostServices;
+use crate::store::AuditEntry;
+
+/// What replaces a secret value a plugin tries to log or reply with.
+pub const MASK: &str = "[redacted]";
 
 /// What the guest may write to stdout/stderr in one call before writes fail.
 const OUTPUT_CAPACITY: usize = 64 * 1024;
@@ -14,7 +22,11 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 pub struct CallState {
     plugin: Arc<str>,
-    correlation_id: Arc<str>,
+    ctx: CallContext,
+    /// Names the manifest lets this plugin read.
+    allowed_secrets: Arc<[String]>,
+    /// Secret values handed out in this call, masked wherever the plugin writes them.
+    revealed: Vec<Zeroizing<String>>,
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryCap,
@@ -25,7 +37,12 @@ pub struct CallState {
 impl CallState {
     /// A WASI context with nothing ambient: no environment, arguments,
     /// directories or network; stdout and stderr are captured for the log.
-    pub fn new(plugin: Arc<str>, correlation_id: Arc<str>, memory_bytes: u64) -> Self {
+    pub fn new(
+        plugin: Arc<str>,
+        allowed_secrets: Arc<[String]>,
+        ctx: CallContext,
+        memory_bytes: u64,
+    ) -> Self {
         let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         let wasi = WasiCtxBuilder::new()
@@ -34,7 +51,9 @@ impl CallState {
             .build();
         Self {
             plugin,
-            correlation_id,
+            ctx,
+            allowed_secrets,
+            revealed: Vec::new(),
             wasi,
             table: ResourceTable::new(),
             memory: MemoryCap {
@@ -51,7 +70,63 @@ impl CallState {
     }
 
     pub fn correlation_id(&self) -> &str {
-        &self.correlation_id
+        &self.ctx.correlation_id
+    }
+
+    pub fn services(&self) -> &HostServices {
+        &self.ctx.services
+    }
+
+    pub fn may_read_secret(&self, name: &str) -> bool {
+        self.allowed_secrets.iter().any(|allowed| allowed == name)
+    }
+
+    /// Remembers a secret value so it is masked in this call's output.
+    pub fn remember_secret(&mut self, value: &str) {
+        if !value.is_empty() {
+            self.revealed.push(Zeroizing::new(value.to_string()));
+        }
+    }
+
+    /// `text` with every secret value handed out in this call replaced.
+    pub fn mask(&self, text: &str) -> String {
+        let mut masked = text.to_string();
+        for secret in &self.revealed {
+            if masked.contains(secret.as_str()) {
+                masked = masked.replace(secret.as_str(), MASK);
+            }
+        }
+        masked
+    }
+
+    /// An audit entry written by the host about this call (e.g. a denied secret).
+    pub fn audit_host_action(&self, action: &str, status: &str, metadata: serde_json::Value) {
+        self.audit(action, "host", status, metadata);
+    }
+
+    /// An audit entry the plugin asked for.
+    pub fn audit_plugin_action(&self, action: &str, status: &str, metadata: serde_json::Value) {
+        self.audit(action, "plugin", status, metadata);
+    }
+
+    fn audit(&self, action: &str, source: &str, status: &str, metadata: serde_json::Value) {
+        let Some(writer) = &self.ctx.services.audit else {
+            return;
+        };
+        writer.record(AuditEntry {
+            created_at: chrono::Utc::now(),
+            correlation_id: Some(self.ctx.correlation_id.to_string()),
+            user_id: Some(self.ctx.user_id),
+            chat_id: Some(self.ctx.chat_id),
+            plugin: Some(self.plugin.to_string()),
+            action: action.to_string(),
+            source: source.to_string(),
+            model: None,
+            status: status.to_string(),
+            error: None,
+            duration_ms: None,
+            metadata: sqlx::types::Json(metadata),
+        });
     }
 
     pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
@@ -66,7 +141,8 @@ impl CallState {
     pub(crate) fn forward_output(&self) {
         for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let bytes = pipe.contents();
-            for line in String::from_utf8_lossy(&bytes).lines() {
+            let text = self.mask(&String::from_utf8_lossy(&bytes));
+            for line in text.lines() {
                 if line.trim().is_empty() {
                     continue;
                 }

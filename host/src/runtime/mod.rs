@@ -8,10 +8,13 @@ mod manifest;
 mod plugin;
 mod registry;
 
-/// The generated `log` interface, for `capabilities::log`.
+// The generated interfaces, for their modules under `capabilities`.
+pub use bindings::wasmbot::plugin::audit as bindings_audit;
 pub use bindings::wasmbot::plugin::log as bindings_log;
+pub use bindings::wasmbot::plugin::secrets as bindings_secrets;
+pub use bindings::wasmbot::plugin::state as bindings_state;
 pub use bindings::wasmbot::plugin::types::{Message, Reply, ReplyFormat};
-pub use call::CallState;
+pub use call::{CallState, MASK};
 pub use engine::{MAX_PLUGIN_MEMORY_MB, PluginEngine};
 pub use manifest::{CommandSpec, Manifest, ManifestError, PluginLimits};
 pub use plugin::{CallContext, LoadError, LoadedPlugin, PluginFailure};

@@ -14,6 +14,7 @@ use super::engine::EPOCH_TICK;
 use super::manifest::{Manifest, PluginLimits, manifest_path_for};
 use super::{Message, Reply};
 use crate::capabilities::Capability;
+use crate::services::HostServices;
 
 /// Prefix of every interface this package defines, e.g. `wasmbot:plugin/log@0.1.0`.
 const PLUGIN_PACKAGE: &str = "wasmbot:plugin/";
@@ -65,15 +66,19 @@ impl PluginFailure {
     }
 }
 
-/// Who and what a call is for, beyond the message itself.
-#[derive(Debug, Clone)]
+/// Who a call is for and what the host lends it, beyond the message itself.
+#[derive(Clone)]
 pub struct CallContext {
     pub correlation_id: Arc<str>,
+    pub user_id: i64,
+    pub chat_id: i64,
+    pub services: HostServices,
 }
 
 pub struct LoadedPlugin {
     name: Arc<str>,
     manifest: Manifest,
+    secrets: Arc<[String]>,
     pre: HandlerPre<CallState>,
 }
 
@@ -147,6 +152,7 @@ impl LoadedPlugin {
         })?;
         Ok(Self {
             name: Arc::from(name.as_str()),
+            secrets: manifest.secrets.clone().into(),
             manifest,
             pre,
         })
@@ -170,7 +176,8 @@ impl LoadedPlugin {
         let limits = self.manifest.limits;
         let state = CallState::new(
             self.name.clone(),
-            ctx.correlation_id.clone(),
+            self.secrets.clone(),
+            ctx.clone(),
             limits.memory_bytes,
         );
         let mut store = Store::new(self.pre.engine(), state);
@@ -189,8 +196,11 @@ impl LoadedPlugin {
 
         match outcome {
             Err(_elapsed) => Err(PluginFailure::Timeout(limits.timeout)),
-            Ok(Ok(Ok(reply))) => Ok(reply),
-            Ok(Ok(Err(text))) => Err(PluginFailure::Declined(text)),
+            Ok(Ok(Ok(reply))) => Ok(Reply {
+                text: store.data().mask(&reply.text),
+                format: reply.format,
+            }),
+            Ok(Ok(Err(text))) => Err(PluginFailure::Declined(store.data().mask(&text))),
             Ok(Err(error)) => {
                 if store.data().memory_exceeded() {
                     Err(PluginFailure::OutOfMemory(limits.memory_bytes >> 20))

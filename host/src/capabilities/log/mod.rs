@@ -16,8 +16,8 @@ const MAX_FIELDS: usize = 32;
 
 impl wit::Host for CallState {
     async fn log(&mut self, level: Level, message: String, fields: Vec<Field>) {
-        let message = truncate(&message, MAX_MESSAGE_CHARS);
-        let fields = fields_json(&fields);
+        let message = self.mask(truncate(&message, MAX_MESSAGE_CHARS));
+        let fields = self.mask(&fields_json(&fields).to_string());
         let plugin = self.plugin();
         match level {
             Level::Trace => tracing::trace!(target: "plugin", plugin, %fields, "{message}"),
@@ -36,11 +36,32 @@ fn fields_json(fields: &[Field]) -> serde_json::Value {
         .map(|field| {
             (
                 truncate(&field.key, 64).to_string(),
-                serde_json::Value::String(truncate(&field.value, MAX_MESSAGE_CHARS).to_string()),
+                serde_json::Value::String(if is_sensitive(&field.key) {
+                    crate::runtime::MASK.to_string()
+                } else {
+                    truncate(&field.value, MAX_MESSAGE_CHARS).to_string()
+                }),
             )
         })
         .collect();
     serde_json::Value::Object(map)
+}
+
+/// Field names whose values never reach the log.
+const SENSITIVE: &[&str] = &[
+    "token",
+    "api_key",
+    "apikey",
+    "password",
+    "secret",
+    "key",
+    "ciphertext",
+    "authorization",
+];
+
+fn is_sensitive(field: &str) -> bool {
+    let field = field.to_ascii_lowercase();
+    SENSITIVE.iter().any(|word| field.contains(word))
 }
 
 fn truncate(text: &str, max_chars: usize) -> &str {
@@ -67,5 +88,19 @@ mod tests {
             value: "5".into(),
         }];
         assert_eq!(fields_json(&fields).to_string(), r#"{"chars":"5"}"#);
+        let secret = vec![
+            Field {
+                key: "api_key".into(),
+                value: "sk-123".into(),
+            },
+            Field {
+                key: "Password".into(),
+                value: "hunter2".into(),
+            },
+        ];
+        assert_eq!(
+            fields_json(&secret).to_string(),
+            r#"{"Password":"[redacted]","api_key":"[redacted]"}"#
+        );
     }
 }

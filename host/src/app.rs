@@ -1,0 +1,72 @@
+//! Start-up shared by the commands that serve messages: open the database
+//! (migrating unless told not to), the vault, the audit writer, the plugins.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::audit::{AuditWriter, DEFAULT_QUEUE_CAPACITY};
+use crate::config::Config;
+use crate::crypto::Vault;
+use crate::runtime::{PluginEngine, PluginRegistry};
+use crate::services::HostServices;
+use crate::store::Store;
+
+/// How long shutdown waits for queued audit entries to reach the database.
+pub const AUDIT_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Store> {
+    let store = Store::connect(config.database_url.expose()).await?;
+    if migrate {
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("migrating the {} database", store.backend()))?;
+    }
+    Ok(store)
+}
+
+pub fn open_vault(config: &Config) -> anyhow::Result<Option<Arc<Vault>>> {
+    config
+        .encryption_key
+        .as_ref()
+        .map(|key| Vault::from_hex("ENCRYPTION_KEY", key.expose()).map(Arc::new))
+        .transpose()
+        .map_err(anyhow::Error::from)
+}
+
+/// Everything a message needs: the services and the loaded plugins.
+pub struct Host {
+    pub services: HostServices,
+    pub registry: Arc<PluginRegistry>,
+}
+
+impl Host {
+    pub async fn start(config: &Config, migrate: bool) -> anyhow::Result<Self> {
+        let store = open_store(config, migrate).await?;
+        let audit = Arc::new(AuditWriter::start(store.clone(), DEFAULT_QUEUE_CAPACITY));
+        let services = HostServices {
+            store: Some(store),
+            vault: open_vault(config)?,
+            audit: Some(audit),
+        };
+        let engine = Arc::new(PluginEngine::new()?);
+        let registry =
+            PluginRegistry::load(engine, config.plugins_dir.clone(), config.plugin_limits).await?;
+        Ok(Self {
+            services,
+            registry: Arc::new(registry),
+        })
+    }
+
+    /// Flushes the audit queue and closes the database.
+    pub async fn shutdown(&self) {
+        if let Some(audit) = &self.services.audit {
+            audit.shutdown(AUDIT_FLUSH_DEADLINE).await;
+        }
+        if let Some(store) = &self.services.store {
+            store.close().await;
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! `wasmbot chat`: the console adapter over the full host.
+
+use std::io::IsTerminal;
+
+use anyhow::Context as _;
+
+use crate::app::Host;
+use crate::chat::Dispatcher;
+use crate::chat::console::{self, ConsoleUser};
+use crate::config::Config;
+
+pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::Result<()> {
+    let host = Host::start(config, migrate).await?;
+    let plugins = host.registry.snapshot();
+    for error in plugins.errors() {
+        eprintln!("wasmbot: {error}");
+    }
+    if plugins.plugins().is_empty() {
+        eprintln!(
+            "wasmbot: no plugins loaded from {} (run `just build-plugins`)",
+            config.plugins_dir.display()
+        );
+    }
+    let dispatcher =
+        Dispatcher::new(host.registry.clone(), None).with_services(host.services.clone());
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        println!("wasmbot console: type /help, or Ctrl-D to leave.");
+    }
+    let input = tokio::io::BufReader::new(tokio::io::stdin());
+    let result = console::run(&dispatcher, &user, input, tokio::io::stdout(), interactive)
+        .await
+        .context("console input/output failed");
+    host.shutdown().await;
+    result
+}

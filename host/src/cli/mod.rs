@@ -1,0 +1,112 @@
+//! The `wasmbot` commands (clap). Configuration is read and validated once,
+//! before anything starts; a bad value is one line on stderr and exit code 2.
+
+mod chat;
+mod secrets;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "wasmbot",
+    version,
+    about = "A chat assistant whose commands are sandboxed WebAssembly components"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Chat with the bot in this terminal (no external services needed).
+    Chat {
+        /// The user id plugins see.
+        #[arg(long, default_value_t = 1)]
+        user_id: i64,
+        /// The chat id plugins see.
+        #[arg(long, default_value_t = 1)]
+        chat_id: i64,
+        /// The username plugins see.
+        #[arg(long, default_value = "you")]
+        username: String,
+        /// Do not apply database migrations at start-up.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Manage encrypted credentials.
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::SecretsCommand,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("wasmbot: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    // The console is for a person: only warnings interrupt the conversation
+    // unless LOG_LEVEL asks for more. Other commands print their own results.
+    let default_level = match cli.command {
+        Command::Chat { .. } | Command::Secrets { .. } | Command::Migrate => "warn",
+    };
+    let level = config.log_level.as_deref().unwrap_or(default_level);
+    if let Err(error) = crate::logging::init(level, config.log_format) {
+        eprintln!("wasmbot: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("wasmbot: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("wasmbot: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Chat {
+            user_id,
+            chat_id,
+            username,
+            no_migrate,
+        } => {
+            let user = crate::chat::console::ConsoleUser {
+                user_id,
+                chat_id,
+                username: Some(username).filter(|name| !name.is_empty()),
+            };
+            chat::run(&config, user, !no_migrate).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let store = crate::app::open_store(&config, true).await?;
+            println!("{} database is up to date", store.backend());
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secrets { command } => secrets::run(&config, command).await,
+    }
+}

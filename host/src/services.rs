@@ -1,0 +1,16 @@
+//! The host's side-effecting services that capabilities lend to plugins.
+//! Each is optional so a bare runtime (tests, `plugins check`) needs none.
+
+use std::sync::Arc;
+
+use crate::audit::AuditWriter;
+use crate::crypto::Vault;
+use crate::store::Store;
+
+#[derive(Default, Clone)]
+pub struct HostServices {
+    pub store: Option<Store>,
+    /// Present when `ENCRYPTION_KEY` is set.
+    pub vault: Option<Arc<Vault>>,
+    pub audit: Option<Arc<AuditWriter>>,
+}
