@@ -12,6 +12,9 @@
 //! wasmbot_sdk::handler!(handle);
 //! ```
 //!
+//! Capabilities are modules: [`log`], [`state`], [`secrets`], [`audit`];
+//! each needs its grant in the manifest.
+//!
 //! Build it with `cargo build --release --target wasm32-wasip2` (or
 //! `just build-plugins`) and grant what it imports in its `plugin.toml`.
 
@@ -26,8 +29,11 @@ pub mod bindings {
     });
 }
 
+pub mod audit;
 pub mod log;
 mod message;
+pub mod secrets;
+pub mod state;
 
 pub use bindings::wasmbot::plugin::types::{Message, Reply, ReplyFormat};
 
@@ -36,7 +42,8 @@ pub type HandlerResult = Result<Reply, String>;
 
 /// Everything a handler usually needs, in one `use`.
 pub mod prelude {
-    pub use crate::{HandlerResult, Message, Reply, ReplyFormat, log};
+    pub use crate::{HandlerResult, Message, Reply, ReplyFormat, audit, log, secrets, state};
+    pub use serde_json::json;
 }
 
 /// Exports `handler_fn` (a `fn(Message) -> Result<Reply, String>`) as the

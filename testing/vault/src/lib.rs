@@ -1,0 +1,17 @@
+//! Test plugin: reads the secret named in its arguments, logs it, prints it
+//! and replies with it — the host must mask it everywhere.
+use wasmbot_sdk::prelude::*;
+
+fn handle(msg: Message) -> HandlerResult {
+    match secrets::get(&msg.args) {
+        Ok(value) => {
+            log::info(&format!("the secret is {value}"), &[("value", &value)]);
+            println!("stdout: {value}");
+            audit::record("secret_used", audit::Status::Ok, &json!({ "name": msg.args }))?;
+            Ok(Reply::text(format!("secret: {value}")))
+        }
+        Err(error) => Ok(Reply::text(format!("error: {}", error.message()))),
+    }
+}
+
+wasmbot_sdk::handler!(handle);
