@@ -1,8 +1,8 @@
 //! The audit trail (needs `capabilities = ["audit"]`). The host adds time,
 //! plugin, user, chat and correlation id.
 
-pub use crate::bindings::wasmbot::plugin::audit::Status;
 use crate::bindings::wasmbot::plugin::audit as wit;
+pub use crate::bindings::wasmbot::plugin::audit::Status;
 
 /// Records `action` with `status` and a JSON object of details.
 pub fn record(action: &str, status: Status, metadata: &serde_json::Value) -> Result<(), String> {

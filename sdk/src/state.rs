@@ -4,8 +4,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use crate::bindings::wasmbot::plugin::state::StateError;
 use crate::bindings::wasmbot::plugin::state as wit;
+pub use crate::bindings::wasmbot::plugin::state::StateError;
 
 impl StateError {
     /// A sentence for a user or a log line.
@@ -37,7 +37,8 @@ pub fn get<T: DeserializeOwned>(key: &str) -> Result<Option<T>, StateError> {
 
 /// Stores `value` under `key`.
 pub fn set<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<(), StateError> {
-    let json = serde_json::to_string(value).map_err(|error| StateError::InvalidJson(error.to_string()))?;
+    let json =
+        serde_json::to_string(value).map_err(|error| StateError::InvalidJson(error.to_string()))?;
     wit::set(key, &json)
 }
 

@@ -4,6 +4,8 @@
 mod chat;
 mod secrets;
 
+pub use secrets::rotate;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -3,6 +3,8 @@
 //! plugins directory per test.
 #![allow(dead_code)]
 
+pub mod stores;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

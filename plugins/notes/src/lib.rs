@@ -9,15 +9,24 @@ fn handle(msg: Message) -> HandlerResult {
     let key = format!("chat:{}:notes", msg.chat_id);
     let mut notes: Vec<String> = state::get(&key)?.unwrap_or_default();
     match (msg.command.as_str(), msg.args.as_str()) {
-        ("note", "") => Ok(Reply::text("Usage: /note <text> keeps a note; /notes lists them.")),
+        ("note", "") => Ok(Reply::text(
+            "Usage: /note <text> keeps a note; /notes lists them.",
+        )),
         ("note", text) => {
             if notes.len() >= MAX_NOTES {
                 notes.remove(0);
             }
             notes.push(text.to_string());
             state::set(&key, &notes)?;
-            audit::record("note_added", audit::Status::Ok, &json!({ "count": notes.len() }))?;
-            Ok(Reply::text(format!("Noted ({} in this chat).", notes.len())))
+            audit::record(
+                "note_added",
+                audit::Status::Ok,
+                &json!({ "count": notes.len() }),
+            )?;
+            Ok(Reply::text(format!(
+                "Noted ({} in this chat).",
+                notes.len()
+            )))
         }
         (_, "clear") => {
             state::delete(&key)?;

@@ -7,7 +7,11 @@ fn handle(msg: Message) -> HandlerResult {
         Ok(value) => {
             log::info(&format!("the secret is {value}"), &[("value", &value)]);
             println!("stdout: {value}");
-            audit::record("secret_used", audit::Status::Ok, &json!({ "name": msg.args }))?;
+            audit::record(
+                "secret_used",
+                audit::Status::Ok,
+                &json!({ "name": msg.args }),
+            )?;
             Ok(Reply::text(format!("secret: {value}")))
         }
         Err(error) => Ok(Reply::text(format!("error: {}", error.message()))),
