@@ -11,6 +11,8 @@ use wasmbot::store::Store;
 pub struct TestStore {
     pub store: Store,
     pub label: &'static str,
+    /// The Postgres schema holding this store's tables.
+    pub schema: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -22,6 +24,7 @@ pub async fn sqlite() -> TestStore {
     TestStore {
         store,
         label: "sqlite",
+        schema: None,
         _dir: Some(dir),
     }
 }
@@ -57,21 +60,28 @@ pub async fn postgres_at(url: &str) -> TestStore {
         .await
         .unwrap();
     admin.close().await;
-    let options = PgConnectOptions::from_str(url)
-        .unwrap()
-        .options([("search_path", schema.as_str())]);
-    let pool = PgPoolOptions::new()
-        .max_connections(5)
-        .connect_with(options)
-        .await
-        .unwrap();
-    let store = Store::Postgres(pool);
+    let store = postgres_in_schema(url, &schema).await;
     store.migrate().await.unwrap();
     TestStore {
         store,
         label: "postgres",
+        schema: Some(schema),
         _dir: None,
     }
+}
+
+/// A pool whose connections use `schema` (e.g. through a proxy URL).
+pub async fn postgres_in_schema(url: &str, schema: &str) -> Store {
+    let options = PgConnectOptions::from_str(url)
+        .unwrap()
+        .options([("search_path", schema)]);
+    let pool = PgPoolOptions::new()
+        .max_connections(5)
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_with(options)
+        .await
+        .unwrap();
+    Store::Postgres(pool)
 }
 
 /// SQLite always; Postgres when configured.
