@@ -29,7 +29,11 @@ async fn host(store: Store, plugins: tempfile::TempDir) -> TestHost {
         audit: Some(audit.clone()),
     };
     let registry = common::registry(plugins.path()).await;
-    assert!(registry.snapshot().errors().is_empty(), "{:?}", registry.snapshot().errors());
+    assert!(
+        registry.snapshot().errors().is_empty(),
+        "{:?}",
+        registry.snapshot().errors()
+    );
     TestHost {
         dispatcher: Dispatcher::new(registry, None).with_services(services),
         audit,
@@ -60,7 +64,12 @@ async fn one_plugin_never_sees_another_plugins_state() {
         assert_eq!(ask(d, r#"/put greeting {"text":"from A"}"#).await, "stored");
         assert_eq!(ask(d, "/fetch2 greeting").await, "none", "{}", t.label);
         assert_eq!(ask(d, "/put2 greeting 2").await, "stored");
-        assert_eq!(ask(d, "/fetch greeting").await, r#"{"text":"from A"}"#, "{}", t.label);
+        assert_eq!(
+            ask(d, "/fetch greeting").await,
+            r#"{"text":"from A"}"#,
+            "{}",
+            t.label
+        );
         assert_eq!(ask(d, "/fetch2 greeting").await, "2");
         assert_eq!(ask(d, "/put greetings [1]").await, "stored");
         assert_eq!(ask(d, "/keys greet").await, "greeting,greetings");
@@ -70,9 +79,16 @@ async fn one_plugin_never_sees_another_plugins_state() {
         assert_eq!(ask(d, "/fetch2 greeting").await, "2", "{}", t.label);
         // Limits come back as typed errors, not traps.
         let long_key = "k".repeat(300);
-        assert!(ask(d, &format!("/put {long_key} 1")).await.starts_with("error: invalid key"));
+        assert!(
+            ask(d, &format!("/put {long_key} 1"))
+                .await
+                .starts_with("error: invalid key")
+        );
         let big = format!("\"{}\"", "x".repeat(70_000));
-        assert_eq!(ask(d, &format!("/put big {big}")).await, "error: value larger than 65536 bytes");
+        assert_eq!(
+            ask(d, &format!("/put big {big}")).await,
+            "error: value larger than 65536 bytes"
+        );
     }
 }
 
@@ -81,26 +97,46 @@ async fn secrets_only_as_granted_masked_in_replies_and_denials_audited() {
     for t in common::stores::all().await {
         let vault = Vault::from_hex("ENCRYPTION_KEY", KEY).unwrap();
         for (name, value) in [("github_token", "ghp_live_value_123"), ("bank_pin", "9876")] {
-            t.store.put_credential(&vault.encrypt(name, value.as_bytes(), 1).unwrap()).await.unwrap();
+            t.store
+                .put_credential(&vault.encrypt(name, value.as_bytes(), 1).unwrap())
+                .await
+                .unwrap();
         }
         let host = host(t.store.clone(), plugins_dir(&["vault", "start"])).await;
         let d = &host.dispatcher;
-        let reply = d.handle(common::message("/reveal github_token")).await.unwrap();
+        let reply = d
+            .handle(common::message("/reveal github_token"))
+            .await
+            .unwrap();
         assert_eq!(reply.text, "secret: [redacted]", "{}", t.label);
         let denied = d.handle(common::message("/reveal bank_pin")).await.unwrap();
         assert_eq!(denied.text, "error: this plugin may not read that secret");
         host.audit.shutdown(Duration::from_secs(5)).await;
 
-        let read = t.store.audit_for_correlation(&reply.correlation_id).await.unwrap();
-        let actions: Vec<(&str, &str, &str)> =
-            read.iter().map(|e| (e.action.as_str(), e.source.as_str(), e.status.as_str())).collect();
+        let read = t
+            .store
+            .audit_for_correlation(&reply.correlation_id)
+            .await
+            .unwrap();
+        let actions: Vec<(&str, &str, &str)> = read
+            .iter()
+            .map(|e| (e.action.as_str(), e.source.as_str(), e.status.as_str()))
+            .collect();
         assert_eq!(
             actions,
-            vec![("secret_read", "host", "ok"), ("secret_used", "plugin", "ok"), ("command", "host", "ok")],
+            vec![
+                ("secret_read", "host", "ok"),
+                ("secret_used", "plugin", "ok"),
+                ("command", "host", "ok")
+            ],
             "{}",
             t.label
         );
-        let denial = t.store.audit_for_correlation(&denied.correlation_id).await.unwrap();
+        let denial = t
+            .store
+            .audit_for_correlation(&denied.correlation_id)
+            .await
+            .unwrap();
         assert_eq!(denial[0].action, "secret_denied");
         assert_eq!(denial[0].status, "denied");
         assert_eq!(denial[0].plugin.as_deref(), Some("vault"));
@@ -117,7 +153,13 @@ async fn every_handled_message_leaves_an_audit_entry_with_its_correlation_id() {
         let host = host(t.store.clone(), dir).await;
         let mut ids = Vec::new();
         for text in ["/start", "/crash", "/spin"] {
-            ids.push(host.dispatcher.handle(common::message(text)).await.unwrap().correlation_id);
+            ids.push(
+                host.dispatcher
+                    .handle(common::message(text))
+                    .await
+                    .unwrap()
+                    .correlation_id,
+            );
         }
         host.audit.shutdown(Duration::from_secs(5)).await;
         let mut statuses = Vec::new();
@@ -127,7 +169,11 @@ async fn every_handled_message_leaves_an_audit_entry_with_its_correlation_id() {
             let entry = &entries[0];
             assert_eq!(entry.action, "command");
             assert!(entry.duration_ms.unwrap() >= 0.0);
-            statuses.push((entry.plugin.clone().unwrap(), entry.status.clone(), entry.error.is_some()));
+            statuses.push((
+                entry.plugin.clone().unwrap(),
+                entry.status.clone(),
+                entry.error.is_some(),
+            ));
         }
         assert_eq!(
             statuses,
@@ -159,30 +205,48 @@ async fn replies_flow_while_postgres_is_down_and_the_audit_lands_when_it_is_back
     proxied_url.set_host(Some("127.0.0.1")).unwrap();
     proxied_url.set_port(Some(proxy.addr.port())).unwrap();
     let through_proxy =
-        common::stores::postgres_in_schema(proxied_url.as_str(), direct.schema.as_deref().unwrap()).await;
+        common::stores::postgres_in_schema(proxied_url.as_str(), direct.schema.as_deref().unwrap())
+            .await;
     let host = host(through_proxy, plugins_dir(&["start"])).await;
 
     proxy.go_down();
     let mut ids = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();
-        let reply = host.dispatcher.handle(common::message("/start")).await.unwrap();
+        let reply = host
+            .dispatcher
+            .handle(common::message("/start"))
+            .await
+            .unwrap();
         assert!(reply.text.starts_with(GREETING));
-        assert!(started.elapsed() < Duration::from_millis(500), "a reply waited on the database");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "a reply waited on the database"
+        );
         ids.push(reply.correlation_id);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(direct.store.count_audit().await.unwrap(), 0, "nothing can have landed while down");
+    assert_eq!(
+        direct.store.count_audit().await.unwrap(),
+        0,
+        "nothing can have landed while down"
+    );
     assert_eq!(host.audit.overflow(), 0);
 
     proxy.come_back();
     let deadline = Instant::now() + Duration::from_secs(20);
     while direct.store.count_audit().await.unwrap() < 20 {
-        assert!(Instant::now() < deadline, "queued audit entries never landed");
+        assert!(
+            Instant::now() < deadline,
+            "queued audit entries never landed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for id in &ids {
-        assert_eq!(direct.store.audit_for_correlation(id).await.unwrap().len(), 1);
+        assert_eq!(
+            direct.store.audit_for_correlation(id).await.unwrap().len(),
+            1
+        );
     }
     host.audit.shutdown(Duration::from_secs(5)).await;
 }
@@ -212,5 +276,9 @@ async fn a_full_audit_queue_counts_the_overflow_instead_of_blocking() {
     assert_eq!(writer.queued(), 10);
     writer.shutdown(Duration::from_secs(5)).await;
     let written = t.store.count_audit().await.unwrap() as u64;
-    assert_eq!(written + writer.overflow(), 50, "every entry is either written or counted");
+    assert_eq!(
+        written + writer.overflow(),
+        50,
+        "every entry is either written or counted"
+    );
 }

@@ -8,9 +8,19 @@ use std::process::{Command, Output, Stdio};
 use common::plugins_dir;
 
 fn wasmbot_chat(envs: &[(&str, &str)], input: &str, args: &[&str]) -> Output {
+    let data = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/wasmbot.db", data.path().display());
+    let mut all_envs = vec![("DATABASE_URL", database.as_str())];
+    all_envs.extend_from_slice(envs);
+    let mut all_args = vec!["chat"];
+    all_args.extend_from_slice(args);
+    wasmbot(&all_args, &all_envs, input)
+}
+
+/// Runs the real binary with a clean environment for wasmbot's variables.
+fn wasmbot(args: &[&str], envs: &[(&str, &str)], input: &str) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wasmbot"));
     command
-        .arg("chat")
         .args(args)
         // Run outside the checkout so no developer's .env leaks in.
         .current_dir(std::env::temp_dir())
@@ -18,6 +28,8 @@ fn wasmbot_chat(envs: &[(&str, &str)], input: &str, args: &[&str]) -> Output {
         .env_remove("LOG_FORMAT")
         .env_remove("PLUGIN_TIMEOUT_MS")
         .env_remove("PLUGIN_MEMORY_MB")
+        .env_remove("DATABASE_URL")
+        .env_remove("ENCRYPTION_KEY")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -140,4 +152,170 @@ fn a_bad_plugin_is_reported_on_stderr_and_the_rest_still_answer() {
         "{stderr}"
     );
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("Hello, you!"));
+}
+
+const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const SECRET: &str = "ghp_CanaryValue_8d3f1";
+
+#[test]
+fn state_persists_in_sqlite_across_restarts() {
+    let dir = plugins_dir(&["notes"]);
+    let data = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/nested/wasmbot.db", data.path().display());
+    let envs = [
+        ("PLUGINS_DIR", dir.path().to_str().unwrap()),
+        ("DATABASE_URL", database.as_str()),
+    ];
+    let first = wasmbot(&["chat"], &envs, "/note buy milk\n/note call mom\n");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        data.path().join("nested/wasmbot.db").is_file(),
+        "the database file is created on first use"
+    );
+    let second = wasmbot(&["chat"], &envs, "/notes\n");
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        "1. buy milk\n2. call mom\n"
+    );
+}
+
+#[test]
+fn a_secret_never_reaches_logs_or_replies() {
+    let dir = plugins_dir(&["vault"]);
+    let data = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/wasmbot.db", data.path().display());
+    let envs = [
+        ("PLUGINS_DIR", dir.path().to_str().unwrap()),
+        ("DATABASE_URL", database.as_str()),
+        ("ENCRYPTION_KEY", KEY),
+        ("LOG_LEVEL", "trace"),
+        ("LOG_FORMAT", "json"),
+    ];
+    let set = wasmbot(&["secrets", "set", "github_token"], &envs, SECRET);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let chat = wasmbot(&["chat"], &envs, "/reveal github_token\n");
+    let stdout = String::from_utf8_lossy(&chat.stdout);
+    let stderr = String::from_utf8_lossy(&chat.stderr);
+    assert_eq!(stdout, "secret: [redacted]\n");
+    // The plugin logged it as a message, as a field and on stdout: all masked.
+    assert!(stderr.contains("the secret is [redacted]"), "{stderr}");
+    assert!(stderr.contains("stdout: [redacted]"), "{stderr}");
+    for output in [&set.stdout, &set.stderr, &chat.stdout, &chat.stderr] {
+        assert!(
+            !String::from_utf8_lossy(output).contains(SECRET),
+            "the secret leaked"
+        );
+    }
+    let database_file = std::fs::read(data.path().join("wasmbot.db")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&database_file).contains(SECRET),
+        "plaintext in the database file"
+    );
+}
+
+#[test]
+fn secrets_cli_sets_lists_rotates_and_deletes_without_showing_values() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = plugins_dir(&[]);
+    let database = format!("sqlite://{}/wasmbot.db", data.path().display());
+    let base = [
+        ("PLUGINS_DIR", dir.path().to_str().unwrap()),
+        ("DATABASE_URL", database.as_str()),
+    ];
+    let with_key = |key: &'static str| {
+        let mut envs = base.to_vec();
+        envs.push(("ENCRYPTION_KEY", key));
+        envs
+    };
+
+    let no_key = wasmbot(&["secrets", "set", "github_token"], &base, SECRET);
+    assert!(!no_key.status.success());
+    assert!(String::from_utf8_lossy(&no_key.stderr).contains("ENCRYPTION_KEY is not set"));
+
+    let empty = wasmbot(&["secrets", "set", "github_token"], &with_key(KEY), "");
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("is empty"));
+    let bad_name = wasmbot(&["secrets", "set", "no spaces"], &with_key(KEY), "x");
+    assert!(String::from_utf8_lossy(&bad_name.stderr).contains("secret names are"));
+
+    assert!(
+        wasmbot(&["secrets", "set", "github_token"], &with_key(KEY), SECRET)
+            .status
+            .success()
+    );
+    let list = wasmbot(&["secrets", "list"], &with_key(KEY), "");
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.starts_with("github_token\tkey v1\tcreated "),
+        "{listed}"
+    );
+    assert!(!listed.contains(SECRET));
+
+    let new_key = "f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000";
+    let rotate = wasmbot(&["secrets", "rotate-key"], &with_key(KEY), new_key);
+    assert!(
+        rotate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rotate.stdout).contains("re-encrypted 1 secrets"));
+    let listed =
+        String::from_utf8_lossy(&wasmbot(&["secrets", "list"], &with_key(new_key), "").stdout)
+            .to_string();
+    assert!(listed.contains("key v2"), "{listed}");
+    // The old key can no longer rotate (nothing decrypts with it).
+    let again = wasmbot(&["secrets", "rotate-key"], &with_key(KEY), new_key);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("wrong ENCRYPTION_KEY"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    assert!(
+        wasmbot(
+            &["secrets", "delete", "github_token"],
+            &with_key(new_key),
+            ""
+        )
+        .status
+        .success()
+    );
+    let gone = wasmbot(
+        &["secrets", "delete", "github_token"],
+        &with_key(new_key),
+        "",
+    );
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no secret named `github_token`"));
+    assert!(!gone.status.success());
+}
+
+#[test]
+fn migrate_applies_the_schema_and_a_bad_key_is_refused_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = plugins_dir(&[]);
+    let database = format!("sqlite://{}/wasmbot.db", data.path().display());
+    let envs = [
+        ("PLUGINS_DIR", dir.path().to_str().unwrap()),
+        ("DATABASE_URL", database.as_str()),
+    ];
+    let migrate = wasmbot(&["migrate"], &envs, "");
+    assert_eq!(
+        String::from_utf8_lossy(&migrate.stdout),
+        "sqlite database is up to date\n"
+    );
+    let mut bad = envs.to_vec();
+    bad.push(("ENCRYPTION_KEY", "0123"));
+    let refused = wasmbot(&["chat"], &bad, "/start\n");
+    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr).trim_end(),
+        "wasmbot: configuration error: ENCRYPTION_KEY: expected 64 hexadecimal characters (a 32-byte key), got 4 characters (generate one with `wasmbot secrets generate-key`)"
+    );
 }

@@ -27,11 +27,13 @@ pub enum SecretsCommand {
 }
 
 pub async fn run(config: &Config, command: SecretsCommand) -> anyhow::Result<ExitCode> {
-    if let SecretsCommand::GenerateKey = command {
-        println!("{}", Vault::generate_key_hex().as_str());
-        return Ok(ExitCode::SUCCESS);
-    }
-    let store = open_store(config, true).await?;
+    let store = match command {
+        SecretsCommand::GenerateKey => {
+            println!("{}", Vault::generate_key_hex().as_str());
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => open_store(config, true).await?,
+    };
     let code = match command {
         SecretsCommand::Set { name } => {
             validate_name(&name)?;
@@ -82,7 +84,7 @@ pub async fn run(config: &Config, command: SecretsCommand) -> anyhow::Result<Exi
             println!("re-encrypted {count} secrets; now set ENCRYPTION_KEY to the new key");
             ExitCode::SUCCESS
         }
-        SecretsCommand::GenerateKey => unreachable!("handled above"),
+        SecretsCommand::GenerateKey => ExitCode::SUCCESS,
     };
     store.close().await;
     Ok(code)
