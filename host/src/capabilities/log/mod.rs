@@ -36,7 +36,7 @@ fn fields_json(fields: &[Field]) -> serde_json::Value {
         .map(|field| {
             (
                 truncate(&field.key, 64).to_string(),
-                serde_json::Value::String(if is_sensitive(&field.key) {
+                serde_json::Value::String(if crate::logging::is_sensitive(&field.key) {
                     crate::runtime::MASK.to_string()
                 } else {
                     truncate(&field.value, MAX_MESSAGE_CHARS).to_string()
@@ -45,23 +45,6 @@ fn fields_json(fields: &[Field]) -> serde_json::Value {
         })
         .collect();
     serde_json::Value::Object(map)
-}
-
-/// Field names whose values never reach the log.
-const SENSITIVE: &[&str] = &[
-    "token",
-    "api_key",
-    "apikey",
-    "password",
-    "secret",
-    "key",
-    "ciphertext",
-    "authorization",
-];
-
-fn is_sensitive(field: &str) -> bool {
-    let field = field.to_ascii_lowercase();
-    SENSITIVE.iter().any(|word| field.contains(word))
 }
 
 fn truncate(text: &str, max_chars: usize) -> &str {
