@@ -18,6 +18,14 @@ build-test-plugins:
 chat: build-plugins
     cargo run --quiet --bin wasmbot -- chat
 
+# Scaffold plugins/NAME (a handler and a manifest) from templates/plugin.
+new-plugin NAME:
+    scripts/new-plugin.sh {{ NAME }}
+
+# Rebuild plugins into plugins/dist on every source change (a running bot reloads them).
+watch:
+    scripts/watch-plugins.sh
+
 # Build every plugin and run every test.
 test: build-plugins build-test-plugins
     cargo test --workspace --exclude wasmbot-sdk {{ plugin_excludes }}

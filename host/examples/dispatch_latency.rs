@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(20_000);
-    let engine = Arc::new(PluginEngine::new()?);
+    let engine = Arc::new(PluginEngine::new(None)?);
     let registry = PluginRegistry::load(engine, dir.into(), PluginLimits::default()).await?;
     let dispatcher = Dispatcher::new(Arc::new(registry), None);
     let message = IncomingMessage {

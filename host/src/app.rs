@@ -51,7 +51,7 @@ impl Host {
             vault: open_vault(config)?,
             audit: Some(audit),
         };
-        let engine = Arc::new(PluginEngine::new()?);
+        let engine = Arc::new(PluginEngine::new(Some(config.plugin_cache_dir.clone()))?);
         let registry =
             PluginRegistry::load(engine, config.plugins_dir.clone(), config.plugin_limits).await?;
         Ok(Self {

@@ -50,6 +50,8 @@ pub enum LogFormat {
 pub struct Config {
     /// `PLUGINS_DIR`: where `NAME.wasm` + `NAME.toml` pairs live.
     pub plugins_dir: PathBuf,
+    /// `PLUGIN_CACHE_DIR`: compiled components kept between runs.
+    pub plugin_cache_dir: PathBuf,
     /// `PLUGIN_TIMEOUT_MS` / `PLUGIN_MEMORY_MB`: limits for manifests that set none.
     pub plugin_limits: PluginLimits,
     /// `LOG_LEVEL`, when set: a level or a tracing filter such as `wasmbot=debug`.
@@ -65,6 +67,7 @@ pub struct Config {
 }
 
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins/dist";
+pub const DEFAULT_PLUGIN_CACHE_DIR: &str = "data/plugin-cache";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/wasmbot.db";
 
 impl Config {
@@ -78,21 +81,31 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// Commands that load plugins call this: the folder must exist.
+    pub fn check_plugins_dir(&self) -> Result<(), ConfigError> {
+        if self.plugins_dir.is_dir() {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            "PLUGINS_DIR",
+            format!(
+                "directory {} does not exist (run `just build-plugins`, or point PLUGINS_DIR at a folder of NAME.wasm + NAME.toml files)",
+                self.plugins_dir.display()
+            ),
+        ))
+    }
+
     /// Reads settings through `lookup`; an empty value counts as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
 
+        // The folder is checked by the commands that load plugins
+        // (`check_plugins_dir`): `migrate` and `secrets` need none.
         let plugins_dir =
             PathBuf::from(get("PLUGINS_DIR").unwrap_or_else(|| DEFAULT_PLUGINS_DIR.into()));
-        if !plugins_dir.is_dir() {
-            return Err(ConfigError::new(
-                "PLUGINS_DIR",
-                format!(
-                    "directory {} does not exist (run `just build-plugins`, or point PLUGINS_DIR at a folder of NAME.wasm + NAME.toml files)",
-                    plugins_dir.display()
-                ),
-            ));
-        }
+        let plugin_cache_dir = PathBuf::from(
+            get("PLUGIN_CACHE_DIR").unwrap_or_else(|| DEFAULT_PLUGIN_CACHE_DIR.into()),
+        );
 
         let defaults = PluginLimits::default();
         let timeout_ms = parse_number(
@@ -173,6 +186,7 @@ impl Config {
 
         Ok(Self {
             plugins_dir,
+            plugin_cache_dir,
             plugin_limits: PluginLimits::new(timeout_ms, memory_mb),
             log_level,
             log_format,
@@ -240,7 +254,10 @@ mod tests {
 
     #[test]
     fn a_missing_plugins_dir_is_named() {
-        let error = config(&[("PLUGINS_DIR", "/no/such/dir")]).unwrap_err();
+        let error = config(&[("PLUGINS_DIR", "/no/such/dir")])
+            .unwrap()
+            .check_plugins_dir()
+            .unwrap_err();
         assert_eq!(error.variable, "PLUGINS_DIR");
         assert!(
             error.to_string().contains("/no/such/dir does not exist"),

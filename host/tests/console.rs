@@ -319,3 +319,64 @@ fn migrate_applies_the_schema_and_a_bad_key_is_refused_at_start() {
         "wasmbot: configuration error: ENCRYPTION_KEY: expected 64 hexadecimal characters (a 32-byte key), got 4 characters (generate one with `wasmbot secrets generate-key`)"
     );
 }
+
+#[test]
+fn plugins_check_explains_what_is_wrong_and_list_shows_what_is_loaded() {
+    let dir = plugins_dir(&["start", "echo", "ungranted"]);
+    let cache = tempfile::tempdir().unwrap();
+    let envs = [
+        ("PLUGINS_DIR", dir.path().to_str().unwrap()),
+        ("PLUGIN_CACHE_DIR", cache.path().to_str().unwrap()),
+    ];
+    let good = wasmbot(
+        &[
+            "plugins",
+            "check",
+            dir.path().join("echo.wasm").to_str().unwrap(),
+        ],
+        &envs,
+        "",
+    );
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stdout)
+    );
+    let line = String::from_utf8_lossy(&good.stdout).to_string();
+    assert!(
+        line.starts_with("echo\t0.1.0\tloaded\t/echo /say\tgrants: log\tsecrets: none\tlimits: 5000 ms, 64 MiB\tsha256:"),
+        "{line}"
+    );
+
+    let bad = wasmbot(
+        &[
+            "plugins",
+            "check",
+            dir.path().join("ungranted.toml").to_str().unwrap(),
+        ],
+        &envs,
+        "",
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stdout).trim_end(),
+        "ungranted\tREFUSED\timports wasmbot:plugin/log but the manifest does not grant `log` (add it to `capabilities`)"
+    );
+    let missing = wasmbot(&["plugins", "check", "/nowhere/x.wasm"], &envs, "");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stdout).contains("cannot read the manifest"));
+
+    let list = wasmbot(&["plugins", "list"], &envs, "");
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    let names: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(names, vec!["echo", "start", "ungranted"], "{listed}");
+    assert!(listed.contains("ungranted\tREFUSED\t"));
+    assert_eq!(
+        list.status.code(),
+        Some(1),
+        "a refused plugin makes `list` fail"
+    );
+}

@@ -121,6 +121,10 @@ impl Dispatcher {
             services: self.services.clone(),
         };
         let outcome = plugin.invoke(&message, &ctx).await;
+        // A short plugin call completes without ever waiting, so a loop of
+        // them would hold a worker thread forever; take part in tokio's
+        // cooperative budget so the watcher and other chats still run.
+        tokio::task::consume_budget().await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         let command = parsed.name.as_str();
         self.audit_message(

@@ -21,6 +21,9 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
             config.plugins_dir.display()
         );
     }
+    // Rebuilt plugins (`just watch`) are picked up while the console runs.
+    let _watcher = crate::runtime::watch(host.registry.clone(), |_| {})
+        .with_context(|| format!("watching {}", config.plugins_dir.display()))?;
     let dispatcher =
         Dispatcher::new(host.registry.clone(), None).with_services(host.services.clone());
     let interactive = std::io::stdin().is_terminal();

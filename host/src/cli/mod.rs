@@ -2,6 +2,7 @@
 //! before anything starts; a bad value is one line on stderr and exit code 2.
 
 mod chat;
+mod plugins;
 mod secrets;
 
 pub use secrets::rotate;
@@ -42,6 +43,11 @@ enum Command {
     },
     /// Apply the database migrations and exit.
     Migrate,
+    /// Inspect and check plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: plugins::PluginsCommand,
+    },
     /// Manage encrypted credentials.
     Secrets {
         #[command(subcommand)]
@@ -61,8 +67,22 @@ pub fn main() -> ExitCode {
     // The console is for a person: only warnings interrupt the conversation
     // unless LOG_LEVEL asks for more. Other commands print their own results.
     let default_level = match cli.command {
-        Command::Chat { .. } | Command::Secrets { .. } | Command::Migrate => "warn",
+        Command::Chat { .. }
+        | Command::Secrets { .. }
+        | Command::Migrate
+        | Command::Plugins { .. } => "warn",
     };
+    let needs_plugins_dir = matches!(
+        cli.command,
+        Command::Chat { .. }
+            | Command::Plugins {
+                command: plugins::PluginsCommand::List
+            }
+    );
+    if needs_plugins_dir && let Err(error) = config.check_plugins_dir() {
+        eprintln!("wasmbot: configuration error: {error}");
+        return ExitCode::from(2);
+    }
     let level = config.log_level.as_deref().unwrap_or(default_level);
     if let Err(error) = crate::logging::init(level, config.log_format) {
         eprintln!("wasmbot: {error:#}");
@@ -110,5 +130,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Secrets { command } => secrets::run(&config, command).await,
+        Command::Plugins { command } => plugins::run(&config, command).await,
     }
 }

@@ -7,7 +7,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::cache::{CompileCache, CompileStats};
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -20,12 +23,15 @@ const POOL_INSTANCES: u32 = 256;
 
 pub struct PluginEngine {
     engine: Engine,
+    cache: Option<CompileCache>,
+    stats: CompileStats,
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
 
 impl PluginEngine {
-    pub fn new() -> anyhow::Result<Self> {
+    /// `cache_dir`: where compiled components are kept between runs (none: always compile).
+    pub fn new(cache_dir: Option<std::path::PathBuf>) -> anyhow::Result<Self> {
         let engine = match Engine::new(&base_config(Some(pooling_config()))) {
             Ok(engine) => engine,
             Err(error) => {
@@ -51,8 +57,11 @@ impl PluginEngine {
                 })
                 .context("starting the epoch ticker thread")?
         };
+        let cache = cache_dir.map(|dir| CompileCache::new(dir, &engine));
         Ok(Self {
             engine,
+            cache,
+            stats: CompileStats::default(),
             ticker_stop,
             ticker: Some(ticker),
         })
@@ -60,6 +69,22 @@ impl PluginEngine {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub fn stats(&self) -> &CompileStats {
+        &self.stats
+    }
+
+    /// Compiles a component, or takes it from the compile cache.
+    pub fn component(&self, bytes: &[u8], content_hash: &str) -> wasmtime::Result<Component> {
+        match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, bytes, content_hash, &self.stats),
+            None => {
+                let component = Component::new(&self.engine, bytes)?;
+                self.stats.count_compiled();
+                Ok(component)
+            }
+        }
     }
 }
 

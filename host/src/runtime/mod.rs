@@ -2,11 +2,13 @@
 //! the registry of loaded plugins.
 
 mod bindings;
+mod cache;
 mod call;
 mod engine;
 mod manifest;
 mod plugin;
 mod registry;
+mod watcher;
 
 // The generated interfaces, for their modules under `capabilities`.
 pub use bindings::wasmbot::plugin::audit as bindings_audit;
@@ -14,8 +16,10 @@ pub use bindings::wasmbot::plugin::log as bindings_log;
 pub use bindings::wasmbot::plugin::secrets as bindings_secrets;
 pub use bindings::wasmbot::plugin::state as bindings_state;
 pub use bindings::wasmbot::plugin::types::{Message, Reply, ReplyFormat};
+pub use cache::{CompileStats, content_hash};
 pub use call::{CallState, MASK};
 pub use engine::{MAX_PLUGIN_MEMORY_MB, PluginEngine};
 pub use manifest::{CommandSpec, Manifest, ManifestError, PluginLimits};
 pub use plugin::{CallContext, LoadError, LoadedPlugin, PluginFailure};
-pub use registry::{PluginRegistry, PluginSet};
+pub use registry::{PluginRegistry, PluginSet, ReloadOutcome};
+pub use watcher::{DEBOUNCE, PluginWatcher, watch};

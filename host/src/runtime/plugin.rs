@@ -9,8 +9,10 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Store, Trap};
 
 use super::bindings::HandlerPre;
+use super::cache::content_hash;
 use super::call::CallState;
 use super::engine::EPOCH_TICK;
+use super::engine::PluginEngine;
 use super::manifest::{Manifest, PluginLimits, manifest_path_for};
 use super::{Message, Reply};
 use crate::capabilities::Capability;
@@ -78,6 +80,7 @@ pub struct CallContext {
 pub struct LoadedPlugin {
     name: Arc<str>,
     manifest: Manifest,
+    content_hash: String,
     secrets: Arc<[String]>,
     pre: HandlerPre<CallState>,
 }
@@ -87,7 +90,7 @@ impl LoadedPlugin {
     /// component, checks its imports against the grants and links only
     /// those. Compilation is CPU-bound: call this off the message path.
     pub fn load(
-        engine: &wasmtime::Engine,
+        engine: &PluginEngine,
         wasm_path: &Path,
         defaults: PluginLimits,
     ) -> Result<Self, LoadError> {
@@ -118,17 +121,21 @@ impl LoadedPlugin {
 
     /// Builds a plugin from a validated manifest and component bytes.
     pub fn from_parts(
-        engine: &wasmtime::Engine,
+        plugin_engine: &PluginEngine,
         manifest: Manifest,
         bytes: &[u8],
     ) -> Result<Self, LoadError> {
         let name = manifest.name.clone();
-        let component = Component::new(engine, bytes).map_err(|error| {
-            LoadError::new(
-                &name,
-                format!("not a valid WebAssembly component for this host: {error:#}"),
-            )
-        })?;
+        let engine = plugin_engine.engine();
+        let content_hash = content_hash(bytes);
+        let component = plugin_engine
+            .component(bytes, &content_hash)
+            .map_err(|error| {
+                LoadError::new(
+                    &name,
+                    format!("not a valid WebAssembly component for this host: {error:#}"),
+                )
+            })?;
         check_imports(engine, &component, &manifest)?;
         let mut linker = Linker::<CallState>::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -154,6 +161,7 @@ impl LoadedPlugin {
             name: Arc::from(name.as_str()),
             secrets: manifest.secrets.clone().into(),
             manifest,
+            content_hash,
             pre,
         })
     }
@@ -164,6 +172,11 @@ impl LoadedPlugin {
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// SHA-256 of the component file, hex.
+    pub fn content_hash(&self) -> &str {
+        &self.content_hash
     }
 
     /// Runs `handle(message)` in a fresh instance under the plugin's limits.

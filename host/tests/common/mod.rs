@@ -20,7 +20,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Where a built plugin lives: bundled ones in plugins/dist, test-only ones in target/test-plugins.
-fn built_plugin(name: &str) -> PathBuf {
+pub fn built_plugin(name: &str) -> PathBuf {
     let root = workspace_root();
     for dir in [root.join("plugins/dist"), root.join("target/test-plugins")] {
         let wasm = dir.join(format!("{name}.wasm"));
@@ -54,7 +54,7 @@ pub fn install(dir: &Path, name: &str) {
 }
 
 pub async fn registry(dir: &Path) -> Arc<PluginRegistry> {
-    let engine = Arc::new(PluginEngine::new().expect("engine"));
+    let engine = Arc::new(PluginEngine::new(None).expect("engine"));
     Arc::new(
         PluginRegistry::load(engine, dir.to_path_buf(), PluginLimits::default())
             .await

@@ -1,0 +1,97 @@
+//! `wasmbot plugins list|check`: what is loaded, and whether a plugin would load.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::runtime::{LoadedPlugin, PluginEngine, PluginSet};
+
+#[derive(Subcommand)]
+pub enum PluginsCommand {
+    /// List the plugins in PLUGINS_DIR: version, commands, grants, limits, hash, load status.
+    List,
+    /// Check a plugin (NAME.wasm with NAME.toml beside it, or a folder of them)
+    /// against the world and its grants, without starting a bot.
+    Check { path: PathBuf },
+}
+
+pub async fn run(config: &Config, command: PluginsCommand) -> anyhow::Result<ExitCode> {
+    let engine = Arc::new(PluginEngine::new(match command {
+        PluginsCommand::List => Some(config.plugin_cache_dir.clone()),
+        PluginsCommand::Check { .. } => None,
+    })?);
+    let limits = config.plugin_limits;
+    let (set, single) = match command {
+        PluginsCommand::List => {
+            let dir = config.plugins_dir.clone();
+            let set =
+                tokio::task::spawn_blocking(move || PluginSet::load_dir(&engine, &dir, limits))
+                    .await?;
+            (set, false)
+        }
+        PluginsCommand::Check { path } => {
+            let single = !path.is_dir();
+            let set = tokio::task::spawn_blocking(move || check(&engine, &path, limits)).await?;
+            (set, single)
+        }
+    };
+    for plugin in set.plugins() {
+        println!("{}", describe(plugin));
+    }
+    for error in set.errors() {
+        println!("{}\tREFUSED\t{}", error.plugin, error.reason);
+    }
+    if set.plugins().is_empty() && set.errors().is_empty() && !single {
+        println!("no plugins found");
+    }
+    Ok(if set.errors().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn check(engine: &PluginEngine, path: &Path, limits: crate::runtime::PluginLimits) -> PluginSet {
+    if path.is_dir() {
+        return PluginSet::load_dir(engine, path, limits);
+    }
+    let wasm = path.with_extension("wasm");
+    let mut set = PluginSet::default();
+    match LoadedPlugin::load(engine, &wasm, limits) {
+        Ok(plugin) => set.add(Arc::new(plugin)),
+        Err(error) => set.push_error(error),
+    }
+    set
+}
+
+fn describe(plugin: &LoadedPlugin) -> String {
+    let manifest = plugin.manifest();
+    let commands: Vec<String> = manifest
+        .commands
+        .iter()
+        .map(|c| format!("/{}", c.name))
+        .collect();
+    let grants: Vec<&str> = manifest.capabilities.iter().map(|c| c.name()).collect();
+    format!(
+        "{}\t{}\tloaded\t{}\tgrants: {}\tsecrets: {}\tlimits: {} ms, {} MiB\tsha256:{}",
+        plugin.name(),
+        manifest.version,
+        commands.join(" "),
+        if grants.is_empty() {
+            "none".to_string()
+        } else {
+            grants.join(", ")
+        },
+        if manifest.secrets.is_empty() {
+            "none".to_string()
+        } else {
+            manifest.secrets.join(", ")
+        },
+        manifest.limits.timeout.as_millis(),
+        manifest.limits.memory_bytes >> 20,
+        &plugin.content_hash()[..16],
+    )
+}
