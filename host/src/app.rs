@@ -50,6 +50,7 @@ impl Host {
             store: Some(store),
             vault: open_vault(config)?,
             audit: Some(audit),
+            alerter: Default::default(),
         };
         let engine = Arc::new(PluginEngine::new(Some(config.plugin_cache_dir.clone()))?);
         let registry =

@@ -2,10 +2,12 @@
 //! validated once at start-up. A bad value stops the process with one line
 //! naming the variable and what is expected.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
+use crate::chat::telegram::TelegramSettings;
 use crate::runtime::PluginLimits;
 
 /// A configured secret: never printed, wiped from memory when dropped.
@@ -13,6 +15,10 @@ use crate::runtime::PluginLimits;
 pub struct SecretString(Zeroizing<String>);
 
 impl SecretString {
+    pub fn new(value: String) -> Self {
+        Self(Zeroizing::new(value))
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -32,7 +38,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &str, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(variable: &str, problem: impl Into<String>) -> Self {
         Self {
             variable: variable.into(),
             problem: problem.into(),
@@ -64,10 +70,15 @@ pub struct Config {
     pub encryption_key: Option<SecretString>,
     /// `AUDIT_RETENTION_DAYS`: audit entries older than this are deleted by the cleanup job.
     pub audit_retention_days: u32,
+    /// `HTTP_ADDR`: where `run` listens (the Telegram webhook; health and metrics later).
+    pub http_addr: SocketAddr,
+    /// `TELEGRAM_*` and `WEBHOOK_URL`.
+    pub telegram: TelegramSettings,
 }
 
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins/dist";
 pub const DEFAULT_PLUGIN_CACHE_DIR: &str = "data/plugin-cache";
+pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/wasmbot.db";
 
 impl Config {
@@ -184,6 +195,15 @@ impl Config {
             "days",
         )? as u32;
 
+        let http_addr_value = get("HTTP_ADDR").unwrap_or_else(|| DEFAULT_HTTP_ADDR.into());
+        let http_addr = http_addr_value.trim().parse::<SocketAddr>().map_err(|_| {
+            ConfigError::new(
+                "HTTP_ADDR",
+                format!("expected IP:PORT such as 0.0.0.0:8080 or 127.0.0.1:8080, got {http_addr_value:?}"),
+            )
+        })?;
+        let telegram = TelegramSettings::from_lookup(get)?;
+
         Ok(Self {
             plugins_dir,
             plugin_cache_dir,
@@ -193,6 +213,8 @@ impl Config {
             database_url: SecretString(Zeroizing::new(database_url)),
             encryption_key,
             audit_retention_days,
+            http_addr,
+            telegram,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! adapter (`chat::console`) -> `chat::Dispatcher` -> `runtime::PluginRegistry`
 //! -> `runtime::LoadedPlugin::invoke` -> reply.
 
+pub mod alert;
 pub mod app;
 pub mod audit;
 pub mod capabilities;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::alert::Alerter;
 use crate::audit::AuditWriter;
 use crate::crypto::Vault;
 use crate::store::Store;
@@ -13,4 +14,6 @@ pub struct HostServices {
     /// Present when `ENCRYPTION_KEY` is set.
     pub vault: Option<Arc<Vault>>,
     pub audit: Option<Arc<AuditWriter>>,
+    /// Operational alerts (the Telegram admin chat under `run`; the log otherwise).
+    pub alerter: Alerter,
 }

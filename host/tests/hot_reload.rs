@@ -43,7 +43,7 @@ async fn a_replaced_plugin_switches_versions_under_load_without_a_failed_message
     let dir = plugins_dir(&["start"]);
     install_as_hello(dir.path(), "start", "[]");
     let dispatcher = Arc::new(dispatcher(dir.path()).await);
-    let _watcher = wasmbot::runtime::watch(dispatcher.registry().clone(), |_| {}).unwrap();
+    let _watcher = wasmbot::runtime::watch(dispatcher.registry().clone(), |_, _| {}).unwrap();
     assert!(ask(&dispatcher, "/hello").await.starts_with(GREETING));
 
     // Several chats send continuously while the plugin is replaced.
@@ -187,7 +187,7 @@ async fn broken_replacements_keep_the_old_version_and_say_why() {
 async fn removing_the_files_unloads_and_adding_them_back_loads() {
     let dir = plugins_dir(&["start", "echo"]);
     let dispatcher = dispatcher(dir.path()).await;
-    let _watcher = wasmbot::runtime::watch(dispatcher.registry().clone(), |_| {}).unwrap();
+    let _watcher = wasmbot::runtime::watch(dispatcher.registry().clone(), |_, _| {}).unwrap();
     std::fs::remove_file(dir.path().join("echo.wasm")).unwrap();
     std::fs::remove_file(dir.path().join("echo.toml")).unwrap();
     wait_for(&dispatcher, "/echo hi", "Sorry, I don't know /echo.").await;

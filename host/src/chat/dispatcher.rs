@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tracing::Instrument as _;
 
+use super::access::{Access, AccessPolicy, REFUSAL_TEXT};
 use super::command;
 use super::help;
 use crate::runtime::{CallContext, Message, PluginFailure, PluginRegistry, ReplyFormat};
@@ -33,6 +34,7 @@ pub struct OutgoingReply {
 pub struct Dispatcher {
     registry: Arc<PluginRegistry>,
     services: HostServices,
+    access: AccessPolicy,
     /// Our own @username: `/cmd@other_bot` in a group is for someone else.
     bot_username: Option<String>,
 }
@@ -42,6 +44,7 @@ impl Dispatcher {
         Self {
             registry,
             services: HostServices::default(),
+            access: AccessPolicy::everyone(),
             bot_username,
         }
     }
@@ -50,6 +53,16 @@ impl Dispatcher {
     pub fn with_services(mut self, services: HostServices) -> Self {
         self.services = services;
         self
+    }
+
+    /// Who may use the bot; everyone unless set.
+    pub fn with_access(mut self, access: AccessPolicy) -> Self {
+        self.access = access;
+        self
+    }
+
+    pub fn services(&self) -> &HostServices {
+        &self.services
     }
 
     pub fn registry(&self) -> &Arc<PluginRegistry> {
@@ -82,6 +95,19 @@ impl Dispatcher {
                 correlation_id: correlation_id.to_string(),
             })
         };
+
+        let access = self.access.check(incoming.user_id);
+        if access != Access::Allowed {
+            tracing::warn!(
+                status = "denied",
+                "message handled: the user is not allowed"
+            );
+            self.audit_refusal(&incoming, &correlation_id);
+            return match access {
+                Access::Refused => reply(REFUSAL_TEXT.to_string(), ReplyFormat::Plain),
+                _ => None,
+            };
+        }
 
         let Some(parsed) = command::parse(&incoming.text) else {
             tracing::info!(status = "not_a_command", "message handled");
@@ -163,6 +189,27 @@ impl Dispatcher {
 }
 
 impl Dispatcher {
+    /// A message from someone not on the allow-list: no plugin ran.
+    fn audit_refusal(&self, incoming: &IncomingMessage, correlation_id: &str) {
+        let Some(writer) = &self.services.audit else {
+            return;
+        };
+        writer.record(AuditEntry {
+            created_at: chrono::Utc::now(),
+            correlation_id: Some(correlation_id.to_string()),
+            user_id: Some(incoming.user_id),
+            chat_id: Some(incoming.chat_id),
+            plugin: None,
+            action: "access".into(),
+            source: "host".into(),
+            model: None,
+            status: "denied".into(),
+            error: Some("user is not in TELEGRAM_ALLOWED_USERS".into()),
+            duration_ms: None,
+            metadata: sqlx::types::Json(serde_json::json!({ "username": incoming.username })),
+        });
+    }
+
     /// One entry per handled message; queued, never awaited.
     fn audit_message(
         &self,

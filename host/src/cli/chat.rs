@@ -22,7 +22,7 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
         );
     }
     // Rebuilt plugins (`just watch`) are picked up while the console runs.
-    let _watcher = crate::runtime::watch(host.registry.clone(), |_| {})
+    let _watcher = crate::runtime::watch(host.registry.clone(), |_, _| {})
         .with_context(|| format!("watching {}", config.plugins_dir.display()))?;
     let dispatcher =
         Dispatcher::new(host.registry.clone(), None).with_services(host.services.clone());

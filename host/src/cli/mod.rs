@@ -3,6 +3,7 @@
 
 mod chat;
 mod plugins;
+mod run;
 mod secrets;
 
 pub use secrets::rotate;
@@ -41,6 +42,12 @@ enum Command {
         #[arg(long)]
         no_migrate: bool,
     },
+    /// Run the Telegram bot (long polling, or a webhook when WEBHOOK_URL is set).
+    Run {
+        /// Do not apply database migrations at start-up.
+        #[arg(long)]
+        no_migrate: bool,
+    },
     /// Apply the database migrations and exit.
     Migrate,
     /// Inspect and check plugins.
@@ -71,10 +78,18 @@ pub fn main() -> ExitCode {
         | Command::Secrets { .. }
         | Command::Migrate
         | Command::Plugins { .. } => "warn",
+        Command::Run { .. } => "info",
     };
+    if matches!(cli.command, Command::Run { .. }) && config.telegram.bot_token.is_none() {
+        eprintln!(
+            "wasmbot: configuration error: TELEGRAM_BOT_TOKEN: not set; `wasmbot run` needs the token @BotFather gave you (or talk to the bot with `wasmbot chat`)"
+        );
+        return ExitCode::from(2);
+    }
     let needs_plugins_dir = matches!(
         cli.command,
         Command::Chat { .. }
+            | Command::Run { .. }
             | Command::Plugins {
                 command: plugins::PluginsCommand::List
             }
@@ -121,6 +136,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 username: Some(username).filter(|name| !name.is_empty()),
             };
             chat::run(&config, user, !no_migrate).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { no_migrate } => {
+            run::run(&config, !no_migrate).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

@@ -27,11 +27,13 @@ impl Drop for PluginWatcher {
     }
 }
 
-/// Starts watching. `on_change` runs after every reload that changed the
-/// plugin set (e.g. to refresh Telegram's command menu).
+/// Starts watching. `on_reload` runs after every reload that loaded,
+/// unloaded or refused something, with what happened to each plugin and the
+/// set now serving (e.g. to refresh Telegram's command menu, or alert the
+/// admin about a refused file).
 pub fn watch(
     registry: Arc<PluginRegistry>,
-    on_change: impl Fn(&PluginSet) + Send + Sync + 'static,
+    on_reload: impl Fn(&[(String, ReloadOutcome)], &PluginSet) + Send + Sync + 'static,
 ) -> anyhow::Result<PluginWatcher> {
     let (events, mut receiver) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher =
@@ -81,8 +83,11 @@ pub fn watch(
                 reload_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "plugins reloaded"
             );
-            if changed > 0 {
-                on_change(&registry.snapshot());
+            if outcomes
+                .iter()
+                .any(|(_, outcome)| *outcome != ReloadOutcome::Unchanged)
+            {
+                on_reload(&outcomes, &registry.snapshot());
             }
         }
     });

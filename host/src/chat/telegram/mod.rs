@@ -1,0 +1,226 @@
+//! `wasmbot run`: the Telegram adapter. One update travels
+//! polling/webhook -> `TelegramAdapter::accept` (drop repeats, keep text
+//! messages) -> the chat's lane (in order within a chat, bounded overall) ->
+//! `Dispatcher::handle` (access check, plugin) -> `ReplySender` -> Telegram.
+
+mod menu;
+mod polling;
+mod replies;
+mod settings;
+mod updates;
+mod webhook;
+
+pub use menu::commands as menu_commands;
+pub use replies::{MESSAGE_LIMIT, ReplySender, split_message};
+pub use settings::{DEFAULT_API_URL, TelegramSettings};
+pub use webhook::SECRET_HEADER;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+use teloxide::prelude::{Bot, Requester as _};
+use teloxide::types::Update;
+use tokio::sync::watch;
+
+use crate::alert::{AlertSink, SinkFuture};
+use crate::app::Host;
+use crate::chat::Dispatcher;
+use crate::chat::access::AccessPolicy;
+use crate::chat::lanes::ChatLanes;
+use crate::config::Config;
+use crate::runtime::{ReloadOutcome, ReplyFormat};
+use updates::{RecentUpdates, incoming_message};
+
+/// Messages queued or running at once, across all chats.
+pub const MAX_IN_FLIGHT: u32 = 256;
+
+/// How long shutdown waits for messages in flight.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Everything one update needs on its way through.
+pub struct TelegramAdapter {
+    bot: Bot,
+    dispatcher: Arc<Dispatcher>,
+    replies: ReplySender,
+    lanes: ChatLanes,
+    recent: RecentUpdates,
+}
+
+impl TelegramAdapter {
+    /// Takes one update: waits for room, then queues it on its chat's lane.
+    async fn accept(self: &Arc<Self>, update: Update) {
+        if !self.recent.first_time(update.id.0) {
+            tracing::debug!(update_id = update.id.0, "repeated update ignored");
+            return;
+        }
+        let Some(incoming) = incoming_message(&update) else {
+            return;
+        };
+        let chat_id = incoming.chat_id;
+        let this = self.clone();
+        self.lanes
+            .submit(chat_id, async move {
+                let Some(reply) = this.dispatcher.handle(incoming).await else {
+                    return;
+                };
+                if let Err(error) = this.replies.send(chat_id, &reply.text, reply.format).await {
+                    tracing::error!(%error, correlation_id = %reply.correlation_id, chat_id, "could not send the reply");
+                }
+            })
+            .await;
+    }
+}
+
+/// Runs the bot until `shutdown` resolves, then stops taking updates and
+/// waits (bounded) for the messages in flight. The caller flushes the audit.
+pub async fn serve(
+    config: &Config,
+    host: &Host,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let settings = &config.telegram;
+    let token = settings.bot_token.as_ref().context(
+        "TELEGRAM_BOT_TOKEN is not set: `wasmbot run` needs the token @BotFather gave you (or talk to the bot with `wasmbot chat`)",
+    )?;
+    let bot = connect(token.expose(), settings)?;
+    let me = bot.get_me().await.map_err(|error| {
+        anyhow::anyhow!(
+            "Telegram did not accept TELEGRAM_BOT_TOKEN at {} (getMe): {error}",
+            settings.api_url
+        )
+    })?;
+    let username = me.user.username.clone();
+    tracing::info!(
+        bot = username.as_deref().unwrap_or("?"),
+        "connected to Telegram"
+    );
+
+    let replies = ReplySender::new(bot.clone());
+    let mut services = host.services.clone();
+    match settings.admin_chat_id {
+        Some(chat_id) => {
+            services.alerter = services.alerter.with_sink(Arc::new(AdminChat {
+                replies: replies.clone(),
+                chat_id,
+            }))
+        }
+        None => tracing::warn!("TELEGRAM_ADMIN_CHAT_ID is not set: alerts go to the log only"),
+    }
+    let access = match &settings.allowed_users {
+        Some(users) => AccessPolicy::only(users.iter().filter_map(|u| i64::try_from(u.0).ok())),
+        None => {
+            tracing::warn!(
+                "TELEGRAM_ALLOWED_USERS is not set: anyone who finds the bot can use it"
+            );
+            AccessPolicy::everyone()
+        }
+    };
+    let alerter = services.alerter.clone();
+    let dispatcher = Dispatcher::new(host.registry.clone(), username)
+        .with_services(services)
+        .with_access(access);
+    let adapter = Arc::new(TelegramAdapter {
+        bot: bot.clone(),
+        dispatcher: Arc::new(dispatcher),
+        replies,
+        lanes: ChatLanes::new(MAX_IN_FLIGHT),
+        recent: RecentUpdates::default(),
+    });
+
+    menu::publish(&bot, &host.registry.snapshot()).await;
+    let menu_bot = bot.clone();
+    let _watcher = crate::runtime::watch(host.registry.clone(), move |outcomes, plugins| {
+        for (plugin, outcome) in outcomes {
+            if let ReloadOutcome::Refused { reason } = outcome {
+                alerter.alert(
+                    &format!("plugin:{plugin}"),
+                    format!("⚠️ Plugin `{plugin}` was not reloaded: {reason}. The previous version keeps serving."),
+                );
+            }
+        }
+        let (bot, plugins) = (menu_bot.clone(), plugins.clone());
+        tokio::spawn(async move { menu::publish(&bot, &plugins).await });
+    })
+    .with_context(|| format!("watching {}", config.plugins_dir.display()))?;
+
+    let (stop, stopping) = watch::channel(false);
+    let updates = match &settings.webhook_url {
+        Some(url) => tokio::spawn(webhook::run(
+            adapter.clone(),
+            url.clone(),
+            config.http_addr,
+            webhook_secret(token.expose()),
+            stopping,
+        )),
+        None => {
+            let poller = adapter.clone();
+            tokio::spawn(async move {
+                polling::run(poller, stopping).await;
+                Ok::<(), anyhow::Error>(())
+            })
+        }
+    };
+    let updates_failed = tokio::select! {
+        _ = shutdown => None,
+        result = updates => Some(result),
+    };
+    let _ = stop.send(true);
+    if let Some(result) = updates_failed {
+        result.context("the update receiver stopped")??;
+    }
+    tracing::info!(
+        in_flight = adapter.lanes.in_flight(),
+        "stopping: finishing the messages in flight"
+    );
+    if !adapter.lanes.drain(DRAIN_DEADLINE).await {
+        tracing::error!(
+            in_flight = adapter.lanes.in_flight(),
+            "messages still running at the shutdown deadline"
+        );
+    }
+    Ok(())
+}
+
+/// A Bot API client whose request timeout outlasts a long poll.
+fn connect(token: &str, settings: &TelegramSettings) -> anyhow::Result<Bot> {
+    let client = teloxide::net::default_reqwest_settings()
+        .timeout(Duration::from_secs(
+            u64::from(polling::POLL_TIMEOUT_SECS) + 15,
+        ))
+        .build()
+        .context("building the HTTP client for Telegram")?;
+    Ok(Bot::with_client(token, client).set_api_url(settings.api_url.clone()))
+}
+
+/// The webhook's secret token: derived from the bot token, so every replica
+/// agrees on it without more configuration, and reveals nothing about it.
+fn webhook_secret(token: &str) -> String {
+    let digest = Sha256::digest(format!("wasmbot webhook secret:{token}"));
+    hex::encode(&digest[..24])
+}
+
+/// Resolves once `stop` turns true.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Alerts delivered to the operator's admin chat.
+struct AdminChat {
+    replies: ReplySender,
+    chat_id: i64,
+}
+
+impl AlertSink for AdminChat {
+    fn deliver(&self, text: String) -> SinkFuture {
+        let (replies, chat_id) = (self.replies.clone(), self.chat_id);
+        Box::pin(async move {
+            replies
+                .send(chat_id, &text, ReplyFormat::Plain)
+                .await
+                .with_context(|| format!("sending an alert to TELEGRAM_ADMIN_CHAT_ID {chat_id}"))
+        })
+    }
+}

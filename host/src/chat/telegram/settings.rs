@@ -1,0 +1,171 @@
+//! The Telegram settings: `TELEGRAM_*` and `WEBHOOK_URL`, validated with the
+//! rest of the configuration. The token is never echoed in an error.
+
+use teloxide::types::UserId;
+use url::Url;
+
+use crate::config::{ConfigError, SecretString};
+
+pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
+
+#[derive(Debug, Clone)]
+pub struct TelegramSettings {
+    /// `TELEGRAM_BOT_TOKEN`: required by `wasmbot run` only.
+    pub bot_token: Option<SecretString>,
+    /// `TELEGRAM_API_URL`: another Bot API server (self-hosted, or an emulator).
+    pub api_url: Url,
+    /// `TELEGRAM_ADMIN_CHAT_ID`: where operational alerts go.
+    pub admin_chat_id: Option<i64>,
+    /// `TELEGRAM_ALLOWED_USERS`: who may talk to the bot; `None` lets everyone.
+    pub allowed_users: Option<Vec<UserId>>,
+    /// `WEBHOOK_URL`: webhook mode when set, long polling otherwise.
+    pub webhook_url: Option<Url>,
+}
+
+impl TelegramSettings {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let bot_token = get("TELEGRAM_BOT_TOKEN")
+            .map(|token| token.trim().to_string())
+            .map(|token| {
+                let (id, secret) = token.split_once(':').unwrap_or(("", ""));
+                let well_formed = !id.is_empty()
+                    && id.bytes().all(|b| b.is_ascii_digit())
+                    && !secret.is_empty()
+                    && secret
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if well_formed {
+                    Ok(SecretString::new(token))
+                } else {
+                    Err(ConfigError::new(
+                        "TELEGRAM_BOT_TOKEN",
+                        "expected the token @BotFather gave you, shaped like 123456789:AAE…",
+                    ))
+                }
+            })
+            .transpose()?;
+        let api_url = http_url(
+            "TELEGRAM_API_URL",
+            &get("TELEGRAM_API_URL").unwrap_or_else(|| DEFAULT_API_URL.into()),
+        )?;
+        let admin_chat_id = get("TELEGRAM_ADMIN_CHAT_ID")
+            .map(|value| {
+                value.trim().parse::<i64>().map_err(|_| {
+                    ConfigError::new(
+                        "TELEGRAM_ADMIN_CHAT_ID",
+                        format!("expected a chat id (a whole number, negative for groups), got {value:?}"),
+                    )
+                })
+            })
+            .transpose()?;
+        let allowed_users = get("TELEGRAM_ALLOWED_USERS")
+            .map(|value| parse_user_ids(&value))
+            .transpose()?;
+        let webhook_url = get("WEBHOOK_URL")
+            .map(|value| http_url("WEBHOOK_URL", &value))
+            .transpose()?;
+        Ok(Self {
+            bot_token,
+            api_url,
+            admin_chat_id,
+            allowed_users,
+            webhook_url,
+        })
+    }
+}
+
+fn http_url(variable: &str, value: &str) -> Result<Url, ConfigError> {
+    match Url::parse(value.trim()) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
+        _ => Err(ConfigError::new(
+            variable,
+            format!("expected an http(s) URL such as https://host/path, got {value:?}"),
+        )),
+    }
+}
+
+fn parse_user_ids(value: &str) -> Result<Vec<UserId>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<u64>().map(UserId).map_err(|_| {
+                ConfigError::new(
+                    "TELEGRAM_ALLOWED_USERS",
+                    format!(
+                        "expected comma-separated numeric user ids (e.g. 12345,67890), got {part:?}"
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<TelegramSettings, ConfigError> {
+        TelegramSettings::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let s = settings(&[]).unwrap();
+        assert!(s.bot_token.is_none() && s.allowed_users.is_none() && s.webhook_url.is_none());
+        assert_eq!(s.api_url.as_str(), "https://api.telegram.org/");
+    }
+
+    #[test]
+    fn values_are_parsed() {
+        let s = settings(&[
+            ("TELEGRAM_BOT_TOKEN", "123:abc-DEF_9"),
+            ("TELEGRAM_ALLOWED_USERS", " 1, 22 ,333,"),
+            ("TELEGRAM_ADMIN_CHAT_ID", "-100123"),
+            ("WEBHOOK_URL", "https://bot.example.com/telegram"),
+        ])
+        .unwrap();
+        assert_eq!(s.bot_token.unwrap().expose(), "123:abc-DEF_9");
+        assert_eq!(
+            s.allowed_users.unwrap(),
+            vec![UserId(1), UserId(22), UserId(333)]
+        );
+        assert_eq!(s.admin_chat_id, Some(-100123));
+        assert_eq!(s.webhook_url.unwrap().path(), "/telegram");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_never_echo_the_token() {
+        let token = settings(&[("TELEGRAM_BOT_TOKEN", "hunter2 secret")]).unwrap_err();
+        assert_eq!(token.variable, "TELEGRAM_BOT_TOKEN");
+        assert!(!token.to_string().contains("hunter2"));
+        let users = settings(&[("TELEGRAM_ALLOWED_USERS", "12,bob")]).unwrap_err();
+        assert_eq!(
+            users.to_string(),
+            "TELEGRAM_ALLOWED_USERS: expected comma-separated numeric user ids (e.g. 12345,67890), got \"bob\""
+        );
+        assert_eq!(
+            settings(&[("TELEGRAM_ADMIN_CHAT_ID", "me")])
+                .unwrap_err()
+                .variable,
+            "TELEGRAM_ADMIN_CHAT_ID"
+        );
+        assert_eq!(
+            settings(&[("WEBHOOK_URL", "ftp://x")])
+                .unwrap_err()
+                .variable,
+            "WEBHOOK_URL"
+        );
+        assert_eq!(
+            settings(&[("TELEGRAM_API_URL", "localhost:8081")])
+                .unwrap_err()
+                .variable,
+            "TELEGRAM_API_URL"
+        );
+    }
+}

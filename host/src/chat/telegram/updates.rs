@@ -1,0 +1,95 @@
+//! From a Telegram update to the dispatcher's [`IncomingMessage`], and the
+//! memory of recent update ids so a redelivered update is handled once.
+
+use std::time::Duration;
+
+use teloxide::types::{Update, UpdateKind};
+
+use crate::chat::IncomingMessage;
+
+/// How long an update id is remembered (Telegram redelivers within minutes).
+const REMEMBER_FOR: Duration = Duration::from_secs(60 * 60);
+
+/// The text message an update carries, if any; other updates are not for plugins.
+pub fn incoming_message(update: &Update) -> Option<IncomingMessage> {
+    let UpdateKind::Message(message) = &update.kind else {
+        return None;
+    };
+    let text = message.text()?;
+    let from = message.from.as_ref()?;
+    if from.is_bot {
+        return None;
+    }
+    Some(IncomingMessage {
+        chat_id: message.chat.id.0,
+        // Telegram user ids fit in 52 bits.
+        user_id: i64::try_from(from.id.0).ok()?,
+        username: from.username.clone(),
+        text: text.to_string(),
+    })
+}
+
+/// Update ids seen recently.
+pub struct RecentUpdates {
+    seen: moka::sync::Cache<u32, ()>,
+}
+
+impl Default for RecentUpdates {
+    fn default() -> Self {
+        Self {
+            seen: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(REMEMBER_FOR)
+                .build(),
+        }
+    }
+}
+
+impl RecentUpdates {
+    /// True the first time an id is offered, false for a repeat.
+    pub fn first_time(&self, update_id: u32) -> bool {
+        self.seen.entry(update_id).or_insert(()).is_fresh()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(json: serde_json::Value) -> Update {
+        serde_json::from_str(&json.to_string()).unwrap()
+    }
+
+    #[test]
+    fn a_text_message_becomes_an_incoming_message() {
+        let update = update(serde_json::json!({"update_id": 5, "message": {
+            "message_id": 1, "date": 1700000000,
+            "chat": {"id": -1_001_234_567_890_i64, "type": "supergroup", "title": "G"},
+            "from": {"id": 77, "is_bot": false, "first_name": "Ada", "username": "ada"},
+            "text": "/start@wasmbot_bot"}}));
+        let incoming = incoming_message(&update).unwrap_or_else(|| panic!("{update:?}"));
+        assert_eq!((incoming.chat_id, incoming.user_id), (-1_001_234_567_890, 77));
+        assert_eq!(incoming.username.as_deref(), Some("ada"));
+        assert_eq!(incoming.text, "/start@wasmbot_bot");
+    }
+
+    #[test]
+    fn non_text_and_bot_messages_are_skipped() {
+        let photo = update(serde_json::json!({"update_id": 6, "message": {
+            "message_id": 2, "date": 1700000000, "chat": {"id": 1, "type": "private"},
+            "from": {"id": 1, "is_bot": false, "first_name": "A"}}}));
+        assert!(incoming_message(&photo).is_none());
+        let bot = update(serde_json::json!({"update_id": 7, "message": {
+            "message_id": 3, "date": 1700000000, "chat": {"id": 1, "type": "private"},
+            "from": {"id": 2, "is_bot": true, "first_name": "B"}, "text": "/start"}}));
+        assert!(incoming_message(&bot).is_none());
+    }
+
+    #[test]
+    fn a_repeated_update_id_is_not_new() {
+        let recent = RecentUpdates::default();
+        assert!(recent.first_time(1));
+        assert!(recent.first_time(2));
+        assert!(!recent.first_time(1));
+    }
+}

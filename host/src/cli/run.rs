@@ -1,0 +1,44 @@
+//! `wasmbot run`: the Telegram bot over the full host, until SIGINT/SIGTERM.
+
+use crate::app::Host;
+use crate::chat::telegram;
+use crate::config::Config;
+
+pub async fn run(config: &Config, migrate: bool) -> anyhow::Result<()> {
+    let host = Host::start(config, migrate).await?;
+    let plugins = host.registry.snapshot();
+    for error in plugins.errors() {
+        tracing::error!(plugin = %error.plugin, reason = %error.reason, "plugin not loaded");
+    }
+    tracing::info!(loaded = plugins.plugins().len(), "plugins loaded");
+    let result = telegram::serve(config, &host, shutdown_signal()).await;
+    // Whatever happened, what the audit queue holds reaches the database.
+    host.shutdown().await;
+    if result.is_ok() {
+        tracing::info!("stopped");
+    }
+    result
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (docker stop, systemd).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the bot");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,364 @@
+//! A local Telegram Bot API emulator: a real HTTP server on 127.0.0.1
+//! speaking the Bot API's JSON (getMe, getUpdates with long polling,
+//! sendMessage, setMyCommands, setWebhook/deleteWebhook/getWebhookInfo),
+//! recording what the bot sent and able to answer 429 or reject markup
+//! like the real server does.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+pub const BOT_USERNAME: &str = "wasmbot_test_bot";
+
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub chat_id: i64,
+    pub text: String,
+    pub parse_mode: Option<String>,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+pub struct BotApi {
+    token: String,
+    updates: Mutex<VecDeque<Value>>,
+    update_ids: AtomicU32,
+    new_update: Notify,
+    sent: Mutex<Vec<Sent>>,
+    new_sent: Notify,
+    /// Every method called, in order, lower-case.
+    pub calls: Mutex<Vec<String>>,
+    pub commands: Mutex<Option<Vec<(String, String)>>>,
+    /// (url, secret_token) while a webhook is set.
+    pub webhook: Mutex<Option<(String, String)>>,
+    /// The next N sendMessage calls answer 429 with this retry_after.
+    pub throttle_sends: AtomicU32,
+    pub retry_after_secs: AtomicU32,
+    pub throttled_at: Mutex<Option<Instant>>,
+    /// Offsets the bot asked getUpdates for.
+    pub offsets: Mutex<Vec<i64>>,
+}
+
+impl BotApi {
+    /// Starts the emulator; returns it and its base URL (for TELEGRAM_API_URL).
+    pub async fn start(token: &str) -> (Arc<Self>, String) {
+        let api = Arc::new(Self {
+            token: token.to_string(),
+            update_ids: AtomicU32::new(1000),
+            ..Default::default()
+        });
+        let app = axum::Router::new()
+            .route("/{bot}/{method}", axum::routing::post(handle))
+            .with_state(api.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (api, url)
+    }
+
+    /// An update as Telegram would deliver it: a text message from `user_id` in `chat`.
+    pub fn update(&self, chat_id: i64, user_id: i64, text: &str) -> Value {
+        let id = self.update_ids.fetch_add(1, Ordering::SeqCst);
+        let chat = if chat_id < 0 {
+            json!({"id": chat_id, "type": "supergroup", "title": "Test group"})
+        } else {
+            json!({"id": chat_id, "type": "private", "first_name": "Ada", "username": "ada"})
+        };
+        json!({"update_id": id, "message": {
+            "message_id": id, "date": 1_764_000_000, "chat": chat,
+            "from": {"id": user_id, "is_bot": false, "first_name": "Ada", "username": "ada", "language_code": "en"},
+            "text": text,
+            "entities": if text.starts_with('/') {
+                json!([{"type": "bot_command", "offset": 0, "length": text.split_whitespace().next().unwrap_or("").chars().count()}])
+            } else { json!([]) }
+        }})
+    }
+
+    /// Queues a text message for getUpdates; returns the update.
+    pub fn push(&self, chat_id: i64, user_id: i64, text: &str) -> Value {
+        let update = self.update(chat_id, user_id, text);
+        self.push_update(update.clone());
+        update
+    }
+
+    pub fn push_update(&self, update: Value) {
+        self.updates.lock().unwrap().push_back(update);
+        self.new_update.notify_waiters();
+    }
+
+    pub fn sent(&self) -> Vec<Sent> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` messages were sent to `chat_id`; returns them.
+    pub async fn wait_for_sent(&self, chat_id: i64, count: usize) -> Vec<Sent> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let notified = self.new_sent.notified();
+            let sent: Vec<Sent> = self
+                .sent()
+                .into_iter()
+                .filter(|s| s.chat_id == chat_id)
+                .collect();
+            if sent.len() >= count {
+                return sent;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "chat {chat_id}: {} of {count} messages arrived: {sent:?}",
+                sent.len()
+            );
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
+    pub fn called(&self, method: &str) -> bool {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|m| m == &method.to_lowercase())
+    }
+
+    async fn get_updates(&self, body: &Value) -> Value {
+        let offset = body["offset"].as_i64().unwrap_or(0);
+        self.offsets.lock().unwrap().push(offset);
+        let limit = body["limit"].as_u64().unwrap_or(100) as usize;
+        let wait = Duration::from_secs(body["timeout"].as_u64().unwrap_or(0).min(5));
+        let deadline = Instant::now() + wait;
+        loop {
+            let notified = self.new_update.notified();
+            let ready: Vec<Value> = {
+                let mut updates = self.updates.lock().unwrap();
+                // Like Telegram: an offset confirms every update before it.
+                updates.retain(|u| u["update_id"].as_i64().unwrap() >= offset);
+                updates.iter().take(limit).cloned().collect()
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !ready.is_empty() || left.is_zero() {
+                return json!(ready);
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
+    fn send_message(&self, body: &Value) -> Response {
+        if self.throttle_sends.load(Ordering::SeqCst) > 0 {
+            self.throttle_sends.fetch_sub(1, Ordering::SeqCst);
+            *self.throttled_at.lock().unwrap() = Some(Instant::now());
+            let secs = self.retry_after_secs.load(Ordering::SeqCst);
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                429,
+                &format!("Too Many Requests: retry after {secs}"),
+                Some(json!({"retry_after": secs})),
+            );
+        }
+        let chat_id = body["chat_id"].as_i64().expect("chat_id is a number");
+        let text = body["text"].as_str().expect("text").to_string();
+        let parse_mode = body["parse_mode"].as_str().map(str::to_string);
+        if text.is_empty() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                400,
+                "Bad Request: message text is empty",
+                None,
+            );
+        }
+        if text.chars().count() > 4096 {
+            return error(
+                StatusCode::BAD_REQUEST,
+                400,
+                "Bad Request: message is too long",
+                None,
+            );
+        }
+        if parse_mode.as_deref() == Some("MarkdownV2")
+            && let Some(reserved) = unescaped_reserved(&text)
+        {
+            return error(
+                StatusCode::BAD_REQUEST,
+                400,
+                &format!(
+                    "Bad Request: can't parse entities: Character '{reserved}' is reserved and must be escaped with the preceding '\\'"
+                ),
+                None,
+            );
+        }
+        self.sent.lock().unwrap().push(Sent {
+            chat_id,
+            text: text.clone(),
+            parse_mode,
+            at: Instant::now(),
+        });
+        self.new_sent.notify_waiters();
+        let chat = if chat_id < 0 {
+            json!({"id": chat_id, "type": "supergroup", "title": "Test group"})
+        } else {
+            json!({"id": chat_id, "type": "private"})
+        };
+        ok(json!({"message_id": 1, "date": 1_764_000_001, "chat": chat,
+            "from": {"id": 4242, "is_bot": true, "first_name": "Test", "username": BOT_USERNAME},
+            "text": text}))
+    }
+}
+
+/// MarkdownV2 reserves these; unescaped, Telegram refuses the message.
+fn unescaped_reserved(text: &str) -> Option<char> {
+    let mut escaped = false;
+    for c in text.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        if c == '\\' {
+            escaped = true;
+        } else if ".!()-=+#|{}>".contains(c) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+fn error(status: StatusCode, code: u16, description: &str, parameters: Option<Value>) -> Response {
+    let mut body = json!({"ok": false, "error_code": code, "description": description});
+    if let Some(parameters) = parameters {
+        body["parameters"] = parameters;
+    }
+    json_response(status, body)
+}
+
+fn ok(result: Value) -> Response {
+    json_response(StatusCode::OK, json!({"ok": true, "result": result}))
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn handle(
+    State(api): State<Arc<BotApi>>,
+    Path((bot, method)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if bot != format!("bot{}", api.token) {
+        return error(StatusCode::UNAUTHORIZED, 401, "Unauthorized", None);
+    }
+    let method = method.to_lowercase();
+    api.calls.lock().unwrap().push(method.clone());
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body: Value = if content_type.starts_with("multipart/form-data") {
+        multipart_fields(&content_type, &body)
+    } else if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).expect("a JSON body")
+    };
+    match method.as_str() {
+        "getme" => ok(
+            json!({"id": 4242, "is_bot": true, "first_name": "Test", "username": BOT_USERNAME,
+            "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
+            "can_connect_to_business": false, "has_main_web_app": false}),
+        ),
+        "getupdates" => {
+            if api.webhook.lock().unwrap().is_some() {
+                return error(
+                    StatusCode::CONFLICT,
+                    409,
+                    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+                    None,
+                );
+            }
+            ok(api.get_updates(&body).await)
+        }
+        "sendmessage" => api.send_message(&body),
+        "setmycommands" => {
+            let commands = body["commands"]
+                .as_array()
+                .expect("commands")
+                .iter()
+                .map(|c| {
+                    (
+                        c["command"].as_str().unwrap().to_string(),
+                        c["description"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            *api.commands.lock().unwrap() = Some(commands);
+            ok(json!(true))
+        }
+        "setwebhook" => {
+            let url = body["url"].as_str().unwrap_or_default().to_string();
+            let secret = body["secret_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            *api.webhook.lock().unwrap() = Some((url, secret));
+            ok(json!(true))
+        }
+        "deletewebhook" => {
+            *api.webhook.lock().unwrap() = None;
+            ok(json!(true))
+        }
+        "getwebhookinfo" => {
+            let url = api
+                .webhook
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|(u, _)| u.clone())
+                .unwrap_or_default();
+            ok(json!({"url": url, "has_custom_certificate": false, "pending_update_count": 0}))
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            404,
+            "Not Found: method not found",
+            None,
+        ),
+    }
+}
+
+/// The text fields of a multipart/form-data body (setWebhook uses it).
+fn multipart_fields(content_type: &str, body: &[u8]) -> Value {
+    let boundary = content_type
+        .split("boundary=")
+        .nth(1)
+        .expect("multipart boundary")
+        .trim_matches('"');
+    let body = String::from_utf8_lossy(body);
+    let mut fields = serde_json::Map::new();
+    for part in body.split(&format!("--{boundary}")) {
+        let Some((head, value)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let Some(name) = head
+            .split("name=\"")
+            .nth(1)
+            .and_then(|n| n.split('"').next())
+        else {
+            continue;
+        };
+        fields.insert(name.to_string(), json!(value.trim_end_matches("\r\n")));
+    }
+    Value::Object(fields)
+}
