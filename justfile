@@ -18,6 +18,10 @@ build-test-plugins:
 chat: build-plugins
     cargo run --quiet --bin wasmbot -- chat
 
+# Run the Telegram bot (TELEGRAM_BOT_TOKEN in .env or the environment).
+run: build-plugins
+    cargo run --quiet --release --bin wasmbot -- run
+
 # Scaffold plugins/NAME (a handler and a manifest) from templates/plugin.
 new-plugin NAME:
     scripts/new-plugin.sh {{ NAME }}

@@ -36,13 +36,17 @@ pub mod secrets;
 pub mod state;
 
 pub use bindings::wasmbot::plugin::types::{Message, Reply, ReplyFormat};
+pub use message::{escape_html, escape_markdown};
 
 /// The handler signature every plugin implements.
 pub type HandlerResult = Result<Reply, String>;
 
 /// Everything a handler usually needs, in one `use`.
 pub mod prelude {
-    pub use crate::{HandlerResult, Message, Reply, ReplyFormat, audit, log, secrets, state};
+    pub use crate::{
+        HandlerResult, Message, Reply, ReplyFormat, audit, escape_html, escape_markdown, log,
+        secrets, state,
+    };
     pub use serde_json::json;
 }
 

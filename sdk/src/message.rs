@@ -24,7 +24,8 @@ impl Reply {
         }
     }
 
-    /// A reply rendered as Telegram Markdown.
+    /// A reply rendered as Telegram MarkdownV2. Put user text through
+    /// [`escape_markdown`] first; markup Telegram refuses is sent as plain text.
     pub fn markdown(text: impl Into<String>) -> Self {
         Self {
             text: text.into(),
@@ -39,4 +40,24 @@ impl Reply {
             format: ReplyFormat::Html,
         }
     }
+}
+
+/// Escapes every character MarkdownV2 reserves, so `text` shows as written
+/// inside a `Reply::markdown`.
+pub fn escape_markdown(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "_*[]()~`>#+-=|{}.!\\".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// Escapes `<`, `>` and `&` for a `Reply::html`.
+pub fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -68,7 +68,10 @@ mod tests {
             "from": {"id": 77, "is_bot": false, "first_name": "Ada", "username": "ada"},
             "text": "/start@wasmbot_bot"}}));
         let incoming = incoming_message(&update).unwrap_or_else(|| panic!("{update:?}"));
-        assert_eq!((incoming.chat_id, incoming.user_id), (-1_001_234_567_890, 77));
+        assert_eq!(
+            (incoming.chat_id, incoming.user_id),
+            (-1_001_234_567_890, 77)
+        );
         assert_eq!(incoming.username.as_deref(), Some("ada"));
         assert_eq!(incoming.text, "/start@wasmbot_bot");
     }
