@@ -119,6 +119,18 @@ async fn audit_rows(db: &std::path::Path) -> Vec<(Option<i64>, Option<String>, S
     rows
 }
 
+/// The allowed user's /start left a `command` entry with status ok.
+async fn assert_start_was_audited(db: &std::path::Path) {
+    let rows = audit_rows(db).await;
+    let expected = (
+        Some(ALLOWED),
+        Some("start".into()),
+        "command".into(),
+        "ok".into(),
+    );
+    assert!(rows.contains(&expected), "{rows:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn start_is_answered_by_the_plugin_and_the_menu_matches_the_plugins() {
     let bot = RunningBot::start(&[]).await;
@@ -152,16 +164,7 @@ async fn start_is_answered_by_the_plugin_and_the_menu_matches_the_plugins() {
     // The offset of the handled update was confirmed on the way out.
     let offsets = api.offsets.lock().unwrap().clone();
     assert!(offsets.last().copied().unwrap_or(0) > 1000, "{offsets:?}");
-    let rows = audit_rows(&db).await;
-    assert!(
-        rows.contains(&(
-            Some(ALLOWED),
-            Some("start".into()),
-            "command".into(),
-            "ok".into()
-        )),
-        "{rows:?}"
-    );
+    assert_start_was_audited(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -412,16 +415,7 @@ async fn the_real_binary_answers_then_stops_cleanly_on_sigterm_with_the_audit_fl
         !logs.contains(TOKEN) && !logs.contains("TEST-token"),
         "the token reached the log: {logs}"
     );
-    let rows = audit_rows(&db).await;
-    assert!(
-        rows.contains(&(
-            Some(ALLOWED),
-            Some("start".into()),
-            "command".into(),
-            "ok".into()
-        )),
-        "{rows:?}"
-    );
+    assert_start_was_audited(&db).await;
 }
 
 #[test]
