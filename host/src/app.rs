@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::audit::{AuditWriter, DEFAULT_QUEUE_CAPACITY};
+use crate::capabilities::llm::LlmClient;
 use crate::config::Config;
 use crate::crypto::Vault;
 use crate::runtime::{PluginEngine, PluginRegistry};
@@ -50,6 +51,7 @@ impl Host {
             store: Some(store),
             vault: open_vault(config)?,
             audit: Some(audit),
+            llm: LlmClient::from_settings(&config.llm)?.map(Arc::new),
             alerter: Default::default(),
         };
         let engine = Arc::new(PluginEngine::new(Some(config.plugin_cache_dir.clone()))?);

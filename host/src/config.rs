@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
+use crate::capabilities::llm::LlmSettings;
 use crate::chat::telegram::TelegramSettings;
 use crate::runtime::PluginLimits;
 
@@ -74,6 +75,8 @@ pub struct Config {
     pub http_addr: SocketAddr,
     /// `TELEGRAM_*` and `WEBHOOK_URL`.
     pub telegram: TelegramSettings,
+    /// `ANTHROPIC_*` and `LLM_*`.
+    pub llm: LlmSettings,
 }
 
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins/dist";
@@ -203,6 +206,7 @@ impl Config {
             )
         })?;
         let telegram = TelegramSettings::from_lookup(get)?;
+        let llm = LlmSettings::from_lookup(get)?;
 
         Ok(Self {
             plugins_dir,
@@ -215,11 +219,12 @@ impl Config {
             audit_retention_days,
             http_addr,
             telegram,
+            llm,
         })
     }
 }
 
-fn parse_number(
+pub(crate) fn parse_number(
     variable: &str,
     value: Option<String>,
     default: u64,

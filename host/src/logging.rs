@@ -27,6 +27,10 @@ const SENSITIVE: &[&str] = &[
 
 pub fn is_sensitive(field: &str) -> bool {
     let field = field.to_ascii_lowercase();
+    // LLM usage counts (`input_tokens`, `output_tokens`) are numbers, not credentials.
+    if field == "tokens" || field.ends_with("_tokens") {
+        return false;
+    }
     SENSITIVE.iter().any(|word| field.contains(word))
 }
 
@@ -171,7 +175,14 @@ mod tests {
         ] {
             assert!(is_sensitive(name), "{name}");
         }
-        for name in ["plugin", "correlation_id", "message", "status"] {
+        for name in [
+            "plugin",
+            "correlation_id",
+            "message",
+            "status",
+            "input_tokens",
+            "output_tokens",
+        ] {
             assert!(!is_sensitive(name), "{name}");
         }
     }

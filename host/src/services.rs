@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::alert::Alerter;
 use crate::audit::AuditWriter;
+use crate::capabilities::llm::LlmClient;
 use crate::crypto::Vault;
 use crate::store::Store;
 
@@ -14,6 +15,8 @@ pub struct HostServices {
     /// Present when `ENCRYPTION_KEY` is set.
     pub vault: Option<Arc<Vault>>,
     pub audit: Option<Arc<AuditWriter>>,
+    /// Present when `ANTHROPIC_API_KEY` or `ANTHROPIC_AUTH_TOKEN` is set.
+    pub llm: Option<Arc<LlmClient>>,
     /// Operational alerts (the Telegram admin chat under `run`; the log otherwise).
     pub alerter: Alerter,
 }

@@ -27,6 +27,7 @@ async fn host(store: Store, plugins: tempfile::TempDir) -> TestHost {
         store: Some(store),
         vault: Some(Arc::new(Vault::from_hex("ENCRYPTION_KEY", KEY).unwrap())),
         audit: Some(audit.clone()),
+        llm: None,
         alerter: Default::default(),
     };
     let registry = common::registry(plugins.path()).await;

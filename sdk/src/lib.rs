@@ -12,7 +12,7 @@
 //! wasmbot_sdk::handler!(handle);
 //! ```
 //!
-//! Capabilities are modules: [`log`], [`state`], [`secrets`], [`audit`];
+//! Capabilities are modules: [`log`], [`state`], [`secrets`], [`audit`], [`llm`];
 //! each needs its grant in the manifest.
 //!
 //! Build it with `cargo build --release --target wasm32-wasip2` (or
@@ -26,10 +26,13 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_handler_world",
         default_bindings_module: "wasmbot_sdk::bindings",
+        // So plugins can keep WIT values (e.g. a conversation) in `state`.
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 
 pub mod audit;
+pub mod llm;
 pub mod log;
 mod message;
 pub mod secrets;
@@ -44,7 +47,7 @@ pub type HandlerResult = Result<Reply, String>;
 /// Everything a handler usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        HandlerResult, Message, Reply, ReplyFormat, audit, escape_html, escape_markdown, log,
+        HandlerResult, Message, Reply, ReplyFormat, audit, escape_html, escape_markdown, llm, log,
         secrets, state,
     };
     pub use serde_json::json;

@@ -2,6 +2,7 @@
 //! plugin's linker receives only the interfaces its manifest grants.
 
 pub mod audit;
+pub mod llm;
 pub mod log;
 pub mod secrets;
 pub mod state;
@@ -17,6 +18,7 @@ pub enum Capability {
     State,
     Secrets,
     Audit,
+    Llm,
 }
 
 impl Capability {
@@ -25,6 +27,7 @@ impl Capability {
         Capability::State,
         Capability::Secrets,
         Capability::Audit,
+        Capability::Llm,
     ];
 
     /// The name used in manifests and in the WIT interface (`wasmbot:plugin/<name>`).
@@ -34,6 +37,7 @@ impl Capability {
             Capability::State => "state",
             Capability::Secrets => "secrets",
             Capability::Audit => "audit",
+            Capability::Llm => "llm",
         }
     }
 
@@ -48,6 +52,7 @@ impl Capability {
             Capability::State => state::link(linker),
             Capability::Secrets => secrets::link(linker),
             Capability::Audit => audit::link(linker),
+            Capability::Llm => llm::link(linker),
         }
     }
 }

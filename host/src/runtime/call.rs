@@ -110,23 +110,36 @@ impl CallState {
     }
 
     fn audit(&self, action: &str, source: &str, status: &str, metadata: serde_json::Value) {
-        let Some(writer) = &self.ctx.services.audit else {
-            return;
-        };
-        writer.record(AuditEntry {
+        let mut entry = self.audit_entry(action, status);
+        entry.source = source.to_string();
+        entry.metadata = sqlx::types::Json(metadata);
+        self.record_audit(entry);
+    }
+
+    /// An entry about this call (time, plugin, user, chat, correlation id
+    /// filled in) for a capability to complete and record.
+    pub fn audit_entry(&self, action: &str, status: &str) -> AuditEntry {
+        AuditEntry {
             created_at: chrono::Utc::now(),
             correlation_id: Some(self.ctx.correlation_id.to_string()),
             user_id: Some(self.ctx.user_id),
             chat_id: Some(self.ctx.chat_id),
             plugin: Some(self.plugin.to_string()),
             action: action.to_string(),
-            source: source.to_string(),
+            source: "host".to_string(),
             model: None,
             status: status.to_string(),
             error: None,
             duration_ms: None,
-            metadata: sqlx::types::Json(metadata),
-        });
+            metadata: sqlx::types::Json(serde_json::json!({})),
+        }
+    }
+
+    /// Queues `entry`; never waits on the database.
+    pub fn record_audit(&self, entry: AuditEntry) {
+        if let Some(writer) = &self.ctx.services.audit {
+            writer.record(entry);
+        }
     }
 
     pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {

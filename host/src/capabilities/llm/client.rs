@@ -1,0 +1,289 @@
+//! The Anthropic Messages API over reqwest: one request, one answer or one
+//! typed failure. No silent retries and no fallback provider: what happens
+//! is what the caller (and the user) is told.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+use super::settings::{DEFAULT_MAX_TOKENS, LlmAuth, LlmSettings};
+
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+pub const OAUTH_BETA: &str = "oauth-2025-04-20";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompletionRequest {
+    pub system: Option<String>,
+    pub messages: Vec<(Role, String)>,
+    pub max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub text: String,
+    pub stop_reason: String,
+    pub model: String,
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+}
+
+/// Why a completion failed, as the plugin will see it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LlmFailure {
+    #[error("the LLM is not configured (set ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN)")]
+    NotConfigured,
+    #[error("the LLM service is unavailable: {0}")]
+    Unavailable(String),
+    #[error("rate limited by the LLM service (retry after {0:?} s)")]
+    RateLimited(Option<u32>),
+    #[error("the LLM service refused the API key")]
+    Unauthorized,
+    #[error("the LLM service did not answer in time")]
+    Timeout,
+    #[error("the LLM service refused the request: {0}")]
+    BadRequest(String),
+}
+
+impl LlmFailure {
+    /// The audit status and log word for this failure.
+    pub fn status(&self) -> &'static str {
+        match self {
+            LlmFailure::NotConfigured => "not_configured",
+            LlmFailure::Unavailable(_) => "unavailable",
+            LlmFailure::RateLimited(_) => "rate_limited",
+            LlmFailure::Unauthorized => "unauthorized",
+            LlmFailure::Timeout => "timeout",
+            LlmFailure::BadRequest(_) => "bad_request",
+        }
+    }
+}
+
+pub struct LlmClient {
+    http: reqwest::Client,
+    settings: LlmSettings,
+    in_flight: Semaphore,
+    /// Set by an `unavailable`, cleared (once, with a recovery notice) by the next success.
+    degraded: AtomicBool,
+}
+
+impl LlmClient {
+    /// None when no credential is configured.
+    pub fn from_settings(settings: &LlmSettings) -> anyhow::Result<Option<Self>> {
+        if settings.auth.is_none() {
+            return Ok(None);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .context("building the HTTP client for the LLM")?;
+        Ok(Some(Self {
+            http,
+            settings: settings.clone(),
+            in_flight: Semaphore::new(settings.max_concurrent as usize),
+            degraded: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn model(&self) -> &str {
+        &self.settings.model
+    }
+
+    /// Marks the service as down; returns true when it was up until now.
+    pub fn mark_unavailable(&self) -> bool {
+        !self.degraded.swap(true, Ordering::SeqCst)
+    }
+
+    /// Marks the service as up; returns true when it was down until now.
+    pub fn mark_available(&self) -> bool {
+        self.degraded.swap(false, Ordering::SeqCst)
+    }
+
+    /// `POST {base}/v1/messages`, waiting for a free slot first.
+    pub async fn complete(&self, request: &CompletionRequest) -> Result<Completion, LlmFailure> {
+        let Some(auth) = &self.settings.auth else {
+            return Err(LlmFailure::NotConfigured);
+        };
+        let _slot = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| LlmFailure::Unavailable("the host is shutting down".into()))?;
+        let url = self
+            .settings
+            .base_url
+            .join("v1/messages")
+            .map_err(|error| LlmFailure::BadRequest(format!("ANTHROPIC_BASE_URL: {error}")))?;
+        let mut http = self
+            .http
+            .post(url)
+            .header("anthropic-version", ANTHROPIC_VERSION)
+            .header("content-type", "application/json");
+        http = match auth {
+            LlmAuth::ApiKey(key) => http.header("x-api-key", key.expose()),
+            LlmAuth::OAuthToken(token) => http
+                .bearer_auth(token.expose())
+                .header("anthropic-beta", OAUTH_BETA),
+        };
+        let body = request_body(&self.settings.model, request);
+        let response = http
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(transport_failure)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        let bytes = response.bytes().await.map_err(transport_failure)?;
+        if status == 200 {
+            return parse_completion(&bytes);
+        }
+        let detail = error_detail(&bytes).unwrap_or_else(|| format!("HTTP {status}"));
+        Err(match status {
+            401 | 403 => LlmFailure::Unauthorized,
+            429 => LlmFailure::RateLimited(retry_after),
+            408 => LlmFailure::Timeout,
+            400..=499 => LlmFailure::BadRequest(detail),
+            _ => LlmFailure::Unavailable(format!("HTTP {status}: {detail}")),
+        })
+    }
+}
+
+/// The JSON body of a Messages API request.
+pub fn request_body(model: &str, request: &CompletionRequest) -> serde_json::Value {
+    let messages: Vec<serde_json::Value> = request
+        .messages
+        .iter()
+        .map(|(role, content)| {
+            let role = match role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            serde_json::json!({ "role": role, "content": content })
+        })
+        .collect();
+    let mut body = serde_json::json!({
+        "model": model,
+        "max_tokens": request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        "messages": messages,
+    });
+    if let Some(system) = request.system.as_ref().filter(|s| !s.is_empty()) {
+        body["system"] = serde_json::json!(system);
+    }
+    body
+}
+
+fn transport_failure(error: reqwest::Error) -> LlmFailure {
+    if error.is_timeout() {
+        LlmFailure::Timeout
+    } else {
+        // Without the URL: it is the operator's, and the reason is what matters.
+        LlmFailure::Unavailable(format!("cannot reach the service: {}", error.without_url()))
+    }
+}
+
+#[derive(Deserialize)]
+struct MessagesResponse {
+    content: Vec<ContentBlock>,
+    model: String,
+    stop_reason: Option<String>,
+    usage: Usage,
+}
+
+#[derive(Deserialize)]
+struct ContentBlock {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    input_tokens: u32,
+    output_tokens: u32,
+}
+
+fn parse_completion(bytes: &[u8]) -> Result<Completion, LlmFailure> {
+    let response: MessagesResponse = serde_json::from_slice(bytes).map_err(|error| {
+        LlmFailure::Unavailable(format!(
+            "the service answered something that is not a Messages response: {error}"
+        ))
+    })?;
+    let text = response
+        .content
+        .iter()
+        .filter(|block| block.kind == "text")
+        .map(|block| block.text.as_str())
+        .collect::<Vec<_>>()
+        .join("");
+    Ok(Completion {
+        text,
+        stop_reason: response.stop_reason.unwrap_or_else(|| "unknown".into()),
+        model: response.model,
+        input_tokens: response.usage.input_tokens,
+        output_tokens: response.usage.output_tokens,
+    })
+}
+
+/// `error.message` of an Anthropic error body.
+fn error_detail(bytes: &[u8]) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    body["error"]["message"].as_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_carries_model_limit_system_and_messages() {
+        let request = CompletionRequest {
+            system: Some("Be brief.".into()),
+            messages: vec![
+                (Role::User, "Hi".into()),
+                (Role::Assistant, "Hello".into()),
+                (Role::User, "Why?".into()),
+            ],
+            max_tokens: None,
+        };
+        let body = request_body("claude-x", &request);
+        assert_eq!(
+            body,
+            serde_json::json!({"model": "claude-x", "max_tokens": 4096, "system": "Be brief.", "messages": [
+                {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Why?"}]})
+        );
+    }
+
+    #[test]
+    fn a_response_joins_text_blocks_and_reads_usage() {
+        let completion = parse_completion(br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
+            "content":[{"type":"text","text":"Hello"},{"type":"text","text":" there"}],
+            "stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":3}}"#)
+        .unwrap();
+        assert_eq!(
+            (
+                completion.text.as_str(),
+                completion.input_tokens,
+                completion.output_tokens
+            ),
+            ("Hello there", 12, 3)
+        );
+        assert!(matches!(
+            parse_completion(b"<html>"),
+            Err(LlmFailure::Unavailable(_))
+        ));
+    }
+}

@@ -1,0 +1,120 @@
+//! A fake Anthropic Messages API on 127.0.0.1: real request/response JSON,
+//! recording every request and answering from a script (a reply, an error
+//! status with an Anthropic error body, or a slow answer).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// 200 with this text.
+    Text(&'static str),
+    /// This status with an Anthropic error body, and a retry-after header if given.
+    Error(u16, &'static str, Option<u32>),
+    /// 200, after this long.
+    Slow(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+}
+
+#[derive(Default)]
+pub struct FakeAnthropic {
+    script: Mutex<VecDeque<Answer>>,
+    pub requests: Mutex<Vec<Recorded>>,
+}
+
+impl FakeAnthropic {
+    /// Starts the server; returns it and its base URL (for ANTHROPIC_BASE_URL).
+    pub async fn start() -> (Arc<Self>, String) {
+        let fake = Arc::new(Self::default());
+        let app = axum::Router::new()
+            .route("/v1/messages", axum::routing::post(messages))
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (fake, url)
+    }
+
+    /// The next requests get these answers, in order; then the default
+    /// answer: "Claude says: <the last user message>".
+    pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
+        self.script.lock().unwrap().extend(answers);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+async fn messages(
+    State(fake): State<Arc<FakeAnthropic>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).expect("a JSON request body");
+    let headers: HashMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    fake.requests.lock().unwrap().push(Recorded {
+        headers,
+        body: body.clone(),
+    });
+    let answer = fake.script.lock().unwrap().pop_front();
+    let last_user = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let text = match answer {
+        Some(Answer::Error(status, kind, retry_after)) => return error(status, kind, retry_after),
+        Some(Answer::Slow(delay)) => {
+            tokio::time::sleep(delay).await;
+            format!("Claude says (slowly): {last_user}")
+        }
+        Some(Answer::Text(text)) => text.to_string(),
+        None => format!("Claude says: {last_user}"),
+    };
+    let input_tokens = body["messages"].as_array().map_or(0, |m| m.len() * 10) as u64;
+    let reply = json!({
+        "id": "msg_01FakeFakeFake", "type": "message", "role": "assistant",
+        "model": body["model"], "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": input_tokens, "output_tokens": 7}
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        reply.to_string(),
+    )
+        .into_response()
+}
+
+fn error(status: u16, kind: &str, retry_after: Option<u32>) -> Response {
+    let body = json!({"type": "error", "error": {"type": kind, "message": format!("fake {kind}")}});
+    let mut response = (
+        StatusCode::from_u16(status).unwrap(),
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", seconds.to_string().parse().unwrap());
+    }
+    response
+}
