@@ -224,6 +224,17 @@ impl Config {
     }
 }
 
+/// An http(s) URL with a host, or an error naming the variable.
+pub(crate) fn http_url(variable: &str, value: &str) -> Result<url::Url, ConfigError> {
+    match url::Url::parse(value.trim()) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
+        _ => Err(ConfigError::new(
+            variable,
+            format!("expected an http(s) URL such as https://host/path, got {value:?}"),
+        )),
+    }
+}
+
 pub(crate) fn parse_number(
     variable: &str,
     value: Option<String>,

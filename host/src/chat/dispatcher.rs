@@ -175,8 +175,9 @@ impl Dispatcher {
             Err(failure) => {
                 let status = failure.status();
                 match &failure {
+                    // A plugin's own error reply (usage, "not configured") is a normal answer.
                     PluginFailure::Declined(_) => {
-                        tracing::warn!(plugin = plugin.name(), command, status, duration_ms, cause = %failure, "message handled")
+                        tracing::info!(plugin = plugin.name(), command, status, duration_ms, cause = %failure, "message handled")
                     }
                     _ => {
                         tracing::error!(plugin = plugin.name(), command, status, duration_ms, cause = %failure, "message handled")

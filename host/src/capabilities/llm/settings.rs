@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::config::{ConfigError, SecretString, parse_number};
+use crate::config::{ConfigError, SecretString, http_url, parse_number};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
@@ -41,15 +41,7 @@ impl LlmSettings {
             (None, None) => None,
         };
         let base = get("ANTHROPIC_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.into());
-        let base_url = match Url::parse(base.trim()) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
-            _ => {
-                return Err(ConfigError::new(
-                    "ANTHROPIC_BASE_URL",
-                    format!("expected an http(s) URL such as {DEFAULT_BASE_URL}, got {base:?}"),
-                ));
-            }
-        };
+        let base_url = http_url("ANTHROPIC_BASE_URL", &base)?;
         let model =
             get("LLM_MODEL").map_or_else(|| DEFAULT_MODEL.to_string(), |m| m.trim().to_string());
         let timeout = parse_number(

@@ -4,7 +4,7 @@
 use teloxide::types::UserId;
 use url::Url;
 
-use crate::config::{ConfigError, SecretString};
+use crate::config::{ConfigError, SecretString, http_url};
 
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
 
@@ -71,16 +71,6 @@ impl TelegramSettings {
             allowed_users,
             webhook_url,
         })
-    }
-}
-
-fn http_url(variable: &str, value: &str) -> Result<Url, ConfigError> {
-    match Url::parse(value.trim()) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
-        _ => Err(ConfigError::new(
-            variable,
-            format!("expected an http(s) URL such as https://host/path, got {value:?}"),
-        )),
     }
 }
 
