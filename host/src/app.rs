@@ -10,6 +10,7 @@ use crate::audit::{AuditWriter, DEFAULT_QUEUE_CAPACITY};
 use crate::capabilities::llm::LlmClient;
 use crate::config::Config;
 use crate::crypto::Vault;
+use crate::health::{HealthChecker, HealthMonitor};
 use crate::runtime::{PluginEngine, PluginRegistry};
 use crate::services::HostServices;
 use crate::store::Store;
@@ -47,20 +48,29 @@ impl Host {
     pub async fn start(config: &Config, migrate: bool) -> anyhow::Result<Self> {
         let store = open_store(config, migrate).await?;
         let audit = Arc::new(AuditWriter::start(store.clone(), DEFAULT_QUEUE_CAPACITY));
-        let services = HostServices {
+        let mut services = HostServices {
             store: Some(store),
             vault: open_vault(config)?,
             audit: Some(audit),
             llm: LlmClient::from_settings(&config.llm)?.map(Arc::new),
             alerter: Default::default(),
+            health: None,
         };
         let engine = Arc::new(PluginEngine::new(Some(config.plugin_cache_dir.clone()))?);
         let registry =
             PluginRegistry::load(engine, config.plugins_dir.clone(), config.plugin_limits).await?;
-        Ok(Self {
-            services,
-            registry: Arc::new(registry),
-        })
+        let registry = Arc::new(registry);
+        let checker = HealthChecker::new(
+            &config.health,
+            services.store.clone(),
+            services.llm.clone(),
+            Some(registry.clone()),
+        );
+        services.health = Some(Arc::new(HealthMonitor::new(
+            checker,
+            services.alerter.clone(),
+        )));
+        Ok(Self { services, registry })
     }
 
     /// Flushes the audit queue and closes the database.
@@ -72,4 +82,27 @@ impl Host {
             store.close().await;
         }
     }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (docker stop, systemd).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the bot");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutdown signal received");
 }

@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::capabilities::llm::LlmSettings;
 use crate::chat::telegram::TelegramSettings;
+use crate::health::HealthSettings;
 use crate::runtime::PluginLimits;
 
 /// A configured secret: never printed, wiped from memory when dropped.
@@ -71,20 +72,33 @@ pub struct Config {
     pub encryption_key: Option<SecretString>,
     /// `AUDIT_RETENTION_DAYS`: audit entries older than this are deleted by the cleanup job.
     pub audit_retention_days: u32,
-    /// `HTTP_ADDR`: where `run` listens (the Telegram webhook; health and metrics later).
-    pub http_addr: SocketAddr,
+    /// `HTTP_ADDR`: where `run` and `worker` serve health, metrics (and the
+    /// webhook); `chat` serves them only when it is set.
+    pub http_addr: Option<SocketAddr>,
     /// `TELEGRAM_*` and `WEBHOOK_URL`.
     pub telegram: TelegramSettings,
     /// `ANTHROPIC_*` and `LLM_*`.
     pub llm: LlmSettings,
+    /// `REDIS_URL`, `QDRANT_URL`, `HEALTH_INTERVAL_SECS`.
+    pub health: HealthSettings,
+    /// `AUDIT_CLEANUP_AT`: the daily retention cleanup's time, UTC.
+    pub audit_cleanup_at: chrono::NaiveTime,
+    /// `WORKER_STANDBY_SECS`: how often a standby worker tries to become the active one.
+    pub worker_standby: std::time::Duration,
 }
 
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins/dist";
 pub const DEFAULT_PLUGIN_CACHE_DIR: &str = "data/plugin-cache";
-pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/wasmbot.db";
 
 impl Config {
+    /// `HTTP_ADDR`, or the default for commands that always serve.
+    pub fn http_addr_or_default(&self) -> SocketAddr {
+        self.http_addr
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP_PORT)))
+    }
+
     /// Loads `.env` (when present; real environment variables win) and reads the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         if let Err(error) = dotenvy::dotenv()
@@ -198,13 +212,34 @@ impl Config {
             "days",
         )? as u32;
 
-        let http_addr_value = get("HTTP_ADDR").unwrap_or_else(|| DEFAULT_HTTP_ADDR.into());
-        let http_addr = http_addr_value.trim().parse::<SocketAddr>().map_err(|_| {
-            ConfigError::new(
-                "HTTP_ADDR",
-                format!("expected IP:PORT such as 0.0.0.0:8080 or 127.0.0.1:8080, got {http_addr_value:?}"),
-            )
-        })?;
+        let http_addr = get("HTTP_ADDR")
+            .map(|value| {
+                value.trim().parse::<SocketAddr>().map_err(|_| {
+                    ConfigError::new(
+                        "HTTP_ADDR",
+                        format!(
+                            "expected IP:PORT such as 0.0.0.0:8080 or 127.0.0.1:8080, got {value:?}"
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        let health = HealthSettings::from_lookup(get)?;
+        let cleanup_at = get("AUDIT_CLEANUP_AT").unwrap_or_else(|| "03:00".into());
+        let audit_cleanup_at = chrono::NaiveTime::parse_from_str(cleanup_at.trim(), "%H:%M")
+            .map_err(|_| {
+                ConfigError::new(
+                    "AUDIT_CLEANUP_AT",
+                    format!("expected HH:MM (UTC), e.g. 03:00, got {cleanup_at:?}"),
+                )
+            })?;
+        let worker_standby = std::time::Duration::from_secs(parse_number(
+            "WORKER_STANDBY_SECS",
+            get("WORKER_STANDBY_SECS"),
+            10,
+            1..=3600,
+            "seconds",
+        )?);
         let telegram = TelegramSettings::from_lookup(get)?;
         let llm = LlmSettings::from_lookup(get)?;
 
@@ -220,6 +255,9 @@ impl Config {
             http_addr,
             telegram,
             llm,
+            health,
+            audit_cleanup_at,
+            worker_standby,
         })
     }
 }

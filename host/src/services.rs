@@ -7,6 +7,7 @@ use crate::alert::Alerter;
 use crate::audit::AuditWriter;
 use crate::capabilities::llm::LlmClient;
 use crate::crypto::Vault;
+use crate::health::HealthMonitor;
 use crate::store::Store;
 
 #[derive(Default, Clone)]
@@ -17,6 +18,8 @@ pub struct HostServices {
     pub audit: Option<Arc<AuditWriter>>,
     /// Present when `ANTHROPIC_API_KEY` or `ANTHROPIC_AUTH_TOKEN` is set.
     pub llm: Option<Arc<LlmClient>>,
+    /// The health monitor's latest results (and on-demand checks).
+    pub health: Option<Arc<HealthMonitor>>,
     /// Operational alerts (the Telegram admin chat under `run`; the log otherwise).
     pub alerter: Alerter,
 }

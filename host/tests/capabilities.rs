@@ -29,6 +29,7 @@ async fn host(store: Store, plugins: tempfile::TempDir) -> TestHost {
         audit: Some(audit.clone()),
         llm: None,
         alerter: Default::default(),
+        health: None,
     };
     let registry = common::registry(plugins.path()).await;
     assert!(

@@ -59,6 +59,7 @@ async fn llm_host(vars: &[(&str, &str)], plugins: &[&str]) -> LlmHost {
         audit: Some(audit.clone()),
         llm: LlmClient::from_settings(&settings).unwrap().map(Arc::new),
         alerter: Alerter::new(Some(Arc::new(AdminInbox(inbox))), ALERT_INTERVAL),
+        health: None,
     };
     let dir = plugins_dir(plugins);
     let registry = common::registry(dir.path()).await;

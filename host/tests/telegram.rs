@@ -45,6 +45,8 @@ impl RunningBot {
             ("TELEGRAM_API_URL".into(), url),
             ("TELEGRAM_ALLOWED_USERS".into(), format!("{ALLOWED}, 8")),
             ("TELEGRAM_ADMIN_CHAT_ID".into(), ADMIN_CHAT.to_string()),
+            // Health and metrics on a port of their own: tests run side by side.
+            ("HTTP_ADDR".into(), "127.0.0.1:0".into()),
         ];
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let config = Config::from_lookup(|name| {
@@ -380,6 +382,7 @@ async fn the_real_binary_answers_then_stops_cleanly_on_sigterm_with_the_audit_fl
         .env("TELEGRAM_BOT_TOKEN", TOKEN)
         .env("TELEGRAM_API_URL", &url)
         .env("LOG_FORMAT", "json")
+        .env("HTTP_ADDR", "127.0.0.1:0")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -12,7 +12,7 @@
 //! wasmbot_sdk::handler!(handle);
 //! ```
 //!
-//! Capabilities are modules: [`log`], [`state`], [`secrets`], [`audit`], [`llm`];
+//! Capabilities are modules: [`log`], [`state`], [`secrets`], [`audit`], [`llm`], [`health`];
 //! each needs its grant in the manifest.
 //!
 //! Build it with `cargo build --release --target wasm32-wasip2` (or
@@ -32,6 +32,7 @@ pub mod bindings {
 }
 
 pub mod audit;
+pub mod health;
 pub mod llm;
 pub mod log;
 mod message;
@@ -47,8 +48,8 @@ pub type HandlerResult = Result<Reply, String>;
 /// Everything a handler usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        HandlerResult, Message, Reply, ReplyFormat, audit, escape_html, escape_markdown, llm, log,
-        secrets, state,
+        HandlerResult, Message, Reply, ReplyFormat, audit, escape_html, escape_markdown, health,
+        llm, log, secrets, state,
     };
     pub use serde_json::json;
 }

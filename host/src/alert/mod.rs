@@ -28,33 +28,27 @@ pub struct Alerter {
 }
 
 struct Inner {
-    queue: Option<tokio::sync::mpsc::Sender<String>>,
+    /// Where alerts are queued for delivery; none until a sink is attached.
+    queue: Mutex<Option<tokio::sync::mpsc::Sender<String>>>,
     last_sent: Mutex<HashMap<String, Instant>>,
     interval: Duration,
 }
 
 impl Alerter {
     /// Alerts go to `sink`; with none (no admin chat configured) they are only logged.
-    /// Call inside a tokio runtime: delivery runs on a task of its own.
+    /// Call inside a tokio runtime when there is a sink: delivery runs on a task of its own.
     pub fn new(sink: Option<Arc<dyn AlertSink>>, interval: Duration) -> Self {
-        let queue = sink.map(|sink| {
-            let (sender, mut receiver) = tokio::sync::mpsc::channel::<String>(QUEUE_CAPACITY);
-            tokio::spawn(async move {
-                while let Some(text) = receiver.recv().await {
-                    if let Err(error) = sink.deliver(text).await {
-                        tracing::warn!(error = %format!("{error:#}"), "could not deliver an alert to the admin chat");
-                    }
-                }
-            });
-            sender
-        });
-        Self {
+        let alerter = Self {
             inner: Arc::new(Inner {
-                queue,
+                queue: Mutex::new(None),
                 last_sent: Mutex::new(HashMap::new()),
                 interval,
             }),
+        };
+        if let Some(sink) = sink {
+            alerter.attach(sink);
         }
+        alerter
     }
 
     /// An alerter that only logs.
@@ -62,10 +56,18 @@ impl Alerter {
         Self::new(None, ALERT_INTERVAL)
     }
 
-    /// This alerter with alerts delivered to `sink` as well (the rate-limit
-    /// state starts afresh).
-    pub fn with_sink(&self, sink: Arc<dyn AlertSink>) -> Self {
-        Self::new(Some(sink), self.inner.interval)
+    /// From now on, every clone of this alerter also delivers to `sink`
+    /// (e.g. the admin chat once the Telegram bot is connected).
+    pub fn attach(&self, sink: Arc<dyn AlertSink>) {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<String>(QUEUE_CAPACITY);
+        tokio::spawn(async move {
+            while let Some(text) = receiver.recv().await {
+                if let Err(error) = sink.deliver(text).await {
+                    tracing::warn!(error = %format!("{error:#}"), "could not deliver an alert to the admin chat");
+                }
+            }
+        });
+        *lock(&self.inner.queue) = Some(sender);
     }
 
     /// Raises an alert under `key`, unless that key alerted within the
@@ -74,11 +76,7 @@ impl Alerter {
         let text = text.into();
         let now = Instant::now();
         {
-            let mut last_sent = self
-                .inner
-                .last_sent
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut last_sent = lock(&self.inner.last_sent);
             if let Some(at) = last_sent.get(key)
                 && now.duration_since(*at) < self.inner.interval
             {
@@ -100,12 +98,18 @@ impl Alerter {
     }
 
     fn enqueue(&self, text: String) {
-        if let Some(queue) = &self.inner.queue
+        if let Some(queue) = lock(&self.inner.queue).as_ref()
             && queue.try_send(text).is_err()
         {
             tracing::error!("alert queue full or closed: an alert was not delivered");
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Default for Alerter {

@@ -2,6 +2,7 @@
 //! plugin's linker receives only the interfaces its manifest grants.
 
 pub mod audit;
+pub mod health;
 pub mod llm;
 pub mod log;
 pub mod secrets;
@@ -19,6 +20,7 @@ pub enum Capability {
     Secrets,
     Audit,
     Llm,
+    Health,
 }
 
 impl Capability {
@@ -28,6 +30,7 @@ impl Capability {
         Capability::Secrets,
         Capability::Audit,
         Capability::Llm,
+        Capability::Health,
     ];
 
     /// The name used in manifests and in the WIT interface (`wasmbot:plugin/<name>`).
@@ -38,6 +41,7 @@ impl Capability {
             Capability::Secrets => "secrets",
             Capability::Audit => "audit",
             Capability::Llm => "llm",
+            Capability::Health => "health",
         }
     }
 
@@ -53,6 +57,7 @@ impl Capability {
             Capability::Secrets => secrets::link(linker),
             Capability::Audit => audit::link(linker),
             Capability::Llm => llm::link(linker),
+            Capability::Health => health::link(linker),
         }
     }
 }

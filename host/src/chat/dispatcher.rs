@@ -10,6 +10,7 @@ use tracing::Instrument as _;
 use super::access::{Access, AccessPolicy, REFUSAL_TEXT};
 use super::command;
 use super::help;
+use crate::metrics::{MessageLabels, label, metrics};
 use crate::runtime::{CallContext, Message, PluginFailure, PluginRegistry, ReplyFormat};
 use crate::services::HostServices;
 use crate::store::AuditEntry;
@@ -152,6 +153,7 @@ impl Dispatcher {
         // cooperative budget so the watcher and other chats still run.
         tokio::task::consume_budget().await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        count_message(plugin.name(), &outcome, started.elapsed().as_secs_f64());
         let command = parsed.name.as_str();
         self.audit_message(
             &incoming,
@@ -242,6 +244,31 @@ impl Dispatcher {
             duration_ms: Some(duration_ms),
             metadata: sqlx::types::Json(serde_json::json!({ "command": command })),
         });
+    }
+}
+
+/// The message, its latency and (for a call the host ended) the failure, in the metrics.
+fn count_message(
+    plugin: &str,
+    outcome: &Result<crate::runtime::Reply, PluginFailure>,
+    seconds: f64,
+) {
+    let status = match outcome {
+        Ok(_) => "ok",
+        Err(failure) => failure.status(),
+    };
+    let m = metrics();
+    m.messages
+        .get_or_create(&MessageLabels {
+            plugin: plugin.to_string(),
+            status: status.to_string(),
+        })
+        .inc();
+    m.handler_seconds.observe(seconds);
+    if let Err(failure) = outcome
+        && !matches!(failure, PluginFailure::Declined(_))
+    {
+        m.plugin_failures.get_or_create(&label(status)).inc();
     }
 }
 

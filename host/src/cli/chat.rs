@@ -24,6 +24,22 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
     // Rebuilt plugins (`just watch`) are picked up while the console runs.
     let _watcher = crate::runtime::watch(host.registry.clone(), |_, _| {})
         .with_context(|| format!("watching {}", config.plugins_dir.display()))?;
+    // Health and metrics only when asked for: the console is a local tool.
+    let (stop_http, mut http_stopping) = tokio::sync::watch::channel(false);
+    if let Some(addr) = config.http_addr {
+        let router = crate::http::ops_router(crate::http::OpsState {
+            services: host.services.clone(),
+            registry: Some(host.registry.clone()),
+        });
+        let server = crate::http::serve(addr, router, async move {
+            let _ = http_stopping.wait_for(|s| *s).await;
+        });
+        tokio::spawn(async move {
+            if let Err(error) = server.await {
+                tracing::error!(error = %format!("{error:#}"), "the HTTP server failed");
+            }
+        });
+    }
     let dispatcher =
         Dispatcher::new(host.registry.clone(), None).with_services(host.services.clone());
     let interactive = std::io::stdin().is_terminal();
@@ -34,6 +50,7 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
     let result = console::run(&dispatcher, &user, input, tokio::io::stdout(), interactive)
         .await
         .context("console input/output failed");
+    let _ = stop_http.send(true);
     host.shutdown().await;
     result
 }

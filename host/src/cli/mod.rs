@@ -5,6 +5,7 @@ mod chat;
 mod plugins;
 mod run;
 mod secrets;
+mod worker;
 
 pub use secrets::rotate;
 
@@ -48,6 +49,15 @@ enum Command {
         #[arg(long)]
         no_migrate: bool,
     },
+    /// Run the scheduled jobs (audit retention, heartbeat, health checks); one worker is active at a time.
+    Worker {
+        /// Run this job once now and exit.
+        #[arg(long, value_enum)]
+        once: Option<crate::worker::Job>,
+        /// Do not apply database migrations at start-up.
+        #[arg(long)]
+        no_migrate: bool,
+    },
     /// Apply the database migrations and exit.
     Migrate,
     /// Inspect and check plugins.
@@ -78,7 +88,7 @@ pub fn main() -> ExitCode {
         | Command::Secrets { .. }
         | Command::Migrate
         | Command::Plugins { .. } => "warn",
-        Command::Run { .. } => "info",
+        Command::Run { .. } | Command::Worker { .. } => "info",
     };
     if matches!(cli.command, Command::Run { .. }) && config.telegram.bot_token.is_none() {
         eprintln!(
@@ -142,6 +152,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             run::run(&config, !no_migrate).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Worker { once, no_migrate } => worker::run(&config, once, !no_migrate).await,
         Command::Migrate => {
             let store = crate::app::open_store(&config, true).await?;
             println!("{} database is up to date", store.backend());

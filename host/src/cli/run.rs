@@ -11,34 +11,11 @@ pub async fn run(config: &Config, migrate: bool) -> anyhow::Result<()> {
         tracing::error!(plugin = %error.plugin, reason = %error.reason, "plugin not loaded");
     }
     tracing::info!(loaded = plugins.plugins().len(), "plugins loaded");
-    let result = telegram::serve(config, &host, shutdown_signal()).await;
+    let result = telegram::serve(config, &host, crate::app::shutdown_signal()).await;
     // Whatever happened, what the audit queue holds reaches the database.
     host.shutdown().await;
     if result.is_ok() {
         tracing::info!("stopped");
     }
     result
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (docker stop, systemd).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the bot");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutdown signal received");
 }

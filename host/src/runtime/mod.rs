@@ -12,6 +12,7 @@ mod watcher;
 
 // The generated interfaces, for their modules under `capabilities`.
 pub use bindings::wasmbot::plugin::audit as bindings_audit;
+pub use bindings::wasmbot::plugin::health as bindings_health;
 pub use bindings::wasmbot::plugin::llm as bindings_llm;
 pub use bindings::wasmbot::plugin::log as bindings_log;
 pub use bindings::wasmbot::plugin::secrets as bindings_secrets;

@@ -65,6 +65,18 @@ pub fn watch(
             }
             let started = Instant::now();
             let outcomes = registry.reload(names.into_iter().collect()).await;
+            for (_, outcome) in &outcomes {
+                let status = match outcome {
+                    ReloadOutcome::Loaded { .. } => "loaded",
+                    ReloadOutcome::Unloaded => "unloaded",
+                    ReloadOutcome::Refused { .. } => "refused",
+                    ReloadOutcome::Unchanged => continue,
+                };
+                crate::metrics::metrics()
+                    .plugin_reloads
+                    .get_or_create(&crate::metrics::label(status))
+                    .inc();
+            }
             let changed = outcomes
                 .iter()
                 .filter(|(_, outcome)| {

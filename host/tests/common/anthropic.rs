@@ -40,6 +40,7 @@ impl FakeAnthropic {
         let fake = Arc::new(Self::default());
         let app = axum::Router::new()
             .route("/v1/messages", axum::routing::post(messages))
+            .route("/v1/models", axum::routing::get(models))
             .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -99,6 +100,21 @@ async fn messages(
         StatusCode::OK,
         [("content-type", "application/json")],
         reply.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /v1/models`: what the health check asks; 401 without a credential.
+async fn models(headers: HeaderMap) -> Response {
+    if !headers.contains_key("x-api-key") && !headers.contains_key("authorization") {
+        return error(401, "authentication_error", None);
+    }
+    let body = json!({"data": [{"type": "model", "id": "claude-sonnet-4-5", "display_name": "Claude Sonnet 4.5",
+        "created_at": "2025-09-29T00:00:00Z"}], "has_more": true, "first_id": "claude-sonnet-4-5", "last_id": "claude-sonnet-4-5"});
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        body.to_string(),
     )
         .into_response()
 }

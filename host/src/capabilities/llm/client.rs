@@ -150,14 +150,55 @@ impl LlmClient {
         if status == 200 {
             return parse_completion(&bytes);
         }
-        let detail = error_detail(&bytes).unwrap_or_else(|| format!("HTTP {status}"));
-        Err(match status {
+        Err(failure_for(status, retry_after, &bytes))
+    }
+
+    /// A lightweight authenticated request (`GET /v1/models?limit=1`), for
+    /// health checks: no tokens spent.
+    pub async fn ping(&self) -> Result<(), LlmFailure> {
+        let Some(auth) = &self.settings.auth else {
+            return Err(LlmFailure::NotConfigured);
+        };
+        let url = self
+            .settings
+            .base_url
+            .join("v1/models?limit=1")
+            .map_err(|error| LlmFailure::BadRequest(format!("ANTHROPIC_BASE_URL: {error}")))?;
+        let response = authorized(self.http.get(url), auth)
+            .send()
+            .await
+            .map_err(transport_failure)?;
+        let status = response.status().as_u16();
+        if status == 200 {
+            return Ok(());
+        }
+        let bytes = response.bytes().await.map_err(transport_failure)?;
+        Err(failure_for(status, None, &bytes))
+    }
+}
+
+/// The version header and the credential, as the Messages API expects them.
+fn authorized(request: reqwest::RequestBuilder, auth: &LlmAuth) -> reqwest::RequestBuilder {
+    let request = request.header("anthropic-version", ANTHROPIC_VERSION);
+    match auth {
+        LlmAuth::ApiKey(key) => request.header("x-api-key", key.expose()),
+        LlmAuth::OAuthToken(token) => request
+            .bearer_auth(token.expose())
+            .header("anthropic-beta", OAUTH_BETA),
+    }
+}
+
+/// The typed failure for a non-200 answer.
+fn failure_for(status: u16, retry_after: Option<u32>, body: &[u8]) -> LlmFailure {
+    let detail = error_detail(body).unwrap_or_else(|| format!("HTTP {status}"));
+    {
+        match status {
             401 | 403 => LlmFailure::Unauthorized,
             429 => LlmFailure::RateLimited(retry_after),
             408 => LlmFailure::Timeout,
             400..=499 => LlmFailure::BadRequest(detail),
             _ => LlmFailure::Unavailable(format!("HTTP {status}: {detail}")),
-        })
+        }
     }
 }
 

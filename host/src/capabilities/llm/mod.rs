@@ -19,6 +19,7 @@ use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::alert::Alerter;
+use crate::metrics::{TokenLabels, label, metrics};
 use crate::runtime::CallState;
 use crate::runtime::bindings_llm::{self as wit, LlmError};
 
@@ -91,6 +92,20 @@ impl CallState {
             Ok(_) => "ok",
             Err(failure) => failure.status(),
         };
+        let m = metrics();
+        m.llm_requests.get_or_create(&label(status)).inc();
+        if let Ok(completion) = outcome {
+            for (direction, count) in [
+                ("input", completion.input_tokens),
+                ("output", completion.output_tokens),
+            ] {
+                m.llm_tokens
+                    .get_or_create(&TokenLabels {
+                        direction: direction.into(),
+                    })
+                    .inc_by(u64::from(count));
+            }
+        }
         let mut entry = self.audit_entry("llm_request", status);
         entry.duration_ms = Some(latency_ms);
         match outcome {

@@ -31,6 +31,7 @@ use crate::chat::Dispatcher;
 use crate::chat::access::AccessPolicy;
 use crate::chat::lanes::ChatLanes;
 use crate::config::Config;
+use crate::http::OpsState;
 use crate::runtime::{ReloadOutcome, ReplyFormat};
 use updates::{RecentUpdates, incoming_message};
 
@@ -99,14 +100,13 @@ pub async fn serve(
     );
 
     let replies = ReplySender::new(bot.clone());
-    let mut services = host.services.clone();
+    let services = host.services.clone();
     match settings.admin_chat_id {
-        Some(chat_id) => {
-            services.alerter = services.alerter.with_sink(Arc::new(AdminChat {
-                replies: replies.clone(),
-                chat_id,
-            }))
-        }
+        // Every part of the host that alerts (LLM, health, reloads) shares this alerter.
+        Some(chat_id) => services.alerter.attach(Arc::new(AdminChat {
+            replies: replies.clone(),
+            chat_id,
+        })),
         None => tracing::warn!("TELEGRAM_ADMIN_CHAT_ID is not set: alerts go to the log only"),
     }
     let access = match &settings.allowed_users {
@@ -147,19 +147,41 @@ pub async fn serve(
     .with_context(|| format!("watching {}", config.plugins_dir.display()))?;
 
     let (stop, stopping) = watch::channel(false);
-    let updates = match &settings.webhook_url {
-        Some(url) => tokio::spawn(webhook::run(
-            adapter.clone(),
-            url.clone(),
-            config.http_addr,
-            webhook_secret(token.expose()),
-            stopping,
-        )),
+    // One HTTP server: health and metrics, plus the webhook in webhook mode.
+    let mut router = crate::http::ops_router(OpsState {
+        services: host.services.clone(),
+        registry: Some(host.registry.clone()),
+    });
+    if let Some(url) = &settings.webhook_url {
+        let secret = webhook_secret(token.expose());
+        webhook::register(&bot, url, &secret).await?;
+        router = router.merge(webhook::router(adapter.clone(), url.path(), secret));
+    }
+    let http = {
+        let mut stopping = stopping.clone();
+        crate::http::serve(config.http_addr_or_default(), router, async move {
+            stopped(&mut stopping).await
+        })
+    };
+    if let Some(monitor) = host.services.health.clone() {
+        let mut stopping = stopping.clone();
+        let interval = config.health.interval;
+        tokio::spawn(async move {
+            monitor
+                .run(interval, async move { stopped(&mut stopping).await })
+                .await
+        });
+    }
+    let updates = match settings.webhook_url {
+        Some(_) => tokio::spawn(http),
         None => {
             let poller = adapter.clone();
+            let server = tokio::spawn(http);
             tokio::spawn(async move {
-                polling::run(poller, stopping).await;
-                Ok::<(), anyhow::Error>(())
+                tokio::select! {
+                    _ = polling::run(poller, stopping) => Ok(()),
+                    served = server => served.context("the HTTP server stopped")?,
+                }
             })
         }
     };
@@ -182,6 +204,20 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Alerts to `TELEGRAM_ADMIN_CHAT_ID`, for processes that do not run the
+/// bot (the worker); None unless both the token and the chat are set.
+pub fn admin_alert_sink(config: &Config) -> anyhow::Result<Option<Arc<dyn AlertSink>>> {
+    let settings = &config.telegram;
+    let (Some(token), Some(chat_id)) = (&settings.bot_token, settings.admin_chat_id) else {
+        return Ok(None);
+    };
+    let bot = connect(token.expose(), settings)?;
+    Ok(Some(Arc::new(AdminChat {
+        replies: ReplySender::new(bot),
+        chat_id,
+    })))
 }
 
 /// A Bot API client whose request timeout outlasts a long poll.

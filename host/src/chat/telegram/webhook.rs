@@ -1,9 +1,8 @@
 //! Webhook mode: Telegram POSTs updates to `WEBHOOK_URL`, which reaches this
-//! server on `HTTP_ADDR`. A request without the secret token we registered
+//! host's HTTP server on `HTTP_ADDR`. A request without the secret token we registered
 //! is refused; an accepted update is answered once it is queued, so a full
 //! queue slows Telegram down instead of filling memory.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -14,10 +13,9 @@ use axum::routing::post;
 use teloxide::payloads::SetWebhookSetters as _;
 use teloxide::prelude::Requester as _;
 use teloxide::types::{AllowedUpdate, Update};
-use tokio::sync::watch;
 use url::Url;
 
-use super::{TelegramAdapter, stopped};
+use super::TelegramAdapter;
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
@@ -27,35 +25,25 @@ struct WebhookState {
     secret: Arc<str>,
 }
 
-pub async fn run(
-    adapter: Arc<TelegramAdapter>,
-    url: Url,
-    addr: SocketAddr,
-    secret: String,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listening on HTTP_ADDR {addr} for the webhook"))?;
-    adapter
-        .bot
-        .set_webhook(url.clone())
-        .secret_token(secret.clone())
+/// Registers `url` with Telegram, with the secret token it must send back.
+pub async fn register(bot: &teloxide::Bot, url: &Url, secret: &str) -> anyhow::Result<()> {
+    bot.set_webhook(url.clone())
+        .secret_token(secret.to_string())
         .allowed_updates([AllowedUpdate::Message])
         .await
         .context("registering WEBHOOK_URL with Telegram (setWebhook)")?;
-    let path = url.path().to_string();
-    tracing::info!(%addr, path, "receiving Telegram updates by webhook");
-    let app = axum::Router::new()
-        .route(&path, post(receive))
+    tracing::info!(path = url.path(), "receiving Telegram updates by webhook");
+    Ok(())
+}
+
+/// The route Telegram posts to: `WEBHOOK_URL`'s path.
+pub fn router(adapter: Arc<TelegramAdapter>, path: &str, secret: String) -> axum::Router {
+    axum::Router::new()
+        .route(path, post(receive))
         .with_state(WebhookState {
             adapter,
             secret: Arc::from(secret),
-        });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stopped(&mut stop).await })
-        .await
-        .context("serving the webhook")
+        })
 }
 
 async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: Bytes) -> StatusCode {

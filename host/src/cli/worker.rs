@@ -1,0 +1,73 @@
+//! `wasmbot worker`: the scheduled jobs, until SIGINT/SIGTERM; or one job with `--once`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::alert::Alerter;
+use crate::app::{open_store, shutdown_signal};
+use crate::capabilities::llm::LlmClient;
+use crate::config::Config;
+use crate::health::{HealthChecker, HealthMonitor};
+use crate::http::{OpsState, ops_router};
+use crate::services::HostServices;
+use crate::worker::{self, Job};
+
+pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::Result<ExitCode> {
+    let store = open_store(config, migrate).await?;
+    if let Some(job) = once {
+        let deleted = worker::run_job(job, &store, config).await;
+        store.close().await;
+        println!(
+            "audit-cleanup: deleted {} entries older than {} days",
+            deleted?, config.audit_retention_days
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let alerter = Alerter::log_only();
+    if let Some(sink) = crate::chat::telegram::admin_alert_sink(config)? {
+        alerter.attach(sink);
+    }
+    let llm = LlmClient::from_settings(&config.llm)?.map(Arc::new);
+    let checker = HealthChecker::new(&config.health, Some(store.clone()), llm.clone(), None);
+    let services = HostServices {
+        store: Some(store.clone()),
+        vault: None,
+        audit: None,
+        llm,
+        health: Some(Arc::new(HealthMonitor::new(checker, alerter.clone()))),
+        alerter,
+    };
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let http = {
+        let mut stopping = stopping.clone();
+        let router = ops_router(OpsState {
+            services: services.clone(),
+            registry: None,
+        });
+        tokio::spawn(crate::http::serve(
+            config.http_addr_or_default(),
+            router,
+            async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            },
+        ))
+    };
+    let jobs = worker::run(config, &services, stopping);
+    tokio::pin!(jobs);
+    let result = tokio::select! {
+        result = &mut jobs => result,
+        _ = shutdown_signal() => {
+            let _ = stop.send(true);
+            jobs.await
+        }
+    };
+    let _ = stop.send(true);
+    if let Ok(Err(error)) = http.await {
+        tracing::error!(error = %format!("{error:#}"), "the HTTP server failed");
+    }
+    store.close().await;
+    result?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

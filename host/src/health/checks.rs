@@ -1,0 +1,190 @@
+//! The individual checks: each returns within `CHECK_TIMEOUT`, healthy or
+//! not, and an unconfigured service is "not configured", never failing.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{CHECK_TIMEOUT, HealthSettings, ServiceHealth, Status};
+use crate::capabilities::llm::LlmClient;
+use crate::runtime::PluginRegistry;
+use crate::store::Store;
+
+pub struct HealthChecker {
+    store: Option<Store>,
+    redis: Option<redis::Client>,
+    redis_error: Option<String>,
+    qdrant_url: Option<url::Url>,
+    llm: Option<Arc<LlmClient>>,
+    registry: Option<Arc<PluginRegistry>>,
+    http: reqwest::Client,
+}
+
+impl HealthChecker {
+    pub fn new(
+        settings: &HealthSettings,
+        store: Option<Store>,
+        llm: Option<Arc<LlmClient>>,
+        registry: Option<Arc<PluginRegistry>>,
+    ) -> Self {
+        let (redis, redis_error) = match settings.redis_url.as_deref().map(redis::Client::open) {
+            Some(Ok(client)) => (Some(client), None),
+            Some(Err(error)) => (
+                None,
+                Some(format!("REDIS_URL is not usable ({:?})", error.kind())),
+            ),
+            None => (None, None),
+        };
+        Self {
+            store,
+            redis,
+            redis_error,
+            qdrant_url: settings.qdrant_url.clone(),
+            llm,
+            registry,
+            http: reqwest::Client::builder()
+                .timeout(CHECK_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Every service, checked in parallel.
+    pub async fn check_all(&self) -> Vec<ServiceHealth> {
+        let (database, redis, qdrant, llm) =
+            tokio::join!(self.database(), self.redis(), self.qdrant(), self.llm());
+        vec![database, redis, qdrant, llm, self.plugins()]
+    }
+
+    async fn database(&self) -> ServiceHealth {
+        let Some(store) = &self.store else {
+            return not_configured("database");
+        };
+        timed("database", async {
+            store.ping().await.map(|_| None).map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    async fn redis(&self) -> ServiceHealth {
+        if let Some(error) = &self.redis_error {
+            return unhealthy("redis", None, error.clone());
+        }
+        let Some(client) = &self.redis else {
+            return not_configured("redis");
+        };
+        timed("redis", async {
+            let mut connection = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| format!("cannot connect: {e}"))?;
+            let pong: String = redis::cmd("PING")
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| format!("PING failed: {e}"))?;
+            if pong == "PONG" {
+                Ok(None)
+            } else {
+                Err(format!("PING answered {pong:?}"))
+            }
+        })
+        .await
+    }
+
+    async fn qdrant(&self) -> ServiceHealth {
+        let Some(base) = &self.qdrant_url else {
+            return not_configured("qdrant");
+        };
+        timed("qdrant", async {
+            let url = base.join("readyz").map_err(|e| e.to_string())?;
+            let response = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| e.without_url().to_string())?;
+            match response.status().is_success() {
+                true => Ok(None),
+                false => Err(format!(
+                    "/readyz answered HTTP {}",
+                    response.status().as_u16()
+                )),
+            }
+        })
+        .await
+    }
+
+    async fn llm(&self) -> ServiceHealth {
+        let Some(llm) = &self.llm else {
+            return not_configured("llm");
+        };
+        timed("llm", async {
+            llm.ping().await.map(|_| None).map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    fn plugins(&self) -> ServiceHealth {
+        let Some(registry) = &self.registry else {
+            return not_configured("plugins");
+        };
+        let set = registry.snapshot();
+        let loaded = set.plugins().len();
+        match set.errors().last() {
+            Some(error) => unhealthy(
+                "plugins",
+                None,
+                format!("{loaded} loaded; last load error: {error}"),
+            ),
+            None if loaded == 0 => unhealthy("plugins", None, "no plugins loaded".into()),
+            None => ServiceHealth {
+                name: "plugins",
+                status: Status::Healthy,
+                latency_ms: None,
+                detail: Some(format!("{loaded} loaded")),
+            },
+        }
+    }
+}
+
+/// Runs `check` under the deadline and measures it.
+async fn timed(
+    name: &'static str,
+    check: impl Future<Output = Result<Option<String>, String>>,
+) -> ServiceHealth {
+    let started = Instant::now();
+    let result = tokio::time::timeout(CHECK_TIMEOUT, check).await;
+    let latency_ms = Some(started.elapsed().as_millis().min(u32::MAX as u128) as u32);
+    match result {
+        Ok(Ok(detail)) => ServiceHealth {
+            name,
+            status: Status::Healthy,
+            latency_ms,
+            detail,
+        },
+        Ok(Err(error)) => unhealthy(name, latency_ms, error),
+        Err(_) => unhealthy(
+            name,
+            latency_ms,
+            format!("no answer within {} s", CHECK_TIMEOUT.as_secs()),
+        ),
+    }
+}
+
+fn unhealthy(name: &'static str, latency_ms: Option<u32>, detail: String) -> ServiceHealth {
+    ServiceHealth {
+        name,
+        status: Status::Unhealthy,
+        latency_ms,
+        detail: Some(detail),
+    }
+}
+
+fn not_configured(name: &'static str) -> ServiceHealth {
+    ServiceHealth {
+        name,
+        status: Status::NotConfigured,
+        latency_ms: None,
+        detail: None,
+    }
+}

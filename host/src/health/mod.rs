@@ -1,0 +1,168 @@
+//! Health of every service the host depends on: the database, Redis,
+//! Qdrant, the LLM and the plugin set, checked in parallel, each within a
+//! timeout. The monitor runs the checks every `HEALTH_INTERVAL_SECS`, keeps
+//! the latest results (for `/health` and `/metrics`), alerts the admin chat
+//! when a service goes down and sends one notice when it is back.
+
+mod checks;
+
+pub use checks::HealthChecker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::alert::Alerter;
+use crate::config::{ConfigError, http_url, parse_number};
+use crate::metrics::{ServiceLabels, metrics};
+
+/// One check's deadline.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// `REDIS_URL`, when Redis is part of the deployment.
+    pub redis_url: Option<String>,
+    /// `QDRANT_URL`, when Qdrant is part of the deployment.
+    pub qdrant_url: Option<url::Url>,
+    /// `HEALTH_INTERVAL_SECS`: how often the monitor checks.
+    pub interval: Duration,
+}
+
+impl HealthSettings {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let redis_url = get("REDIS_URL").map(|url| url.trim().to_string());
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            // The URL may hold a password: say what is wrong, not what it is.
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "expected redis://[:PASSWORD@]HOST[:PORT][/DB]",
+            ));
+        }
+        let qdrant_url = get("QDRANT_URL")
+            .map(|url| http_url("QDRANT_URL", &url))
+            .transpose()?;
+        let interval = parse_number(
+            "HEALTH_INTERVAL_SECS",
+            get("HEALTH_INTERVAL_SECS"),
+            60,
+            1..=86_400,
+            "seconds",
+        )?;
+        Ok(Self {
+            redis_url,
+            qdrant_url,
+            interval: Duration::from_secs(interval),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Healthy,
+    Unhealthy,
+    NotConfigured,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceHealth {
+    pub name: &'static str,
+    pub status: Status,
+    pub latency_ms: Option<u32>,
+    /// The error when unhealthy; a short fact otherwise (e.g. "3 loaded").
+    pub detail: Option<String>,
+}
+
+/// Runs the checks, remembers the latest results and reports transitions.
+pub struct HealthMonitor {
+    checker: HealthChecker,
+    alerter: Alerter,
+    latest: Mutex<Vec<ServiceHealth>>,
+    /// Services currently known to be down (alerted, awaiting recovery).
+    down: Mutex<HashMap<&'static str, String>>,
+}
+
+impl HealthMonitor {
+    pub fn new(checker: HealthChecker, alerter: Alerter) -> Self {
+        Self {
+            checker,
+            alerter,
+            latest: Mutex::new(Vec::new()),
+            down: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The last results; empty before the first check.
+    pub fn latest(&self) -> Vec<ServiceHealth> {
+        lock(&self.latest).clone()
+    }
+
+    /// Checks every service now, alerting on healthy -> unhealthy and
+    /// noticing unhealthy -> healthy.
+    pub async fn check_now(&self) -> Vec<ServiceHealth> {
+        let results = self.checker.check_all().await;
+        for service in &results {
+            let up = || {
+                metrics().service_up.get_or_create(&ServiceLabels {
+                    service: service.name.to_string(),
+                })
+            };
+            match service.status {
+                Status::Healthy => {
+                    up().set(1);
+                    if lock(&self.down).remove(service.name).is_some() {
+                        tracing::info!(service = service.name, "service healthy again");
+                        self.alerter.notify(
+                            &format!("health:{}", service.name),
+                            format!("✅ {} is healthy again.", service.name),
+                        );
+                    }
+                }
+                Status::Unhealthy => {
+                    up().set(0);
+                    let detail = service.detail.clone().unwrap_or_default();
+                    let newly_down = lock(&self.down)
+                        .insert(service.name, detail.clone())
+                        .is_none();
+                    tracing::warn!(service = service.name, %detail, "service unhealthy");
+                    if newly_down {
+                        self.alerter.alert(
+                            &format!("health:{}", service.name),
+                            format!("❌ {} is unhealthy: {detail}", service.name),
+                        );
+                    }
+                }
+                Status::NotConfigured => {}
+            }
+        }
+        *lock(&self.latest) = results.clone();
+        results
+    }
+
+    /// Checks every `interval` until `stop` resolves.
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    self.check_now().await;
+                }
+                _ = &mut stop => return,
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,96 @@
+//! The operator's HTTP endpoints (axum), served by `run` and `worker` on
+//! `HTTP_ADDR`, and by `chat` when `HTTP_ADDR` is set: `/healthz` (the
+//! process answers), `/readyz` (database reachable and plugins loaded) and
+//! `/metrics` (Prometheus text).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::metrics::metrics;
+use crate::runtime::PluginRegistry;
+use crate::services::HostServices;
+
+/// How long `/readyz` waits for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct OpsState {
+    pub services: HostServices,
+    /// None in the worker, which loads no plugins.
+    pub registry: Option<Arc<PluginRegistry>>,
+}
+
+pub fn ops_router(state: OpsState) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(state)
+}
+
+/// Serves `router` on `addr` until `stop` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    router: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on HTTP_ADDR {addr}"))?;
+    tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "serving /healthz, /readyz and /metrics");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stop)
+        .await
+        .context("serving HTTP")
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<OpsState>) -> (StatusCode, String) {
+    let mut problems = Vec::new();
+    match &state.services.store {
+        Some(store) => match tokio::time::timeout(READY_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => problems.push(format!("database: {error}")),
+            Err(_) => problems.push("database: no answer within 2 s".to_string()),
+        },
+        None => problems.push("database: not opened".to_string()),
+    }
+    if let Some(registry) = &state.registry
+        && registry.snapshot().plugins().is_empty()
+    {
+        problems.push("plugins: none loaded".to_string());
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".into())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", problems.join("; ")),
+        )
+    }
+}
+
+async fn render_metrics(State(state): State<OpsState>) -> impl IntoResponse {
+    let m = metrics();
+    if let Some(audit) = &state.services.audit {
+        m.audit_queue_depth.set(audit.queued() as i64);
+        m.audit_overflow.set(audit.overflow() as i64);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.render(),
+    )
+}

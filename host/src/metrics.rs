@@ -1,0 +1,138 @@
+//! The process's Prometheus metrics: one registry, incremented where things
+//! happen (dispatcher, LLM, reloads, health), rendered by `GET /metrics`.
+
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    pub plugin: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    pub service: String,
+}
+
+pub struct Metrics {
+    /// Messages handled, by plugin and outcome (ok, declined, timeout, out_of_memory, crashed, denied).
+    pub messages: Family<MessageLabels, Counter>,
+    /// Time from a message's arrival to its reply, plugin messages only.
+    pub handler_seconds: Histogram,
+    /// Plugin calls ended by the host: timeouts, memory cap, traps.
+    pub plugin_failures: Family<StatusLabels, Counter>,
+    pub audit_queue_depth: Gauge,
+    pub audit_overflow: Gauge,
+    pub llm_requests: Family<StatusLabels, Counter>,
+    pub llm_tokens: Family<TokenLabels, Counter>,
+    /// Reload outcomes: loaded, unloaded, refused.
+    pub plugin_reloads: Family<StatusLabels, Counter>,
+    /// 1 healthy, 0 unhealthy; services not configured are absent.
+    pub service_up: Family<ServiceLabels, Gauge>,
+    registry: Registry,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("wasmbot");
+        let metrics = Self {
+            messages: Family::default(),
+            handler_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
+            plugin_failures: Family::default(),
+            audit_queue_depth: Gauge::default(),
+            audit_overflow: Gauge::default(),
+            llm_requests: Family::default(),
+            llm_tokens: Family::default(),
+            plugin_reloads: Family::default(),
+            service_up: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "messages",
+            "Messages handled, by plugin and status",
+            metrics.messages.clone(),
+        );
+        registry.register(
+            "handler_seconds",
+            "Time to handle one plugin message",
+            metrics.handler_seconds.clone(),
+        );
+        registry.register(
+            "plugin_failures",
+            "Plugin calls ended by a timeout, the memory cap or a trap",
+            metrics.plugin_failures.clone(),
+        );
+        registry.register(
+            "audit_queue_depth",
+            "Audit entries waiting to be written",
+            metrics.audit_queue_depth.clone(),
+        );
+        registry.register(
+            "audit_overflow",
+            "Audit entries refused because the queue was full",
+            metrics.audit_overflow.clone(),
+        );
+        registry.register(
+            "llm_requests",
+            "LLM requests by status",
+            metrics.llm_requests.clone(),
+        );
+        registry.register(
+            "llm_tokens",
+            "LLM tokens by direction",
+            metrics.llm_tokens.clone(),
+        );
+        registry.register(
+            "plugin_reloads",
+            "Plugin reloads by outcome",
+            metrics.plugin_reloads.clone(),
+        );
+        registry.register(
+            "service_up",
+            "Health of each configured service (1 up, 0 down)",
+            metrics.service_up.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(%error, "cannot encode the metrics");
+        }
+        text
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+pub fn label(status: &str) -> StatusLabels {
+    StatusLabels {
+        status: status.to_string(),
+    }
+}
