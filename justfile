@@ -22,6 +22,10 @@ chat: build-plugins
 run: build-plugins
     cargo run --quiet --release --bin wasmbot -- run
 
+# Run the scheduled jobs (audit retention, heartbeat, health checks).
+worker:
+    cargo run --quiet --release --bin wasmbot -- worker
+
 # Scaffold plugins/NAME (a handler and a manifest) from templates/plugin.
 new-plugin NAME:
     scripts/new-plugin.sh {{ NAME }}

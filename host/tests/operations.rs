@@ -413,3 +413,40 @@ async fn two_workers_on_one_postgres_one_is_active_and_the_other_takes_over() {
     second.wait_for("worker heartbeat").await;
     assert!(second.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wasmbot_health_prints_one_line_per_service_and_fails_when_one_is_down() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/h.db", data.path().display());
+    let run = move |args: &'static [&'static str], qdrant: &'static str| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+                .args(args)
+                .env_clear()
+                .env("DATABASE_URL", url)
+                .env("REDIS_URL", format!("redis://{REDIS}"))
+                .env("QDRANT_URL", qdrant)
+                .env("HTTP_ADDR", "127.0.0.1:1")
+                .output()
+                .unwrap()
+        })
+    };
+    let output = run(&["health"], "http://127.0.0.1:1").await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(lines[0].starts_with("database\thealthy\t"), "{stdout}");
+    assert!(lines[1].starts_with("redis\thealthy\t"), "{stdout}");
+    assert!(lines[2].starts_with("qdrant\tUNHEALTHY\t"), "{stdout}");
+    assert_eq!(lines[3], "llm\tnot configured");
+
+    let probe = run(&["health", "--http"], "http://127.0.0.1:1")
+        .await
+        .unwrap();
+    assert_eq!(probe.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&probe.stdout).starts_with("not ready: http://127.0.0.1:1/readyz")
+    );
+}

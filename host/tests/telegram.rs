@@ -373,6 +373,11 @@ async fn the_real_binary_answers_then_stops_cleanly_on_sigterm_with_the_audit_fl
     let plugins = common::plugins_dir(&["start"]);
     let data = tempfile::tempdir().unwrap();
     let db = data.path().join("bot.db");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
         .arg("run")
         .current_dir(data.path())
@@ -382,7 +387,7 @@ async fn the_real_binary_answers_then_stops_cleanly_on_sigterm_with_the_audit_fl
         .env("TELEGRAM_BOT_TOKEN", TOKEN)
         .env("TELEGRAM_API_URL", &url)
         .env("LOG_FORMAT", "json")
-        .env("HTTP_ADDR", "127.0.0.1:0")
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -390,6 +395,21 @@ async fn the_real_binary_answers_then_stops_cleanly_on_sigterm_with_the_audit_fl
     api.push(ALLOWED, ALLOWED, "/start");
     let sent = api.wait_for_sent(ALLOWED, 1).await;
     assert!(sent[0].text.starts_with("Hello, ada!"));
+    // The bot serves its readiness and metrics beside the polling loop.
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"wasmbot_messages_total{plugin="start",status="ok"} 1"#),
+        "{metrics}"
+    );
 
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

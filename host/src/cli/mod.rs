@@ -2,6 +2,7 @@
 //! before anything starts; a bad value is one line on stderr and exit code 2.
 
 mod chat;
+mod health;
 mod plugins;
 mod run;
 mod secrets;
@@ -58,6 +59,12 @@ enum Command {
         #[arg(long)]
         no_migrate: bool,
     },
+    /// Check the database, Redis, Qdrant and the LLM once (exit 1 if any is unhealthy).
+    Health {
+        /// Ask the running process on HTTP_ADDR (`/readyz`) instead: the container health check.
+        #[arg(long)]
+        http: bool,
+    },
     /// Apply the database migrations and exit.
     Migrate,
     /// Inspect and check plugins.
@@ -87,7 +94,8 @@ pub fn main() -> ExitCode {
         Command::Chat { .. }
         | Command::Secrets { .. }
         | Command::Migrate
-        | Command::Plugins { .. } => "warn",
+        | Command::Plugins { .. }
+        | Command::Health { .. } => "warn",
         Command::Run { .. } | Command::Worker { .. } => "info",
     };
     if matches!(cli.command, Command::Run { .. }) && config.telegram.bot_token.is_none() {
@@ -153,6 +161,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker { once, no_migrate } => worker::run(&config, once, !no_migrate).await,
+        Command::Health { http } => health::run(&config, http).await,
         Command::Migrate => {
             let store = crate::app::open_store(&config, true).await?;
             println!("{} database is up to date", store.backend());
