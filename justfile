@@ -26,6 +26,10 @@ run: build-plugins
 worker:
     cargo run --quiet --release --bin wasmbot -- worker
 
+# Measure the runtime (release build) into docs/benchmarks.md and target/bench.json.
+bench: build-plugins build-test-plugins
+    cargo bench -p wasmbot --bench runtime
+
 # Scaffold plugins/NAME (a handler and a manifest) from templates/plugin.
 new-plugin NAME:
     scripts/new-plugin.sh {{ NAME }}

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::anthropic::{Answer, FakeAnthropic};
 use common::{ask, plugins_dir};
-use wasmbot::alert::{ALERT_INTERVAL, AlertSink, Alerter, SinkFuture};
 use wasmbot::audit::AuditWriter;
 use wasmbot::capabilities::llm::{LlmClient, LlmSettings};
 use wasmbot::chat::Dispatcher;
@@ -19,22 +18,12 @@ use wasmbot::store::{AuditEntry, Store};
 const API_KEY: &str = "sk-ant-api03-TESTKEY-abcdef0123456789";
 const MODEL: &str = "claude-test-model";
 
-/// Alerts as the admin chat would receive them.
-struct AdminInbox(tokio::sync::mpsc::UnboundedSender<String>);
-
-impl AlertSink for AdminInbox {
-    fn deliver(&self, text: String) -> SinkFuture {
-        let _ = self.0.send(text);
-        Box::pin(async { Ok(()) })
-    }
-}
-
 struct LlmHost {
     dispatcher: Dispatcher,
     fake: Arc<FakeAnthropic>,
     store: Store,
     audit: Arc<AuditWriter>,
-    alerts: std::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    alerts: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
     _dirs: (tempfile::TempDir, common::stores::TestStore),
 }
 
@@ -52,13 +41,13 @@ async fn llm_host(vars: &[(&str, &str)], plugins: &[&str]) -> LlmHost {
     let test_store = common::stores::sqlite().await;
     let store = test_store.store.clone();
     let audit = Arc::new(AuditWriter::start(store.clone(), 10_000));
-    let (inbox, alerts) = tokio::sync::mpsc::unbounded_channel();
+    let (alerter, alerts) = common::alerts::alerter_with_inbox();
     let services = HostServices {
         store: Some(store.clone()),
         vault: None,
         audit: Some(audit.clone()),
         llm: LlmClient::from_settings(&settings).unwrap().map(Arc::new),
-        alerter: Alerter::new(Some(Arc::new(AdminInbox(inbox))), ALERT_INTERVAL),
+        alerter,
         health: None,
     };
     let dir = plugins_dir(plugins);
@@ -73,7 +62,7 @@ async fn llm_host(vars: &[(&str, &str)], plugins: &[&str]) -> LlmHost {
         fake,
         store,
         audit,
-        alerts: std::sync::Mutex::new(alerts),
+        alerts: tokio::sync::Mutex::new(alerts),
         _dirs: (dir, test_store),
     }
 }
@@ -87,15 +76,10 @@ impl LlmHost {
             .unwrap()
     }
 
-    /// Alerts delivered so far (waits briefly for the background sender).
+    /// Alerts delivered so far.
     async fn alerts(&self) -> Vec<String> {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut alerts = Vec::new();
-        let mut inbox = self.alerts.lock().unwrap();
-        while let Ok(alert) = inbox.try_recv() {
-            alerts.push(alert);
-        }
-        alerts
+        let mut inbox = self.alerts.lock().await;
+        common::alerts::delivered(&mut inbox).await
     }
 }
 

@@ -9,10 +9,11 @@ use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::alerts::delivered;
 use common::anthropic::FakeAnthropic;
 use common::proxy::TcpProxy;
 use common::{ask, plugins_dir};
-use wasmbot::alert::{ALERT_INTERVAL, AlertSink, Alerter, SinkFuture};
+use wasmbot::alert::Alerter;
 use wasmbot::capabilities::llm::{LlmClient, LlmSettings};
 use wasmbot::chat::Dispatcher;
 use wasmbot::health::{HealthChecker, HealthMonitor, HealthSettings, Status};
@@ -22,15 +23,6 @@ use wasmbot::store::{AuditEntry, Store};
 
 const REDIS: &str = "127.0.0.1:6379";
 
-struct Inbox(tokio::sync::mpsc::UnboundedSender<String>);
-
-impl AlertSink for Inbox {
-    fn deliver(&self, text: String) -> SinkFuture {
-        let _ = self.0.send(text);
-        Box::pin(async { Ok(()) })
-    }
-}
-
 fn settings(vars: &[(&str, String)]) -> HealthSettings {
     HealthSettings::from_lookup(|name| {
         vars.iter()
@@ -38,15 +30,6 @@ fn settings(vars: &[(&str, String)]) -> HealthSettings {
             .map(|(_, v)| v.clone())
     })
     .unwrap()
-}
-
-async fn drain(inbox: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Vec<String> {
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut texts = Vec::new();
-    while let Ok(text) = inbox.try_recv() {
-        texts.push(text);
-    }
-    texts
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -90,8 +73,7 @@ async fn with_the_machines_postgres_and_redis_every_configured_service_is_health
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
     let proxy = TcpProxy::start(REDIS.parse().unwrap()).await;
-    let (sender, mut inbox) = tokio::sync::mpsc::unbounded_channel();
-    let alerter = Alerter::new(Some(Arc::new(Inbox(sender))), ALERT_INTERVAL);
+    let (alerter, mut inbox) = common::alerts::alerter_with_inbox();
     let checker = HealthChecker::new(
         &settings(&[
             ("REDIS_URL", format!("redis://{}", proxy.addr)),
@@ -115,7 +97,11 @@ async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
             .contains("error sending request"),
         "{qdrant:?}"
     );
-    assert_eq!(drain(&mut inbox).await.len(), 1, "qdrant down: one alert");
+    assert_eq!(
+        delivered(&mut inbox).await.len(),
+        1,
+        "qdrant down: one alert"
+    );
 
     proxy.go_down();
     let started = Instant::now();
@@ -126,7 +112,7 @@ async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
     );
     let redis = down.iter().find(|s| s.name == "redis").unwrap();
     assert_eq!(redis.status, Status::Unhealthy, "{redis:?}");
-    let alerts = drain(&mut inbox).await;
+    let alerts = delivered(&mut inbox).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert!(
         alerts[0].starts_with("❌ redis is unhealthy: "),
@@ -134,16 +120,16 @@ async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
     );
     monitor.check_now().await;
     assert!(
-        drain(&mut inbox).await.is_empty(),
+        delivered(&mut inbox).await.is_empty(),
         "still down: no repeated alert"
     );
 
     proxy.come_back();
     monitor.check_now().await;
-    assert_eq!(drain(&mut inbox).await, ["✅ redis is healthy again."]);
+    assert_eq!(delivered(&mut inbox).await, ["✅ redis is healthy again."]);
     monitor.check_now().await;
     assert!(
-        drain(&mut inbox).await.is_empty(),
+        delivered(&mut inbox).await.is_empty(),
         "one recovery notice only"
     );
 }

@@ -32,8 +32,16 @@ pub struct OutgoingReply {
     pub correlation_id: String,
 }
 
+/// A command handled by host code instead of a plugin (benchmarks compare
+/// the two through this same path).
+pub type NativeHandler = Arc<dyn Fn(&Message) -> crate::runtime::Reply + Send + Sync>;
+
+/// The plugin name native commands are logged, audited and counted under.
+const NATIVE: &str = "native";
+
 pub struct Dispatcher {
     registry: Arc<PluginRegistry>,
+    native: std::collections::HashMap<String, NativeHandler>,
     services: HostServices,
     access: AccessPolicy,
     /// Our own @username: `/cmd@other_bot` in a group is for someone else.
@@ -46,6 +54,7 @@ impl Dispatcher {
             registry,
             services: HostServices::default(),
             access: AccessPolicy::everyone(),
+            native: Default::default(),
             bot_username,
         }
     }
@@ -53,6 +62,12 @@ impl Dispatcher {
     /// Lends these services (database, vault, audit) to the plugins.
     pub fn with_services(mut self, services: HostServices) -> Self {
         self.services = services;
+        self
+    }
+
+    /// Handles `/command` with host code; it takes precedence over a plugin.
+    pub fn with_native_command(mut self, command: &str, handler: NativeHandler) -> Self {
+        self.native.insert(command.to_string(), handler);
         self
     }
 
@@ -124,13 +139,15 @@ impl Dispatcher {
             tracing::info!(command = "help", status = "ok", "message handled");
             return reply(help::help_text(&plugins), ReplyFormat::Plain);
         }
-        let Some(plugin) = plugins.plugin_for(&parsed.name).cloned() else {
+        let native = self.native.get(&parsed.name).cloned();
+        let plugin = plugins.plugin_for(&parsed.name).cloned();
+        if native.is_none() && plugin.is_none() {
             tracing::info!(command = %parsed.name, status = "unknown_command", "message handled");
             return reply(
                 help::unknown_command_text(&parsed.name, &plugins),
                 ReplyFormat::Plain,
             );
-        };
+        }
 
         let message = Message {
             correlation_id: correlation_id.to_string(),
@@ -147,18 +164,22 @@ impl Dispatcher {
             chat_id: incoming.chat_id,
             services: self.services.clone(),
         };
-        let outcome = plugin.invoke(&message, &ctx).await;
+        let (handler_name, outcome) = match (&native, &plugin) {
+            (Some(handler), _) => (NATIVE, Ok(handler(&message))),
+            (None, Some(plugin)) => (plugin.name(), plugin.invoke(&message, &ctx).await),
+            (None, None) => return None,
+        };
         // A short plugin call completes without ever waiting, so a loop of
         // them would hold a worker thread forever; take part in tokio's
         // cooperative budget so the watcher and other chats still run.
         tokio::task::consume_budget().await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        count_message(plugin.name(), &outcome, started.elapsed().as_secs_f64());
+        count_message(handler_name, &outcome, started.elapsed().as_secs_f64());
         let command = parsed.name.as_str();
         self.audit_message(
             &incoming,
             &correlation_id,
-            plugin.name(),
+            handler_name,
             command,
             &outcome,
             duration_ms,
@@ -166,7 +187,7 @@ impl Dispatcher {
         match outcome {
             Ok(plugin_reply) => {
                 tracing::info!(
-                    plugin = plugin.name(),
+                    plugin = handler_name,
                     command,
                     status = "ok",
                     duration_ms,
@@ -179,10 +200,10 @@ impl Dispatcher {
                 match &failure {
                     // A plugin's own error reply (usage, "not configured") is a normal answer.
                     PluginFailure::Declined(_) => {
-                        tracing::info!(plugin = plugin.name(), command, status, duration_ms, cause = %failure, "message handled")
+                        tracing::info!(plugin = handler_name, command, status, duration_ms, cause = %failure, "message handled")
                     }
                     _ => {
-                        tracing::error!(plugin = plugin.name(), command, status, duration_ms, cause = %failure, "message handled")
+                        tracing::error!(plugin = handler_name, command, status, duration_ms, cause = %failure, "message handled")
                     }
                 }
                 reply(failure_text(command, &failure), ReplyFormat::Plain)

@@ -10,4 +10,4 @@ mod help;
 pub mod lanes;
 pub mod telegram;
 
-pub use dispatcher::{Dispatcher, IncomingMessage, OutgoingReply};
+pub use dispatcher::{Dispatcher, IncomingMessage, NativeHandler, OutgoingReply};

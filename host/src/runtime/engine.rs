@@ -29,10 +29,27 @@ pub struct PluginEngine {
     ticker: Option<JoinHandle<()>>,
 }
 
+/// How instance memory is provided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Pre-reserved slots reused call after call (the default).
+    Pooling,
+    /// mmap per instance (what a host without the pool would do; benchmarks compare).
+    OnDemand,
+}
+
 impl PluginEngine {
     /// `cache_dir`: where compiled components are kept between runs (none: always compile).
     pub fn new(cache_dir: Option<std::path::PathBuf>) -> anyhow::Result<Self> {
-        let engine = match Engine::new(&base_config(Some(pooling_config()))) {
+        Self::with_allocation(cache_dir, Allocation::Pooling)
+    }
+
+    pub fn with_allocation(
+        cache_dir: Option<std::path::PathBuf>,
+        allocation: Allocation,
+    ) -> anyhow::Result<Self> {
+        let pooling = (allocation == Allocation::Pooling).then(pooling_config);
+        let engine = match Engine::new(&base_config(pooling)) {
             Ok(engine) => engine,
             Err(error) => {
                 // Some sandboxes refuse the pool's large virtual reservation;

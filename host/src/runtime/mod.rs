@@ -20,7 +20,7 @@ pub use bindings::wasmbot::plugin::state as bindings_state;
 pub use bindings::wasmbot::plugin::types::{Message, Reply, ReplyFormat};
 pub use cache::{CompileStats, content_hash};
 pub use call::{CallState, MASK};
-pub use engine::{MAX_PLUGIN_MEMORY_MB, PluginEngine};
+pub use engine::{Allocation, MAX_PLUGIN_MEMORY_MB, PluginEngine};
 pub use manifest::{CommandSpec, Manifest, ManifestError, PluginLimits};
 pub use plugin::{CallContext, LoadError, LoadedPlugin, PluginFailure};
 pub use registry::{PluginRegistry, PluginSet, ReloadOutcome};

@@ -3,6 +3,7 @@
 //! plugins directory per test.
 #![allow(dead_code)]
 
+pub mod alerts;
 pub mod anthropic;
 pub mod bot_api;
 pub mod proxy;

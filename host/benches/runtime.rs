@@ -1,0 +1,838 @@
+//! `just bench`: the runtime measured in one run on this machine, written to
+//! `docs/benchmarks.md` and `target/bench.json`. Everything goes through the
+//! real dispatcher with real components; the "native" rows run the same
+//! dispatcher with the handler written in Rust (`with_native_command`), so
+//! the difference is what the sandbox costs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use wasmbot::audit::AuditWriter;
+use wasmbot::chat::{Dispatcher, IncomingMessage};
+use wasmbot::runtime::{
+    Allocation, PluginEngine, PluginLimits, PluginRegistry, Reply, ReplyFormat,
+};
+use wasmbot::services::HostServices;
+use wasmbot::store::{AuditEntry, Store};
+
+const GREETING_PREFIX: &str = "Hello, bench!";
+
+struct Row {
+    section: &'static str,
+    metric: String,
+    key: String,
+    value: f64,
+    unit: &'static str,
+    /// (comparison, bound): "<=" or ">=".
+    target: Option<(&'static str, f64)>,
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        section: &'static str,
+        metric: &str,
+        key: &str,
+        value: f64,
+        unit: &'static str,
+    ) {
+        self.add_target(section, metric, key, value, unit, None);
+    }
+
+    fn add_target(
+        &mut self,
+        section: &'static str,
+        metric: &str,
+        key: &str,
+        value: f64,
+        unit: &'static str,
+        target: Option<(&'static str, f64)>,
+    ) {
+        println!("{key:<42} {value:>14.2} {unit}");
+        self.rows.push(Row {
+            section,
+            metric: metric.to_string(),
+            key: key.to_string(),
+            value,
+            unit,
+            target,
+        });
+    }
+
+    fn note(&mut self, text: String) {
+        println!("note: {text}");
+        self.notes.push(text);
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn built(name: &str) -> anyhow::Result<PathBuf> {
+    for dir in ["plugins/dist", "target/test-plugins"] {
+        let wasm = root().join(dir).join(format!("{name}.wasm"));
+        if wasm.is_file() {
+            return Ok(wasm);
+        }
+    }
+    anyhow::bail!(
+        "plugin `{name}` is not built: run `just build-plugins build-test-plugins` (`just bench` does)"
+    )
+}
+
+fn install(dir: &Path, name: &str) -> anyhow::Result<()> {
+    let wasm = built(name)?;
+    std::fs::copy(&wasm, dir.join(format!("{name}.wasm")))?;
+    std::fs::copy(
+        wasm.with_extension("toml"),
+        dir.join(format!("{name}.toml")),
+    )?;
+    Ok(())
+}
+
+fn message(chat_id: i64, text: &str) -> IncomingMessage {
+    IncomingMessage {
+        chat_id,
+        user_id: 1,
+        username: Some("bench".into()),
+        text: text.into(),
+    }
+}
+
+/// The same work as the `start` plugin, in Rust.
+fn native_start(message: &wasmbot::runtime::Message) -> Reply {
+    Reply {
+        text: format!(
+            "Hello, {}! I'm your wasmbot assistant. Send /help to see what I can do.",
+            message.username.as_deref().unwrap_or("there")
+        ),
+        format: ReplyFormat::Plain,
+    }
+}
+
+async fn dispatcher(
+    dir: &Path,
+    allocation: Allocation,
+    services: HostServices,
+) -> anyhow::Result<Dispatcher> {
+    let engine = Arc::new(PluginEngine::with_allocation(None, allocation)?);
+    let registry = PluginRegistry::load(engine, dir.to_path_buf(), PluginLimits::default()).await?;
+    anyhow::ensure!(
+        registry.snapshot().errors().is_empty(),
+        "{:?}",
+        registry.snapshot().errors()
+    );
+    Ok(Dispatcher::new(Arc::new(registry), None)
+        .with_services(services)
+        .with_native_command("native_start", Arc::new(native_start)))
+}
+
+struct Latency {
+    p50_us: f64,
+    p99_us: f64,
+    msgs_per_s: f64,
+}
+
+/// `count` messages one after another on one task.
+async fn one_task(d: &Dispatcher, text: &str, count: usize) -> anyhow::Result<Latency> {
+    for _ in 0..count / 10 {
+        d.handle(message(1, text)).await;
+    }
+    let mut samples = Vec::with_capacity(count);
+    let started = Instant::now();
+    for _ in 0..count {
+        let t = Instant::now();
+        let reply = d.handle(message(1, text)).await.context("no reply")?;
+        samples.push(t.elapsed());
+        anyhow::ensure!(
+            reply.text.starts_with(GREETING_PREFIX) || reply.text == "done",
+            "unexpected reply {:?}",
+            reply.text
+        );
+    }
+    let total = started.elapsed();
+    samples.sort();
+    let pct = |p: f64| {
+        samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)].as_secs_f64() * 1e6
+    };
+    Ok(Latency {
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        msgs_per_s: count as f64 / total.as_secs_f64(),
+    })
+}
+
+/// `count` messages over many chats on every core at once.
+async fn all_cores(d: Arc<Dispatcher>, text: &'static str, count: usize) -> anyhow::Result<f64> {
+    let tasks = 64;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|chat| {
+            let d = d.clone();
+            tokio::spawn(async move {
+                let mut ok = 0;
+                for _ in 0..count / tasks {
+                    if d.handle(message(chat as i64, text))
+                        .await
+                        .is_some_and(|r| r.text.starts_with(GREETING_PREFIX))
+                    {
+                        ok += 1;
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for handle in handles {
+        ok += handle.await?;
+    }
+    anyhow::ensure!(
+        ok == count / tasks * tasks,
+        "{} messages failed",
+        count / tasks * tasks - ok
+    );
+    Ok(ok as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn bench_dispatch(r: &mut Report) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    install(dir.path(), "start")?;
+    let n = 50_000;
+    for (allocation, label) in [
+        (Allocation::Pooling, "wasm"),
+        (Allocation::OnDemand, "wasm_on_demand"),
+    ] {
+        let d = Arc::new(dispatcher(dir.path(), allocation, HostServices::default()).await?);
+        let one = one_task(&d, "/start", n).await?;
+        let all = all_cores(d.clone(), "/start", n).await?;
+        let (t50, tput) = if label == "wasm" {
+            (Some(("<=", 25.0)), Some((">=", 40_000.0)))
+        } else {
+            (None, None)
+        };
+        r.add_target(
+            "dispatch",
+            &format!("/start {label} p50"),
+            &format!("dispatch.{label}.p50_us"),
+            one.p50_us,
+            "µs",
+            t50,
+        );
+        r.add(
+            "dispatch",
+            &format!("/start {label} p99"),
+            &format!("dispatch.{label}.p99_us"),
+            one.p99_us,
+            "µs",
+        );
+        r.add(
+            "dispatch",
+            &format!("/start {label} one task"),
+            &format!("dispatch.{label}.msgs_per_s"),
+            one.msgs_per_s,
+            "msg/s",
+        );
+        r.add_target(
+            "dispatch",
+            &format!("/start {label} all cores, 64 chats"),
+            &format!("dispatch.{label}.all_cores_msgs_per_s"),
+            all,
+            "msg/s",
+            tput,
+        );
+        if label == "wasm" {
+            let native = one_task(&d, "/native_start", n).await?;
+            let native_all = all_cores(d.clone(), "/native_start", n).await?;
+            r.add(
+                "dispatch",
+                "/start native p50",
+                "dispatch.native.p50_us",
+                native.p50_us,
+                "µs",
+            );
+            r.add(
+                "dispatch",
+                "/start native p99",
+                "dispatch.native.p99_us",
+                native.p99_us,
+                "µs",
+            );
+            r.add(
+                "dispatch",
+                "/start native one task",
+                "dispatch.native.msgs_per_s",
+                native.msgs_per_s,
+                "msg/s",
+            );
+            r.add(
+                "dispatch",
+                "/start native all cores",
+                "dispatch.native.all_cores_msgs_per_s",
+                native_all,
+                "msg/s",
+            );
+            r.add_target(
+                "dispatch",
+                "Wasm overhead per message (p50)",
+                "dispatch.overhead_us",
+                one.p50_us - native.p50_us,
+                "µs",
+                Some(("<=", 20.0)),
+            );
+            r.add(
+                "dispatch",
+                "Wasm / native (p50)",
+                "dispatch.overhead_ratio",
+                one.p50_us / native.p50_us,
+                "×",
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn sqlite_store(dir: &Path) -> anyhow::Result<Store> {
+    let store = Store::connect(&format!("sqlite://{}/bench.db", dir.display())).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn bench_capability_calls(r: &mut Report) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    install(dir.path(), "bench")?;
+    install(dir.path(), "start")?;
+    let store = sqlite_store(dir.path()).await?;
+    let services = HostServices {
+        store: Some(store.clone()),
+        ..HostServices::default()
+    };
+    let d = dispatcher(dir.path(), Allocation::Pooling, services).await?;
+    let n = 2_000;
+    let calls = one_task(&d, "/calls 100", n).await?;
+    let empty = one_task(&d, "/calls 0", n).await?;
+    // The same 50 sets, 50 gets and 100 log calls through the host API directly.
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        for i in 0..50u32 {
+            store
+                .set_state("bench", "counter", &serde_json::json!(i))
+                .await?;
+            store.get_state("bench", "counter").await?;
+        }
+        for _ in 0..100 {
+            tracing::info!(plugin = "bench", "tick");
+        }
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    let native_us = samples[samples.len() / 2].as_secs_f64() * 1e6;
+    let wasm_calls_us = calls.p50_us - empty.p50_us;
+    r.add(
+        "capability calls",
+        "100 state + 100 log calls from Wasm (p50, minus an empty call)",
+        "calls.wasm.p50_us",
+        wasm_calls_us,
+        "µs",
+    );
+    r.add(
+        "capability calls",
+        "the same through the host API (p50)",
+        "calls.native.p50_us",
+        native_us,
+        "µs",
+    );
+    r.add(
+        "capability calls",
+        "overhead per host call",
+        "calls.overhead_per_call_us",
+        (wasm_calls_us - native_us) / 200.0,
+        "µs",
+    );
+    Ok(())
+}
+
+/// Installs built `component` as plugin `hello` (command /hello), as build-plugins does.
+fn install_as_hello(dir: &Path, component: &str, capabilities: &str) -> anyhow::Result<()> {
+    let manifest = format!(
+        "name = \"hello\"\nversion = \"{component}\"\ncommands = [{{ name = \"hello\", description = \"Say hello\" }}]\ncapabilities = {capabilities}\n"
+    );
+    std::fs::write(dir.join(".hello.toml.tmp"), manifest)?;
+    std::fs::rename(dir.join(".hello.toml.tmp"), dir.join("hello.toml"))?;
+    std::fs::copy(built(component)?, dir.join(".hello.wasm.tmp"))?;
+    std::fs::rename(dir.join(".hello.wasm.tmp"), dir.join("hello.wasm"))?;
+    Ok(())
+}
+
+async fn bench_reload(r: &mut Report) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    install_as_hello(dir.path(), "start", "[]")?;
+    let d = Arc::new(dispatcher(dir.path(), Allocation::Pooling, HostServices::default()).await?);
+    let _watcher = wasmbot::runtime::watch(d.registry().clone(), |_, _| {})?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let switched_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let senders: Vec<_> = (0..4)
+        .map(|chat| {
+            let (d, stop, failed, sent, switched_at) = (
+                d.clone(),
+                stop.clone(),
+                failed.clone(),
+                sent.clone(),
+                switched_at.clone(),
+            );
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    match d.handle(message(chat, "/hello there")).await {
+                        Some(reply) if reply.text.starts_with("echo: there") => {
+                            switched_at.lock().unwrap().get_or_insert_with(Instant::now);
+                        }
+                        Some(reply) if reply.text.starts_with(GREETING_PREFIX) => {}
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let written = Instant::now();
+    install_as_hello(dir.path(), "echo", "[\"log\"]")?;
+    while switched_at.lock().unwrap().is_none() {
+        anyhow::ensure!(
+            written.elapsed() < Duration::from_secs(30),
+            "the new version never served"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.await?;
+    }
+    let reload_ms = switched_at
+        .lock()
+        .unwrap()
+        .map(|at| (at - written).as_secs_f64() * 1000.0)
+        .unwrap_or(f64::NAN);
+    r.add_target(
+        "hot reload",
+        "file written → new version serving (4 chats sending)",
+        "reload.ms",
+        reload_ms,
+        "ms",
+        Some(("<=", 300.0)),
+    );
+    r.add_target(
+        "hot reload",
+        "failed messages during the reload",
+        "reload.failed_messages",
+        failed.load(Ordering::Relaxed) as f64,
+        "",
+        Some(("<=", 0.0)),
+    );
+    r.add(
+        "hot reload",
+        "messages sent during the measurement",
+        "reload.messages_sent",
+        sent.load(Ordering::Relaxed) as f64,
+        "",
+    );
+    Ok(())
+}
+
+/// `start` twenty times, each a distinct component (a custom section makes
+/// the bytes differ) so a cold start really compiles twenty.
+fn twenty_plugins(dir: &Path) -> anyhow::Result<()> {
+    let start = std::fs::read(built("start")?)?;
+    for i in 1..=20 {
+        let name = format!("p{i:02}");
+        let mut bytes = start.clone();
+        let section_name = b"wasmbot-bench";
+        let payload = [section_name.len() as u8]
+            .iter()
+            .chain(section_name)
+            .chain(&[i as u8])
+            .copied()
+            .collect::<Vec<u8>>();
+        bytes.push(0); // custom section id
+        bytes.push(payload.len() as u8);
+        bytes.extend_from_slice(&payload);
+        std::fs::write(dir.join(format!("{name}.wasm")), bytes)?;
+        std::fs::write(
+            dir.join(format!("{name}.toml")),
+            format!(
+                "name = \"{name}\"\nversion = \"0.1.0\"\ncommands = [{{ name = \"{name}\", description = \"Plugin {i}\" }}]\ncapabilities = []\n"
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+async fn bench_startup(r: &mut Report) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    twenty_plugins(dir.path())?;
+    let cache = tempfile::tempdir()?;
+    let load = || async {
+        let started = Instant::now();
+        let engine = Arc::new(PluginEngine::new(Some(cache.path().to_path_buf()))?);
+        let registry = PluginRegistry::load(
+            engine.clone(),
+            dir.path().to_path_buf(),
+            PluginLimits::default(),
+        )
+        .await?;
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        anyhow::ensure!(
+            registry.snapshot().plugins().len() == 20,
+            "{:?}",
+            registry.snapshot().errors()
+        );
+        Ok::<_, anyhow::Error>((
+            elapsed,
+            engine.stats().compiled(),
+            engine.stats().cache_hits(),
+        ))
+    };
+    let (cold, compiled, _) = load().await?;
+    let (warm, recompiled, hits) = load().await?;
+    anyhow::ensure!(
+        compiled == 20 && recompiled == 0 && hits == 20,
+        "cache: compiled {compiled}, then {recompiled} with {hits} hits"
+    );
+    r.add(
+        "start-up",
+        "20 plugins, compile cache cold",
+        "startup.cold_ms",
+        cold,
+        "ms",
+    );
+    r.add_target(
+        "start-up",
+        "20 plugins, compile cache warm",
+        "startup.warm_ms",
+        warm,
+        "ms",
+        Some(("<=", 500.0)),
+    );
+    Ok(())
+}
+
+async fn audit_rate(store: Store) -> anyhow::Result<f64> {
+    let count = 100_000;
+    let writer = AuditWriter::start(store.clone(), 200_000);
+    let entry = AuditEntry {
+        created_at: chrono::Utc::now(),
+        correlation_id: Some("0123456789abcdef0123456789abcdef".into()),
+        user_id: Some(1),
+        chat_id: Some(1),
+        plugin: Some("bench".into()),
+        action: "command".into(),
+        source: "host".into(),
+        model: None,
+        status: "ok".into(),
+        error: None,
+        duration_ms: Some(0.1),
+        metadata: sqlx::types::Json(serde_json::json!({"command": "start"})),
+    };
+    let started = Instant::now();
+    for _ in 0..count {
+        writer.record(entry.clone());
+    }
+    writer.shutdown(Duration::from_secs(120)).await;
+    let rate = writer.written() as f64 / started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        writer.written() == count as u64,
+        "only {} of {count} written",
+        writer.written()
+    );
+    Ok(rate)
+}
+
+async fn bench_audit(r: &mut Report) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    r.add(
+        "audit",
+        "SQLite, batched",
+        "audit.sqlite.entries_per_s",
+        audit_rate(sqlite_store(dir.path()).await?).await?,
+        "entries/s",
+    );
+    let url = std::env::var("BENCH_POSTGRES_URL")
+        .or_else(|_| std::env::var("TEST_POSTGRES_URL"))
+        .ok()
+        .filter(|u| !u.is_empty());
+    match url {
+        Some(url) => {
+            let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+            let admin = Store::connect(&url).await?;
+            if let Store::Postgres(pool) = &admin {
+                sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(pool).await?;
+            }
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let store = Store::connect(&format!("{url}{separator}options=-csearch_path%3D{schema}")).await?;
+            store.migrate().await?;
+            let rate = audit_rate(store.clone()).await?;
+            store.close().await;
+            if let Store::Postgres(pool) = &admin {
+                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(pool).await?;
+            }
+            r.add_target("audit", "PostgreSQL, batched", "audit.postgres.entries_per_s", rate, "entries/s", Some((">=", 20_000.0)));
+        }
+        None => r.note("audit.postgres skipped: set BENCH_POSTGRES_URL or TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test)".into()),
+    }
+
+    // Reply latency with the audit writer idle, then flooded by another task.
+    install(dir.path(), "start")?;
+    let store = sqlite_store(dir.path()).await?;
+    let writer = Arc::new(AuditWriter::start(store.clone(), 10_000));
+    let services = HostServices {
+        store: Some(store),
+        audit: Some(writer.clone()),
+        ..HostServices::default()
+    };
+    let d = dispatcher(dir.path(), Allocation::Pooling, services).await?;
+    let idle = one_task(&d, "/start", 20_000).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let (writer, stop) = (writer.clone(), stop.clone());
+        tokio::spawn(async move {
+            let entry = AuditEntry {
+                created_at: chrono::Utc::now(),
+                correlation_id: None,
+                user_id: None,
+                chat_id: None,
+                plugin: None,
+                action: "flood".into(),
+                source: "host".into(),
+                model: None,
+                status: "ok".into(),
+                error: None,
+                duration_ms: None,
+                metadata: sqlx::types::Json(serde_json::json!({})),
+            };
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..1000 {
+                    writer.record(entry.clone());
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let saturated = one_task(&d, "/start", 20_000).await?;
+    stop.store(true, Ordering::Relaxed);
+    flood.await?;
+    r.add(
+        "audit",
+        "/start p99, audit writer idle",
+        "audit.reply_p99_idle_us",
+        idle.p99_us,
+        "µs",
+    );
+    r.add(
+        "audit",
+        "/start p99, audit writer saturated",
+        "audit.reply_p99_saturated_us",
+        saturated.p99_us,
+        "µs",
+    );
+    r.add(
+        "audit",
+        "entries refused by the full queue meanwhile",
+        "audit.overflow",
+        writer.overflow() as f64,
+        "",
+    );
+    writer.shutdown(Duration::from_secs(30)).await;
+    Ok(())
+}
+
+fn rss_kib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(f64::NAN)
+}
+
+async fn bench_memory(r: &mut Report) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    install(dir.path(), "start")?;
+    let d = Arc::new(dispatcher(dir.path(), Allocation::Pooling, HostServices::default()).await?);
+    d.handle(message(1, "/start")).await;
+    let idle = rss_kib("VmRSS:");
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib("VmRSS:") as u64, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let tasks: Vec<_> = (0..1000)
+        .map(|chat| {
+            let d = d.clone();
+            tokio::spawn(async move {
+                d.handle(message(chat, "/start"))
+                    .await
+                    .is_some_and(|r| r.text.starts_with(GREETING_PREFIX))
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        ok += u32::from(task.await?);
+    }
+    sampling.store(false, Ordering::Relaxed);
+    let _ = sampler.join();
+    anyhow::ensure!(ok == 1000, "{} of 1000 messages failed", 1000 - ok);
+    r.add(
+        "memory",
+        "host RSS idle (plugins loaded)",
+        "memory.idle_rss_mib",
+        idle / 1024.0,
+        "MiB",
+    );
+    r.add(
+        "memory",
+        "host RSS peak, 1000 messages in flight",
+        "memory.inflight_1000_rss_mib",
+        peak.load(Ordering::Relaxed) as f64 / 1024.0,
+        "MiB",
+    );
+    Ok(())
+}
+
+fn machine() -> (String, String, String) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(root())
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    (
+        cpu,
+        commit,
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+fn write(report: &Report) -> anyhow::Result<()> {
+    let (cpu, commit, date) = machine();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mut json = serde_json::Map::new();
+    json.insert("machine.cores".into(), cores.into());
+    json.insert("machine.cpu".into(), cpu.clone().into());
+    json.insert("commit".into(), commit.clone().into());
+    json.insert("date".into(), date.clone().into());
+    let mut md = format!(
+        "# Benchmarks\n\nWritten by `just bench` ({}, release build). Machine: {cores} cores, {cpu}. \
+         Date: {date}. Commit: `{commit}`.\n\nEvery row goes through the real dispatcher with real components; \
+         \"native\" runs the same dispatcher with the handler written in Rust. Raw values: `target/bench.json`.\n",
+        "host/benches/runtime.rs"
+    );
+    let mut section = "";
+    for row in &report.rows {
+        json.insert(
+            row.key.clone(),
+            serde_json::json!((row.value * 100.0).round() / 100.0),
+        );
+        if row.section != section {
+            section = row.section;
+            md.push_str(&format!(
+                "\n## {section}\n\n| metric | key | value | target |\n|---|---|---|---|\n"
+            ));
+        }
+        let target = match row.target {
+            Some((cmp, bound)) => {
+                let met = if cmp == "<=" {
+                    row.value <= bound
+                } else {
+                    row.value >= bound
+                };
+                format!(
+                    "{cmp} {bound} {} {}",
+                    row.unit,
+                    if met { "✅" } else { "❌ missed" }
+                )
+            }
+            None => String::new(),
+        };
+        md.push_str(&format!(
+            "| {} | `{}` | {:.2} {} | {target} |\n",
+            row.metric, row.key, row.value, row.unit
+        ));
+    }
+    if !report.notes.is_empty() {
+        md.push_str("\n## Notes\n\n");
+        for note in &report.notes {
+            md.push_str(&format!("- {note}\n"));
+        }
+    }
+    std::fs::create_dir_all(root().join("target"))?;
+    std::fs::write(
+        root().join("target/bench.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
+    let analysis_path = root().join("docs/benchmarks-analysis.md");
+    if analysis_path.is_file() {
+        md.push_str("\n## Analysis\n\nSee [benchmarks-analysis.md](benchmarks-analysis.md): what holds each missed target back, with profiles.\n");
+    }
+    std::fs::write(root().join("docs/benchmarks.md"), md)?;
+    println!("wrote docs/benchmarks.md and target/bench.json");
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut report = Report::default();
+        // Memory first, so "idle" is the host before the other runs grew it.
+        bench_memory(&mut report).await?;
+        bench_dispatch(&mut report).await?;
+        bench_capability_calls(&mut report).await?;
+        bench_reload(&mut report).await?;
+        bench_startup(&mut report).await?;
+        bench_audit(&mut report).await?;
+        write(&report)
+    })
+}
