@@ -159,3 +159,19 @@ async fn broken_plugin_files_are_reported_and_the_good_ones_serve() {
     assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
     assert!(ask(&dispatcher, "/echo ok").await.starts_with("echo: ok"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_native_command_takes_the_same_path_and_wins_over_a_plugin() {
+    let dir = plugins_dir(&["start", "echo"]);
+    let dispatcher = dispatcher(dir.path()).await.with_native_command(
+        "echo",
+        Arc::new(|message: &wasmbot::runtime::Message| wasmbot::runtime::Reply {
+            text: format!("native echo: {} from {}", message.args, message.user_id),
+            format: ReplyFormat::Plain,
+        }),
+    );
+    assert_eq!(ask(&dispatcher, "/echo hi").await, "native echo: hi from 7");
+    assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
+    let reply = dispatcher.handle(message("/say hi")).await.unwrap();
+    assert!(reply.text.starts_with("echo: hi"), "the plugin keeps its other command: {}", reply.text);
+}
