@@ -165,13 +165,19 @@ async fn a_native_command_takes_the_same_path_and_wins_over_a_plugin() {
     let dir = plugins_dir(&["start", "echo"]);
     let dispatcher = dispatcher(dir.path()).await.with_native_command(
         "echo",
-        Arc::new(|message: &wasmbot::runtime::Message| wasmbot::runtime::Reply {
-            text: format!("native echo: {} from {}", message.args, message.user_id),
-            format: ReplyFormat::Plain,
-        }),
+        Arc::new(
+            |message: &wasmbot::runtime::Message| wasmbot::runtime::Reply {
+                text: format!("native echo: {} from {}", message.args, message.user_id),
+                format: ReplyFormat::Plain,
+            },
+        ),
     );
     assert_eq!(ask(&dispatcher, "/echo hi").await, "native echo: hi from 7");
     assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
     let reply = dispatcher.handle(message("/say hi")).await.unwrap();
-    assert!(reply.text.starts_with("echo: hi"), "the plugin keeps its other command: {}", reply.text);
+    assert!(
+        reply.text.starts_with("echo: hi"),
+        "the plugin keeps its other command: {}",
+        reply.text
+    );
 }
