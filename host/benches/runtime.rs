@@ -539,19 +539,15 @@ async fn bench_startup(r: &mut Report) -> anyhow::Result<()> {
 async fn audit_rate(store: Store) -> anyhow::Result<f64> {
     let count = 100_000;
     let writer = AuditWriter::start(store.clone(), 200_000);
+    // Shaped like the dispatcher's entry for one message.
     let entry = AuditEntry {
-        created_at: chrono::Utc::now(),
         correlation_id: Some("0123456789abcdef0123456789abcdef".into()),
         user_id: Some(1),
         chat_id: Some(1),
         plugin: Some("bench".into()),
-        action: "command".into(),
-        source: "host".into(),
-        model: None,
-        status: "ok".into(),
-        error: None,
         duration_ms: Some(0.1),
         metadata: sqlx::types::Json(serde_json::json!({"command": "start"})),
+        ..AuditEntry::new("command", "ok")
     };
     let started = Instant::now();
     for _ in 0..count {
@@ -615,20 +611,7 @@ async fn bench_audit(r: &mut Report) -> anyhow::Result<()> {
     let flood = {
         let (writer, stop) = (writer.clone(), stop.clone());
         tokio::spawn(async move {
-            let entry = AuditEntry {
-                created_at: chrono::Utc::now(),
-                correlation_id: None,
-                user_id: None,
-                chat_id: None,
-                plugin: None,
-                action: "flood".into(),
-                source: "host".into(),
-                model: None,
-                status: "ok".into(),
-                error: None,
-                duration_ms: None,
-                metadata: sqlx::types::Json(serde_json::json!({})),
-            };
+            let entry = AuditEntry::new("flood", "ok");
             // Offered ~1M entries/s, ten times what the writer sustains:
             // the queue stays full without this task spinning on a core.
             while !stop.load(Ordering::Relaxed) {

@@ -249,17 +249,7 @@ async fn healthz_readyz_and_metrics_answer_over_http_and_counters_move() {
 fn audit_at(age_days: i64, action: &str) -> AuditEntry {
     AuditEntry {
         created_at: chrono::Utc::now() - chrono::Duration::days(age_days),
-        correlation_id: None,
-        user_id: Some(1),
-        chat_id: Some(1),
-        plugin: None,
-        action: action.into(),
-        source: "host".into(),
-        model: None,
-        status: "ok".into(),
-        error: None,
-        duration_ms: None,
-        metadata: sqlx::types::Json(serde_json::json!({})),
+        ..AuditEntry::new(action, "ok")
     }
 }
 

@@ -219,18 +219,12 @@ impl Dispatcher {
             return;
         };
         writer.record(AuditEntry {
-            created_at: chrono::Utc::now(),
             correlation_id: Some(correlation_id.to_string()),
             user_id: Some(incoming.user_id),
             chat_id: Some(incoming.chat_id),
-            plugin: None,
-            action: "access".into(),
-            source: "host".into(),
-            model: None,
-            status: "denied".into(),
             error: Some("user is not in TELEGRAM_ALLOWED_USERS".into()),
-            duration_ms: None,
             metadata: sqlx::types::Json(serde_json::json!({ "username": incoming.username })),
+            ..AuditEntry::new("access", "denied")
         });
     }
 
@@ -252,18 +246,14 @@ impl Dispatcher {
             Err(failure) => (failure.status(), Some(failure.to_string())),
         };
         writer.record(AuditEntry {
-            created_at: chrono::Utc::now(),
             correlation_id: Some(correlation_id.to_string()),
             user_id: Some(incoming.user_id),
             chat_id: Some(incoming.chat_id),
             plugin: Some(plugin.to_string()),
-            action: "command".into(),
-            source: "host".into(),
-            model: None,
-            status: status.into(),
             error,
             duration_ms: Some(duration_ms),
             metadata: sqlx::types::Json(serde_json::json!({ "command": command })),
+            ..AuditEntry::new("command", status)
         });
     }
 }

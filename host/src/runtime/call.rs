@@ -120,18 +120,11 @@ impl CallState {
     /// filled in) for a capability to complete and record.
     pub fn audit_entry(&self, action: &str, status: &str) -> AuditEntry {
         AuditEntry {
-            created_at: chrono::Utc::now(),
             correlation_id: Some(self.ctx.correlation_id.to_string()),
             user_id: Some(self.ctx.user_id),
             chat_id: Some(self.ctx.chat_id),
             plugin: Some(self.plugin.to_string()),
-            action: action.to_string(),
-            source: "host".to_string(),
-            model: None,
-            status: status.to_string(),
-            error: None,
-            duration_ms: None,
-            metadata: sqlx::types::Json(serde_json::json!({})),
+            ..AuditEntry::new(action, status)
         }
     }
 

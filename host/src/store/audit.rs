@@ -25,6 +25,27 @@ pub struct AuditEntry {
     pub metadata: Json<Value>,
 }
 
+impl AuditEntry {
+    /// An entry written by the host now, with every optional field empty;
+    /// callers fill in who and what with struct update syntax or assignments.
+    pub fn new(action: &str, status: &str) -> Self {
+        Self {
+            created_at: Utc::now(),
+            correlation_id: None,
+            user_id: None,
+            chat_id: None,
+            plugin: None,
+            action: action.to_string(),
+            source: "host".to_string(),
+            model: None,
+            status: status.to_string(),
+            error: None,
+            duration_ms: None,
+            metadata: Json(Value::Object(Default::default())),
+        }
+    }
+}
+
 const COLUMNS: &str = "created_at, correlation_id, user_id, chat_id, plugin, action, source, model, status, error, duration_ms, metadata";
 
 /// Parameters per row; batches stay under SQLite's 32766 bind limit.

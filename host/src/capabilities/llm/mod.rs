@@ -9,10 +9,8 @@
 mod client;
 mod settings;
 
-pub use client::{
-    ANTHROPIC_VERSION, Completion, CompletionRequest, LlmClient, LlmFailure, OAUTH_BETA, Role,
-};
-pub use settings::{DEFAULT_BASE_URL, DEFAULT_MAX_TOKENS, DEFAULT_MODEL, LlmAuth, LlmSettings};
+pub use client::{Completion, CompletionRequest, LlmClient, LlmFailure, Role};
+pub use settings::{LlmAuth, LlmSettings};
 
 use std::time::Instant;
 

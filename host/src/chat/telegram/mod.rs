@@ -10,10 +10,8 @@ mod settings;
 mod updates;
 mod webhook;
 
-pub use menu::commands as menu_commands;
-pub use replies::{MESSAGE_LIMIT, ReplySender, split_message};
-pub use settings::{DEFAULT_API_URL, TelegramSettings};
-pub use webhook::SECRET_HEADER;
+pub use replies::ReplySender;
+pub use settings::TelegramSettings;
 
 use std::future::Future;
 use std::sync::Arc;
