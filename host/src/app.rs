@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::audit::{AuditWriter, DEFAULT_QUEUE_CAPACITY};
+use crate::capabilities::cache::CacheStore;
 use crate::capabilities::llm::LlmClient;
+use crate::capabilities::vectors::{EmbeddingsClient, VectorStore};
 use crate::config::Config;
 use crate::crypto::Vault;
 use crate::health::{HealthChecker, HealthMonitor};
@@ -48,12 +50,35 @@ impl Host {
     pub async fn start(config: &Config, migrate: bool) -> anyhow::Result<Self> {
         let store = open_store(config, migrate).await?;
         let audit = Arc::new(AuditWriter::start(store.clone(), DEFAULT_QUEUE_CAPACITY));
+        let cache = CacheStore::from_settings(&config.cache).context("REDIS_URL")?;
+        let vectors = VectorStore::from_settings(&config.vectors).context("QDRANT_URL")?;
+        let embeddings = config
+            .vectors
+            .embeddings
+            .as_ref()
+            .map(EmbeddingsClient::new)
+            .transpose()?
+            .map(Arc::new);
+        tracing::info!(
+            cache = cache.backend_name(),
+            vectors = vectors.describe(),
+            embeddings = embeddings.as_ref().map(|e| e.model()),
+            "shared state"
+        );
+        let alerter = crate::alert::Alerter::default();
+        if cache.is_shared() {
+            // Replicas sharing Redis then send each alert once between them.
+            alerter.share_limits(cache.clone());
+        }
         let mut services = HostServices {
             store: Some(store),
             vault: open_vault(config)?,
             audit: Some(audit),
             llm: LlmClient::from_settings(&config.llm)?.map(Arc::new),
-            alerter: Default::default(),
+            cache,
+            vectors: Some(vectors),
+            embeddings,
+            alerter,
             health: None,
         };
         let engine = Arc::new(PluginEngine::new(Some(config.plugin_cache_dir.clone()))?);
@@ -61,7 +86,7 @@ impl Host {
             PluginRegistry::load(engine, config.plugins_dir.clone(), config.plugin_limits).await?;
         let registry = Arc::new(registry);
         let checker = HealthChecker::new(
-            &config.health,
+            config,
             services.store.clone(),
             services.llm.clone(),
             Some(registry.clone()),

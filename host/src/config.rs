@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
+use crate::capabilities::cache::CacheSettings;
 use crate::capabilities::llm::LlmSettings;
+use crate::capabilities::vectors::VectorSettings;
 use crate::chat::telegram::TelegramSettings;
 use crate::health::HealthSettings;
 use crate::runtime::PluginLimits;
@@ -79,7 +81,11 @@ pub struct Config {
     pub telegram: TelegramSettings,
     /// `ANTHROPIC_*` and `LLM_*`.
     pub llm: LlmSettings,
-    /// `REDIS_URL`, `QDRANT_URL`, `HEALTH_INTERVAL_SECS`.
+    /// `REDIS_URL`, `CACHE_MEMORY_MB`.
+    pub cache: CacheSettings,
+    /// `QDRANT_URL`, `QDRANT_API_KEY`, `VECTORS_DIR`, `EMBEDDINGS_*`.
+    pub vectors: VectorSettings,
+    /// `HEALTH_INTERVAL_SECS`.
     pub health: HealthSettings,
     /// `AUDIT_CLEANUP_AT`: the daily retention cleanup's time, UTC.
     pub audit_cleanup_at: chrono::NaiveTime,
@@ -225,6 +231,8 @@ impl Config {
             })
             .transpose()?;
         let health = HealthSettings::from_lookup(get)?;
+        let cache = CacheSettings::from_lookup(get)?;
+        let vectors = VectorSettings::from_lookup(get)?;
         let cleanup_at = get("AUDIT_CLEANUP_AT").unwrap_or_else(|| "03:00".into());
         let audit_cleanup_at = chrono::NaiveTime::parse_from_str(cleanup_at.trim(), "%H:%M")
             .map_err(|_| {
@@ -255,6 +263,8 @@ impl Config {
             http_addr,
             telegram,
             llm,
+            cache,
+            vectors,
             health,
             audit_cleanup_at,
             worker_standby,

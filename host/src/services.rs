@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use crate::alert::Alerter;
 use crate::audit::AuditWriter;
+use crate::capabilities::cache::CacheStore;
 use crate::capabilities::llm::LlmClient;
+use crate::capabilities::vectors::{EmbeddingsClient, VectorStore};
 use crate::crypto::Vault;
 use crate::health::HealthMonitor;
 use crate::store::Store;
@@ -18,6 +20,12 @@ pub struct HostServices {
     pub audit: Option<Arc<AuditWriter>>,
     /// Present when `ANTHROPIC_API_KEY` or `ANTHROPIC_AUTH_TOKEN` is set.
     pub llm: Option<Arc<LlmClient>>,
+    /// Redis when `REDIS_URL` is set, in-process otherwise.
+    pub cache: CacheStore,
+    /// The Qdrant server or the embedded engine; none in a bare runtime.
+    pub vectors: Option<VectorStore>,
+    /// Present when `EMBEDDINGS_URL` is set.
+    pub embeddings: Option<Arc<EmbeddingsClient>>,
     /// The health monitor's latest results (and on-demand checks).
     pub health: Option<Arc<HealthMonitor>>,
     /// Operational alerts (the Telegram admin chat under `run`; the log otherwise).

@@ -30,6 +30,7 @@ async fn host(store: Store, plugins: tempfile::TempDir) -> TestHost {
         llm: None,
         alerter: Default::default(),
         health: None,
+        ..HostServices::default()
     };
     let registry = common::registry(plugins.path()).await;
     assert!(

@@ -49,6 +49,7 @@ async fn llm_host(vars: &[(&str, &str)], plugins: &[&str]) -> LlmHost {
         llm: LlmClient::from_settings(&settings).unwrap().map(Arc::new),
         alerter,
         health: None,
+        ..HostServices::default()
     };
     let dir = plugins_dir(plugins);
     let registry = common::registry(dir.path()).await;

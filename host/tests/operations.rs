@@ -16,15 +16,16 @@ use common::{ask, plugins_dir};
 use wasmbot::alert::Alerter;
 use wasmbot::capabilities::llm::{LlmClient, LlmSettings};
 use wasmbot::chat::Dispatcher;
-use wasmbot::health::{HealthChecker, HealthMonitor, HealthSettings, Status};
+use wasmbot::config::Config;
+use wasmbot::health::{HealthChecker, HealthMonitor, Status};
 use wasmbot::http::{OpsState, ops_router};
 use wasmbot::services::HostServices;
 use wasmbot::store::{AuditEntry, Store};
 
 const REDIS: &str = "127.0.0.1:6379";
 
-fn settings(vars: &[(&str, String)]) -> HealthSettings {
-    HealthSettings::from_lookup(|name| {
+fn settings(vars: &[(&str, String)]) -> Config {
+    Config::from_lookup(|name| {
         vars.iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.clone())
@@ -152,6 +153,7 @@ async fn operated_host(store: Store) -> (Dispatcher, HostServices, tempfile::Tem
         llm: None,
         health: Some(Arc::new(HealthMonitor::new(checker, alerter.clone()))),
         alerter,
+        ..HostServices::default()
     };
     let dispatcher = Dispatcher::new(registry, None).with_services(services.clone());
     (dispatcher, services, dir)

@@ -1,13 +1,17 @@
 //! Operational alerts for the operator's admin chat. An alert never blocks or
 //! fails its caller: it is handed to a background task, and a sink that is
 //! down (Telegram itself unreachable) costs a log line, nothing more. Each
-//! alert key (usually a service name) speaks at most once per interval.
+//! alert key (usually a service name) speaks at most once per interval, and
+//! with `share_limits` at most once per interval across every replica that
+//! shares the cache (Redis).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::capabilities::cache::CacheStore;
 
 /// At most one alert per key in this long.
 pub const ALERT_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -29,9 +33,17 @@ pub struct Alerter {
 
 struct Inner {
     /// Where alerts are queued for delivery; none until a sink is attached.
-    queue: Mutex<Option<tokio::sync::mpsc::Sender<String>>>,
+    queue: Mutex<Option<tokio::sync::mpsc::Sender<Queued>>>,
     last_sent: Mutex<HashMap<String, Instant>>,
+    /// Rate limits shared with other replicas, checked by the delivery task.
+    shared: Arc<OnceLock<CacheStore>>,
     interval: Duration,
+}
+
+struct Queued {
+    /// The alert key, for alerts (notices are never limited).
+    limit_key: Option<String>,
+    text: String,
 }
 
 impl Alerter {
@@ -42,6 +54,7 @@ impl Alerter {
             inner: Arc::new(Inner {
                 queue: Mutex::new(None),
                 last_sent: Mutex::new(HashMap::new()),
+                shared: Arc::new(OnceLock::new()),
                 interval,
             }),
         };
@@ -59,15 +72,29 @@ impl Alerter {
     /// From now on, every clone of this alerter also delivers to `sink`
     /// (e.g. the admin chat once the Telegram bot is connected).
     pub fn attach(&self, sink: Arc<dyn AlertSink>) {
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<String>(QUEUE_CAPACITY);
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Queued>(QUEUE_CAPACITY);
+        let shared = self.inner.shared.clone();
+        let interval = self.inner.interval;
         tokio::spawn(async move {
-            while let Some(text) = receiver.recv().await {
+            while let Some(Queued { limit_key, text }) = receiver.recv().await {
+                if let (Some(key), Some(cache)) = (limit_key, shared.get())
+                    && !cache.claim("alert", &key, interval).await
+                {
+                    tracing::debug!(key, "alert suppressed: another replica sent it recently");
+                    continue;
+                }
                 if let Err(error) = sink.deliver(text).await {
                     tracing::warn!(error = %format!("{error:#}"), "could not deliver an alert to the admin chat");
                 }
             }
         });
         *lock(&self.inner.queue) = Some(sender);
+    }
+
+    /// Keeps the per-key limit in `cache` too, so replicas sharing it (Redis)
+    /// deliver each alert once between them. Set once; later calls are ignored.
+    pub fn share_limits(&self, cache: CacheStore) {
+        let _ = self.inner.shared.set(cache);
     }
 
     /// Raises an alert under `key`, unless that key alerted within the
@@ -86,7 +113,10 @@ impl Alerter {
             last_sent.insert(key.to_string(), now);
         }
         tracing::warn!(key, alert = %text, "alert");
-        self.enqueue(text);
+        self.enqueue(Queued {
+            limit_key: Some(key.to_string()),
+            text,
+        });
         true
     }
 
@@ -94,12 +124,15 @@ impl Alerter {
     pub fn notify(&self, key: &str, text: impl Into<String>) {
         let text = text.into();
         tracing::info!(key, notice = %text, "notice");
-        self.enqueue(text);
+        self.enqueue(Queued {
+            limit_key: None,
+            text,
+        });
     }
 
-    fn enqueue(&self, text: String) {
+    fn enqueue(&self, queued: Queued) {
         if let Some(queue) = lock(&self.inner.queue).as_ref()
-            && queue.try_send(text).is_err()
+            && queue.try_send(queued).is_err()
         {
             tracing::error!("alert queue full or closed: an alert was not delivered");
         }

@@ -2,11 +2,13 @@
 //! plugin's linker receives only the interfaces its manifest grants.
 
 pub mod audit;
+pub mod cache;
 pub mod health;
 pub mod llm;
 pub mod log;
 pub mod secrets;
 pub mod state;
+pub mod vectors;
 
 use wasmtime::component::Linker;
 
@@ -21,6 +23,8 @@ pub enum Capability {
     Audit,
     Llm,
     Health,
+    Cache,
+    Vectors,
 }
 
 impl Capability {
@@ -31,6 +35,8 @@ impl Capability {
         Capability::Audit,
         Capability::Llm,
         Capability::Health,
+        Capability::Cache,
+        Capability::Vectors,
     ];
 
     /// The name used in manifests and in the WIT interface (`wasmbot:plugin/<name>`).
@@ -42,6 +48,8 @@ impl Capability {
             Capability::Audit => "audit",
             Capability::Llm => "llm",
             Capability::Health => "health",
+            Capability::Cache => "cache",
+            Capability::Vectors => "vectors",
         }
     }
 
@@ -58,6 +66,8 @@ impl Capability {
             Capability::Audit => audit::link(linker),
             Capability::Llm => llm::link(linker),
             Capability::Health => health::link(linker),
+            Capability::Cache => cache::link(linker),
+            Capability::Vectors => vectors::link(linker),
         }
     }
 }

@@ -20,7 +20,7 @@ pub async fn run(config: &Config, http: bool) -> anyhow::Result<ExitCode> {
         Err(error) => (None, Some(format!("{error:#}"))),
     };
     let llm = LlmClient::from_settings(&config.llm)?.map(Arc::new);
-    let mut results = HealthChecker::new(&config.health, store.clone(), llm, None)
+    let mut results = HealthChecker::new(config, store.clone(), llm, None)
         .check_all()
         .await;
     if let Some(error) = connect_error

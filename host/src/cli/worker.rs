@@ -3,8 +3,11 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use crate::alert::Alerter;
 use crate::app::{open_store, shutdown_signal};
+use crate::capabilities::cache::CacheStore;
 use crate::capabilities::llm::LlmClient;
 use crate::config::Config;
 use crate::health::{HealthChecker, HealthMonitor};
@@ -25,16 +28,24 @@ pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::R
     }
 
     let alerter = Alerter::log_only();
+    let cache = CacheStore::from_settings(&config.cache).context("REDIS_URL")?;
+    if cache.is_shared() {
+        // The bot's replicas alert about the same services: one alert between them all.
+        alerter.share_limits(cache.clone());
+    }
     if let Some(sink) = crate::chat::telegram::admin_alert_sink(config)? {
         alerter.attach(sink);
     }
     let llm = LlmClient::from_settings(&config.llm)?.map(Arc::new);
-    let checker = HealthChecker::new(&config.health, Some(store.clone()), llm.clone(), None);
+    let checker = HealthChecker::new(config, Some(store.clone()), llm.clone(), None);
     let services = HostServices {
         store: Some(store.clone()),
         vault: None,
         audit: None,
         llm,
+        cache,
+        vectors: None,
+        embeddings: None,
         health: Some(Arc::new(HealthMonitor::new(checker, alerter.clone()))),
         alerter,
     };

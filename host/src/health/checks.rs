@@ -5,8 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{CHECK_TIMEOUT, HealthSettings, ServiceHealth, Status};
+use super::{CHECK_TIMEOUT, ServiceHealth, Status};
 use crate::capabilities::llm::LlmClient;
+use crate::capabilities::vectors::ServerVectors;
+use crate::config::Config;
 use crate::runtime::PluginRegistry;
 use crate::store::Store;
 
@@ -14,20 +16,23 @@ pub struct HealthChecker {
     store: Option<Store>,
     redis: Option<redis::Client>,
     redis_error: Option<String>,
-    qdrant_url: Option<url::Url>,
+    /// Its own client, so a check never waits behind plugins' calls.
+    qdrant: Option<Result<ServerVectors, String>>,
     llm: Option<Arc<LlmClient>>,
     registry: Option<Arc<PluginRegistry>>,
-    http: reqwest::Client,
 }
 
 impl HealthChecker {
+    /// Checks what `config` points at: `REDIS_URL`, `QDRANT_URL` (each "not
+    /// configured" when unset), and the given database, LLM and plugins.
     pub fn new(
-        settings: &HealthSettings,
+        config: &Config,
         store: Option<Store>,
         llm: Option<Arc<LlmClient>>,
         registry: Option<Arc<PluginRegistry>>,
     ) -> Self {
-        let (redis, redis_error) = match settings.redis_url.as_deref().map(redis::Client::open) {
+        let redis_url = config.cache.redis_url.as_ref();
+        let (redis, redis_error) = match redis_url.map(|url| redis::Client::open(url.expose())) {
             Some(Ok(client)) => (Some(client), None),
             Some(Err(error)) => (
                 None,
@@ -39,13 +44,13 @@ impl HealthChecker {
             store,
             redis,
             redis_error,
-            qdrant_url: settings.qdrant_url.clone(),
+            qdrant: config
+                .vectors
+                .qdrant
+                .as_ref()
+                .map(|settings| ServerVectors::new(settings).map_err(|e| e.to_string())),
             llm,
             registry,
-            http: reqwest::Client::builder()
-                .timeout(CHECK_TIMEOUT)
-                .build()
-                .unwrap_or_default(),
         }
     }
 
@@ -92,26 +97,12 @@ impl HealthChecker {
     }
 
     async fn qdrant(&self) -> ServiceHealth {
-        let Some(base) = &self.qdrant_url else {
-            return not_configured("qdrant");
+        let client = match &self.qdrant {
+            None => return not_configured("qdrant"),
+            Some(Err(error)) => return unhealthy("qdrant", None, error.clone()),
+            Some(Ok(client)) => client,
         };
-        timed("qdrant", async {
-            let url = base.join("readyz").map_err(|e| e.to_string())?;
-            let response = self
-                .http
-                .get(url)
-                .send()
-                .await
-                .map_err(|e| e.without_url().to_string())?;
-            match response.status().is_success() {
-                true => Ok(None),
-                false => Err(format!(
-                    "/readyz answered HTTP {}",
-                    response.status().as_u16()
-                )),
-            }
-        })
-        .await
+        timed("qdrant", async { client.ping().await.map(Some) }).await
     }
 
     async fn llm(&self) -> ServiceHealth {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::alert::Alerter;
-use crate::config::{ConfigError, http_url, parse_number};
+use crate::config::{ConfigError, parse_number};
 use crate::metrics::{ServiceLabels, metrics};
 
 /// One check's deadline.
@@ -21,29 +21,12 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthSettings {
-    /// `REDIS_URL`, when Redis is part of the deployment.
-    pub redis_url: Option<String>,
-    /// `QDRANT_URL`, when Qdrant is part of the deployment.
-    pub qdrant_url: Option<url::Url>,
     /// `HEALTH_INTERVAL_SECS`: how often the monitor checks.
     pub interval: Duration,
 }
 
 impl HealthSettings {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let redis_url = get("REDIS_URL").map(|url| url.trim().to_string());
-        if let Some(url) = &redis_url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            // The URL may hold a password: say what is wrong, not what it is.
-            return Err(ConfigError::new(
-                "REDIS_URL",
-                "expected redis://[:PASSWORD@]HOST[:PORT][/DB]",
-            ));
-        }
-        let qdrant_url = get("QDRANT_URL")
-            .map(|url| http_url("QDRANT_URL", &url))
-            .transpose()?;
         let interval = parse_number(
             "HEALTH_INTERVAL_SECS",
             get("HEALTH_INTERVAL_SECS"),
@@ -52,8 +35,6 @@ impl HealthSettings {
             "seconds",
         )?;
         Ok(Self {
-            redis_url,
-            qdrant_url,
             interval: Duration::from_secs(interval),
         })
     }

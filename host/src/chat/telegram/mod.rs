@@ -51,7 +51,7 @@ pub struct TelegramAdapter {
 impl TelegramAdapter {
     /// Takes one update: waits for room, then queues it on its chat's lane.
     async fn accept(self: &Arc<Self>, update: Update) {
-        if !self.recent.first_time(update.id.0) {
+        if !self.recent.first_time(update.id.0).await {
             tracing::debug!(update_id = update.id.0, "repeated update ignored");
             return;
         }
@@ -125,7 +125,7 @@ pub async fn serve(
         dispatcher: Arc::new(dispatcher),
         replies,
         lanes: ChatLanes::new(MAX_IN_FLIGHT),
-        recent: RecentUpdates::default(),
+        recent: RecentUpdates::new(host.services.cache.clone(), me.user.id.0),
     });
 
     menu::publish(&bot, &host.registry.snapshot()).await;

@@ -1,10 +1,12 @@
 //! From a Telegram update to the dispatcher's [`IncomingMessage`], and the
-//! memory of recent update ids so a redelivered update is handled once.
+//! memory of recent update ids so a redelivered update is handled once, by
+//! one replica, when replicas share Redis.
 
 use std::time::Duration;
 
 use teloxide::types::{Update, UpdateKind};
 
+use crate::capabilities::cache::CacheStore;
 use crate::chat::IncomingMessage;
 
 /// How long an update id is remembered (Telegram redelivers within minutes).
@@ -29,26 +31,23 @@ pub fn incoming_message(update: &Update) -> Option<IncomingMessage> {
     })
 }
 
-/// Update ids seen recently.
+/// Update ids seen recently, in the host's cache (Redis when configured).
 pub struct RecentUpdates {
-    seen: moka::sync::Cache<u32, ()>,
-}
-
-impl Default for RecentUpdates {
-    fn default() -> Self {
-        Self {
-            seen: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(REMEMBER_FOR)
-                .build(),
-        }
-    }
+    cache: CacheStore,
+    /// Update ids are counted per bot; replicas of one bot share them.
+    bot_id: u64,
 }
 
 impl RecentUpdates {
-    /// True the first time an id is offered, false for a repeat.
-    pub fn first_time(&self, update_id: u32) -> bool {
-        self.seen.entry(update_id).or_insert(()).is_fresh()
+    pub fn new(cache: CacheStore, bot_id: u64) -> Self {
+        Self { cache, bot_id }
+    }
+
+    /// True the first time an id is offered, false for a repeat (whichever
+    /// replica saw it first).
+    pub async fn first_time(&self, update_id: u32) -> bool {
+        let key = format!("{}:{update_id}", self.bot_id);
+        self.cache.claim("update", &key, REMEMBER_FOR).await
     }
 }
 
@@ -88,11 +87,13 @@ mod tests {
         assert!(incoming_message(&bot).is_none());
     }
 
-    #[test]
-    fn a_repeated_update_id_is_not_new() {
-        let recent = RecentUpdates::default();
-        assert!(recent.first_time(1));
-        assert!(recent.first_time(2));
-        assert!(!recent.first_time(1));
+    #[tokio::test]
+    async fn a_repeated_update_id_is_not_new_and_bots_are_apart() {
+        let cache = CacheStore::default();
+        let recent = RecentUpdates::new(cache.clone(), 1);
+        assert!(recent.first_time(1).await);
+        assert!(recent.first_time(2).await);
+        assert!(!recent.first_time(1).await);
+        assert!(RecentUpdates::new(cache, 2).first_time(1).await);
     }
 }
