@@ -12,7 +12,8 @@
 //! wasmbot_sdk::handler!(handle);
 //! ```
 //!
-//! Capabilities are modules: [`log`], [`state`], [`secrets`], [`audit`], [`llm`], [`health`];
+//! Capabilities are modules: [`log`], [`state`], [`secrets`], [`audit`], [`llm`], [`health`],
+//! [`cache`], [`vectors`];
 //! each needs its grant in the manifest.
 //!
 //! Build it with `cargo build --release --target wasm32-wasip2` (or
@@ -32,12 +33,14 @@ pub mod bindings {
 }
 
 pub mod audit;
+pub mod cache;
 pub mod health;
 pub mod llm;
 pub mod log;
 mod message;
 pub mod secrets;
 pub mod state;
+pub mod vectors;
 
 pub use bindings::wasmbot::plugin::types::{Message, Reply, ReplyFormat};
 pub use message::{escape_html, escape_markdown};
@@ -48,8 +51,8 @@ pub type HandlerResult = Result<Reply, String>;
 /// Everything a handler usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        HandlerResult, Message, Reply, ReplyFormat, audit, escape_html, escape_markdown, health,
-        llm, log, secrets, state,
+        HandlerResult, Message, Reply, ReplyFormat, audit, cache, escape_html, escape_markdown,
+        health, llm, log, secrets, state, vectors,
     };
     pub use serde_json::json;
 }

@@ -13,6 +13,24 @@ impl Message {
     pub fn arg_words(&self) -> impl Iterator<Item = &str> {
         self.args.split_whitespace()
     }
+
+    /// A number unique to this message (a hash of its correlation id), e.g.
+    /// an id for a vector point created from it.
+    pub fn unique_id(&self) -> u64 {
+        // FNV-1a: stable across builds and hosts, unlike std's hasher.
+        self.correlation_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+            })
+    }
+
+    /// Seconds since the Unix epoch, by the host's clock.
+    pub fn unix_time(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs())
+    }
 }
 
 impl Reply {
