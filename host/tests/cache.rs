@@ -42,8 +42,15 @@ async fn values_expire_after_their_ttl_and_counters_keep_their_window() {
             .set(&key, "hello", Some(Duration::from_millis(300)))
             .await
             .unwrap();
-        cache.set(&format!("{p}forever"), "kept", None).await.unwrap();
-        assert_eq!(cache.get(&key).await.unwrap().as_deref(), Some("hello"), "{label}");
+        cache
+            .set(&format!("{p}forever"), "kept", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get(&key).await.unwrap().as_deref(),
+            Some("hello"),
+            "{label}"
+        );
         tokio::time::sleep(Duration::from_millis(450)).await;
         assert_eq!(cache.get(&key).await.unwrap(), None, "{label}: expired");
         assert_eq!(
@@ -65,8 +72,14 @@ async fn values_expire_after_their_ttl_and_counters_keep_their_window() {
             "{label}: a new window after 500 ms of a 400 ms one"
         );
 
-        assert!(cache.delete(&format!("{p}forever")).await.unwrap(), "{label}");
-        assert!(!cache.delete(&format!("{p}forever")).await.unwrap(), "{label}");
+        assert!(
+            cache.delete(&format!("{p}forever")).await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !cache.delete(&format!("{p}forever")).await.unwrap(),
+            "{label}"
+        );
     }
 }
 
@@ -89,7 +102,11 @@ async fn concurrent_increments_are_never_lost_and_bad_counters_are_typed() {
         for task in tasks {
             all.extend(task.await.unwrap());
         }
-        assert_eq!(all.len(), 1600, "{label}: every increment saw its own value");
+        assert_eq!(
+            all.len(),
+            1600,
+            "{label}: every increment saw its own value"
+        );
         assert_eq!(all.iter().max(), Some(&1600), "{label}");
         assert_eq!(cache.get(&key).await.unwrap().as_deref(), Some("1600"));
         assert_eq!(cache.incr(&key, -600, None).await.unwrap(), 1000, "{label}");
@@ -115,7 +132,11 @@ async fn concurrent_increments_are_never_lost_and_bad_counters_are_typed() {
 /// The counter test plugin, and a second copy of it named `counter2`.
 async fn counter_plugins(cache: CacheStore) -> (Dispatcher, tempfile::TempDir) {
     let dir = plugins_dir(&["counter"]);
-    std::fs::copy(dir.path().join("counter.wasm"), dir.path().join("counter2.wasm")).unwrap();
+    std::fs::copy(
+        dir.path().join("counter.wasm"),
+        dir.path().join("counter2.wasm"),
+    )
+    .unwrap();
     let mut manifest = std::fs::read_to_string(dir.path().join("counter.toml"))
         .unwrap()
         .replacen("name = \"counter\"", "name = \"counter2\"", 1);
@@ -150,11 +171,19 @@ async fn plugins_see_only_their_own_keys_and_limits_are_typed_errors() {
         assert_eq!(ask(format!("/cget2 {p}k")).await, "two", "{label}");
         // Where the host put them: under each plugin's own prefix.
         assert_eq!(
-            cache.get(&plugin_key("counter", &format!("{p}k"))).await.unwrap().as_deref(),
+            cache
+                .get(&plugin_key("counter", &format!("{p}k")))
+                .await
+                .unwrap()
+                .as_deref(),
             Some("one")
         );
         assert_eq!(
-            cache.get(&plugin_key("counter2", &format!("{p}k"))).await.unwrap().as_deref(),
+            cache
+                .get(&plugin_key("counter2", &format!("{p}k")))
+                .await
+                .unwrap()
+                .as_deref(),
             Some("two")
         );
         assert_eq!(ask(format!("/cincr {p}n 5")).await, "5", "{label}");
@@ -192,12 +221,18 @@ async fn redis_going_down_is_a_typed_error_within_a_bound_and_recovery_is_automa
         let started = Instant::now();
         let reply = common::ask(&bot, &format!("/cincr {key} 1")).await;
         let took = started.elapsed();
-        assert!(reply.starts_with("error unavailable"), "attempt {attempt}: {reply}");
+        assert!(
+            reply.starts_with("error unavailable"),
+            "attempt {attempt}: {reply}"
+        );
         assert!(
             took < CALL_DEADLINE + Duration::from_millis(500),
             "attempt {attempt} took {took:?}"
         );
-        assert!(!reply.contains(&proxy.addr.to_string()), "no address in errors: {reply}");
+        assert!(
+            !reply.contains(&proxy.addr.to_string()),
+            "no address in errors: {reply}"
+        );
     }
     let started = Instant::now();
     assert!(matches!(
@@ -238,7 +273,10 @@ async fn replicas_sharing_redis_claim_each_update_once_and_send_each_alert_once(
     for cache in [replica_a.clone(), replica_b.clone()] {
         let (alerter, inbox) = alerter_with_inbox();
         alerter.share_limits(cache);
-        assert!(alerter.alert(&key, "⚠️ Redis is down"), "each replica raises it");
+        assert!(
+            alerter.alert(&key, "⚠️ Redis is down"),
+            "each replica raises it"
+        );
         inboxes.push(inbox);
     }
     let mut sent = 0;

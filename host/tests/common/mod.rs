@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod anthropic;
 pub mod bot_api;
+pub mod embeddings;
 pub mod proxy;
 pub mod stores;
 

@@ -54,7 +54,9 @@ fn recall(chat: i64, query: &str) -> HandlerResult {
         .iter()
         .enumerate()
         .map(|(i, hit)| {
-            let text = hit.payload_as::<Note>().map_or_else(|_| "?".into(), |n| n.text);
+            let text = hit
+                .payload_as::<Note>()
+                .map_or_else(|_| "?".into(), |n| n.text);
             format!("{}. {text} ({:.2})", i + 1, hit.score)
         })
         .collect();
@@ -63,9 +65,9 @@ fn recall(chat: i64, query: &str) -> HandlerResult {
 
 fn forget(chat: i64) -> HandlerResult {
     match vectors::delete_matching(COLLECTION, &[FieldMatch::integer("chat", chat)]) {
-        Ok(()) | Err(VectorError::NoSuchCollection(_)) => {
-            Ok(Reply::text("Forgotten: nothing is remembered in this chat now."))
-        }
+        Ok(()) | Err(VectorError::NoSuchCollection(_)) => Ok(Reply::text(
+            "Forgotten: nothing is remembered in this chat now.",
+        )),
         Err(error) => Err(error.into()),
     }
 }

@@ -9,7 +9,12 @@ use wasmbot_sdk::prelude::*;
 fn handle(msg: Message) -> HandlerResult {
     let words: Vec<&str> = msg.arg_words().collect();
     let word = |i: usize| words.get(i).copied().unwrap_or("");
-    let ttl = |i: usize| words.get(i).and_then(|w| w.parse().ok()).map(Duration::from_millis);
+    let ttl = |i: usize| {
+        words
+            .get(i)
+            .and_then(|w| w.parse().ok())
+            .map(Duration::from_millis)
+    };
     let command = msg.command.trim_end_matches('2');
     let reply = match command {
         "cset" => cache::set(word(0), word(1), ttl(2)).map(|()| "stored".to_string()),

@@ -1,0 +1,344 @@
+//! The vectors capability: one suite run on the embedded Qdrant engine for
+//! real, and on a Qdrant server when `QDRANT_URL` is set (none on the CI
+//! machine). Ordering by score, payload filters, namespacing, typed errors,
+//! deletes, and the embedded engine's data surviving a restart.
+
+mod common;
+
+use serde_json::{Map, Value, json};
+use wasmbot::capabilities::vectors::{
+    CollectionName, CollectionSpec, Distance, FieldMatch, FieldValue, Point, QdrantSettings,
+    ServerVectors, VectorFailure, VectorStore,
+};
+
+fn collection(plugin: &str, name: &str) -> CollectionName {
+    CollectionName {
+        plugin: plugin.into(),
+        name: name.into(),
+    }
+}
+
+fn point(id: u64, vector: [f32; 3], payload: Value) -> Point {
+    let Value::Object(payload) = payload else {
+        panic!("payloads are objects")
+    };
+    Point {
+        id,
+        vector: vector.to_vec(),
+        payload,
+    }
+}
+
+fn matching(key: &str, value: FieldValue) -> FieldMatch {
+    FieldMatch {
+        key: key.into(),
+        value,
+    }
+}
+
+const COSINE_3: CollectionSpec = CollectionSpec {
+    dimension: 3,
+    distance: Distance::Cosine,
+};
+
+/// Everything a plugin relies on, against `store`; `run` keeps server runs apart.
+async fn suite(label: &str, store: &VectorStore, run: &str) {
+    let plugin_a = format!("a{run}");
+    let plugin_b = format!("b{run}");
+    let notes = collection(&plugin_a, "notes");
+    store.ensure(&notes, COSINE_3).await.unwrap();
+    store
+        .ensure(&notes, COSINE_3)
+        .await
+        .expect("ensuring twice is fine");
+    let other_shape = CollectionSpec {
+        dimension: 4,
+        ..COSINE_3
+    };
+    assert!(
+        matches!(
+            store.ensure(&notes, other_shape).await,
+            Err(VectorFailure::DimensionMismatch(_))
+        ),
+        "{label}"
+    );
+
+    store
+        .upsert(
+            &notes,
+            vec![
+                point(
+                    1,
+                    [1.0, 0.0, 0.0],
+                    json!({"chat": 1, "lang": "en", "text": "east"}),
+                ),
+                point(
+                    2,
+                    [0.9, 0.1, 0.0],
+                    json!({"chat": 1, "lang": "fr", "pinned": true}),
+                ),
+                point(
+                    3,
+                    [0.0, 1.0, 0.0],
+                    json!({"chat": 2, "lang": "en", "meta": {"src": "x"}}),
+                ),
+                point(4, [-1.0, 0.0, 0.0], json!({"chat": 2, "lang": "en"})),
+            ],
+        )
+        .await
+        .unwrap();
+
+    let hits = store
+        .search(&notes, vec![1.0, 0.0, 0.0], 10, vec![])
+        .await
+        .unwrap();
+    let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+    assert_eq!(ids, [1, 2, 3, 4], "{label}: best first");
+    assert!((hits[0].score - 1.0).abs() < 1e-4, "{label}: {hits:?}");
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "{label}");
+    assert_eq!(hits[0].payload["text"], "east", "{label}: payload returned");
+    assert_eq!(hits[2].payload["meta"], json!({"src": "x"}), "{label}");
+
+    let limited = store
+        .search(&notes, vec![1.0, 0.0, 0.0], 2, vec![])
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 2, "{label}");
+
+    let filtered = |filter: Vec<FieldMatch>| {
+        let notes = notes.clone();
+        async move {
+            store
+                .search(&notes, vec![1.0, 0.0, 0.0], 10, filter)
+                .await
+                .unwrap()
+                .iter()
+                .map(|h| h.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        filtered(vec![matching("chat", FieldValue::Integer(1))]).await,
+        [1, 2],
+        "{label}"
+    );
+    assert_eq!(
+        filtered(vec![matching("chat", FieldValue::Integer(2))]).await,
+        [3, 4],
+        "{label}"
+    );
+    assert_eq!(
+        filtered(vec![
+            matching("chat", FieldValue::Integer(2)),
+            matching("lang", FieldValue::Text("en".into()))
+        ])
+        .await,
+        [3, 4],
+        "{label}: every condition"
+    );
+    assert_eq!(
+        filtered(vec![matching("lang", FieldValue::Text("fr".into()))]).await,
+        [2],
+        "{label}"
+    );
+    assert_eq!(
+        filtered(vec![matching("pinned", FieldValue::Boolean(true))]).await,
+        [2],
+        "{label}"
+    );
+    assert_eq!(
+        filtered(vec![matching("meta.src", FieldValue::Text("x".into()))]).await,
+        [3],
+        "{label}"
+    );
+    assert!(
+        filtered(vec![matching("lang", FieldValue::Text("de".into()))])
+            .await
+            .is_empty()
+    );
+
+    // Wrong sizes and unknown collections are typed, on every call.
+    for failure in [
+        store
+            .upsert(
+                &notes,
+                vec![Point {
+                    id: 9,
+                    vector: vec![1.0, 2.0],
+                    payload: Map::new(),
+                }],
+            )
+            .await
+            .err(),
+        store.search(&notes, vec![1.0; 4], 5, vec![]).await.err(),
+    ] {
+        assert!(
+            matches!(failure, Some(VectorFailure::DimensionMismatch(_))),
+            "{label}: {failure:?}"
+        );
+    }
+    let nan = store
+        .upsert(
+            &notes,
+            vec![Point {
+                id: 9,
+                vector: vec![f32::NAN, 0.0, 0.0],
+                payload: Map::new(),
+            }],
+        )
+        .await;
+    assert!(
+        matches!(nan, Err(VectorFailure::InvalidInput(_))),
+        "{label}: {nan:?}"
+    );
+    for limit in [0, 101] {
+        let bad = store
+            .search(&notes, vec![1.0, 0.0, 0.0], limit, vec![])
+            .await;
+        assert!(
+            matches!(bad, Err(VectorFailure::InvalidInput(_))),
+            "{label}: limit {limit}"
+        );
+    }
+
+    // Another plugin's "notes" is another collection.
+    let theirs = collection(&plugin_b, "notes");
+    assert!(
+        matches!(
+            store.search(&theirs, vec![1.0, 0.0, 0.0], 5, vec![]).await,
+            Err(VectorFailure::NoSuchCollection(_))
+        ),
+        "{label}: b cannot see a's collection"
+    );
+    store
+        .ensure(
+            &theirs,
+            CollectionSpec {
+                dimension: 3,
+                distance: Distance::Dot,
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .upsert(
+            &theirs,
+            vec![point(1, [0.0, 0.0, 1.0], json!({"owner": "b"}))],
+        )
+        .await
+        .unwrap();
+    let mine = store
+        .search(&notes, vec![0.0, 0.0, 1.0], 10, vec![])
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 4, "{label}: a still has its four");
+    assert!(
+        mine.iter().all(|h| h.payload.get("owner").is_none()),
+        "{label}"
+    );
+
+    // Replacing by id, deleting by id and by filter.
+    store
+        .upsert(
+            &notes,
+            vec![point(
+                1,
+                [1.0, 0.0, 0.0],
+                json!({"chat": 1, "text": "replaced"}),
+            )],
+        )
+        .await
+        .unwrap();
+    let top = store
+        .search(&notes, vec![1.0, 0.0, 0.0], 1, vec![])
+        .await
+        .unwrap();
+    assert_eq!(top[0].payload["text"], "replaced", "{label}");
+    store.delete(&notes, vec![2, 77]).await.unwrap();
+    assert_eq!(
+        filtered(vec![]).await,
+        [1, 3, 4],
+        "{label}: 2 deleted, 77 never existed"
+    );
+    let everything = store.delete_matching(&notes, vec![]).await;
+    assert!(
+        matches!(everything, Err(VectorFailure::InvalidInput(_))),
+        "{label}"
+    );
+    store
+        .delete_matching(&notes, vec![matching("chat", FieldValue::Integer(2))])
+        .await
+        .unwrap();
+    assert_eq!(filtered(vec![]).await, [1], "{label}: chat 2's points gone");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_embedded_engine_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = VectorStore::embedded(dir.path().to_path_buf());
+    suite("embedded", &store, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_qdrant_server_passes_the_same_suite_when_qdrant_url_is_set() {
+    let Some(url) = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!(
+            "SKIPPED: set QDRANT_URL (a Qdrant server's gRPC URL, e.g. http://127.0.0.1:6334) to run the suite against a server"
+        );
+        return;
+    };
+    let settings = QdrantSettings {
+        url: url.parse().expect("QDRANT_URL is a URL"),
+        api_key: std::env::var("QDRANT_API_KEY")
+            .ok()
+            .map(wasmbot::config::SecretString::new),
+    };
+    let server = ServerVectors::new(&settings).unwrap();
+    server.ping().await.expect("the Qdrant server answers");
+    let store = VectorStore::Server(std::sync::Arc::new(server));
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    suite("server", &store, &run[..12]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_collections_survive_a_restart_with_their_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = collection("memory", "notes");
+    {
+        let store = VectorStore::embedded(dir.path().to_path_buf());
+        store.ensure(&notes, COSINE_3).await.unwrap();
+        store
+            .upsert(
+                &notes,
+                vec![
+                    point(10, [0.0, 1.0, 0.0], json!({"text": "north"})),
+                    point(11, [1.0, 0.0, 0.0], json!({"text": "east"})),
+                ],
+            )
+            .await
+            .unwrap();
+        store.delete(&notes, vec![11]).await.unwrap();
+    }
+    let reopened = VectorStore::embedded(dir.path().to_path_buf());
+    let hits = reopened
+        .search(&notes, vec![0.0, 1.0, 0.0], 5, vec![])
+        .await
+        .expect("the collection is found on disk without ensuring it again");
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(
+        (hits[0].id, hits[0].payload["text"].clone()),
+        (10, json!("north"))
+    );
+    let changed = CollectionSpec {
+        distance: Distance::Euclid,
+        ..COSINE_3
+    };
+    assert!(matches!(
+        reopened.ensure(&notes, changed).await,
+        Err(VectorFailure::DimensionMismatch(_))
+    ));
+    assert!(
+        dir.path().join("memory/notes").is_dir(),
+        "stored per plugin under VECTORS_DIR"
+    );
+}
