@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-pub const DIMENSION: usize = 64;
+pub const DIMENSION: usize = 128;
 
 #[derive(Default)]
 pub struct FakeEmbeddings {

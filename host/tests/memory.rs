@@ -1,0 +1,226 @@
+//! The memory plugin end to end: `/remember`, `/recall`, `/forget` through
+//! the real component, the embedded vector engine and a fake embeddings
+//! server speaking the OpenAI wire format; then the real `wasmbot chat`
+//! binary across a restart, configured only with EMBEDDINGS_URL.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use common::embeddings::FakeEmbeddings;
+use common::{plugins_dir, registry};
+use wasmbot::capabilities::vectors::{EmbeddingsClient, VectorSettings, VectorStore};
+use wasmbot::chat::{Dispatcher, IncomingMessage};
+use wasmbot::services::HostServices;
+
+async fn memory_bot(
+    embeddings_url: Option<&str>,
+    vectors_dir: &std::path::Path,
+) -> (
+    Dispatcher,
+    tempfile::TempDir,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let settings = VectorSettings::from_lookup(|name| match name {
+        "EMBEDDINGS_URL" => embeddings_url.map(str::to_string),
+        "EMBEDDINGS_MODEL" => Some("fake-embed-1".into()),
+        "EMBEDDINGS_API_KEY" => Some("sk-embed-test".into()),
+        _ => None,
+    })
+    .unwrap();
+    let (alerter, alerts) = common::alerts::alerter_with_inbox();
+    let services = HostServices {
+        vectors: Some(VectorStore::embedded(vectors_dir.to_path_buf())),
+        embeddings: settings
+            .embeddings
+            .as_ref()
+            .map(|s| Arc::new(EmbeddingsClient::new(s).unwrap())),
+        alerter,
+        ..HostServices::default()
+    };
+    let dir = plugins_dir(&["memory"]);
+    let registry = registry(dir.path()).await;
+    assert!(
+        registry.snapshot().errors().is_empty(),
+        "{:?}",
+        registry.snapshot().errors()
+    );
+    (
+        Dispatcher::new(registry, None).with_services(services),
+        dir,
+        alerts,
+    )
+}
+
+async fn say(bot: &Dispatcher, chat_id: i64, text: &str) -> String {
+    let message = IncomingMessage {
+        chat_id,
+        user_id: 7,
+        username: Some("ada".into()),
+        text: text.into(),
+    };
+    bot.handle(message)
+        .await
+        .unwrap_or_else(|| panic!("no reply to {text:?}"))
+        .text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remember_recall_and_forget_per_chat() {
+    let (fake, url) = FakeEmbeddings::start().await;
+    let vectors = tempfile::tempdir().unwrap();
+    let (bot, _plugins, _alerts) = memory_bot(Some(&url), vectors.path()).await;
+
+    for note in [
+        "the spare key is under the blue flower pot",
+        "dentist appointment on friday at nine",
+        "wifi password is written on the fridge",
+    ] {
+        let reply = say(&bot, 42, &format!("/remember {note}")).await;
+        assert!(reply.starts_with("Remembered"), "{reply}");
+    }
+    say(
+        &bot,
+        99,
+        "/remember the key to chat 99's bike lock is in the drawer",
+    )
+    .await;
+
+    let reply = say(&bot, 42, "/recall where is the spare key").await;
+    let first = reply.lines().next().unwrap();
+    assert!(
+        first.starts_with("1. the spare key is under the blue flower pot ("),
+        "{reply}"
+    );
+    assert_eq!(reply.lines().count(), 3, "this chat's three notes: {reply}");
+    assert!(
+        !reply.contains("bike lock"),
+        "another chat's note leaked: {reply}"
+    );
+    let reply = say(&bot, 42, "/recall dentist appointment").await;
+    assert!(reply.starts_with("1. dentist appointment"), "{reply}");
+    let reply = say(&bot, 99, "/recall key").await;
+    assert_eq!(reply.lines().count(), 1, "{reply}");
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 7, "one embedding per /remember and /recall");
+    let (auth, body) = &requests[0];
+    assert_eq!(auth.as_deref(), Some("Bearer sk-embed-test"));
+    assert_eq!(body["model"], "fake-embed-1");
+    assert_eq!(
+        body["input"][0],
+        "the spare key is under the blue flower pot"
+    );
+
+    let reply = say(&bot, 42, "/forget").await;
+    assert!(reply.starts_with("Forgotten"), "{reply}");
+    let reply = say(&bot, 42, "/recall spare key").await;
+    assert!(
+        reply.starts_with("Nothing remembered in this chat"),
+        "{reply}"
+    );
+    let reply = say(&bot, 99, "/recall key").await;
+    assert!(reply.contains("bike lock"), "/forget is per chat: {reply}");
+
+    assert_eq!(say(&bot, 42, "/remember").await, "Usage: /remember <text>");
+    assert!(say(&bot, 42, "/recall").await.starts_with("Usage: /recall"));
+    let reply = say(&bot, 5, "/forget").await;
+    assert!(
+        reply.starts_with("Forgotten"),
+        "nothing to forget is fine: {reply}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_embeddings_the_user_is_told_what_to_configure() {
+    let vectors = tempfile::tempdir().unwrap();
+    let (bot, _plugins, _alerts) = memory_bot(None, vectors.path()).await;
+    for command in ["/remember buy milk", "/recall milk"] {
+        let reply = say(&bot, 42, command).await;
+        assert!(
+            reply.contains("no embeddings provider is configured"),
+            "{reply}"
+        );
+        assert!(reply.contains("EMBEDDINGS_URL"), "{reply}");
+    }
+    assert!(
+        std::fs::read_dir(vectors.path()).unwrap().next().is_none(),
+        "nothing was stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_provider_gets_a_friendly_reply_and_one_alert() {
+    let (fake, url) = FakeEmbeddings::start().await;
+    let vectors = tempfile::tempdir().unwrap();
+    let (bot, _plugins, mut alerts) = memory_bot(Some(&url), vectors.path()).await;
+    fake.fail_with(503);
+    for _ in 0..2 {
+        let reply = say(&bot, 42, "/remember buy milk").await;
+        assert!(reply.contains("temporarily unavailable"), "{reply}");
+    }
+    let sent = common::alerts::delivered(&mut alerts).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].contains("HTTP 503"), "{sent:?}");
+    assert!(!sent[0].contains("sk-embed-test"), "no key in alerts");
+}
+
+/// `wasmbot chat` with only EMBEDDINGS_URL (and temp folders) set.
+fn chat(plugins: &std::path::Path, data: &std::path::Path, url: &str, input: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .arg("chat")
+        .current_dir(data)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PLUGINS_DIR", plugins)
+        .env("EMBEDDINGS_URL", url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wasmbot");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wasmbot_chat_remembers_across_a_restart_with_only_embeddings_url_set() {
+    let (_fake, url) = FakeEmbeddings::start().await;
+    let plugins = plugins_dir(&["memory"]);
+    let data = tempfile::tempdir().unwrap();
+    let (p, d) = (plugins.path().to_path_buf(), data.path().to_path_buf());
+    let first = {
+        let (p, d, url) = (p.clone(), d.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            chat(&p, &d, &url, "/remember the boat is moored at pier seven\n")
+        })
+        .await
+        .unwrap()
+    };
+    assert!(first.contains("Remembered"), "{first}");
+    let second =
+        tokio::task::spawn_blocking(move || chat(&p, &d, &url, "/recall where is the boat\n"))
+            .await
+            .unwrap();
+    assert!(
+        second.contains("1. the boat is moored at pier seven"),
+        "{second}"
+    );
+    assert!(
+        data.path().join("data/vectors/memory/notes").is_dir(),
+        "the embedded default lives under data/"
+    );
+}
