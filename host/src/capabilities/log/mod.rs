@@ -82,8 +82,8 @@ mod tests {
             },
         ];
         assert_eq!(
-            fields_json(&secret).to_string(),
-            r#"{"Password":"[redacted]","api_key":"[redacted]"}"#
+            fields_json(&secret),
+            serde_json::json!({"Password": "[redacted]", "api_key": "[redacted]"})
         );
     }
 }

@@ -277,8 +277,16 @@ fn code(error: &QdrantError) -> Option<tonic::Code> {
     }
 }
 
+/// A short cause: the client's own connection errors are a page of nested transport errors.
 fn describe(error: &QdrantError) -> String {
     match error {
+        QdrantError::ResponseError { status } if status.message().contains("Failed to connect") => {
+            let why = ["refused", "timed out", "dns error"]
+                .into_iter()
+                .find(|cause| status.message().contains(cause))
+                .map_or(String::new(), |cause| format!(" ({cause})"));
+            format!("cannot connect to the Qdrant server{why}")
+        }
         QdrantError::ResponseError { status } => {
             format!("Qdrant answered {:?}: {}", status.code(), status.message())
         }
