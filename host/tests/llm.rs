@@ -281,8 +281,8 @@ async fn a_plugin_without_the_llm_grant_cannot_import_it() {
     std::fs::write(
         dir.path().join("ask.toml"),
         manifest.replace(
-            "capabilities = [\"llm\", \"state\"]",
-            "capabilities = [\"state\"]",
+            "capabilities = [\"llm\", \"state\", \"cache\"]",
+            "capabilities = [\"state\", \"cache\"]",
         ),
     )
     .unwrap();
@@ -360,4 +360,27 @@ async fn the_console_logs_llm_response_with_the_correlation_id_and_never_the_key
         !stderr.contains(API_KEY) && !stdout.contains(API_KEY),
         "the key reached the output"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_eleventh_question_in_a_minute_waits_without_spending_tokens() {
+    let host = llm_host(&[("ANTHROPIC_API_KEY", API_KEY)], &["ask"]).await;
+    for i in 1..=10 {
+        let reply = ask(&host.dispatcher, &format!("/ask question {i}")).await;
+        assert_eq!(reply, format!("Claude says: question {i}"));
+    }
+    let reply = ask(&host.dispatcher, "/ask one more").await;
+    assert!(reply.contains("10 questions this minute"), "{reply}");
+    assert_eq!(
+        host.fake.requests().len(),
+        10,
+        "the refused question reached no model"
+    );
+    // The counter is per user: someone else in the same chat may still ask.
+    let other = wasmbot::chat::IncomingMessage {
+        user_id: 8,
+        ..common::message("/ask my turn")
+    };
+    let reply = host.dispatcher.handle(other).await.unwrap().text;
+    assert_eq!(reply, "Claude says: my turn");
 }

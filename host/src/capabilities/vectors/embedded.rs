@@ -57,7 +57,7 @@ impl EmbeddedVectors {
         let this = self.clone();
         blocking(move || {
             if let Some(existing) = this.find(&collection)? {
-                return same_spec(&collection, &existing.spec, &spec);
+                return existing.spec.must_equal(&spec, &collection);
             }
             let path = this.path(&collection);
             std::fs::create_dir_all(&path).map_err(|e| io_failure(&path, e))?;
@@ -222,19 +222,6 @@ fn open_shard(path: &Path, spec: &CollectionSpec) -> Result<EdgeShard, VectorFai
             path.display()
         ))
     })
-}
-
-fn same_spec(
-    collection: &CollectionName,
-    existing: &CollectionSpec,
-    wanted: &CollectionSpec,
-) -> Result<(), VectorFailure> {
-    if existing == wanted {
-        return Ok(());
-    }
-    Err(VectorFailure::DimensionMismatch(format!(
-        "collection {collection} exists with {existing}, not {wanted}"
-    )))
 }
 
 fn read_spec(path: &Path) -> Result<Option<CollectionSpec>, VectorFailure> {

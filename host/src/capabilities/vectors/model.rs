@@ -25,6 +25,22 @@ pub struct CollectionSpec {
     pub distance: Distance,
 }
 
+impl CollectionSpec {
+    /// Ensuring an existing collection must ask for what it was created with.
+    pub fn must_equal(
+        &self,
+        wanted: &CollectionSpec,
+        collection: &CollectionName,
+    ) -> Result<(), VectorFailure> {
+        if self == wanted {
+            return Ok(());
+        }
+        Err(VectorFailure::DimensionMismatch(format!(
+            "collection {collection} exists with {self}, not {wanted}"
+        )))
+    }
+}
+
 impl fmt::Display for CollectionSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -62,7 +62,7 @@ impl ServerVectors {
         spec: CollectionSpec,
     ) -> Result<(), VectorFailure> {
         if let Some(existing) = self.spec(collection).await? {
-            return same_spec(collection, &existing, &spec);
+            return existing.must_equal(&spec, collection);
         }
         let distance = match spec.distance {
             Distance::Cosine => QdrantDistance::Cosine,
@@ -85,7 +85,7 @@ impl ServerVectors {
             // Another replica created it first: it must agree with us.
             Err(error) if code(&error) == Some(tonic::Code::AlreadyExists) => {
                 match self.spec(collection).await? {
-                    Some(existing) => same_spec(collection, &existing, &spec),
+                    Some(existing) => existing.must_equal(&spec, collection),
                     None => Err(failure(error)),
                 }
             }
@@ -233,19 +233,6 @@ impl ServerVectors {
         lock(&self.specs).insert(collection.clone(), spec);
         Ok(Some(spec))
     }
-}
-
-fn same_spec(
-    collection: &CollectionName,
-    existing: &CollectionSpec,
-    wanted: &CollectionSpec,
-) -> Result<(), VectorFailure> {
-    if existing == wanted {
-        return Ok(());
-    }
-    Err(VectorFailure::DimensionMismatch(format!(
-        "collection {collection} exists with {existing}, not {wanted}"
-    )))
 }
 
 /// A collection under our name that this interface did not create (named vectors, Manhattan…).
