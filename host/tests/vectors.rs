@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::qdrant::FakeQdrant;
 use serde_json::{Map, Value, json};
 use wasmbot::capabilities::vectors::{
     CollectionName, CollectionSpec, Distance, FieldMatch, FieldValue, Point, QdrantSettings,
@@ -70,7 +71,7 @@ async fn suite(label: &str, store: &VectorStore, run: &str) {
                 point(
                     1,
                     [1.0, 0.0, 0.0],
-                    json!({"chat": 1, "lang": "en", "text": "east"}),
+                    json!({"chat": 1, "lang": "en", "text": "east", "title": "old note"}),
                 ),
                 point(
                     2,
@@ -80,7 +81,7 @@ async fn suite(label: &str, store: &VectorStore, run: &str) {
                 point(
                     3,
                     [0.0, 1.0, 0.0],
-                    json!({"chat": 2, "lang": "en", "meta": {"src": "x"}}),
+                    json!({"chat": 2, "lang": "en", "meta": {"src": "x"}, "title": "old note two"}),
                 ),
                 point(4, [-1.0, 0.0, 0.0], json!({"chat": 2, "lang": "en"})),
             ],
@@ -155,6 +156,17 @@ async fn suite(label: &str, store: &VectorStore, run: &str) {
         filtered(vec![matching("lang", FieldValue::Text("de".into()))])
             .await
             .is_empty()
+    );
+    assert_eq!(
+        filtered(vec![matching("title", FieldValue::Text("old note".into()))]).await,
+        [1],
+        "{label}: text is equality, not a word or substring search"
+    );
+    assert!(
+        filtered(vec![matching("text", FieldValue::Text("eas".into()))])
+            .await
+            .is_empty(),
+        "{label}"
     );
 
     // Wrong sizes and unknown collections are typed, on every call.
@@ -298,6 +310,78 @@ async fn a_qdrant_server_passes_the_same_suite_when_qdrant_url_is_set() {
     let store = VectorStore::Server(std::sync::Arc::new(server));
     let run = uuid::Uuid::new_v4().simple().to_string();
     suite("server", &store, &run[..12]).await;
+}
+
+/// The server backend over real gRPC, against the fake Qdrant in
+/// tests/common/qdrant.rs: runs on every machine, unlike the test above.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_backend_passes_the_suite_over_grpc() {
+    let (fake, url) = FakeQdrant::start(Some("qdrant-test-key")).await;
+    let settings = QdrantSettings {
+        url: url.parse().unwrap(),
+        api_key: Some(wasmbot::config::SecretString::new("qdrant-test-key".into())),
+    };
+    let server = ServerVectors::new(&settings).unwrap();
+    let version = server
+        .ping()
+        .await
+        .expect("the fake answers its health check");
+    assert_eq!(version, "version 1.15.0");
+    let store = VectorStore::Server(std::sync::Arc::new(server));
+    suite("server", &store, "").await;
+    assert_eq!(
+        fake.collections(),
+        ["wasmbot.a.notes", "wasmbot.b.notes"],
+        "one server collection per plugin and name"
+    );
+
+    // A second replica finds the collections already there and agrees on their shape.
+    let replica = ServerVectors::new(&settings).unwrap();
+    let replica = VectorStore::Server(std::sync::Arc::new(replica));
+    replica
+        .ensure(&collection("a", "notes"), COSINE_3)
+        .await
+        .unwrap();
+    let hits = replica
+        .search(&collection("a", "notes"), vec![1.0, 0.0, 0.0], 5, vec![])
+        .await
+        .unwrap();
+    assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [1]);
+
+    // A wrong API key and a server that is gone are typed, short and keyless.
+    let wrong_key = ServerVectors::new(&QdrantSettings {
+        api_key: Some(wasmbot::config::SecretString::new("nope".into())),
+        ..settings.clone()
+    })
+    .unwrap();
+    let refused = VectorStore::Server(std::sync::Arc::new(wrong_key))
+        .search(&collection("a", "notes"), vec![1.0, 0.0, 0.0], 5, vec![])
+        .await;
+    let Err(VectorFailure::Unavailable(why)) = refused else {
+        panic!("{refused:?}")
+    };
+    assert!(why.contains("PermissionDenied"), "{why}");
+    assert!(!why.contains("nope"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_qdrant_server_that_is_down_is_unavailable_quickly() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let settings = QdrantSettings {
+        url: url.parse().unwrap(),
+        api_key: None,
+    };
+    let store = VectorStore::Server(std::sync::Arc::new(ServerVectors::new(&settings).unwrap()));
+    let started = std::time::Instant::now();
+    let outcome = store.ensure(&collection("a", "notes"), COSINE_3).await;
+    let Err(VectorFailure::Unavailable(why)) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(why.contains("cannot connect to the Qdrant server"), "{why}");
+    assert!(why.len() < 200, "one short line: {why}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 #[tokio::test(flavor = "multi_thread")]

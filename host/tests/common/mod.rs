@@ -8,6 +8,7 @@ pub mod anthropic;
 pub mod bot_api;
 pub mod embeddings;
 pub mod proxy;
+pub mod qdrant;
 pub mod stores;
 
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use qdrant_client::qdrant::r#match::MatchValue;
 use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfig;
 use qdrant_client::qdrant::{
@@ -250,7 +251,9 @@ fn to_filter(conditions: &[FieldMatch]) -> Option<Filter> {
     Some(Filter::must(conditions.iter().map(|condition| {
         let key = condition.key.clone();
         match &condition.value {
-            FieldValue::Text(text) => Condition::matches(key, text.clone()),
+            // Spelled out: qdrant-client turns a text with a space into a
+            // full-text match, and this interface promises equality.
+            FieldValue::Text(text) => Condition::matches(key, MatchValue::Keyword(text.clone())),
             FieldValue::Integer(number) => Condition::matches(key, *number),
             FieldValue::Boolean(flag) => Condition::matches(key, *flag),
         }
