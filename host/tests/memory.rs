@@ -9,7 +9,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use common::anthropic::FakeAnthropic;
 use common::embeddings::FakeEmbeddings;
+use common::qdrant::FakeQdrant;
 use common::{plugins_dir, registry};
 use wasmbot::capabilities::vectors::{EmbeddingsClient, VectorSettings, VectorStore};
 use wasmbot::chat::{Dispatcher, IncomingMessage};
@@ -167,15 +169,21 @@ async fn a_failing_provider_gets_a_friendly_reply_and_one_alert() {
     assert!(!sent[0].contains("sk-embed-test"), "no key in alerts");
 }
 
-/// `wasmbot chat` with only EMBEDDINGS_URL (and temp folders) set.
-fn chat(plugins: &std::path::Path, data: &std::path::Path, url: &str, input: &str) -> String {
+/// `wasmbot chat` with only `env` (and temp folders) set, as user `user_id`.
+fn chat(
+    plugins: &std::path::Path,
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+    user_id: i64,
+    input: &str,
+) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
-        .arg("chat")
+        .args(["chat", "--user-id", &user_id.to_string()])
         .current_dir(data)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PLUGINS_DIR", plugins)
-        .env("EMBEDDINGS_URL", url)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -205,16 +213,25 @@ async fn wasmbot_chat_remembers_across_a_restart_with_only_embeddings_url_set() 
     let first = {
         let (p, d, url) = (p.clone(), d.clone(), url.clone());
         tokio::task::spawn_blocking(move || {
-            chat(&p, &d, &url, "/remember the boat is moored at pier seven\n")
+            let env = [("EMBEDDINGS_URL", url.as_str())];
+            chat(
+                &p,
+                &d,
+                &env,
+                1,
+                "/remember the boat is moored at pier seven\n",
+            )
         })
         .await
         .unwrap()
     };
     assert!(first.contains("Remembered"), "{first}");
-    let second =
-        tokio::task::spawn_blocking(move || chat(&p, &d, &url, "/recall where is the boat\n"))
-            .await
-            .unwrap();
+    let second = tokio::task::spawn_blocking(move || {
+        let env = [("EMBEDDINGS_URL", url.as_str())];
+        chat(&p, &d, &env, 1, "/recall where is the boat\n")
+    })
+    .await
+    .unwrap();
     assert!(
         second.contains("1. the boat is moored at pier seven"),
         "{second}"
@@ -223,4 +240,69 @@ async fn wasmbot_chat_remembers_across_a_restart_with_only_embeddings_url_set() 
         data.path().join("data/vectors/memory/notes").is_dir(),
         "the embedded default lives under data/"
     );
+}
+
+/// The done-when of the servers: the same binary and plugins, with
+/// QDRANT_URL (the fake Qdrant over gRPC) and REDIS_URL (the machine's Redis)
+/// set, keep nothing under data/vectors and use the servers instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn wasmbot_chat_uses_qdrant_and_redis_when_their_urls_are_set() {
+    let (_embeddings, embeddings_url) = FakeEmbeddings::start().await;
+    let (qdrant, qdrant_url) = FakeQdrant::start(None).await;
+    let (_claude, claude_url) = FakeAnthropic::start().await;
+    let redis_url =
+        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    // A user of its own, so the question counter is this run's alone.
+    let user_id = i64::from(std::process::id()) * 1000 + 7;
+    let plugins = plugins_dir(&["memory", "ask"]);
+    let data = tempfile::tempdir().unwrap();
+    let (p, d) = (plugins.path().to_path_buf(), data.path().to_path_buf());
+    let (redis, qdrant_for_chat) = (redis_url.clone(), qdrant_url.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        let env = [
+            ("EMBEDDINGS_URL", embeddings_url.as_str()),
+            ("QDRANT_URL", qdrant_for_chat.as_str()),
+            ("REDIS_URL", redis.as_str()),
+            ("ANTHROPIC_BASE_URL", claude_url.as_str()),
+            ("ANTHROPIC_API_KEY", "sk-ant-test"),
+        ];
+        let input =
+            "/remember the boat is moored at pier seven\n/recall where is the boat\n/ask hello\n";
+        chat(&p, &d, &env, user_id, input)
+    })
+    .await
+    .unwrap();
+    assert!(output.contains("Remembered"), "{output}");
+    assert!(
+        output.contains("1. the boat is moored at pier seven"),
+        "{output}"
+    );
+    assert!(output.contains("Claude says: hello"), "{output}");
+
+    assert_eq!(qdrant.collections(), ["wasmbot.memory.notes"]);
+    assert_eq!(qdrant.points("wasmbot.memory.notes"), Some(1));
+    assert!(
+        !data.path().join("data/vectors").exists(),
+        "nothing in the embedded engine"
+    );
+
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("wasmbot:plugin:ask:questions:{user_id}");
+    let (count, ttl_ms): (Option<i64>, i64) = redis::pipe()
+        .get(&key)
+        .pttl(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(count, Some(1), "/ask counted the question in Redis");
+    assert!(
+        ttl_ms > 0 && ttl_ms <= 60_000,
+        "a one-minute window: {ttl_ms}"
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
 }
