@@ -136,6 +136,61 @@ async fn remember_recall_and_forget_per_chat() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn switching_embeddings_models_loses_no_note() {
+    let (fake, url) = FakeEmbeddings::start().await;
+    let vectors = tempfile::tempdir().unwrap();
+    let (bot, _plugins, _alerts) = memory_bot(Some(&url), vectors.path()).await;
+    for note in [
+        "the spare key is under the blue flower pot",
+        "dentist on friday",
+    ] {
+        say(&bot, 42, &format!("/remember {note}")).await;
+    }
+    say(&bot, 99, "/remember chat 99 parks on level three").await;
+    let collections = |names: &[&str]| {
+        let mut found: Vec<String> = std::fs::read_dir(vectors.path().join("memory"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        assert_eq!(found, names);
+    };
+    collections(&["notes-128"]);
+
+    // The operator switches to a model with smaller vectors.
+    fake.switch_model(64);
+    let reply = say(&bot, 42, "/recall where is the spare key").await;
+    assert!(
+        reply.starts_with("1. the spare key is under the blue flower pot ("),
+        "{reply}"
+    );
+    assert_eq!(reply.lines().count(), 2, "both notes moved: {reply}");
+    collections(&["notes-128", "notes-64"]);
+    let reply = say(&bot, 42, "/remember the boat is at pier seven").await;
+    assert!(reply.starts_with("Remembered"), "{reply}");
+
+    // The last chat to move out takes the old collection with it.
+    let reply = say(&bot, 99, "/recall parking").await;
+    assert!(reply.contains("level three"), "{reply}");
+    collections(&["notes-64"]);
+    assert_eq!(
+        say(&bot, 42, "/recall spare key").await.lines().count(),
+        3,
+        "chat 42's three notes, chat 99's kept apart"
+    );
+
+    // Back to the first model, then /forget reaches every collection.
+    fake.switch_model(128);
+    say(&bot, 99, "/remember chat 99 likes tea").await;
+    let reply = say(&bot, 42, "/forget").await;
+    assert!(reply.starts_with("Forgotten"), "{reply}");
+    let reply = say(&bot, 42, "/recall spare key").await;
+    assert!(reply.starts_with("Nothing remembered"), "{reply}");
+    let reply = say(&bot, 99, "/recall parking").await;
+    assert_eq!(reply.lines().count(), 2, "chat 99 keeps both: {reply}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn without_embeddings_the_user_is_told_what_to_configure() {
     let vectors = tempfile::tempdir().unwrap();
     let (bot, _plugins, _alerts) = memory_bot(None, vectors.path()).await;
@@ -237,7 +292,7 @@ async fn wasmbot_chat_remembers_across_a_restart_with_only_embeddings_url_set() 
         "{second}"
     );
     assert!(
-        data.path().join("data/vectors/memory/notes").is_dir(),
+        data.path().join("data/vectors/memory/notes-128").is_dir(),
         "the embedded default lives under data/"
     );
 }
@@ -279,8 +334,8 @@ async fn wasmbot_chat_uses_qdrant_and_redis_when_their_urls_are_set() {
     );
     assert!(output.contains("Claude says: hello"), "{output}");
 
-    assert_eq!(qdrant.collections(), ["wasmbot.memory.notes"]);
-    assert_eq!(qdrant.points("wasmbot.memory.notes"), Some(1));
+    assert_eq!(qdrant.collections(), ["wasmbot.memory.notes-128"]);
+    assert_eq!(qdrant.points("wasmbot.memory.notes-128"), Some(1));
     assert!(
         !data.path().join("data/vectors").exists(),
         "nothing in the embedded engine"

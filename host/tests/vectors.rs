@@ -282,6 +282,55 @@ async fn suite(label: &str, store: &VectorStore, run: &str) {
         .await
         .unwrap();
     assert_eq!(filtered(vec![]).await, [1], "{label}: chat 2's points gone");
+
+    // Listing shows the plugin's own collections; dropping removes one whole.
+    let names = |plugin: String| async move {
+        store
+            .list(&plugin)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(name, spec)| format!("{name}:{spec}"))
+            .collect::<Vec<_>>()
+    };
+    let scratch = collection(&plugin_a, "scratch");
+    let euclid_2 = CollectionSpec {
+        dimension: 2,
+        distance: Distance::Euclid,
+    };
+    store.ensure(&scratch, euclid_2).await.unwrap();
+    assert_eq!(
+        names(plugin_a.clone()).await,
+        [
+            "notes:dimension 3, Cosine distance",
+            "scratch:dimension 2, Euclid distance"
+        ],
+        "{label}"
+    );
+    assert_eq!(
+        names(plugin_b.clone()).await,
+        ["notes:dimension 3, Dot distance"],
+        "{label}"
+    );
+    assert!(names(format!("c{run}")).await.is_empty(), "{label}");
+    assert!(store.drop_collection(&scratch).await.unwrap(), "{label}");
+    assert!(
+        !store.drop_collection(&scratch).await.unwrap(),
+        "{label}: already gone"
+    );
+    assert!(
+        matches!(
+            store.search(&scratch, vec![1.0, 0.0], 1, vec![]).await,
+            Err(VectorFailure::NoSuchCollection(_))
+        ),
+        "{label}"
+    );
+    // Gone for good: the name may now hold another shape, starting empty.
+    store.ensure(&scratch, COSINE_3).await.unwrap();
+    let empty = store.search(&scratch, vec![1.0, 0.0, 0.0], 5, vec![]).await;
+    assert_eq!(empty.unwrap().len(), 0, "{label}");
+    assert!(store.drop_collection(&scratch).await.unwrap(), "{label}");
+    assert_eq!(names(plugin_a.clone()).await.len(), 1, "{label}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -347,6 +396,42 @@ async fn the_server_backend_passes_the_suite_over_grpc() {
         .await
         .unwrap();
     assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [1]);
+
+    // One replica drops and re-creates a collection with another shape: the
+    // other's remembered shape gives way instead of refusing good vectors.
+    let first = VectorStore::Server(std::sync::Arc::new(ServerVectors::new(&settings).unwrap()));
+    let shared = collection("a", "shared");
+    first.ensure(&shared, COSINE_3).await.unwrap();
+    replica.ensure(&shared, COSINE_3).await.unwrap();
+    first.drop_collection(&shared).await.unwrap();
+    let four = CollectionSpec {
+        dimension: 4,
+        ..COSINE_3
+    };
+    first.ensure(&shared, four).await.unwrap();
+    let wide = vec![Point {
+        id: 1,
+        vector: vec![0.0, 0.0, 0.0, 1.0],
+        payload: Map::new(),
+    }];
+    replica.upsert(&shared, wide).await.unwrap();
+    first.drop_collection(&shared).await.unwrap();
+    let gone = replica
+        .search(&shared, vec![0.0, 0.0, 0.0, 1.0], 1, vec![])
+        .await;
+    assert!(
+        matches!(gone, Err(VectorFailure::NoSuchCollection(_))),
+        "{gone:?}"
+    );
+    replica.ensure(&shared, COSINE_3).await.unwrap();
+    let narrow = replica
+        .search(&shared, vec![1.0, 0.0, 0.0], 1, vec![])
+        .await;
+    assert_eq!(
+        narrow.unwrap().len(),
+        0,
+        "re-created by this replica, empty"
+    );
 
     // A wrong API key and a server that is gone are typed, short and keyless.
     let wrong_key = ServerVectors::new(&QdrantSettings {

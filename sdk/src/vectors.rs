@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::bindings::wasmbot::plugin::vectors as wit;
 pub use crate::bindings::wasmbot::plugin::vectors::{
-    Distance, FieldMatch, FieldValue, Point, ScoredPoint, VectorError,
+    CollectionInfo, Distance, FieldMatch, FieldValue, Point, ScoredPoint, VectorError,
 };
 
 impl VectorError {
@@ -77,6 +77,16 @@ pub fn ensure_collection(
     distance: Distance,
 ) -> Result<(), VectorError> {
     wit::ensure_collection(collection, dimension, distance)
+}
+
+/// This plugin's collections, by name.
+pub fn list_collections() -> Result<Vec<CollectionInfo>, VectorError> {
+    wit::list_collections()
+}
+
+/// Removes `collection` with every point in it; false when there was none.
+pub fn drop_collection(collection: &str) -> Result<bool, VectorError> {
+    wit::drop_collection(collection)
 }
 
 /// Inserts or replaces one point.

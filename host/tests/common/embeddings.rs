@@ -1,9 +1,10 @@
 //! A fake OpenAI-compatible embeddings API on 127.0.0.1: `POST
 //! /v1/embeddings` with the real request and response JSON. A text's vector
 //! counts its words in hashed buckets (normalised), so texts sharing words
-//! are close: enough to check that recall finds the right note.
+//! are close: enough to check that recall finds the right note. The vector
+//! size can change mid-test, as when an operator switches models.
 
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -14,12 +15,23 @@ use serde_json::{Value, json};
 
 pub const DIMENSION: usize = 128;
 
-#[derive(Default)]
 pub struct FakeEmbeddings {
     /// Every request body, with its Authorization header.
     pub requests: Mutex<Vec<(Option<String>, Value)>>,
     /// Non-zero: answer every request with this status and an OpenAI error body.
     pub failing_with: AtomicU16,
+    /// The size of every vector from now on.
+    pub dimension: AtomicUsize,
+}
+
+impl Default for FakeEmbeddings {
+    fn default() -> Self {
+        Self {
+            requests: Mutex::default(),
+            failing_with: AtomicU16::new(0),
+            dimension: AtomicUsize::new(DIMENSION),
+        }
+    }
 }
 
 impl FakeEmbeddings {
@@ -39,14 +51,19 @@ impl FakeEmbeddings {
         self.failing_with.store(status, Ordering::SeqCst);
     }
 
+    /// Answers as another model would: vectors of `dimension` values.
+    pub fn switch_model(&self, dimension: usize) {
+        self.dimension.store(dimension, Ordering::SeqCst);
+    }
+
     pub fn requests(&self) -> Vec<(Option<String>, Value)> {
         self.requests.lock().unwrap().clone()
     }
 }
 
-/// The fake model's vector for `text`.
-pub fn embedding(text: &str) -> Vec<f32> {
-    let mut vector = vec![0.0_f32; DIMENSION];
+/// The fake model's vector for `text`, of `dimension` values.
+pub fn embedding(text: &str, dimension: usize) -> Vec<f32> {
+    let mut vector = vec![0.0_f32; dimension];
     for word in text
         .to_lowercase()
         .split(|c: char| !c.is_alphanumeric())
@@ -55,7 +72,7 @@ pub fn embedding(text: &str) -> Vec<f32> {
         let bucket = word
             .bytes()
             .fold(5381_usize, |h, b| h.wrapping_mul(33) ^ usize::from(b))
-            % DIMENSION;
+            % dimension;
         vector[bucket] += 1.0;
     }
     let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
@@ -92,12 +109,13 @@ async fn embeddings(
         let error = json!({"error": {"message": "input must be a string or a list of strings", "type": "invalid_request_error"}});
         return json_response(StatusCode::BAD_REQUEST, error);
     }
+    let dimension = fake.dimension.load(Ordering::SeqCst);
     // Real providers may answer out of order; the index says which is which.
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
         .rev()
-        .map(|(index, text)| json!({"object": "embedding", "index": index, "embedding": embedding(text)}))
+        .map(|(index, text)| json!({"object": "embedding", "index": index, "embedding": embedding(text, dimension)}))
         .collect();
     let answer = json!({
         "object": "list",

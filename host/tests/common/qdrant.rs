@@ -1,11 +1,12 @@
 //! A fake Qdrant server on 127.0.0.1 speaking Qdrant's real gRPC API (the
 //! `qdrant.*` services and messages `qdrant-client` sends) for the calls
-//! wasmbot makes: health check, create and describe a collection, upsert,
-//! query, delete by ids or by filter. Points live in memory. Scores follow
-//! Qdrant's definitions (cosine on vectors normalised at insert, dot product,
-//! euclidean distance lowest first), a keyword match is equality and a text
-//! match a substring, as on a Qdrant field without a full-text index. With an
-//! API key, a request without the `api-key` header is refused as Qdrant does.
+//! wasmbot makes: health check; create, describe, list and delete
+//! collections; upsert, query, delete by ids or by filter. Points live in
+//! memory. Scores follow Qdrant's definitions (cosine on vectors normalised
+//! at insert, dot product, euclidean distance lowest first), a keyword match
+//! is equality and a text match a substring, as on a Qdrant field without a
+//! full-text index. With an API key, a request without the `api-key` header
+//! is refused as Qdrant does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -19,11 +20,12 @@ use qdrant_client::qdrant::vector_input::Variant as InputVariant;
 use qdrant_client::qdrant::vectors::VectorsOptions;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfigOneOf;
 use qdrant_client::qdrant::{
-    CollectionConfig, CollectionInfo, CollectionOperationResponse, CollectionParams,
-    CreateCollection, DeletePoints, Distance, Filter, GetCollectionInfoRequest,
-    GetCollectionInfoResponse, HealthCheckReply, HealthCheckRequest, PointId,
-    PointsOperationResponse, QueryPoints, QueryResponse, ScoredPoint, UpdateResult, UpdateStatus,
-    UpsertPoints, Value, VectorParams, VectorsConfig, query, vector,
+    CollectionConfig, CollectionDescription, CollectionInfo, CollectionOperationResponse,
+    CollectionParams, CreateCollection, DeleteCollection, DeletePoints, Distance, Filter,
+    GetCollectionInfoRequest, GetCollectionInfoResponse, HealthCheckReply, HealthCheckRequest,
+    ListCollectionsRequest, ListCollectionsResponse, PointId, PointsOperationResponse, QueryPoints,
+    QueryResponse, ScoredPoint, UpdateResult, UpdateStatus, UpsertPoints, Value, VectorParams,
+    VectorsConfig, query, vector,
 };
 use serde_json::Value as Json;
 use tonic::Status;
@@ -53,6 +55,8 @@ impl FakeQdrant {
             .route("/qdrant.Qdrant/HealthCheck", unary(&fake, Self::health))
             .route("/qdrant.Collections/Create", unary(&fake, Self::create))
             .route("/qdrant.Collections/Get", unary(&fake, Self::describe))
+            .route("/qdrant.Collections/List", unary(&fake, Self::list))
+            .route("/qdrant.Collections/Delete", unary(&fake, Self::remove))
             .route("/qdrant.Points/Upsert", unary(&fake, Self::upsert))
             .route("/qdrant.Points/Query", unary(&fake, Self::query))
             .route("/qdrant.Points/Delete", unary(&fake, Self::delete));
@@ -161,6 +165,28 @@ impl FakeQdrant {
                 config: Some(config),
                 ..CollectionInfo::default()
             }),
+            time: 0.0,
+        })
+    }
+
+    fn list(&self, _: ListCollectionsRequest) -> Result<ListCollectionsResponse, Status> {
+        self.record("Collections/List", "");
+        Ok(ListCollectionsResponse {
+            collections: self
+                .collections()
+                .into_iter()
+                .map(|name| CollectionDescription { name })
+                .collect(),
+            time: 0.0,
+        })
+    }
+
+    fn remove(&self, request: DeleteCollection) -> Result<CollectionOperationResponse, Status> {
+        let name = request.collection_name;
+        self.record("Collections/Delete", &name);
+        let existed = self.collections.lock().unwrap().remove(&name).is_some();
+        Ok(CollectionOperationResponse {
+            result: existed,
             time: 0.0,
         })
     }

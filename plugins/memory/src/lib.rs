@@ -1,12 +1,19 @@
 //! `/remember <text>` keeps a note as a vector, `/recall <question>` finds
 //! the notes of this chat closest in meaning, `/forget` clears this chat's.
+//!
+//! Notes live in one collection per embedding size (`notes-1536`…), so the
+//! operator may switch embeddings models: a chat's notes made with the old
+//! model are embedded again from their text the next time that chat uses
+//! its memory, and nothing is lost.
 
 use serde::{Deserialize, Serialize};
 use wasmbot_sdk::prelude::*;
-use wasmbot_sdk::vectors::{Distance, FieldMatch, VectorError};
+use wasmbot_sdk::vectors::{Distance, FieldMatch, Point, VectorError};
 
-const COLLECTION: &str = "notes";
+const PREFIX: &str = "notes-";
 const RECALL_LIMIT: u32 = 5;
+/// Notes moved per step: one embeddings request's worth.
+const MOVE_BATCH: u32 = 64;
 
 #[derive(Serialize, Deserialize)]
 struct Note {
@@ -28,23 +35,20 @@ fn handle(msg: Message) -> HandlerResult {
 
 fn remember(msg: &Message, text: &str) -> HandlerResult {
     let vector = vectors::embed_one(text)?;
-    vectors::ensure_collection(COLLECTION, vector.len() as u32, Distance::Cosine)?;
+    let collection = current_collection(msg.chat_id, vector.len())?;
     let note = Note {
         chat: msg.chat_id,
         time: msg.unix_time(),
         text: text.to_string(),
     };
-    vectors::upsert(COLLECTION, msg.unique_id(), vector, &note)?;
+    vectors::upsert(&collection, msg.unique_id(), vector, &note)?;
     Ok(Reply::text("Remembered. Ask me with /recall <question>."))
 }
 
 fn recall(chat: i64, query: &str) -> HandlerResult {
     let vector = vectors::embed_one(query)?;
-    let this_chat = [FieldMatch::integer("chat", chat)];
-    let hits = match vectors::search(COLLECTION, &vector, RECALL_LIMIT, &this_chat) {
-        Err(VectorError::NoSuchCollection(_)) => Vec::new(),
-        other => other?,
-    };
+    let collection = current_collection(chat, vector.len())?;
+    let hits = vectors::search(&collection, &vector, RECALL_LIMIT, &[this_chat(chat)])?;
     if hits.is_empty() {
         return Ok(Reply::text(
             "Nothing remembered in this chat yet. Use /remember <text>.",
@@ -64,12 +68,68 @@ fn recall(chat: i64, query: &str) -> HandlerResult {
 }
 
 fn forget(chat: i64) -> HandlerResult {
-    match vectors::delete_matching(COLLECTION, &[FieldMatch::integer("chat", chat)]) {
-        Ok(()) | Err(VectorError::NoSuchCollection(_)) => Ok(Reply::text(
-            "Forgotten: nothing is remembered in this chat now.",
-        )),
-        Err(error) => Err(error.into()),
+    for collection in note_collections()? {
+        vectors::delete_matching(&collection.name, &[this_chat(chat)])?;
     }
+    Ok(Reply::text(
+        "Forgotten: nothing is remembered in this chat now.",
+    ))
+}
+
+/// The collection for the embeddings model in use, holding every note of
+/// `chat`: those made with an earlier model are moved in first.
+fn current_collection(chat: i64, dimension: usize) -> Result<String, VectorError> {
+    let current = format!("{PREFIX}{dimension}");
+    vectors::ensure_collection(&current, dimension as u32, Distance::Cosine)?;
+    for older in note_collections()? {
+        if older.name != current {
+            move_notes(chat, &older.name, older.dimension, &current)?;
+        }
+    }
+    Ok(current)
+}
+
+/// Embeds `chat`'s notes in `from` again with the current model, into `to`.
+fn move_notes(chat: i64, from: &str, dimension: u32, to: &str) -> Result<(), VectorError> {
+    // Any vector lists the chat's points; only the filter matters here.
+    let anywhere = vec![1.0; dimension as usize];
+    loop {
+        let batch = vectors::search(from, &anywhere, MOVE_BATCH, &[this_chat(chat)])?;
+        if batch.is_empty() {
+            break;
+        }
+        let texts: Vec<String> = batch
+            .iter()
+            .map(|hit| hit.payload_as::<Note>().map(|note| note.text))
+            .collect::<Result<_, _>>()?;
+        let points: Vec<Point> = vectors::embed(&texts)?
+            .into_iter()
+            .zip(&batch)
+            .map(|(vector, hit)| Point {
+                id: hit.id,
+                vector,
+                payload: hit.payload.clone(),
+            })
+            .collect();
+        vectors::upsert_many(to, &points)?;
+        let ids: Vec<u64> = batch.iter().map(|hit| hit.id).collect();
+        vectors::delete(from, &ids)?;
+    }
+    // The last chat to move out removes the old collection.
+    if vectors::search(from, &anywhere, 1, &[])?.is_empty() {
+        vectors::drop_collection(from)?;
+    }
+    Ok(())
+}
+
+fn note_collections() -> Result<Vec<vectors::CollectionInfo>, VectorError> {
+    let mut all = vectors::list_collections()?;
+    all.retain(|collection| collection.name.starts_with(PREFIX));
+    Ok(all)
+}
+
+fn this_chat(chat: i64) -> FieldMatch {
+    FieldMatch::integer("chat", chat)
 }
 
 wasmbot_sdk::handler!(handle);

@@ -75,6 +75,59 @@ impl EmbeddedVectors {
         .await
     }
 
+    /// Every collection of `plugin` on disk (an open one has its spec there too).
+    pub async fn list(
+        self: &Arc<Self>,
+        plugin: String,
+    ) -> Result<Vec<(String, CollectionSpec)>, VectorFailure> {
+        let folder = self.dir.join(&plugin);
+        blocking(move || {
+            let entries = match std::fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(error) => return Err(io_failure(&folder, error)),
+            };
+            let mut found = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| io_failure(&folder, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !CollectionName::is_valid(&name) {
+                    continue;
+                }
+                if let Some(spec) = read_spec(&entry.path())? {
+                    found.push((name, spec));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Closes the collection, waiting for a call in progress, then removes its files.
+    pub async fn drop_collection(
+        self: &Arc<Self>,
+        collection: CollectionName,
+    ) -> Result<bool, VectorFailure> {
+        let this = self.clone();
+        blocking(move || {
+            // Held throughout, so nobody reopens the collection half removed.
+            let mut open = lock(&this.open);
+            if let Some(closing) = open.remove(&collection) {
+                drop(lock(&closing.shard));
+            }
+            let path = this.path(&collection);
+            if read_spec(&path)?.is_none() {
+                return Ok(false);
+            }
+            // The spec goes first: without it the folder is no collection.
+            let spec = path.join(SPEC_FILE);
+            std::fs::remove_file(&spec).map_err(|e| io_failure(&spec, e))?;
+            std::fs::remove_dir_all(&path).map_err(|e| io_failure(&path, e))?;
+            Ok(true)
+        })
+        .await
+    }
+
     pub async fn upsert(
         self: &Arc<Self>,
         collection: CollectionName,

@@ -75,6 +75,27 @@ impl VectorStore {
         }
     }
 
+    /// `plugin`'s collections and their shapes, by name.
+    pub async fn list(&self, plugin: &str) -> Result<Vec<(String, CollectionSpec)>, VectorFailure> {
+        let mut found = match self {
+            Self::Embedded(store) => store.list(plugin.to_string()).await?,
+            Self::Server(store) => store.list(plugin).await?,
+        };
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found)
+    }
+
+    /// Removes the collection and its points; false when there was none.
+    pub async fn drop_collection(
+        &self,
+        collection: &CollectionName,
+    ) -> Result<bool, VectorFailure> {
+        match self {
+            Self::Embedded(store) => store.drop_collection(collection.clone()).await,
+            Self::Server(store) => store.drop_collection(collection).await,
+        }
+    }
+
     pub async fn upsert(
         &self,
         collection: &CollectionName,
@@ -167,11 +188,7 @@ fn check_filter(filter: &[FieldMatch]) -> Result<(), VectorFailure> {
 
 /// Collection names a plugin may use: 1-64 of a-z, 0-9, `-`, `_`.
 fn collection_name(plugin: &str, name: &str) -> Result<CollectionName, VectorError> {
-    let valid = (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !valid {
+    if !CollectionName::is_valid(name) {
         return Err(VectorError::InvalidInput(format!(
             "collection name {name:?} is not 1-64 characters a-z, 0-9, '-' or '_'"
         )));
@@ -259,6 +276,27 @@ impl wit::Host for CallState {
             distance,
         };
         Ok(self.vectors()?.ensure(&collection, spec).await?)
+    }
+
+    async fn list_collections(&mut self) -> Result<Vec<wit::CollectionInfo>, VectorError> {
+        let found = self.vectors()?.list(self.plugin()).await?;
+        Ok(found
+            .into_iter()
+            .map(|(name, spec)| wit::CollectionInfo {
+                name,
+                dimension: spec.dimension,
+                distance: match spec.distance {
+                    Distance::Cosine => wit::Distance::Cosine,
+                    Distance::Dot => wit::Distance::Dot,
+                    Distance::Euclid => wit::Distance::Euclid,
+                },
+            })
+            .collect())
+    }
+
+    async fn drop_collection(&mut self, name: String) -> Result<bool, VectorError> {
+        let collection = collection_name(self.plugin(), &name)?;
+        Ok(self.vectors()?.drop_collection(&collection).await?)
     }
 
     async fn upsert(

@@ -60,6 +60,15 @@ pub struct CollectionName {
 }
 
 impl CollectionName {
+    /// Names a plugin may use: 1-64 of a-z, 0-9, `-`, `_`; never a `.` or a
+    /// `/`, so a name is safe as a folder and unambiguous in `qualified`.
+    pub fn is_valid(name: &str) -> bool {
+        (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    }
+
     /// The Qdrant server's collection name (names hold no `.`, so this is unambiguous).
     pub fn qualified(&self) -> String {
         format!("wasmbot.{}.{}", self.plugin, self.name)

@@ -94,12 +94,50 @@ impl ServerVectors {
         }
     }
 
+    /// `plugin`'s collections: the server's names under `wasmbot.PLUGIN.`.
+    pub async fn list(&self, plugin: &str) -> Result<Vec<(String, CollectionSpec)>, VectorFailure> {
+        let listed = self.client.list_collections().await.map_err(failure)?;
+        let prefix = format!("wasmbot.{plugin}.");
+        let mut found = Vec::new();
+        for description in listed.collections {
+            let Some(name) = description.name.strip_prefix(&prefix) else {
+                continue;
+            };
+            if !CollectionName::is_valid(name) {
+                continue;
+            }
+            let collection = CollectionName {
+                plugin: plugin.to_string(),
+                name: name.to_string(),
+            };
+            // Dropped by another replica between the two calls: not listed.
+            if let Some(spec) = self.spec(&collection).await? {
+                found.push((collection.name, spec));
+            }
+        }
+        Ok(found)
+    }
+
+    pub async fn drop_collection(
+        &self,
+        collection: &CollectionName,
+    ) -> Result<bool, VectorFailure> {
+        lock(&self.specs).remove(collection);
+        let removed = self
+            .client
+            .delete_collection(collection.qualified())
+            .await
+            .map_err(failure)?;
+        Ok(removed.result)
+    }
+
     pub async fn upsert(
         &self,
         collection: &CollectionName,
         points: Vec<Point>,
     ) -> Result<(), VectorFailure> {
-        let spec = self.require(collection).await?;
+        let first = points.first().map_or(&[][..], |p| &p.vector[..]);
+        let spec = self.checked(collection, first).await?;
         let mut structs = Vec::with_capacity(points.len());
         for point in points {
             check_vector(&spec, &point.vector)?;
@@ -112,7 +150,7 @@ impl ServerVectors {
         self.client
             .upsert_points(UpsertPointsBuilder::new(collection.qualified(), structs).wait(true))
             .await
-            .map_err(failure)?;
+            .map_err(|error| self.failed(collection, error))?;
         Ok(())
     }
 
@@ -123,8 +161,7 @@ impl ServerVectors {
         limit: u32,
         filter: &[FieldMatch],
     ) -> Result<Vec<Hit>, VectorFailure> {
-        let spec = self.require(collection).await?;
-        check_vector(&spec, &vector)?;
+        self.checked(collection, &vector).await?;
         let mut query = QueryPointsBuilder::new(collection.qualified())
             .query(vector)
             .limit(u64::from(limit))
@@ -132,7 +169,11 @@ impl ServerVectors {
         if let Some(filter) = to_filter(filter) {
             query = query.filter(filter);
         }
-        let response = self.client.query(query).await.map_err(failure)?;
+        let response = self
+            .client
+            .query(query)
+            .await
+            .map_err(|error| self.failed(collection, error))?;
         Ok(response
             .result
             .into_iter()
@@ -168,7 +209,7 @@ impl ServerVectors {
                     .wait(true),
             )
             .await
-            .map_err(failure)?;
+            .map_err(|error| self.failed(collection, error))?;
         Ok(())
     }
 
@@ -187,8 +228,34 @@ impl ServerVectors {
                     .wait(true),
             )
             .await
-            .map_err(failure)?;
+            .map_err(|error| self.failed(collection, error))?;
         Ok(())
+    }
+
+    /// The spec `vector` must fit. A remembered spec that disagrees is read
+    /// again first: another replica may have dropped and re-created the collection.
+    async fn checked(
+        &self,
+        collection: &CollectionName,
+        vector: &[f32],
+    ) -> Result<CollectionSpec, VectorFailure> {
+        let spec = self.require(collection).await?;
+        if check_vector(&spec, vector).is_ok() {
+            return Ok(spec);
+        }
+        lock(&self.specs).remove(collection);
+        let fresh = self.require(collection).await?;
+        check_vector(&fresh, vector)?;
+        Ok(fresh)
+    }
+
+    /// A failed call's error; a collection the server no longer has is forgotten.
+    fn failed(&self, collection: &CollectionName, error: QdrantError) -> VectorFailure {
+        if code(&error) == Some(tonic::Code::NotFound) {
+            lock(&self.specs).remove(collection);
+            return VectorFailure::no_such_collection(collection);
+        }
+        failure(error)
     }
 
     async fn require(&self, collection: &CollectionName) -> Result<CollectionSpec, VectorFailure> {
