@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use wasmbot::audit::AuditWriter;
+use wasmbot::capabilities::cache::CacheStore;
+use wasmbot::capabilities::vectors::{
+    CollectionName, CollectionSpec, Distance, FieldMatch, FieldValue, Point, VectorStore,
+};
 use wasmbot::chat::{Dispatcher, IncomingMessage};
 use wasmbot::runtime::{
     Allocation, PluginEngine, PluginLimits, PluginRegistry, Reply, ReplyFormat,
@@ -146,6 +150,22 @@ struct Latency {
     msgs_per_s: f64,
 }
 
+impl Latency {
+    /// From one duration per call and the time all of them took.
+    fn of(mut samples: Vec<Duration>, total: Duration) -> Self {
+        samples.sort();
+        let pct = |p: f64| {
+            samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)].as_secs_f64()
+                * 1e6
+        };
+        Latency {
+            p50_us: pct(0.50),
+            p99_us: pct(0.99),
+            msgs_per_s: samples.len() as f64 / total.as_secs_f64(),
+        }
+    }
+}
+
 /// `count` messages one after another on one task.
 async fn one_task(d: &Dispatcher, text: &str, count: usize) -> anyhow::Result<Latency> {
     for _ in 0..count / 10 {
@@ -163,16 +183,7 @@ async fn one_task(d: &Dispatcher, text: &str, count: usize) -> anyhow::Result<La
             reply.text
         );
     }
-    let total = started.elapsed();
-    samples.sort();
-    let pct = |p: f64| {
-        samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)].as_secs_f64() * 1e6
-    };
-    Ok(Latency {
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-        msgs_per_s: count as f64 / total.as_secs_f64(),
-    })
+    Ok(Latency::of(samples, started.elapsed()))
 }
 
 /// `count` messages over many chats on every core at once.
@@ -362,6 +373,233 @@ async fn bench_capability_calls(r: &mut Report) -> anyhow::Result<()> {
         "calls.overhead_per_call_us",
         (wasm_calls_us - native_us) / 200.0,
         "µs",
+    );
+    Ok(())
+}
+
+/// p50 and p99 of `count` awaited calls of `call(i)`, one after another.
+async fn call_latency<F, Fut>(count: usize, mut call: F) -> anyhow::Result<Latency>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut samples = Vec::with_capacity(count);
+    let started = Instant::now();
+    for i in 0..count {
+        let t = Instant::now();
+        call(i).await?;
+        samples.push(t.elapsed());
+    }
+    Ok(Latency::of(samples, started.elapsed()))
+}
+
+async fn bench_cache(r: &mut Report) -> anyhow::Result<()> {
+    let local = CacheStore::local(64);
+    let in_process = call_latency(100_000, |i| {
+        let local = &local;
+        async move {
+            local.incr(&format!("bench:{}", i % 1000), 1, None).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    r.add(
+        "cache",
+        "incr, in-process (p50)",
+        "cache.local.incr_p50_us",
+        in_process.p50_us,
+        "µs",
+    );
+    let url = std::env::var("BENCH_REDIS_URL")
+        .or_else(|_| std::env::var("TEST_REDIS_URL"))
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis = CacheStore::redis(&url, 16)?;
+    let key = format!("wasmbot:bench:{}", uuid::Uuid::new_v4().simple());
+    if redis
+        .set(&key, "0", Some(Duration::from_secs(60)))
+        .await
+        .is_err()
+    {
+        r.note(format!(
+            "cache.redis skipped: no Redis answers at BENCH_REDIS_URL / TEST_REDIS_URL / {url}"
+        ));
+        return Ok(());
+    }
+    let one = call_latency(20_000, |_| {
+        let (redis, key) = (&redis, &key);
+        async move {
+            redis.incr(key, 1, Some(Duration::from_secs(60))).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    r.add(
+        "cache",
+        "incr on Redis, one task (p50)",
+        "cache.redis.incr_p50_us",
+        one.p50_us,
+        "µs",
+    );
+    r.add(
+        "cache",
+        "incr on Redis, one task (p99)",
+        "cache.redis.incr_p99_us",
+        one.p99_us,
+        "µs",
+    );
+    // Many plugin calls at once share one multiplexed connection.
+    let tasks = 64;
+    let per_task = 2_000;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (redis, key) = (redis.clone(), key.clone());
+            tokio::spawn(async move {
+                for _ in 0..per_task {
+                    redis.incr(&key, 1, Some(Duration::from_secs(60))).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await??;
+    }
+    let rate = (tasks * per_task) as f64 / started.elapsed().as_secs_f64();
+    let total: i64 = redis.get(&key).await?.unwrap_or_default().parse()?;
+    anyhow::ensure!(
+        total == (20_000 + tasks * per_task) as i64,
+        "lost increments: {total}"
+    );
+    r.add(
+        "cache",
+        "incr on Redis, 64 tasks at once",
+        "cache.redis.incr_per_s",
+        rate,
+        "calls/s",
+    );
+    redis.delete(&key).await?;
+    Ok(())
+}
+
+/// Deterministic pseudo-random unit vectors (xorshift), so runs compare.
+fn bench_vectors_of(count: usize, dimension: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut state = seed.max(1);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    (0..count)
+        .map(|_| {
+            let v: Vec<f32> = (0..dimension).map(|_| next()).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / norm).collect()
+        })
+        .collect()
+}
+
+async fn bench_vectors(r: &mut Report) -> anyhow::Result<()> {
+    const POINTS: usize = 10_000;
+    const DIMENSION: u32 = 384;
+    let dir = tempfile::tempdir()?;
+    let store = VectorStore::embedded(dir.path().to_path_buf());
+    let notes = CollectionName {
+        plugin: "bench".into(),
+        name: "notes".into(),
+    };
+    let spec = CollectionSpec {
+        dimension: DIMENSION,
+        distance: Distance::Cosine,
+    };
+    store.ensure(&notes, spec).await?;
+    let vectors = bench_vectors_of(POINTS, DIMENSION as usize, 7);
+    let started = Instant::now();
+    for (batch, chunk) in vectors.chunks(256).enumerate() {
+        let points = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, vector)| {
+                let id = (batch * 256 + i) as u64;
+                let mut payload = serde_json::Map::new();
+                payload.insert("chat".into(), (id % 10).into());
+                payload.insert("text".into(), "a note".into());
+                Point {
+                    id,
+                    vector: vector.clone(),
+                    payload,
+                }
+            })
+            .collect();
+        store.upsert(&notes, points).await?;
+    }
+    let upsert_rate = POINTS as f64 / started.elapsed().as_secs_f64();
+    r.add(
+        "vectors",
+        "embedded upsert, 384-d, batches of 256, flushed",
+        "vectors.embedded.upsert_points_per_s",
+        upsert_rate,
+        "points/s",
+    );
+    let queries = bench_vectors_of(2_000, DIMENSION as usize, 11);
+    let plain = call_latency(queries.len(), |i| {
+        let (store, notes, query) = (&store, &notes, queries[i].clone());
+        async move {
+            anyhow::ensure!(store.search(notes, query, 5, vec![]).await?.len() == 5);
+            Ok(())
+        }
+    })
+    .await?;
+    r.add(
+        "vectors",
+        "embedded search, top 5 of 10k (p50)",
+        "vectors.embedded.search_p50_us",
+        plain.p50_us,
+        "µs",
+    );
+    let chat = vec![FieldMatch {
+        key: "chat".into(),
+        value: FieldValue::Integer(3),
+    }];
+    let started = Instant::now();
+    store
+        .search(&notes, queries[0].clone(), 5, chat.clone())
+        .await?;
+    r.add(
+        "vectors",
+        "first search filtered on a field (indexes it)",
+        "vectors.embedded.first_filtered_ms",
+        started.elapsed().as_secs_f64() * 1e3,
+        "ms",
+    );
+    let filtered = call_latency(queries.len(), |i| {
+        let (store, notes, query, chat) = (&store, &notes, queries[i].clone(), chat.clone());
+        async move {
+            anyhow::ensure!(store.search(notes, query, 5, chat).await?.len() == 5);
+            Ok(())
+        }
+    })
+    .await?;
+    r.add(
+        "vectors",
+        "embedded search, top 5 of one chat's 1k (p50)",
+        "vectors.embedded.search_filtered_p50_us",
+        filtered.p50_us,
+        "µs",
+    );
+    drop(store);
+    let started = Instant::now();
+    let reopened = VectorStore::embedded(dir.path().to_path_buf());
+    reopened
+        .search(&notes, queries[0].clone(), 1, vec![])
+        .await?;
+    r.add(
+        "vectors",
+        "reopen 10k points from disk, first search",
+        "vectors.embedded.reopen_ms",
+        started.elapsed().as_secs_f64() * 1e3,
+        "ms",
     );
     Ok(())
 }
@@ -823,6 +1061,12 @@ fn main() -> anyhow::Result<()> {
         }
         if run("calls") {
             bench_capability_calls(&mut report).await?;
+        }
+        if run("cache") {
+            bench_cache(&mut report).await?;
+        }
+        if run("vectors") {
+            bench_vectors(&mut report).await?;
         }
         if run("reload") {
             bench_reload(&mut report).await?;

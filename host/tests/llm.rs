@@ -303,28 +303,15 @@ async fn the_console_logs_llm_response_with_the_correlation_id_and_never_the_key
     let output = tokio::task::spawn_blocking({
         let (plugins, data) = (plugins.path().to_path_buf(), data.path().to_path_buf());
         move || {
-            use std::io::Write;
-            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
-                .arg("chat")
-                .current_dir(&data)
-                .env_clear()
-                .env("PLUGINS_DIR", plugins)
-                .env("ANTHROPIC_API_KEY", API_KEY)
-                .env("ANTHROPIC_BASE_URL", url)
-                .env("LOG_LEVEL", "info")
-                .env("LOG_FORMAT", "json")
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(b"/ask Is the key safe?\n")
-                .unwrap();
-            child.wait_with_output().unwrap()
+            let plugins = plugins.to_string_lossy();
+            let env = [
+                ("PLUGINS_DIR", &*plugins),
+                ("ANTHROPIC_API_KEY", API_KEY),
+                ("ANTHROPIC_BASE_URL", &url),
+                ("LOG_LEVEL", "info"),
+                ("LOG_FORMAT", "json"),
+            ];
+            common::chat_binary(&data, &env, &[], "/ask Is the key safe?\n")
         }
     })
     .await

@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use common::anthropic::FakeAnthropic;
 use common::embeddings::FakeEmbeddings;
 use common::qdrant::FakeQdrant;
-use common::{plugins_dir, registry};
+use common::{chat_binary, plugins_dir, registry};
 use wasmbot::capabilities::vectors::{EmbeddingsClient, VectorSettings, VectorStore};
 use wasmbot::chat::{Dispatcher, IncomingMessage};
 use wasmbot::services::HostServices;
@@ -232,25 +230,10 @@ fn chat(
     user_id: i64,
     input: &str,
 ) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
-        .args(["chat", "--user-id", &user_id.to_string()])
-        .current_dir(data)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PLUGINS_DIR", plugins)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wasmbot");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let plugins = plugins.to_string_lossy();
+    let mut env = env.to_vec();
+    env.push(("PLUGINS_DIR", &plugins));
+    let output = chat_binary(data, &env, &["--user-id", &user_id.to_string()], input);
     assert!(
         output.status.success(),
         "{}",

@@ -168,6 +168,24 @@ async fn suite(label: &str, store: &VectorStore, run: &str) {
             .is_empty(),
         "{label}"
     );
+    // A value of another type than the field holds matches nothing.
+    assert!(
+        filtered(vec![matching("chat", FieldValue::Text("1".into()))])
+            .await
+            .is_empty(),
+        "{label}"
+    );
+    assert!(
+        filtered(vec![matching("lang", FieldValue::Integer(1))])
+            .await
+            .is_empty(),
+        "{label}"
+    );
+    assert_eq!(
+        filtered(vec![matching("chat", FieldValue::Integer(1))]).await,
+        [1, 2],
+        "{label}: and the right type still does"
+    );
 
     // Wrong sizes and unknown collections are typed, on every call.
     for failure in [
@@ -266,6 +284,17 @@ async fn suite(label: &str, store: &VectorStore, run: &str) {
         .await
         .unwrap();
     assert_eq!(top[0].payload["text"], "replaced", "{label}");
+    assert_eq!(
+        filtered(vec![matching("chat", FieldValue::Integer(1))]).await,
+        [1, 2],
+        "{label}: filters see points written after their first use"
+    );
+    assert!(
+        filtered(vec![matching("title", FieldValue::Text("old note".into()))])
+            .await
+            .is_empty(),
+        "{label}: the replaced point's old payload is gone from filters"
+    );
     store.delete(&notes, vec![2, 77]).await.unwrap();
     assert_eq!(
         filtered(vec![]).await,
@@ -487,6 +516,9 @@ async fn embedded_collections_survive_a_restart_with_their_shape() {
             .await
             .unwrap();
         store.delete(&notes, vec![11]).await.unwrap();
+        let chat = vec![matching("text", FieldValue::Text("north".into()))];
+        let hits = store.search(&notes, vec![0.0, 1.0, 0.0], 5, chat).await;
+        assert_eq!(hits.unwrap().len(), 1);
     }
     let reopened = VectorStore::embedded(dir.path().to_path_buf());
     let hits = reopened
@@ -498,6 +530,13 @@ async fn embedded_collections_survive_a_restart_with_their_shape() {
         (hits[0].id, hits[0].payload["text"].clone()),
         (10, json!("north"))
     );
+    for (value, expected) in [("north", 1), ("east", 0)] {
+        let filter = vec![matching("text", FieldValue::Text(value.into()))];
+        let hits = reopened
+            .search(&notes, vec![0.0, 1.0, 0.0], 5, filter)
+            .await;
+        assert_eq!(hits.unwrap().len(), expected, "after a restart: {value}");
+    }
     let changed = CollectionSpec {
         distance: Distance::Euclid,
         ..COSINE_3

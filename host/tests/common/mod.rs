@@ -11,7 +11,9 @@ pub mod proxy;
 pub mod qdrant;
 pub mod stores;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use wasmbot::chat::{Dispatcher, IncomingMessage};
@@ -90,3 +92,27 @@ pub async fn ask(dispatcher: &Dispatcher, text: &str) -> String {
 }
 
 pub const GREETING: &str = "Hello, ada! I'm your wasmbot assistant.";
+
+/// The real `wasmbot chat` in `dir` with only `env` (and PATH) set, fed
+/// `input`; blocking, so call it from `spawn_blocking` in async tests.
+pub fn chat_binary(dir: &Path, env: &[(&str, &str)], args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .arg("chat")
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wasmbot");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input.as_bytes())
+        .expect("write to wasmbot");
+    child.wait_with_output().expect("wait for wasmbot")
+}

@@ -4,15 +4,16 @@
 //! collection at a time (its flush refuses concurrent writers), and each
 //! write is flushed before it returns so it survives a restart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use qdrant_edge::{
-    Condition, DEFAULT_VECTOR_NAME, Distance as EdgeDistance, EdgeConfigBuilder, EdgeShard,
-    EdgeVectorParamsBuilder, FieldCondition, Filter, JsonPath, Match, NamedQuery, PointId,
-    PointInsertOperations, PointOperations, PointStruct, QueryEnum, SearchRequest, UpdateOperation,
-    WithPayloadInterface, WithVector,
+    Condition, CreateIndex, DEFAULT_VECTOR_NAME, Distance as EdgeDistance, EdgeConfigBuilder,
+    EdgeShard, EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath,
+    Match, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
+    PointOperations, PointStruct, QueryEnum, SearchRequest, UpdateOperation, WithPayloadInterface,
+    WithVector,
 };
 
 use super::model::{
@@ -26,6 +27,51 @@ const SPEC_FILE: &str = "wasmbot-collection.json";
 struct Collection {
     spec: CollectionSpec,
     shard: Mutex<EdgeShard>,
+    /// Payload fields indexed since this process opened the collection:
+    /// a filter then reads the index instead of every point's payload.
+    indexed: Mutex<HashSet<String>>,
+}
+
+impl Collection {
+    fn new(spec: CollectionSpec, shard: EdgeShard) -> Arc<Self> {
+        Arc::new(Self {
+            spec,
+            shard: Mutex::new(shard),
+            indexed: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Indexes each filtered field the first time it is filtered on, typed by
+    /// the value asked for; the engine keeps the index up to date from then.
+    fn index_fields(&self, shard: &EdgeShard, filter: &[FieldMatch]) -> Result<(), VectorFailure> {
+        let mut indexed = lock(&self.indexed);
+        let mut created = false;
+        for condition in filter {
+            if indexed.contains(&condition.key) {
+                continue;
+            }
+            let schema = match condition.value {
+                FieldValue::Text(_) => PayloadSchemaType::Keyword,
+                FieldValue::Integer(_) => PayloadSchemaType::Integer,
+                FieldValue::Boolean(_) => PayloadSchemaType::Bool,
+            };
+            let index = CreateIndex {
+                field_name: json_path(&condition.key)?,
+                field_schema: Some(PayloadFieldSchema::FieldType(schema)),
+            };
+            shard
+                .update(UpdateOperation::FieldIndexOperation(
+                    FieldIndexOperations::CreateIndex(index),
+                ))
+                .map_err(engine_failure)?;
+            indexed.insert(condition.key.clone());
+            created = true;
+        }
+        if created {
+            shard.flush();
+        }
+        Ok(())
+    }
 }
 
 pub struct EmbeddedVectors {
@@ -63,13 +109,7 @@ impl EmbeddedVectors {
             std::fs::create_dir_all(&path).map_err(|e| io_failure(&path, e))?;
             write_spec(&path, &spec)?;
             let shard = open_shard(&path, &spec)?;
-            lock(&this.open).insert(
-                collection,
-                Arc::new(Collection {
-                    spec,
-                    shard: Mutex::new(shard),
-                }),
-            );
+            lock(&this.open).insert(collection, Collection::new(spec, shard));
             Ok(())
         })
         .await
@@ -196,6 +236,7 @@ impl EmbeddedVectors {
                 score_threshold: None,
             };
             let shard = lock(&found.shard);
+            found.index_fields(&shard, &filter)?;
             let scored = shard.search(request).map_err(engine_failure)?;
             Ok(scored
                 .into_iter()
@@ -248,10 +289,7 @@ impl EmbeddedVectors {
         let Some(spec) = read_spec(&path)? else {
             return Ok(None);
         };
-        let found = Arc::new(Collection {
-            spec,
-            shard: Mutex::new(open_shard(&path, &spec)?),
-        });
+        let found = Collection::new(spec, open_shard(&path, &spec)?);
         open.insert(collection.clone(), found.clone());
         Ok(Some(found))
     }
@@ -303,12 +341,7 @@ fn to_filter(conditions: &[FieldMatch]) -> Result<Option<Filter>, VectorFailure>
     }
     let mut must = Vec::with_capacity(conditions.len());
     for condition in conditions {
-        let key = JsonPath::try_from(condition.key.as_str()).map_err(|_| {
-            VectorFailure::InvalidInput(format!(
-                "{:?} is not a payload field name or path",
-                condition.key
-            ))
-        })?;
+        let key = json_path(&condition.key)?;
         let value = match &condition.value {
             FieldValue::Text(text) => Match::from(text.clone()),
             FieldValue::Integer(number) => Match::from(*number),
@@ -320,6 +353,12 @@ fn to_filter(conditions: &[FieldMatch]) -> Result<Option<Filter>, VectorFailure>
         must: Some(must),
         ..Filter::default()
     }))
+}
+
+fn json_path(key: &str) -> Result<JsonPath, VectorFailure> {
+    JsonPath::try_from(key).map_err(|_| {
+        VectorFailure::InvalidInput(format!("{key:?} is not a payload field name or path"))
+    })
 }
 
 /// Runs engine work off the async threads; a panic in the engine becomes an error.
