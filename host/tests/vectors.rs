@@ -412,6 +412,24 @@ async fn the_server_backend_passes_the_suite_over_grpc() {
         ["wasmbot.a.notes", "wasmbot.b.notes"],
         "one server collection per plugin and name"
     );
+    assert_eq!(
+        fake.indexes("wasmbot.a.notes"),
+        [
+            "chat:Integer",
+            "lang:Keyword",
+            "meta.src:Keyword",
+            "pinned:Bool",
+            "text:Keyword",
+            "title:Keyword"
+        ],
+        "each filtered field indexed, typed by its first use"
+    );
+    let asked = fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("Points/CreateFieldIndex"))
+        .count();
+    assert_eq!(asked, 6, "once per field, not per search");
 
     // A second replica finds the collections already there and agrees on their shape.
     let replica = ServerVectors::new(&settings).unwrap();

@@ -21,11 +21,11 @@ use qdrant_client::qdrant::vectors::VectorsOptions;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfigOneOf;
 use qdrant_client::qdrant::{
     CollectionConfig, CollectionDescription, CollectionInfo, CollectionOperationResponse,
-    CollectionParams, CreateCollection, DeleteCollection, DeletePoints, Distance, Filter,
-    GetCollectionInfoRequest, GetCollectionInfoResponse, HealthCheckReply, HealthCheckRequest,
-    ListCollectionsRequest, ListCollectionsResponse, PointId, PointsOperationResponse, QueryPoints,
-    QueryResponse, ScoredPoint, UpdateResult, UpdateStatus, UpsertPoints, Value, VectorParams,
-    VectorsConfig, query, vector,
+    CollectionParams, CreateCollection, CreateFieldIndexCollection, DeleteCollection, DeletePoints,
+    Distance, FieldType, Filter, GetCollectionInfoRequest, GetCollectionInfoResponse,
+    HealthCheckReply, HealthCheckRequest, ListCollectionsRequest, ListCollectionsResponse, PointId,
+    PointsOperationResponse, QueryPoints, QueryResponse, ScoredPoint, UpdateResult, UpdateStatus,
+    UpsertPoints, Value, VectorParams, VectorsConfig, query, vector,
 };
 use serde_json::Value as Json;
 use tonic::Status;
@@ -34,6 +34,8 @@ struct Collection {
     size: usize,
     distance: Distance,
     points: BTreeMap<u64, (Vec<f32>, HashMap<String, Value>)>,
+    /// Payload indexes asked for; like Qdrant, an existing one is kept.
+    indexes: HashMap<String, FieldType>,
 }
 
 #[derive(Default)]
@@ -59,7 +61,11 @@ impl FakeQdrant {
             .route("/qdrant.Collections/Delete", unary(&fake, Self::remove))
             .route("/qdrant.Points/Upsert", unary(&fake, Self::upsert))
             .route("/qdrant.Points/Query", unary(&fake, Self::query))
-            .route("/qdrant.Points/Delete", unary(&fake, Self::delete));
+            .route("/qdrant.Points/Delete", unary(&fake, Self::delete))
+            .route(
+                "/qdrant.Points/CreateFieldIndex",
+                unary(&fake, Self::create_index),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
@@ -128,6 +134,7 @@ impl FakeQdrant {
                 size: params.size as usize,
                 distance,
                 points: BTreeMap::new(),
+                indexes: HashMap::new(),
             },
         );
         Ok(CollectionOperationResponse {
@@ -290,6 +297,42 @@ impl FakeQdrant {
             None => return Err(Status::invalid_argument("no points selector")),
         }
         Ok(completed())
+    }
+
+    /// Indexes change speed, not answers: the fake records what was asked.
+    fn create_index(
+        &self,
+        request: CreateFieldIndexCollection,
+    ) -> Result<PointsOperationResponse, Status> {
+        let name = request.collection_name;
+        self.record("Points/CreateFieldIndex", &name);
+        let mut collections = self.collections.lock().unwrap();
+        let collection = found_mut(&mut collections, &name)?;
+        let field_type = request
+            .field_type
+            .and_then(|t| FieldType::try_from(t).ok())
+            .ok_or_else(|| Status::invalid_argument("a field index needs a field type"))?;
+        collection
+            .indexes
+            .entry(request.field_name)
+            .or_insert(field_type);
+        Ok(completed())
+    }
+
+    /// A collection's payload indexes as `field:type`, sorted.
+    pub fn indexes(&self, collection: &str) -> Vec<String> {
+        let collections = self.collections.lock().unwrap();
+        let mut found: Vec<String> = collections
+            .get(collection)
+            .map(|c| {
+                c.indexes
+                    .iter()
+                    .map(|(field, kind)| format!("{field}:{kind:?}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
     }
 
     fn authorize(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {

@@ -2,7 +2,7 @@
 //! collection's spec is read once and remembered, so vectors are checked
 //! here exactly as the embedded engine checks them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -10,8 +10,9 @@ use qdrant_client::qdrant::r#match::MatchValue;
 use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfig;
 use qdrant_client::qdrant::{
-    Condition, CreateCollectionBuilder, DeletePointsBuilder, Distance as QdrantDistance, Filter,
-    PointStruct, PointsIdsList, QueryPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
+    Condition, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder,
+    Distance as QdrantDistance, FieldType, Filter, PointStruct, PointsIdsList, QueryPointsBuilder,
+    UpsertPointsBuilder, VectorParamsBuilder,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 
@@ -26,6 +27,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServerVectors {
     client: Qdrant,
     specs: Mutex<HashMap<CollectionName, CollectionSpec>>,
+    /// Payload fields this replica has had indexed, per collection.
+    indexed: Mutex<HashSet<(CollectionName, String)>>,
 }
 
 impl ServerVectors {
@@ -44,6 +47,7 @@ impl ServerVectors {
         Ok(Self {
             client,
             specs: Mutex::new(HashMap::new()),
+            indexed: Mutex::new(HashSet::new()),
         })
     }
 
@@ -122,7 +126,7 @@ impl ServerVectors {
         &self,
         collection: &CollectionName,
     ) -> Result<bool, VectorFailure> {
-        lock(&self.specs).remove(collection);
+        self.forget(collection);
         let removed = self
             .client
             .delete_collection(collection.qualified())
@@ -162,6 +166,7 @@ impl ServerVectors {
         filter: &[FieldMatch],
     ) -> Result<Vec<Hit>, VectorFailure> {
         self.checked(collection, &vector).await?;
+        self.index_fields(collection, filter).await?;
         let mut query = QueryPointsBuilder::new(collection.qualified())
             .query(vector)
             .limit(u64::from(limit))
@@ -249,10 +254,50 @@ impl ServerVectors {
         Ok(fresh)
     }
 
+    /// Asks the server to index each filtered field the first time this
+    /// replica filters on it (typed by the value asked for), as the embedded
+    /// engine does; Qdrant keeps an existing index as it is.
+    async fn index_fields(
+        &self,
+        collection: &CollectionName,
+        filter: &[FieldMatch],
+    ) -> Result<(), VectorFailure> {
+        for condition in filter {
+            let field = (collection.clone(), condition.key.clone());
+            if lock(&self.indexed).contains(&field) {
+                continue;
+            }
+            let field_type = match condition.value {
+                FieldValue::Text(_) => FieldType::Keyword,
+                FieldValue::Integer(_) => FieldType::Integer,
+                FieldValue::Boolean(_) => FieldType::Bool,
+            };
+            self.client
+                .create_field_index(
+                    CreateFieldIndexCollectionBuilder::new(
+                        collection.qualified(),
+                        &condition.key,
+                        field_type,
+                    )
+                    .wait(true),
+                )
+                .await
+                .map_err(|error| self.failed(collection, error))?;
+            lock(&self.indexed).insert(field);
+        }
+        Ok(())
+    }
+
+    /// Forgets what this replica knew of a collection that is gone.
+    fn forget(&self, collection: &CollectionName) {
+        lock(&self.specs).remove(collection);
+        lock(&self.indexed).retain(|(indexed, _)| indexed != collection);
+    }
+
     /// A failed call's error; a collection the server no longer has is forgotten.
     fn failed(&self, collection: &CollectionName, error: QdrantError) -> VectorFailure {
         if code(&error) == Some(tonic::Code::NotFound) {
-            lock(&self.specs).remove(collection);
+            self.forget(collection);
             return VectorFailure::no_such_collection(collection);
         }
         failure(error)
