@@ -7,9 +7,11 @@ mod common;
 
 use common::qdrant::FakeQdrant;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
 use wasmbot::capabilities::vectors::{
-    CollectionName, CollectionSpec, Distance, FieldMatch, FieldValue, Point, QdrantSettings,
-    ServerVectors, VectorFailure, VectorStore,
+    CollectionName, CollectionSpec, Distance, EmbeddedVectors, FieldMatch, FieldValue, Point,
+    QdrantSettings, ServerVectors, VectorFailure, VectorStore,
 };
 
 fn collection(plugin: &str, name: &str) -> CollectionName {
@@ -521,7 +523,8 @@ async fn embedded_collections_survive_a_restart_with_their_shape() {
     let dir = tempfile::tempdir().unwrap();
     let notes = collection("memory", "notes");
     {
-        let store = VectorStore::embedded(dir.path().to_path_buf());
+        let engine = Arc::new(EmbeddedVectors::new(dir.path().to_path_buf()));
+        let store = VectorStore::Embedded(engine.clone());
         store.ensure(&notes, COSINE_3).await.unwrap();
         store
             .upsert(
@@ -535,10 +538,20 @@ async fn embedded_collections_survive_a_restart_with_their_shape() {
             .unwrap();
         store.delete(&notes, vec![11]).await.unwrap();
         let chat = vec![matching("text", FieldValue::Text("north".into()))];
+        let fields = engine.indexed_fields(notes.clone()).await.unwrap();
+        assert!(
+            fields.is_empty(),
+            "nothing indexed before a filter: {fields:?}"
+        );
         let hits = store.search(&notes, vec![0.0, 1.0, 0.0], 5, chat).await;
         assert_eq!(hits.unwrap().len(), 1);
+        let fields = engine.indexed_fields(notes.clone()).await.unwrap();
+        assert_eq!(fields, ["text"], "the filtered field is indexed");
     }
-    let reopened = VectorStore::embedded(dir.path().to_path_buf());
+    let engine = Arc::new(EmbeddedVectors::new(dir.path().to_path_buf()));
+    let fields = engine.indexed_fields(notes.clone()).await.unwrap();
+    assert_eq!(fields, ["text"], "the index is kept on disk");
+    let reopened = VectorStore::Embedded(engine);
     let hits = reopened
         .search(&notes, vec![0.0, 1.0, 0.0], 5, vec![])
         .await

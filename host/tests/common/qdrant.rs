@@ -491,13 +491,19 @@ fn passes(filter: Option<&Filter>, payload: &HashMap<String, Value>) -> Result<b
             Some(value) => vec![value],
             None => Vec::new(),
         };
-        let matched = values.into_iter().any(|value| match wanted {
-            MatchValue::Keyword(keyword) => value.as_str() == Some(keyword),
-            MatchValue::Text(text) => value.as_str().is_some_and(|v| v.contains(text.as_str())),
-            MatchValue::Integer(number) => value.as_i64() == Some(*number),
-            MatchValue::Boolean(flag) => value.as_bool() == Some(*flag),
-            _ => false,
-        });
+        let equals = |value: &Json| match wanted {
+            MatchValue::Keyword(keyword) => Ok(value.as_str() == Some(keyword)),
+            MatchValue::Text(text) => Ok(value.as_str().is_some_and(|v| v.contains(text.as_str()))),
+            MatchValue::Integer(number) => Ok(value.as_i64() == Some(*number)),
+            MatchValue::Boolean(flag) => Ok(value.as_bool() == Some(*flag)),
+            other => Err(Status::unimplemented(format!(
+                "the fake has no {other:?} match"
+            ))),
+        };
+        let mut matched = false;
+        for value in values {
+            matched |= equals(value)?;
+        }
         if !matched {
             return Ok(false);
         }

@@ -80,11 +80,14 @@ fn forget(chat: i64) -> HandlerResult {
 /// `chat`: those made with an earlier model are moved in first.
 fn current_collection(chat: i64, dimension: usize) -> Result<String, VectorError> {
     let current = format!("{PREFIX}{dimension}");
-    vectors::ensure_collection(&current, dimension as u32, Distance::Cosine)?;
-    for older in note_collections()? {
-        if older.name != current {
-            move_notes(chat, &older.name, older.dimension, &current)?;
-        }
+    let (same, older): (Vec<_>, Vec<_>) = note_collections()?
+        .into_iter()
+        .partition(|collection| collection.name == current);
+    if same.is_empty() {
+        vectors::ensure_collection(&current, dimension as u32, Distance::Cosine)?;
+    }
+    for collection in older {
+        move_notes(chat, &collection.name, collection.dimension, &current)?;
     }
     Ok(current)
 }

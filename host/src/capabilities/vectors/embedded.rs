@@ -27,17 +27,20 @@ const SPEC_FILE: &str = "wasmbot-collection.json";
 struct Collection {
     spec: CollectionSpec,
     shard: Mutex<EdgeShard>,
-    /// Payload fields indexed since this process opened the collection:
-    /// a filter then reads the index instead of every point's payload.
+    /// Payload fields with an index, read from the engine at open: a filter
+    /// on one reads the index instead of every point's payload.
     indexed: Mutex<HashSet<String>>,
 }
 
 impl Collection {
     fn new(spec: CollectionSpec, shard: EdgeShard) -> Arc<Self> {
+        let indexed: HashSet<String> = (shard.info().payload_schema.keys())
+            .map(|key| key.to_string())
+            .collect();
         Arc::new(Self {
             spec,
+            indexed: Mutex::new(indexed),
             shard: Mutex::new(shard),
-            indexed: Mutex::new(HashSet::new()),
         })
     }
 
@@ -111,6 +114,23 @@ impl EmbeddedVectors {
             let shard = open_shard(&path, &spec)?;
             lock(&this.open).insert(collection, Collection::new(spec, shard));
             Ok(())
+        })
+        .await
+    }
+
+    /// The payload fields the engine holds an index for, sorted.
+    pub async fn indexed_fields(
+        self: &Arc<Self>,
+        collection: CollectionName,
+    ) -> Result<Vec<String>, VectorFailure> {
+        let this = self.clone();
+        blocking(move || {
+            let found = this.require(&collection)?;
+            let info = lock(&found.shard).info();
+            let mut fields: Vec<String> =
+                info.payload_schema.keys().map(|k| k.to_string()).collect();
+            fields.sort();
+            Ok(fields)
         })
         .await
     }

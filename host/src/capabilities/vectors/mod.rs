@@ -233,6 +233,26 @@ fn field_matches(filter: Vec<wit::FieldMatch>) -> Vec<FieldMatch> {
         .collect()
 }
 
+impl From<wit::Distance> for Distance {
+    fn from(distance: wit::Distance) -> Self {
+        match distance {
+            wit::Distance::Cosine => Distance::Cosine,
+            wit::Distance::Dot => Distance::Dot,
+            wit::Distance::Euclid => Distance::Euclid,
+        }
+    }
+}
+
+impl From<Distance> for wit::Distance {
+    fn from(distance: Distance) -> Self {
+        match distance {
+            Distance::Cosine => wit::Distance::Cosine,
+            Distance::Dot => wit::Distance::Dot,
+            Distance::Euclid => wit::Distance::Euclid,
+        }
+    }
+}
+
 impl From<VectorFailure> for VectorError {
     fn from(failure: VectorFailure) -> Self {
         match failure {
@@ -266,14 +286,9 @@ impl wit::Host for CallState {
         distance: wit::Distance,
     ) -> Result<(), VectorError> {
         let collection = collection_name(self.plugin(), &name)?;
-        let distance = match distance {
-            wit::Distance::Cosine => Distance::Cosine,
-            wit::Distance::Dot => Distance::Dot,
-            wit::Distance::Euclid => Distance::Euclid,
-        };
         let spec = CollectionSpec {
             dimension,
-            distance,
+            distance: distance.into(),
         };
         Ok(self.vectors()?.ensure(&collection, spec).await?)
     }
@@ -285,11 +300,7 @@ impl wit::Host for CallState {
             .map(|(name, spec)| wit::CollectionInfo {
                 name,
                 dimension: spec.dimension,
-                distance: match spec.distance {
-                    Distance::Cosine => wit::Distance::Cosine,
-                    Distance::Dot => wit::Distance::Dot,
-                    Distance::Euclid => wit::Distance::Euclid,
-                },
+                distance: spec.distance.into(),
             })
             .collect())
     }
