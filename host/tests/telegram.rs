@@ -386,6 +386,7 @@ async fn the_real_binary_answers_then_stops_cleanly_on_sigterm_with_the_audit_fl
         .env("DATABASE_URL", format!("sqlite://{}", db.display()))
         .env("TELEGRAM_BOT_TOKEN", TOKEN)
         .env("TELEGRAM_API_URL", &url)
+        .env("TELEGRAM_ALLOWED_USERS", ALLOWED.to_string())
         .env("LOG_FORMAT", "json")
         .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
         .stdout(std::process::Stdio::piped())

@@ -104,6 +104,12 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if matches!(cli.command, Command::Run { .. })
+        && let Err(error) = config.telegram.check_access_configured()
+    {
+        eprintln!("wasmbot: configuration error: {error}");
+        return ExitCode::from(2);
+    }
     let needs_plugins_dir = matches!(
         cli.command,
         Command::Chat { .. }

@@ -4,6 +4,7 @@
 
 mod audit;
 mod credentials;
+mod inbox;
 mod state;
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use audit::AuditEntry;
 pub use credentials::{CredentialInfo, StoredCredential};
+pub use inbox::{ClaimedUpdate, InboxCounts, InboxOutcome, InboxUpdate};
 
 /// How long one query may take before it fails with [`StoreError::Timeout`].
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,6 +1,6 @@
 //! `wasmbot worker`: the scheduled jobs. The daily audit retention cleanup
-//! (at `AUDIT_CLEANUP_AT`, UTC), a heartbeat line and the periodic health
-//! checks. Several workers may be started; exactly one is active (see
+//! (at `AUDIT_CLEANUP_AT`, UTC), the hourly inbox cleanup, a heartbeat line
+//! and the periodic health checks. Several workers may be started; exactly one is active (see
 //! `lock`), the others stand by and take over when it goes away.
 
 mod lock;
@@ -24,7 +24,15 @@ pub const HEARTBEAT: Duration = Duration::from_secs(60);
 pub enum Job {
     /// Delete audit entries older than AUDIT_RETENTION_DAYS.
     AuditCleanup,
+    /// Delete handled Telegram updates older than a day (dead ones after AUDIT_RETENTION_DAYS).
+    InboxCleanup,
 }
+
+/// How long a handled update stays in the inbox, in hours.
+pub const INBOX_DONE_RETENTION_HOURS: i64 = 24;
+
+/// How often the active worker cleans the inbox.
+const INBOX_CLEANUP_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// Runs one job now.
 pub async fn run_job(job: Job, store: &Store, config: &Config) -> anyhow::Result<u64> {
@@ -34,6 +42,14 @@ pub async fn run_job(job: Job, store: &Store, config: &Config) -> anyhow::Result
                 Utc::now() - chrono::Duration::days(i64::from(config.audit_retention_days));
             let deleted = store.cleanup_audit(cutoff).await?;
             tracing::info!(deleted, retention_days = config.audit_retention_days, %cutoff, "audit retention cleanup done");
+            Ok(deleted)
+        }
+        Job::InboxCleanup => {
+            let now = Utc::now();
+            let done_before = now - chrono::Duration::hours(INBOX_DONE_RETENTION_HOURS);
+            let dead_before = now - chrono::Duration::days(i64::from(config.audit_retention_days));
+            let deleted = store.inbox_cleanup(done_before, dead_before).await?;
+            tracing::info!(deleted, "inbox cleanup done");
             Ok(deleted)
         }
     }
@@ -87,6 +103,7 @@ async fn active(
 ) -> bool {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut health = tokio::time::interval(config.health.interval);
+    let mut inbox = tokio::time::interval(INBOX_CLEANUP_EVERY);
     loop {
         let until_cleanup = (next_run(Utc::now(), config.audit_cleanup_at) - Utc::now())
             .to_std()
@@ -98,6 +115,11 @@ async fn active(
                     return false;
                 }
                 tracing::info!(next_cleanup_in_s = until_cleanup.as_secs(), "worker heartbeat");
+            }
+            _ = inbox.tick() => {
+                if let Err(error) = run_job(Job::InboxCleanup, store, config).await {
+                    tracing::error!(error = %format!("{error:#}"), "inbox cleanup failed; it runs again in an hour");
+                }
             }
             _ = health.tick() => {
                 if let Some(monitor) = &services.health {

@@ -100,7 +100,18 @@ impl BotApi {
 
     /// Waits until `count` messages were sent to `chat_id`; returns them.
     pub async fn wait_for_sent(&self, chat_id: i64, count: usize) -> Vec<Sent> {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        self.wait_for_sent_within(chat_id, count, Duration::from_secs(15))
+            .await
+    }
+
+    /// [`Self::wait_for_sent`] with a deadline of its own (a restart, a lease to run out).
+    pub async fn wait_for_sent_within(
+        &self,
+        chat_id: i64,
+        count: usize,
+        within: Duration,
+    ) -> Vec<Sent> {
+        let deadline = Instant::now() + within;
         loop {
             let notified = self.new_sent.notified();
             let sent: Vec<Sent> = self

@@ -1,8 +1,11 @@
 //! `wasmbot run`: the Telegram adapter. One update travels
-//! polling/webhook -> `TelegramAdapter::accept` (drop repeats, keep text
-//! messages) -> the chat's lane (in order within a chat, bounded overall) ->
-//! `Dispatcher::handle` (access check, plugin) -> `ReplySender` -> Telegram.
+//! polling/webhook -> `Inbox::keep` (a durable row, before Telegram is told
+//! it was received) -> `inbox::run` claims it (the oldest pending update of
+//! its chat, leased to this process) -> the chat's lane ->
+//! `TelegramAdapter::handle` -> `Dispatcher::handle` (access check, plugin)
+//! -> `ReplySender` -> Telegram -> the row is marked done.
 
+mod inbox;
 mod menu;
 mod polling;
 mod replies;
@@ -10,8 +13,9 @@ mod settings;
 mod updates;
 mod webhook;
 
+pub use inbox::{Inbox, MAX_ATTEMPTS, MAX_IN_FLIGHT};
 pub use replies::ReplySender;
-pub use settings::TelegramSettings;
+pub use settings::{OPS_PATHS, TelegramSettings};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,14 +31,11 @@ use crate::alert::{AlertSink, SinkFuture};
 use crate::app::Host;
 use crate::chat::Dispatcher;
 use crate::chat::access::AccessPolicy;
-use crate::chat::lanes::ChatLanes;
 use crate::config::Config;
 use crate::http::OpsState;
 use crate::runtime::{ReloadOutcome, ReplyFormat};
-use updates::{RecentUpdates, incoming_message};
-
-/// Messages queued or running at once, across all chats.
-pub const MAX_IN_FLIGHT: u32 = 256;
+use crate::services::HostServices;
+use updates::incoming_message;
 
 /// How long shutdown waits for messages in flight.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -44,32 +45,33 @@ pub struct TelegramAdapter {
     bot: Bot,
     dispatcher: Arc<Dispatcher>,
     replies: ReplySender,
-    lanes: ChatLanes,
-    recent: RecentUpdates,
+    inbox: Inbox,
 }
 
 impl TelegramAdapter {
-    /// Takes one update: waits for room, then queues it on its chat's lane.
-    async fn accept(self: &Arc<Self>, update: Update) {
-        if !self.recent.first_time(update.id.0).await {
-            tracing::debug!(update_id = update.id.0, "repeated update ignored");
-            return;
-        }
+    /// Handles one claimed update: the plugin's answer is sent before this
+    /// returns Ok. An error (the reply could not be sent) means "try again".
+    async fn handle(&self, update: Update) -> anyhow::Result<()> {
         let Some(incoming) = incoming_message(&update) else {
-            return;
+            return Ok(());
         };
         let chat_id = incoming.chat_id;
-        let this = self.clone();
-        self.lanes
-            .submit(chat_id, async move {
-                let Some(reply) = this.dispatcher.handle(incoming).await else {
-                    return;
-                };
-                if let Err(error) = this.replies.send(chat_id, &reply.text, reply.format).await {
-                    tracing::error!(%error, correlation_id = %reply.correlation_id, chat_id, "could not send the reply");
-                }
+        let Some(reply) = self.dispatcher.handle(incoming).await else {
+            return Ok(());
+        };
+        self.replies
+            .send(chat_id, &reply.text, reply.format)
+            .await
+            .with_context(|| {
+                format!(
+                    "sending the reply (correlation id {}) to chat {chat_id}",
+                    reply.correlation_id
+                )
             })
-            .await;
+    }
+
+    fn services(&self) -> &HostServices {
+        self.dispatcher.services()
     }
 }
 
@@ -107,15 +109,22 @@ pub async fn serve(
         })),
         None => tracing::warn!("TELEGRAM_ADMIN_CHAT_ID is not set: alerts go to the log only"),
     }
+    settings.check_access_configured()?;
     let access = match &settings.allowed_users {
-        Some(users) => AccessPolicy::only(users.iter().filter_map(|u| i64::try_from(u.0).ok())),
-        None => {
-            tracing::warn!(
-                "TELEGRAM_ALLOWED_USERS is not set: anyone who finds the bot can use it"
-            );
+        Some(users) if !users.is_empty() => {
+            AccessPolicy::only(users.iter().filter_map(|u| i64::try_from(u.0).ok()))
+        }
+        _ => {
+            tracing::warn!("TELEGRAM_ALLOW_EVERYONE=true: anyone who finds the bot can use it");
             AccessPolicy::everyone()
         }
     };
+    let store = host
+        .services
+        .store
+        .clone()
+        .context("wasmbot run keeps updates in the database, and none is open")?;
+    let bot_id = i64::try_from(me.user.id.0).context("the bot's user id is out of range")?;
     let alerter = services.alerter.clone();
     let dispatcher = Dispatcher::new(host.registry.clone(), username)
         .with_services(services)
@@ -124,8 +133,7 @@ pub async fn serve(
         bot: bot.clone(),
         dispatcher: Arc::new(dispatcher),
         replies,
-        lanes: ChatLanes::new(MAX_IN_FLIGHT),
-        recent: RecentUpdates::new(host.services.cache.clone(), me.user.id.0),
+        inbox: Inbox::new(store, bot_id, settings.inbox_lease),
     });
 
     menu::publish(&bot, &host.registry.snapshot()).await;
@@ -161,6 +169,8 @@ pub async fn serve(
             stopped(&mut stopping).await
         })
     };
+    // Updates kept before a crash or a restart are the oldest: claimed first.
+    let runner = tokio::spawn(inbox::run(adapter.clone(), stopping.clone()));
     if let Some(monitor) = host.services.health.clone() {
         let mut stopping = stopping.clone();
         let interval = config.health.interval;
@@ -188,18 +198,20 @@ pub async fn serve(
         result = updates => Some(result),
     };
     let _ = stop.send(true);
-    if let Some(result) = updates_failed {
-        result.context("the update receiver stopped")??;
-    }
+    let _ = runner.await;
     tracing::info!(
-        in_flight = adapter.lanes.in_flight(),
+        in_flight = adapter.inbox.in_flight(),
         "stopping: finishing the messages in flight"
     );
-    if !adapter.lanes.drain(DRAIN_DEADLINE).await {
+    // Unfinished updates stay in the inbox for the next start.
+    if !adapter.inbox.lanes.drain(DRAIN_DEADLINE).await {
         tracing::error!(
-            in_flight = adapter.lanes.in_flight(),
-            "messages still running at the shutdown deadline"
+            in_flight = adapter.inbox.in_flight(),
+            "messages still running at the shutdown deadline; they are handled again after the next start"
         );
+    }
+    if let Some(result) = updates_failed {
+        result.context("the update receiver stopped")??;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! Long polling: `getUpdates` in a loop, the offset advanced only past
-//! updates that were accepted, 429s waited out and network errors retried
-//! with exponential backoff.
+//! Long polling: `getUpdates` in a loop. The offset (which tells Telegram
+//! the updates before it were received) moves past updates only once they
+//! are kept in the inbox; 429s are waited out, network and database errors
+//! retried with exponential backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ pub async fn run(adapter: Arc<TelegramAdapter>, mut stop: watch::Receiver<bool>)
     tracing::info!("polling Telegram for updates");
     let mut offset = 0;
     let mut backoff = MIN_BACKOFF;
-    'polling: loop {
+    loop {
         let request = adapter
             .bot
             .get_updates()
@@ -39,15 +40,24 @@ pub async fn run(adapter: Arc<TelegramAdapter>, mut stop: watch::Receiver<bool>)
         };
         let wait = match result {
             Ok(updates) => {
-                backoff = MIN_BACKOFF;
-                for update in updates {
-                    let next = update.id.as_offset();
-                    tokio::select! {
-                        _ = adapter.accept(update) => offset = next,
-                        _ = stopped(&mut stop) => break 'polling,
+                let Some(last) = updates.last() else {
+                    continue;
+                };
+                let next = last.id.as_offset();
+                match adapter.inbox.keep(&updates).await {
+                    Ok(()) => {
+                        backoff = MIN_BACKOFF;
+                        offset = next;
+                        continue;
+                    }
+                    Err(error) => {
+                        // The offset stays: Telegram hands the same updates over again.
+                        tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "could not keep updates in the inbox; retrying");
+                        let wait = backoff;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        wait
                     }
                 }
-                continue;
             }
             Err(RequestError::RetryAfter(wait)) => {
                 tracing::warn!(
@@ -68,7 +78,7 @@ pub async fn run(adapter: Arc<TelegramAdapter>, mut stop: watch::Receiver<bool>)
             _ = stopped(&mut stop) => break,
         }
     }
-    // Confirm what was handled, so the next start does not receive it again.
+    // Confirm what was kept, so the next start does not receive it again.
     if offset != 0 {
         let confirm = adapter.bot.get_updates().offset(offset).limit(1).timeout(0);
         if let Err(error) = confirm.await {

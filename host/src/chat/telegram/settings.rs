@@ -4,9 +4,14 @@
 use teloxide::types::UserId;
 use url::Url;
 
-use crate::config::{ConfigError, SecretString, http_url};
+use std::time::Duration;
+
+use crate::config::{ConfigError, SecretString, http_url, parse_number};
 
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
+
+/// The routes the ops server answers itself; a webhook cannot take them.
+pub const OPS_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 #[derive(Debug, Clone)]
 pub struct TelegramSettings {
@@ -16,8 +21,15 @@ pub struct TelegramSettings {
     pub api_url: Url,
     /// `TELEGRAM_ADMIN_CHAT_ID`: where operational alerts go.
     pub admin_chat_id: Option<i64>,
-    /// `TELEGRAM_ALLOWED_USERS`: who may talk to the bot; `None` lets everyone.
+    /// `TELEGRAM_ALLOWED_USERS`: who may talk to the bot; `None` lets no one
+    /// unless `allow_everyone`.
     pub allowed_users: Option<Vec<UserId>>,
+    /// `TELEGRAM_ALLOW_EVERYONE=true`: the operator opened the bot on purpose.
+    pub allow_everyone: bool,
+    /// `INBOX_LEASE_SECS`: how long an update being handled stays claimed
+    /// without a renewal; after a crash, its update is handled again this
+    /// much later.
+    pub inbox_lease: Duration,
     /// `WEBHOOK_URL`: webhook mode when set, long polling otherwise.
     pub webhook_url: Option<Url>,
 }
@@ -61,17 +73,65 @@ impl TelegramSettings {
         let allowed_users = get("TELEGRAM_ALLOWED_USERS")
             .map(|value| parse_user_ids(&value))
             .transpose()?;
+        let allow_everyone = match get("TELEGRAM_ALLOW_EVERYONE").as_deref().map(str::trim) {
+            None | Some("") | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "TELEGRAM_ALLOW_EVERYONE",
+                    format!("expected true or false, got {other:?}"),
+                ));
+            }
+        };
         let webhook_url = get("WEBHOOK_URL")
-            .map(|value| http_url("WEBHOOK_URL", &value))
+            .map(|value| webhook_url(&value))
             .transpose()?;
+        let inbox_lease = Duration::from_secs(parse_number(
+            "INBOX_LEASE_SECS",
+            get("INBOX_LEASE_SECS"),
+            30,
+            1..=3600,
+            "seconds",
+        )?);
         Ok(Self {
             bot_token,
             api_url,
             admin_chat_id,
             allowed_users,
+            allow_everyone,
             webhook_url,
+            inbox_lease,
         })
     }
+
+    /// `wasmbot run` is closed by default: an empty allow-list is a mistake
+    /// unless the operator said the bot is for everyone.
+    pub fn check_access_configured(&self) -> Result<(), ConfigError> {
+        match (&self.allowed_users, self.allow_everyone) {
+            (Some(users), _) if !users.is_empty() => Ok(()),
+            (_, true) => Ok(()),
+            _ => Err(ConfigError::new(
+                "TELEGRAM_ALLOWED_USERS",
+                "not set; list the Telegram user ids who may use the bot (e.g. 12345,67890), or set TELEGRAM_ALLOW_EVERYONE=true to open it to anyone on purpose",
+            )),
+        }
+    }
+}
+
+/// `WEBHOOK_URL`: an http(s) URL whose path the ops server does not own.
+fn webhook_url(value: &str) -> Result<Url, ConfigError> {
+    let url = http_url("WEBHOOK_URL", value)?;
+    let path = url.path();
+    if OPS_PATHS.contains(&path.trim_end_matches('/')) {
+        return Err(ConfigError::new(
+            "WEBHOOK_URL",
+            format!(
+                "its path {path} is one of the operator routes ({}); choose another, e.g. /telegram/webhook",
+                OPS_PATHS.join(", ")
+            ),
+        ));
+    }
+    Ok(url)
 }
 
 fn parse_user_ids(value: &str) -> Result<Vec<UserId>, ConfigError> {
@@ -157,5 +217,42 @@ mod tests {
                 .variable,
             "TELEGRAM_API_URL"
         );
+        assert_eq!(
+            settings(&[("TELEGRAM_ALLOW_EVERYONE", "yes")])
+                .unwrap_err()
+                .variable,
+            "TELEGRAM_ALLOW_EVERYONE"
+        );
+        assert_eq!(
+            settings(&[("INBOX_LEASE_SECS", "0")]).unwrap_err().variable,
+            "INBOX_LEASE_SECS"
+        );
+    }
+
+    #[test]
+    fn a_webhook_path_on_an_operator_route_is_refused() {
+        for path in ["/metrics", "/readyz/", "/healthz"] {
+            let error = settings(&[("WEBHOOK_URL", &format!("https://bot.example.com{path}"))])
+                .unwrap_err();
+            assert_eq!(error.variable, "WEBHOOK_URL");
+            assert!(error.to_string().contains("operator routes"), "{error}");
+        }
+        assert!(settings(&[("WEBHOOK_URL", "https://bot.example.com/metrics-hook")]).is_ok());
+    }
+
+    #[test]
+    fn the_bot_is_closed_unless_users_are_listed_or_everyone_is_allowed() {
+        let closed = settings(&[])
+            .unwrap()
+            .check_access_configured()
+            .unwrap_err();
+        assert_eq!(closed.variable, "TELEGRAM_ALLOWED_USERS");
+        assert!(closed.to_string().contains("TELEGRAM_ALLOW_EVERYONE=true"));
+        let empty = settings(&[("TELEGRAM_ALLOWED_USERS", " , ")]).unwrap();
+        assert!(empty.check_access_configured().is_err());
+        let listed = settings(&[("TELEGRAM_ALLOWED_USERS", "1")]).unwrap();
+        assert!(listed.check_access_configured().is_ok());
+        let open = settings(&[("TELEGRAM_ALLOW_EVERYONE", "true")]).unwrap();
+        assert!(open.check_access_configured().is_ok());
     }
 }

@@ -1,16 +1,8 @@
-//! From a Telegram update to the dispatcher's [`IncomingMessage`], and the
-//! memory of recent update ids so a redelivered update is handled once, by
-//! one replica, when replicas share Redis.
-
-use std::time::Duration;
+//! From a Telegram update to the dispatcher's [`IncomingMessage`].
 
 use teloxide::types::{Update, UpdateKind};
 
-use crate::capabilities::cache::CacheStore;
 use crate::chat::IncomingMessage;
-
-/// How long an update id is remembered (Telegram redelivers within minutes).
-const REMEMBER_FOR: Duration = Duration::from_secs(60 * 60);
 
 /// The text message an update carries, if any; other updates are not for plugins.
 pub fn incoming_message(update: &Update) -> Option<IncomingMessage> {
@@ -29,26 +21,6 @@ pub fn incoming_message(update: &Update) -> Option<IncomingMessage> {
         username: from.username.clone(),
         text: text.to_string(),
     })
-}
-
-/// Update ids seen recently, in the host's cache (Redis when configured).
-pub struct RecentUpdates {
-    cache: CacheStore,
-    /// Update ids are counted per bot; replicas of one bot share them.
-    bot_id: u64,
-}
-
-impl RecentUpdates {
-    pub fn new(cache: CacheStore, bot_id: u64) -> Self {
-        Self { cache, bot_id }
-    }
-
-    /// True the first time an id is offered, false for a repeat (whichever
-    /// replica saw it first).
-    pub async fn first_time(&self, update_id: u32) -> bool {
-        let key = format!("{}:{update_id}", self.bot_id);
-        self.cache.claim("update", &key, REMEMBER_FOR).await
-    }
 }
 
 #[cfg(test)]
@@ -85,15 +57,5 @@ mod tests {
             "message_id": 3, "date": 1700000000, "chat": {"id": 1, "type": "private"},
             "from": {"id": 2, "is_bot": true, "first_name": "B"}, "text": "/start"}}));
         assert!(incoming_message(&bot).is_none());
-    }
-
-    #[tokio::test]
-    async fn a_repeated_update_id_is_not_new_and_bots_are_apart() {
-        let cache = CacheStore::default();
-        let recent = RecentUpdates::new(cache.clone(), 1);
-        assert!(recent.first_time(1).await);
-        assert!(recent.first_time(2).await);
-        assert!(!recent.first_time(1).await);
-        assert!(RecentUpdates::new(cache, 2).first_time(1).await);
     }
 }

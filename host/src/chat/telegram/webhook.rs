@@ -1,14 +1,16 @@
 //! Webhook mode: Telegram POSTs updates to `WEBHOOK_URL`, which reaches this
-//! host's HTTP server on `HTTP_ADDR`. A request without the secret token we registered
-//! is refused; an accepted update is answered once it is queued, so a full
-//! queue slows Telegram down instead of filling memory.
+//! host's HTTP server on `HTTP_ADDR`. A request without the secret token we
+//! registered is refused before its body is read; a body over [`MAX_BODY`]
+//! is refused; an update is answered 200 only once it is kept in the inbox,
+//! so a crash after that loses nothing and a database error makes Telegram
+//! deliver it again.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::routing::post;
 use teloxide::payloads::SetWebhookSetters as _;
 use teloxide::prelude::Requester as _;
@@ -18,6 +20,9 @@ use url::Url;
 use super::TelegramAdapter;
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
+/// Telegram updates are a few KiB; nothing legitimate comes near this.
+pub const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Clone)]
 struct WebhookState {
@@ -46,14 +51,22 @@ pub fn router(adapter: Arc<TelegramAdapter>, path: &str, secret: String) -> axum
         })
 }
 
-async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let signed = headers
+async fn receive(State(state): State<WebhookState>, request: Request<Body>) -> StatusCode {
+    let signed = request
+        .headers()
         .get(SECRET_HEADER)
         .is_some_and(|token| same_secret(token.as_bytes(), state.secret.as_bytes()));
     if !signed {
         tracing::warn!("webhook request without the right secret token refused");
         return StatusCode::UNAUTHORIZED;
     }
+    let body = match axum::body::to_bytes(request.into_body(), MAX_BODY).await {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::warn!(%error, limit = MAX_BODY, "webhook body refused: too large or cut off");
+            return StatusCode::PAYLOAD_TOO_LARGE;
+        }
+    };
     let update: Update = match serde_json::from_slice(&body) {
         Ok(update) => update,
         Err(error) => {
@@ -61,8 +74,19 @@ async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: By
             return StatusCode::BAD_REQUEST;
         }
     };
-    state.adapter.accept(update).await;
-    StatusCode::OK
+    match state
+        .adapter
+        .inbox
+        .keep(std::slice::from_ref(&update))
+        .await
+    {
+        Ok(()) => StatusCode::OK,
+        Err(error) => {
+            // Not 200: Telegram delivers the update again later.
+            tracing::error!(%error, update_id = update.id.0, "could not keep a webhook update in the inbox");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
 }
 
 /// Compares without stopping at the first difference, so timing says nothing.

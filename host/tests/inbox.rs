@@ -1,0 +1,526 @@
+//! At-least-once Telegram handling with the real `wasmbot run` binary against
+//! the Bot API emulator: updates are kept in the inbox before Telegram is told
+//! they were received, so a process killed with SIGKILL while messages are
+//! being handled answers them after a restart (polling and webhook); a poison
+//! update is set aside after three attempts; two replicas on one PostgreSQL
+//! handle each update once and in order per chat; the bot is closed by
+//! default; the webhook checks its secret before reading a body and caps it.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::bot_api::BotApi;
+use serde_json::Value;
+
+const TOKEN: &str = "123456:TEST-token_abc";
+const ADMIN_CHAT: i64 = 999;
+const ALLOWED: i64 = 7;
+/// A restart, a lease running out and a slow handler, on a busy machine.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// Where the bot keeps its inbox, as the test reads it.
+enum Db {
+    Sqlite(PathBuf),
+    Postgres { url: String, schema: String },
+}
+
+impl Db {
+    fn sqlite(dir: &Path) -> Self {
+        Db::Sqlite(dir.join("bot.db"))
+    }
+
+    /// A fresh schema on `TEST_POSTGRES_URL`; None when Postgres is not configured.
+    async fn postgres() -> Option<Self> {
+        let url = common::stores::postgres_url()?;
+        let schema = common::stores::postgres_at(&url)
+            .await
+            .schema
+            .expect("a schema");
+        Some(Db::Postgres { url, schema })
+    }
+
+    /// DATABASE_URL for the bot.
+    fn url(&self) -> String {
+        match self {
+            Db::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Db::Postgres { url, schema } => {
+                let join = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{join}options[search_path]={schema}")
+            }
+        }
+    }
+
+    /// (update_id, chat_id, status, attempts, leased) of every inbox row, oldest first.
+    async fn rows(&self) -> Vec<(i64, i64, String, i32, bool)> {
+        let sql = "SELECT update_id, chat_id, status, attempts, lease_owner IS NOT NULL FROM inbox ORDER BY update_id";
+        match self {
+            Db::Sqlite(path) => {
+                if !path.exists() {
+                    return Vec::new();
+                }
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap();
+                let rows = sqlx::query_as(sql)
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap_or_default();
+                pool.close().await;
+                rows
+            }
+            Db::Postgres { .. } => {
+                let pool = sqlx::PgPool::connect(&self.url()).await.unwrap();
+                let rows = sqlx::query_as(sql)
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap_or_default();
+                pool.close().await;
+                rows
+            }
+        }
+    }
+
+    /// Waits until `ready` holds for the inbox rows; returns them.
+    async fn wait_rows(
+        &self,
+        what: &str,
+        ready: impl Fn(&[(i64, i64, String, i32, bool)]) -> bool,
+    ) -> Vec<(i64, i64, String, i32, bool)> {
+        let started = Instant::now();
+        loop {
+            let rows = self.rows().await;
+            if ready(&rows) {
+                return rows;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "timed out waiting for {what}; inbox: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// One `wasmbot run` process; its logs go to a file (a full pipe would stall it).
+struct Bot {
+    child: Child,
+    log: PathBuf,
+    port: u16,
+}
+
+impl Bot {
+    fn spawn(api_url: &str, plugins: &Path, data: &Path, db: &Db, extra: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let log = data.join(format!("bot-{port}.log"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmbot"));
+        command
+            .arg("run")
+            .current_dir(data)
+            .env_clear()
+            .env("PLUGINS_DIR", plugins)
+            .env("PLUGIN_CACHE_DIR", data.join("cache"))
+            .env("DATABASE_URL", db.url())
+            .env("TELEGRAM_BOT_TOKEN", TOKEN)
+            .env("TELEGRAM_API_URL", api_url)
+            .env("TELEGRAM_ALLOWED_USERS", format!("{ALLOWED}"))
+            .env("TELEGRAM_ADMIN_CHAT_ID", ADMIN_CHAT.to_string())
+            .env("INBOX_LEASE_SECS", "2")
+            .env("LOG_FORMAT", "json")
+            .env("HTTP_ADDR", format!("127.0.0.1:{port}"));
+        for (name, value) in extra {
+            command.env(name, value.replace("{port}", &port.to_string()));
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self { child, log, port }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the process serves `/healthz`.
+    async fn wait_serving(&mut self) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the bot exited with {status:?}: {}", self.logs());
+            }
+            if reqwest::get(format!("http://127.0.0.1:{}/healthz", self.port))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return;
+            }
+            assert!(started.elapsed() < PATIENCE, "not serving: {}", self.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no drain, no flush, no goodbye.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and a clean exit.
+    async fn stop(mut self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "exit {status:?}: {}", self.logs());
+                return;
+            }
+            assert!(started.elapsed() < PATIENCE, "no exit after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Posts `update` to a webhook with the secret the bot registered; returns the status.
+async fn post_update(hook: &str, secret: &str, update: &Value) -> u16 {
+    reqwest::Client::new()
+        .post(hook)
+        .header("content-type", "application/json")
+        .header("X-Telegram-Bot-Api-Secret-Token", secret)
+        .body(update.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn registered_secret(api: &BotApi) -> String {
+    api.webhook
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("setWebhook was called")
+        .1
+}
+
+/// Six chats each wait on a slow command; the process dies mid-way.
+const CHATS: [i64; 6] = [101, 102, 103, 104, 105, 106];
+
+/// Each chat got exactly its one answer.
+async fn assert_every_chat_answered_once(api: &BotApi) {
+    for chat in CHATS {
+        let sent = api.wait_for_sent_within(chat, 1, PATIENCE).await;
+        assert_eq!(sent[0].text, format!("slow: chat {chat}"), "{sent:?}");
+    }
+    for chat in CHATS {
+        let count = api.sent().iter().filter(|s| s.chat_id == chat).count();
+        assert_eq!(count, 1, "chat {chat} answered {count} times");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn polling_updates_in_flight_when_the_process_is_killed_are_answered_after_a_restart() {
+    let (api, url) = BotApi::start(TOKEN).await;
+    let plugins = common::plugins_dir(&["slow", "start"]);
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(data.path());
+    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &[]);
+    bot.wait_serving().await;
+    for chat in CHATS {
+        // Chats are private chats with the allowed user in them.
+        api.push(chat, ALLOWED, &format!("/slow 3000 chat {chat}"));
+    }
+    // Every update is being handled: kept, claimed, and not finished.
+    db.wait_rows("six claimed updates", |rows| {
+        rows.len() == 6 && rows.iter().all(|r| r.2 == "pending" && r.3 == 1 && r.4)
+    })
+    .await;
+    // Telegram was told they were received: it will never deliver them again.
+    let last_update = api
+        .offsets
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0);
+    let highest = db.rows().await.iter().map(|r| r.0).max().unwrap();
+    assert!(last_update > highest, "offset {last_update} <= {highest}");
+    assert!(api.sent().is_empty(), "nothing was answered yet");
+    bot.kill();
+
+    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &[]);
+    bot.wait_serving().await;
+    assert_every_chat_answered_once(&api).await;
+    db.wait_rows("every update done", |rows| {
+        rows.len() == 6 && rows.iter().all(|r| r.2 == "done")
+    })
+    .await;
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_updates_answered_200_survive_a_kill_and_a_restart() {
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    let (api, url) = BotApi::start(TOKEN).await;
+    let plugins = common::plugins_dir(&["slow"]);
+    let data = tempfile::tempdir().unwrap();
+    let webhook = [("WEBHOOK_URL", "http://127.0.0.1:{port}/telegram/hook")];
+    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &webhook);
+    bot.wait_serving().await;
+    let hook = format!("http://127.0.0.1:{}/telegram/hook", bot.port);
+    let secret = registered_secret(&api);
+    for chat in CHATS {
+        let update = api.update(chat, ALLOWED, &format!("/slow 3000 chat {chat}"));
+        assert_eq!(post_update(&hook, &secret, &update).await, 200);
+    }
+    db.wait_rows("six claimed updates", |rows| {
+        rows.len() == 6 && rows.iter().all(|r| r.2 == "pending" && r.3 == 1 && r.4)
+    })
+    .await;
+    bot.kill();
+
+    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &webhook);
+    bot.wait_serving().await;
+    assert_every_chat_answered_once(&api).await;
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_update_is_set_aside_after_three_attempts_and_its_chat_goes_on() {
+    let (api, url) = BotApi::start(TOKEN).await;
+    let plugins = common::plugins_dir(&["slow", "start"]);
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(data.path());
+    // The process dies every time this update is being handled.
+    api.push(ALLOWED, ALLOWED, "/slow 600000 never");
+    for attempt in 1..=3 {
+        let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &[]);
+        bot.wait_serving().await;
+        db.wait_rows(&format!("attempt {attempt}"), |rows| {
+            rows.len() == 1 && rows[0].3 == attempt && rows[0].4
+        })
+        .await;
+        bot.kill();
+    }
+    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &[]);
+    bot.wait_serving().await;
+    let rows = db
+        .wait_rows("the update set aside", |rows| {
+            rows.len() == 1 && rows[0].2 == "dead"
+        })
+        .await;
+    assert_eq!(
+        rows[0].3, 4,
+        "three attempts, then the claim that set it aside"
+    );
+    let alert = api.wait_for_sent_within(ADMIN_CHAT, 1, PATIENCE).await;
+    assert!(
+        alert[0].text.contains("set aside after 3 attempts"),
+        "{alert:?}"
+    );
+    api.push(ALLOWED, ALLOWED, "/start");
+    let sent = api.wait_for_sent_within(ALLOWED, 1, PATIENCE).await;
+    assert!(sent[0].text.starts_with("Hello, ada!"), "{sent:?}");
+    assert_eq!(sent.len(), 1, "the poison update was never answered");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_on_one_postgres_handle_each_update_once_in_order_per_chat() {
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    let (api, url) = BotApi::start(TOKEN).await;
+    let plugins = common::plugins_dir(&["slow"]);
+    let data = tempfile::tempdir().unwrap();
+    let webhook = [("WEBHOOK_URL", "http://127.0.0.1:{port}/telegram/hook")];
+    let mut first = Bot::spawn(&url, plugins.path(), data.path(), &db, &webhook);
+    first.wait_serving().await;
+    let mut second = Bot::spawn(&url, plugins.path(), data.path(), &db, &webhook);
+    second.wait_serving().await;
+    let secret = registered_secret(&api);
+    let hooks = [first.port, second.port].map(|p| format!("http://127.0.0.1:{p}/telegram/hook"));
+    const PER_CHAT: usize = 8;
+    let chats = [201, 202, 203, 204];
+    // A load balancer spreads one chat's messages over both replicas.
+    for i in 0..PER_CHAT {
+        for (c, chat) in chats.iter().enumerate() {
+            let update = api.update(*chat, ALLOWED, &format!("/slow 20 {chat}-{i}"));
+            let hook = &hooks[(i + c) % 2];
+            assert_eq!(post_update(hook, &secret, &update).await, 200);
+        }
+    }
+    for chat in chats {
+        let sent = api.wait_for_sent_within(chat, PER_CHAT, PATIENCE).await;
+        let texts: Vec<String> = sent.iter().map(|s| s.text.clone()).collect();
+        let expected: Vec<String> = (0..PER_CHAT).map(|i| format!("slow: {chat}-{i}")).collect();
+        assert_eq!(texts, expected, "chat {chat}: out of order or repeated");
+    }
+    let rows = db
+        .wait_rows("every update done", |rows| {
+            rows.len() == PER_CHAT * chats.len() && rows.iter().all(|r| r.2 == "done")
+        })
+        .await;
+    assert!(
+        rows.iter().all(|r| r.3 == 1),
+        "an update was claimed twice: {rows:?}"
+    );
+    // Both replicas took part.
+    let logs = format!("{}{}", first.logs(), second.logs());
+    let handled_by = |bot: &Bot| bot.logs().matches("\"message handled\"").count();
+    assert!(
+        handled_by(&first) > 0 && handled_by(&second) > 0,
+        "one replica did all the work: {logs}"
+    );
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_without_an_allow_list_exits_2_and_allow_everyone_opens_it() {
+    let (api, url) = BotApi::start(TOKEN).await;
+    let plugins = common::plugins_dir(&["start"]);
+    let data = tempfile::tempdir().unwrap();
+    let closed = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .arg("run")
+        .current_dir(data.path())
+        .env_clear()
+        .env("PLUGINS_DIR", plugins.path())
+        .env("TELEGRAM_BOT_TOKEN", TOKEN)
+        .env("TELEGRAM_API_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(closed.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("wasmbot: configuration error: TELEGRAM_ALLOWED_USERS: not set")
+            && stderr.contains("TELEGRAM_ALLOW_EVERYONE=true"),
+        "{stderr}"
+    );
+    assert!(
+        !api.called("getMe"),
+        "it contacted Telegram before refusing"
+    );
+
+    let db = Db::sqlite(data.path());
+    let mut open = Bot::spawn(
+        &url,
+        plugins.path(),
+        data.path(),
+        &db,
+        &[
+            ("TELEGRAM_ALLOWED_USERS", ""),
+            ("TELEGRAM_ALLOW_EVERYONE", "true"),
+        ],
+    );
+    open.wait_serving().await;
+    api.push(4321, 4321, "/start");
+    let sent = api.wait_for_sent_within(4321, 1, PATIENCE).await;
+    assert!(sent[0].text.starts_with("Hello, ada!"), "{sent:?}");
+    open.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_checks_its_secret_before_the_body_and_caps_the_body() {
+    let (api, url) = BotApi::start(TOKEN).await;
+    let plugins = common::plugins_dir(&["start"]);
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(data.path());
+    let webhook = [("WEBHOOK_URL", "http://127.0.0.1:{port}/telegram/hook")];
+    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &webhook);
+    bot.wait_serving().await;
+    let port = bot.port;
+
+    // Headers announcing 50 MB, then one byte: refused on the headers alone.
+    assert_eq!(
+        raw_post(port, None, 50_000_000, b"{".to_vec()).await,
+        "401",
+        "an unsigned body was read first"
+    );
+    let secret = registered_secret(&api);
+    let mut huge = api.update(ALLOWED, ALLOWED, "/start");
+    huge["message"]["text"] = Value::String("x".repeat(2 * 1024 * 1024));
+    let huge = huge.to_string().into_bytes();
+    assert_eq!(raw_post(port, Some(&secret), huge.len(), huge).await, "413");
+    let hook = format!("http://127.0.0.1:{port}/telegram/hook");
+    let fine = api.update(ALLOWED, ALLOWED, "/start");
+    assert_eq!(post_update(&hook, &secret, &fine).await, 200);
+    api.wait_for_sent_within(ALLOWED, 1, PATIENCE).await;
+    assert_eq!(db.rows().await.len(), 1, "the oversized update was kept");
+    bot.stop().await;
+}
+
+/// POSTs to the webhook over a bare socket, declaring `declared` bytes and
+/// writing `body` (from another thread, ignoring a server that stops reading);
+/// returns the response's status code.
+async fn raw_post(port: u16, secret: Option<&str>, declared: usize, body: Vec<u8>) -> String {
+    let secret = secret.map(|s| format!("x-telegram-bot-api-secret-token: {s}\r\n"));
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let head = format!(
+            "POST /telegram/hook HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n{}content-length: {declared}\r\n\r\n",
+            secret.unwrap_or_default()
+        );
+        let mut writer = stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = writer.write_all(head.as_bytes());
+            let _ = writer.write_all(&body);
+        });
+        let mut response = [0u8; 12];
+        stream.read_exact(&mut response).unwrap();
+        String::from_utf8_lossy(&response[9..12]).to_string()
+    })
+    .await
+    .unwrap()
+}
+
+#[test]
+fn a_webhook_path_on_an_operator_route_is_a_configuration_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .arg("run")
+        .env_clear()
+        .env("PLUGINS_DIR", std::env::temp_dir())
+        .env("TELEGRAM_BOT_TOKEN", TOKEN)
+        .env("TELEGRAM_ALLOWED_USERS", "7")
+        .env("WEBHOOK_URL", "https://bot.example.com/metrics")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("wasmbot: configuration error: WEBHOOK_URL: its path /metrics is one of the operator routes"),
+        "{stderr}"
+    );
+}
