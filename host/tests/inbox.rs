@@ -455,10 +455,36 @@ async fn the_webhook_checks_its_secret_before_the_body_and_caps_the_body() {
     let plugins = common::plugins_dir(&["start"]);
     let data = tempfile::tempdir().unwrap();
     let db = Db::sqlite(data.path());
-    let webhook = [("WEBHOOK_URL", "http://127.0.0.1:{port}/telegram/hook")];
-    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &webhook);
+    // The webhook on a listener of its own: the only port to publish.
+    let port = free_port();
+    let webhook_addr = format!("127.0.0.1:{port}");
+    let webhook_url = format!("http://127.0.0.1:{port}/telegram/hook");
+    let mut bot = Bot::spawn(
+        &url,
+        plugins.path(),
+        data.path(),
+        &db,
+        &[
+            ("WEBHOOK_URL", &webhook_url),
+            ("WEBHOOK_ADDR", &webhook_addr),
+        ],
+    );
     bot.wait_serving().await;
-    let port = bot.port;
+    let ops = |port: u16, path: &str| {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(ops(bot.port, "/metrics").await, 200);
+    assert_eq!(
+        ops(port, "/metrics").await,
+        404,
+        "metrics on the public listener"
+    );
+    assert_eq!(
+        ops(port, "/readyz").await,
+        404,
+        "readiness on the public listener"
+    );
 
     // Headers announcing 50 MB, then one byte: refused on the headers alone.
     assert_eq!(
@@ -471,9 +497,8 @@ async fn the_webhook_checks_its_secret_before_the_body_and_caps_the_body() {
     huge["message"]["text"] = Value::String("x".repeat(2 * 1024 * 1024));
     let huge = huge.to_string().into_bytes();
     assert_eq!(raw_post(port, Some(&secret), huge.len(), huge).await, "413");
-    let hook = format!("http://127.0.0.1:{port}/telegram/hook");
     let fine = api.update(ALLOWED, ALLOWED, "/start");
-    assert_eq!(post_update(&hook, &secret, &fine).await, 200);
+    assert_eq!(post_update(&webhook_url, &secret, &fine).await, 200);
     api.wait_for_sent_within(ALLOWED, 1, PATIENCE).await;
     assert_eq!(db.rows().await.len(), 1, "the oversized update was kept");
     bot.stop().await;
@@ -523,4 +548,111 @@ fn a_webhook_path_on_an_operator_route_is_a_configuration_error() {
         stderr.starts_with("wasmbot: configuration error: WEBHOOK_URL: its path /metrics is one of the operator routes"),
         "{stderr}"
     );
+}
+
+/// The inbox's own rules on both databases: a repeat is kept once, a chat
+/// yields one update at a time oldest first, a lease that ran out is claimed
+/// again (counted), a released update waits, and cleanup keeps pending rows.
+#[tokio::test]
+async fn the_inbox_claims_per_chat_in_order_on_sqlite_and_postgres() {
+    use wasmbot::store::{InboxOutcome, InboxUpdate};
+    for test in common::stores::all().await {
+        let store = &test.store;
+        let update = |update_id: i64, chat_id: i64| InboxUpdate {
+            update_id,
+            chat_id,
+            payload: format!("{{\"update_id\":{update_id}}}"),
+        };
+        let kept = store
+            .inbox_add(
+                1,
+                &[update(10, 7), update(11, 7), update(12, 8), update(10, 7)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(kept, 3, "{}: the repeat was kept twice", test.label);
+        assert_eq!(
+            store.inbox_add(2, &[update(10, 7)]).await.unwrap(),
+            1,
+            "bots are apart"
+        );
+
+        let lease = Duration::from_secs(60);
+        let first = store.inbox_claim(1, "a", lease, 10).await.unwrap();
+        let ids: Vec<(i64, i32)> = first.iter().map(|u| (u.update_id, u.attempts)).collect();
+        assert_eq!(
+            ids,
+            [(10, 1), (12, 1)],
+            "{}: one per chat, oldest first",
+            test.label
+        );
+        assert!(
+            store
+                .inbox_claim(1, "b", lease, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .inbox_finish(1, 10, "a", InboxOutcome::Done, None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .inbox_finish(1, 12, "b", InboxOutcome::Done, None)
+                .await
+                .unwrap(),
+            "{}: finished by a process that does not hold it",
+            test.label
+        );
+        let next = store.inbox_claim(1, "b", lease, 10).await.unwrap();
+        assert_eq!(next.iter().map(|u| u.update_id).collect::<Vec<_>>(), [11]);
+
+        // A lease that ran out (its process died) is claimed again.
+        store.inbox_add(1, &[update(20, 9)]).await.unwrap();
+        let short = store
+            .inbox_claim(1, "dead", Duration::from_millis(1), 1)
+            .await
+            .unwrap();
+        assert_eq!(short[0].update_id, 20);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let again = store.inbox_claim(1, "c", lease, 10).await.unwrap();
+        assert_eq!(
+            again
+                .iter()
+                .map(|u| (u.update_id, u.attempts))
+                .collect::<Vec<_>>(),
+            [(20, 2)],
+            "{}",
+            test.label
+        );
+        assert!(!store.inbox_renew(1, 20, "dead", lease).await.unwrap());
+        assert!(store.inbox_renew(1, 20, "c", lease).await.unwrap());
+
+        // Given back: not before its retry time.
+        store
+            .inbox_release(1, 20, "c", Duration::from_secs(60), "send failed")
+            .await
+            .unwrap();
+        assert!(
+            store
+                .inbox_claim(1, "c", lease, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let counts = store.inbox_counts(1).await.unwrap();
+        assert_eq!(
+            (counts.pending, counts.done, counts.dead),
+            (3, 1, 0),
+            "{}",
+            test.label
+        );
+        let future = chrono::Utc::now() + chrono::Duration::seconds(5);
+        assert_eq!(store.inbox_cleanup(future, future).await.unwrap(), 1);
+        assert_eq!(store.inbox_counts(1).await.unwrap().pending, 3);
+    }
 }

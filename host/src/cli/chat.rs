@@ -31,7 +31,7 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
             services: host.services.clone(),
             registry: Some(host.registry.clone()),
         });
-        let server = crate::http::serve(addr, router, async move {
+        let server = crate::http::serve("HTTP_ADDR", addr, router, async move {
             let _ = http_stopping.wait_for(|s| *s).await;
         });
         tokio::spawn(async move {

@@ -153,21 +153,37 @@ pub async fn serve(
     .with_context(|| format!("watching {}", config.plugins_dir.display()))?;
 
     let (stop, stopping) = watch::channel(false);
-    // One HTTP server: health and metrics, plus the webhook in webhook mode.
-    let mut router = crate::http::ops_router(OpsState {
+    let serve_on = |variable: &'static str, addr, router| {
+        let mut stopping = stopping.clone();
+        crate::http::serve(variable, addr, router, async move {
+            stopped(&mut stopping).await
+        })
+    };
+    // Health and metrics on HTTP_ADDR; the webhook beside them, or alone on
+    // WEBHOOK_ADDR so that only it need be reachable from the internet.
+    let mut ops = crate::http::ops_router(OpsState {
         services: host.services.clone(),
         registry: Some(host.registry.clone()),
     });
+    let mut servers = tokio::task::JoinSet::new();
     if let Some(url) = &settings.webhook_url {
         let secret = webhook_secret(token.expose());
+        let hook = webhook::router(adapter.clone(), url.path(), secret.clone());
+        match settings.webhook_addr {
+            Some(addr) => {
+                servers.spawn(serve_on("WEBHOOK_ADDR", addr, hook));
+            }
+            None => ops = ops.merge(hook),
+        }
         webhook::register(&bot, url, &secret).await?;
-        router = router.merge(webhook::router(adapter.clone(), url.path(), secret));
     }
-    let http = {
-        let mut stopping = stopping.clone();
-        crate::http::serve(config.http_addr_or_default(), router, async move {
-            stopped(&mut stopping).await
-        })
+    servers.spawn(serve_on("HTTP_ADDR", config.http_addr_or_default(), ops));
+    // Resolves when a server ends: at shutdown, or when one failed.
+    let http = async move {
+        match servers.join_next().await {
+            Some(served) => served.context("the HTTP server stopped")?,
+            None => Ok(()),
+        }
     };
     // Updates kept before a crash or a restart are the oldest: claimed first.
     let runner = tokio::spawn(inbox::run(adapter.clone(), stopping.clone()));
@@ -184,11 +200,10 @@ pub async fn serve(
         Some(_) => tokio::spawn(http),
         None => {
             let poller = adapter.clone();
-            let server = tokio::spawn(http);
             tokio::spawn(async move {
                 tokio::select! {
                     _ = polling::run(poller, stopping) => Ok(()),
-                    served = server => served.context("the HTTP server stopped")?,
+                    served = http => served,
                 }
             })
         }

@@ -4,6 +4,7 @@
 use teloxide::types::UserId;
 use url::Url;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::{ConfigError, SecretString, http_url, parse_number};
@@ -32,6 +33,9 @@ pub struct TelegramSettings {
     pub inbox_lease: Duration,
     /// `WEBHOOK_URL`: webhook mode when set, long polling otherwise.
     pub webhook_url: Option<Url>,
+    /// `WEBHOOK_ADDR`: a listener of its own for the webhook alone, so only
+    /// it need be published; unset, the webhook shares `HTTP_ADDR`.
+    pub webhook_addr: Option<SocketAddr>,
 }
 
 impl TelegramSettings {
@@ -86,6 +90,18 @@ impl TelegramSettings {
         let webhook_url = get("WEBHOOK_URL")
             .map(|value| webhook_url(&value))
             .transpose()?;
+        let webhook_addr = get("WEBHOOK_ADDR")
+            .map(|value| {
+                value.trim().parse::<SocketAddr>().map_err(|_| {
+                    ConfigError::new(
+                        "WEBHOOK_ADDR",
+                        format!(
+                            "expected an address to listen on such as 0.0.0.0:8443, got {value:?}"
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
         let inbox_lease = Duration::from_secs(parse_number(
             "INBOX_LEASE_SECS",
             get("INBOX_LEASE_SECS"),
@@ -100,6 +116,7 @@ impl TelegramSettings {
             allowed_users,
             allow_everyone,
             webhook_url,
+            webhook_addr,
             inbox_lease,
         })
     }
