@@ -20,7 +20,7 @@ use wasmbot::runtime::{
     Allocation, PluginEngine, PluginLimits, PluginRegistry, Reply, ReplyFormat,
 };
 use wasmbot::services::HostServices;
-use wasmbot::store::{AuditEntry, Store};
+use wasmbot::store::{AuditEntry, InboxOutcome, InboxUpdate, Store};
 
 const GREETING_PREFIX: &str = "Hello, bench!";
 
@@ -771,6 +771,53 @@ async fn bench_startup(r: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A migrated store on a schema of its own in `BENCH_POSTGRES_URL` (or
+/// `TEST_POSTGRES_URL`), dropped afterwards; None when neither is set.
+struct BenchPostgres {
+    store: Store,
+    admin: Store,
+    schema: String,
+}
+
+impl BenchPostgres {
+    async fn open() -> anyhow::Result<Option<Self>> {
+        let Some(url) = std::env::var("BENCH_POSTGRES_URL")
+            .or_else(|_| std::env::var("TEST_POSTGRES_URL"))
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            return Ok(None);
+        };
+        let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        let admin = Store::connect(&url).await?;
+        if let Store::Postgres(pool) = &admin {
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(pool)
+                .await?;
+        }
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let store =
+            Store::connect(&format!("{url}{separator}options=-csearch_path%3D{schema}")).await?;
+        store.migrate().await?;
+        Ok(Some(Self {
+            store,
+            admin,
+            schema,
+        }))
+    }
+
+    async fn drop_schema(self) -> anyhow::Result<()> {
+        self.store.close().await;
+        if let Store::Postgres(pool) = &self.admin {
+            sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.schema))
+                .execute(pool)
+                .await?;
+        }
+        self.admin.close().await;
+        Ok(())
+    }
+}
+
 async fn audit_rate(store: Store) -> anyhow::Result<f64> {
     let count = 100_000;
     let writer = AuditWriter::start(store.clone(), 200_000);
@@ -807,25 +854,10 @@ async fn bench_audit(r: &mut Report) -> anyhow::Result<()> {
         audit_rate(sqlite_store(dir.path()).await?).await?,
         "entries/s",
     );
-    let url = std::env::var("BENCH_POSTGRES_URL")
-        .or_else(|_| std::env::var("TEST_POSTGRES_URL"))
-        .ok()
-        .filter(|u| !u.is_empty());
-    match url {
-        Some(url) => {
-            let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            let admin = Store::connect(&url).await?;
-            if let Store::Postgres(pool) = &admin {
-                sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(pool).await?;
-            }
-            let separator = if url.contains('?') { '&' } else { '?' };
-            let store = Store::connect(&format!("{url}{separator}options=-csearch_path%3D{schema}")).await?;
-            store.migrate().await?;
-            let rate = audit_rate(store.clone()).await?;
-            store.close().await;
-            if let Store::Postgres(pool) = &admin {
-                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(pool).await?;
-            }
+    match BenchPostgres::open().await? {
+        Some(postgres) => {
+            let rate = audit_rate(postgres.store.clone()).await?;
+            postgres.drop_schema().await?;
             r.add_target("audit", "PostgreSQL, batched", "audit.postgres.entries_per_s", rate, "entries/s", Some((">=", 20_000.0)));
         }
         None => r.note("audit.postgres skipped: set BENCH_POSTGRES_URL or TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test)".into()),
@@ -882,6 +914,144 @@ async fn bench_audit(r: &mut Report) -> anyhow::Result<()> {
         "",
     );
     writer.shutdown(Duration::from_secs(30)).await;
+    Ok(())
+}
+
+/// What the inbox adds to one message: keep the update, claim it, mark it
+/// done (the three statements `wasmbot run` makes around the handler), one
+/// message at a time.
+async fn inbox_latency(store: &Store, count: usize) -> anyhow::Result<Latency> {
+    let lease = Duration::from_secs(30);
+    let mut samples = Vec::with_capacity(count);
+    let started = Instant::now();
+    for i in 0..count {
+        let update = InboxUpdate {
+            update_id: i as i64,
+            chat_id: (i % 16) as i64,
+            payload: format!(r#"{{"update_id":{i},"message":{{"text":"/start"}}}}"#),
+        };
+        let t = Instant::now();
+        store.inbox_add(1, std::slice::from_ref(&update)).await?;
+        let claimed = store.inbox_claim(1, "bench", lease, 256).await?;
+        anyhow::ensure!(claimed.len() == 1, "claimed {}", claimed.len());
+        store
+            .inbox_finish(1, update.update_id, "bench", InboxOutcome::Done, None)
+            .await?;
+        samples.push(t.elapsed());
+    }
+    Ok(Latency::of(samples, started.elapsed()))
+}
+
+/// Messages per second through the inbox and the real `start` plugin: a
+/// receiver keeps updates of 64 chats in batches of 100 (one getUpdates'
+/// worth) while a claimer leases what there is room for (256 in flight, as in
+/// `wasmbot run`) and each handled update is marked done.
+async fn inbox_throughput(store: Store, d: Arc<Dispatcher>, count: usize) -> anyhow::Result<f64> {
+    let lease = Duration::from_secs(30);
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let slots = Arc::new(tokio::sync::Semaphore::new(256));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let receiver = {
+        let (store, wake) = (store.clone(), wake.clone());
+        tokio::spawn(async move {
+            for batch in (0..count).collect::<Vec<_>>().chunks(100) {
+                let updates: Vec<InboxUpdate> = batch
+                    .iter()
+                    .map(|&i| InboxUpdate {
+                        update_id: i as i64,
+                        chat_id: (i % 64) as i64,
+                        payload: format!(r#"{{"update_id":{i}}}"#),
+                    })
+                    .collect();
+                store.inbox_add(2, &updates).await?;
+                wake.notify_one();
+            }
+            anyhow::Ok(())
+        })
+    };
+    while (done.load(Ordering::Relaxed) as usize) < count {
+        let room = slots.available_permits();
+        let claimed = if room > 0 {
+            store.inbox_claim(2, "bench", lease, room).await?
+        } else {
+            Vec::new()
+        };
+        if claimed.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_millis(5), wake.notified()).await;
+            continue;
+        }
+        for update in claimed {
+            let permit = slots.clone().acquire_owned().await?;
+            let (store, d, wake, done) = (store.clone(), d.clone(), wake.clone(), done.clone());
+            tokio::spawn(async move {
+                let reply = d.handle(message(update.chat_id, "/start")).await;
+                if reply.is_some_and(|r| r.text.starts_with(GREETING_PREFIX))
+                    && store
+                        .inbox_finish(2, update.update_id, "bench", InboxOutcome::Done, None)
+                        .await
+                        .is_ok_and(|finished| finished)
+                {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                drop(permit);
+                wake.notify_one();
+            });
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "only {} of {count} handled",
+            done.load(Ordering::Relaxed)
+        );
+    }
+    receiver.await??;
+    let counts = store.inbox_counts(2).await?;
+    anyhow::ensure!(
+        counts.done == count as i64 && counts.pending == 0,
+        "{counts:?}"
+    );
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn bench_inbox(r: &mut Report) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    install(dir.path(), "start")?;
+    let d = Arc::new(dispatcher(dir.path(), Allocation::Pooling, HostServices::default()).await?);
+    let mut stores = vec![("sqlite", sqlite_store(dir.path()).await?)];
+    let postgres = BenchPostgres::open().await?;
+    match &postgres {
+        Some(postgres) => stores.push(("postgres", postgres.store.clone())),
+        None => r.note("inbox.postgres skipped: set BENCH_POSTGRES_URL or TEST_POSTGRES_URL".into()),
+    }
+    for (backend, store) in stores {
+        let latency = inbox_latency(&store, 2_000).await?;
+        r.add_target(
+            "inbox",
+            &format!("{backend}: keep + claim + done, p50"),
+            &format!("inbox.{backend}.added_p50_us"),
+            latency.p50_us,
+            "µs",
+            Some(("<=", 1000.0)),
+        );
+        r.add(
+            "inbox",
+            &format!("{backend}: keep + claim + done, p99"),
+            &format!("inbox.{backend}.added_p99_us"),
+            latency.p99_us,
+            "µs",
+        );
+        let rate = inbox_throughput(store.clone(), d.clone(), 20_000).await?;
+        r.add(
+            "inbox",
+            &format!("{backend}: /start through the inbox, 64 chats, both cores"),
+            &format!("inbox.{backend}.msgs_per_s"),
+            rate,
+            "msg/s",
+        );
+    }
+    if let Some(postgres) = postgres {
+        postgres.drop_schema().await?;
+    }
     Ok(())
 }
 
@@ -1073,6 +1243,9 @@ fn main() -> anyhow::Result<()> {
         }
         if run("audit") {
             bench_audit(&mut report).await?;
+        }
+        if run("inbox") {
+            bench_inbox(&mut report).await?;
         }
         if only.is_some() {
             return Ok(());
