@@ -323,10 +323,12 @@ fn migrate_applies_the_schema_and_a_bad_key_is_refused_at_start() {
 #[test]
 fn plugins_check_explains_what_is_wrong_and_list_shows_what_is_loaded() {
     let dir = plugins_dir(&["start", "echo", "ungranted"]);
-    let cache = tempfile::tempdir().unwrap();
+    // A folder inside the temp dir, so the cache key beside it is removed too.
+    let data = tempfile::tempdir().unwrap();
+    let cache = data.path().join("plugin-cache");
     let envs = [
         ("PLUGINS_DIR", dir.path().to_str().unwrap()),
-        ("PLUGIN_CACHE_DIR", cache.path().to_str().unwrap()),
+        ("PLUGIN_CACHE_DIR", cache.to_str().unwrap()),
     ];
     let good = wasmbot(
         &[

@@ -205,18 +205,9 @@ async fn removing_the_files_unloads_and_adding_them_back_loads() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_with_unchanged_plugins_loads_from_the_cache_and_a_corrupt_entry_is_rebuilt() {
     let dir = plugins_dir(&["start", "echo"]);
-    let cache = tempfile::tempdir().unwrap();
-    let load = || async {
-        let engine = Arc::new(PluginEngine::new(Some(cache.path().to_path_buf())).unwrap());
-        let registry = PluginRegistry::load(
-            engine.clone(),
-            dir.path().to_path_buf(),
-            PluginLimits::default(),
-        )
-        .await
-        .unwrap();
-        (engine, Dispatcher::new(Arc::new(registry), None))
-    };
+    let data = tempfile::tempdir().unwrap();
+    let cache = data.path().join("plugin-cache");
+    let load = || load_with_cache(dir.path(), &cache);
 
     let (cold, _) = load().await;
     assert_eq!((cold.stats().compiled(), cold.stats().cache_hits()), (2, 0));
@@ -230,10 +221,7 @@ async fn a_restart_with_unchanged_plugins_loads_from_the_cache_and_a_corrupt_ent
     assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
 
     // Corrupt one entry: flip a byte in the middle of the compiled code.
-    let entries: Vec<_> = std::fs::read_dir(cache.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let entries = cache_entries(&cache);
     assert_eq!(entries.len(), 2, "{entries:?}");
     let mut bytes = std::fs::read(&entries[0]).unwrap();
     let middle = bytes.len() / 2;
@@ -253,5 +241,149 @@ async fn a_restart_with_unchanged_plugins_loads_from_the_cache_and_a_corrupt_ent
         (again.stats().compiled(), again.stats().cache_hits()),
         (0, 2),
         "the rebuilt entries are used"
+    );
+}
+
+/// A registry of the plugins in `plugins`, compiled through the cache in `cache`.
+async fn load_with_cache(plugins: &Path, cache: &Path) -> (Arc<PluginEngine>, Dispatcher) {
+    let engine = Arc::new(PluginEngine::new(Some(cache.to_path_buf())).unwrap());
+    let registry = PluginRegistry::load(
+        engine.clone(),
+        plugins.to_path_buf(),
+        PluginLimits::default(),
+    )
+    .await
+    .unwrap();
+    (engine, Dispatcher::new(Arc::new(registry), None))
+}
+
+fn cache_entries(cache: &Path) -> Vec<std::path::PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// The entry of the plugin whose component is `wasm`.
+fn entry_of(cache: &Path, wasm: &Path) -> std::path::PathBuf {
+    let hash = wasmbot::runtime::content_hash(&std::fs::read(wasm).unwrap());
+    let entries = cache_entries(cache);
+    let mut matching = entries
+        .iter()
+        .filter(|e| e.file_name().unwrap().to_string_lossy().starts_with(&hash));
+    let entry = matching
+        .next()
+        .unwrap_or_else(|| panic!("no entry for {hash}: {entries:?}"));
+    entry.clone()
+}
+
+/// Someone who can write the cache directory replaces /start's entry with
+/// /echo's compiled code and a SHA-256 that matches it (what a self-checksum
+/// would accept), and moves /echo's own authentic entry, MAC and all, under
+/// /start's name: neither is run, both are rebuilt.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_entry_with_a_matching_checksum_is_refused_and_rebuilt() {
+    use sha2::{Digest, Sha256};
+
+    let dir = plugins_dir(&["start", "echo"]);
+    let data = tempfile::tempdir().unwrap();
+    let cache = data.path().join("plugin-cache");
+    let (cold, _) = load_with_cache(dir.path(), &cache).await;
+    assert_eq!((cold.stats().compiled(), cold.stats().cache_hits()), (2, 0));
+    let start_entry = entry_of(&cache, &dir.path().join("start.wasm"));
+    let echo_entry = entry_of(&cache, &dir.path().join("echo.wasm"));
+    let echo_bytes = std::fs::read(&echo_entry).unwrap();
+    let echo_code = &echo_bytes[32..];
+
+    // 1. Foreign code, re-checksummed.
+    let mut forged = Sha256::digest(echo_code).to_vec();
+    forged.extend_from_slice(echo_code);
+    std::fs::write(&start_entry, &forged).unwrap();
+    let (after_forgery, dispatcher) = load_with_cache(dir.path(), &cache).await;
+    assert_eq!(after_forgery.stats().cache_rejected(), 1);
+    assert_eq!(
+        (
+            after_forgery.stats().compiled(),
+            after_forgery.stats().cache_hits()
+        ),
+        (1, 1),
+        "/start recompiled, /echo from the cache"
+    );
+    assert!(
+        ask(&dispatcher, "/start").await.starts_with(GREETING),
+        "/start ran the planted code"
+    );
+
+    // 2. An authentic entry, moved under another plugin's name.
+    std::fs::write(&start_entry, &echo_bytes).unwrap();
+    let (after_swap, dispatcher) = load_with_cache(dir.path(), &cache).await;
+    assert_eq!(after_swap.stats().cache_rejected(), 1);
+    assert_eq!(after_swap.stats().compiled(), 1);
+    assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
+
+    // 3. An entry made under another key (another host's cache copied in).
+    std::fs::write(data.path().join("plugin-cache.key"), [7u8; 32]).unwrap();
+    let (other_key, _) = load_with_cache(dir.path(), &cache).await;
+    assert_eq!(
+        (
+            other_key.stats().cache_rejected(),
+            other_key.stats().compiled()
+        ),
+        (2, 2)
+    );
+    let (again, _) = load_with_cache(dir.path(), &cache).await;
+    assert_eq!(
+        (again.stats().compiled(), again.stats().cache_hits()),
+        (0, 2),
+        "the rebuilt entries are used"
+    );
+}
+
+/// A cache directory others may write, or a key others may read, is not
+/// used at all: every load compiles, nothing is read from or written there.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cache_directory_or_key_others_can_touch_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = plugins_dir(&["start", "echo"]);
+    let data = tempfile::tempdir().unwrap();
+    let cache = data.path().join("plugin-cache");
+    let key = data.path().join("plugin-cache.key");
+
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for _ in 0..2 {
+        let (engine, dispatcher) = load_with_cache(dir.path(), &cache).await;
+        assert_eq!(
+            (engine.stats().compiled(), engine.stats().cache_hits()),
+            (2, 0),
+            "a world-writable cache was used"
+        );
+        assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
+    }
+    assert!(cache_entries(&cache).is_empty(), "entries were written");
+    assert!(!key.exists(), "a key was made for an untrusted cache");
+
+    // Made private, it is used: a key is created, readable by its owner only.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (cold, _) = load_with_cache(dir.path(), &cache).await;
+    assert_eq!(cold.stats().compiled(), 2);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (warm, _) = load_with_cache(dir.path(), &cache).await;
+    assert_eq!(warm.stats().cache_hits(), 2);
+
+    // A key others may read could be used to forge entries.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (exposed, _) = load_with_cache(dir.path(), &cache).await;
+    assert_eq!(
+        (exposed.stats().compiled(), exposed.stats().cache_hits()),
+        (2, 0),
+        "a readable key was trusted"
     );
 }

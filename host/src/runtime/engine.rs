@@ -80,7 +80,18 @@ impl PluginEngine {
                 })
                 .context("starting the epoch ticker thread")?
         };
-        let cache = cache_dir.map(|dir| CompileCache::new(dir, &engine));
+        let cache = cache_dir.and_then(|dir| match CompileCache::open(dir.clone(), &engine) {
+            Ok(cache) => Some(cache),
+            Err(error) => {
+                // Said once, at start: plugins still load, each compiled afresh.
+                tracing::warn!(
+                    error = %format!("{error:#}"),
+                    dir = %dir.display(),
+                    "the compile cache is not used: every plugin is compiled at load"
+                );
+                None
+            }
+        });
         Ok(Self {
             engine,
             cache,
