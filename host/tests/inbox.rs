@@ -253,24 +253,33 @@ async fn polling_updates_in_flight_when_the_process_is_killed_are_answered_after
     bot.wait_serving().await;
     for chat in CHATS {
         // Chats are private chats with the allowed user in them.
-        api.push(chat, ALLOWED, &format!("/slow 3000 chat {chat}"));
+        api.push(chat, ALLOWED, &format!("/slow 5000 chat {chat}"));
     }
     // Every update is being handled: kept, claimed, and not finished.
     db.wait_rows("six claimed updates", |rows| {
         rows.len() == 6 && rows.iter().all(|r| r.2 == "pending" && r.3 == 1 && r.4)
     })
     .await;
-    // Telegram was told they were received: it will never deliver them again.
-    let last_update = api
+    // Telegram is told they were received (the next getUpdates offset moves
+    // past them): it will never deliver them again.
+    let highest = db.rows().await.iter().map(|r| r.0).max().unwrap();
+    let started = Instant::now();
+    while api
         .offsets
         .lock()
         .unwrap()
         .iter()
         .copied()
         .max()
-        .unwrap_or(0);
-    let highest = db.rows().await.iter().map(|r| r.0).max().unwrap();
-    assert!(last_update > highest, "offset {last_update} <= {highest}");
+        .unwrap_or(0)
+        <= highest
+    {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the offset never moved past {highest}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(api.sent().is_empty(), "nothing was answered yet");
     bot.kill();
 
@@ -298,7 +307,7 @@ async fn webhook_updates_answered_200_survive_a_kill_and_a_restart() {
     let hook = format!("http://127.0.0.1:{}/telegram/hook", bot.port);
     let secret = registered_secret(&api);
     for chat in CHATS {
-        let update = api.update(chat, ALLOWED, &format!("/slow 3000 chat {chat}"));
+        let update = api.update(chat, ALLOWED, &format!("/slow 5000 chat {chat}"));
         assert_eq!(post_update(&hook, &secret, &update).await, 200);
     }
     db.wait_rows("six claimed updates", |rows| {
