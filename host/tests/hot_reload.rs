@@ -38,6 +38,15 @@ async fn wait_for(dispatcher: &Dispatcher, text: &str, expected_prefix: &str) ->
     }
 }
 
+/// Polls `done` until it holds, at most 10 s.
+async fn wait_until(done: impl Fn() -> bool, what: &str) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(10), "never: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replaced_plugin_switches_versions_under_load_without_a_failed_message() {
     let dir = plugins_dir(&["start"]);
@@ -50,11 +59,15 @@ async fn a_replaced_plugin_switches_versions_under_load_without_a_failed_message
     let stop = Arc::new(AtomicBool::new(false));
     let chats = 4;
     let switched = Arc::new(AtomicUsize::new(0));
+    let started_chats = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
     let senders: Vec<_> = (0..chats)
         .map(|chat| {
             let dispatcher = dispatcher.clone();
             let stop = stop.clone();
             let switched = switched.clone();
+            let started_chats = started_chats.clone();
+            let sent = sent.clone();
             tokio::spawn(async move {
                 let mut answers: Vec<String> = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
@@ -70,24 +83,34 @@ async fn a_replaced_plugin_switches_versions_under_load_without_a_failed_message
                         switched.fetch_add(1, Ordering::Relaxed);
                     }
                     answers.push(reply.text);
+                    if answers.len() == 1 {
+                        started_chats.fetch_add(1, Ordering::Relaxed);
+                    }
+                    sent.fetch_add(1, Ordering::Relaxed);
                 }
                 answers
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every chat has had an answer from the old version before the switch.
+    wait_until(
+        || started_chats.load(Ordering::Relaxed) == chats as usize,
+        "every chat answered",
+    )
+    .await;
     install_as_hello(dir.path(), "echo", "[\"log\"]");
     let switched_after = wait_for(&dispatcher, "/hello there", "echo: there").await;
     // Every chat goes on until it has seen the new version a few times.
-    let started = Instant::now();
-    while switched.load(Ordering::Relaxed) < chats as usize {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "not every chat reached the new version"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_until(
+        || switched.load(Ordering::Relaxed) == chats as usize,
+        "every chat reached the new version",
+    )
+    .await;
+    wait_until(
+        || sent.load(Ordering::Relaxed) > 20,
+        "more than 20 messages",
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
 
     let mut total = 0;

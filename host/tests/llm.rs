@@ -23,6 +23,7 @@ struct LlmHost {
     fake: Arc<FakeAnthropic>,
     store: Store,
     audit: Arc<AuditWriter>,
+    alerter: wasmbot::alert::Alerter,
     alerts: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
     _dirs: (tempfile::TempDir, common::stores::TestStore),
 }
@@ -47,7 +48,7 @@ async fn llm_host(vars: &[(&str, &str)], plugins: &[&str]) -> LlmHost {
         vault: None,
         audit: Some(audit.clone()),
         llm: LlmClient::from_settings(&settings).unwrap().map(Arc::new),
-        alerter,
+        alerter: alerter.clone(),
         health: None,
         ..HostServices::default()
     };
@@ -63,6 +64,7 @@ async fn llm_host(vars: &[(&str, &str)], plugins: &[&str]) -> LlmHost {
         fake,
         store,
         audit,
+        alerter,
         alerts: tokio::sync::Mutex::new(alerts),
         _dirs: (dir, test_store),
     }
@@ -77,10 +79,24 @@ impl LlmHost {
             .unwrap()
     }
 
-    /// Alerts delivered so far.
+    /// Alerts delivered so far. One task delivers alerts in order, so a
+    /// notice queued now comes back after every earlier alert was delivered
+    /// or suppressed: no fixed wait, and an empty answer means none was sent.
     async fn alerts(&self) -> Vec<String> {
+        const MARK: &str = "(test: end of the alerts so far)";
         let mut inbox = self.alerts.lock().await;
-        common::alerts::delivered(&mut inbox).await
+        self.alerter.notify("test-mark", MARK);
+        let mut texts = Vec::new();
+        loop {
+            let text = tokio::time::timeout(Duration::from_secs(30), inbox.recv())
+                .await
+                .expect("the alert task delivered nothing for 30 s")
+                .expect("the alert task stopped");
+            if text == MARK {
+                return texts;
+            }
+            texts.push(text);
+        }
     }
 }
 

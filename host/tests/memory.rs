@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::anthropic::FakeAnthropic;
 use common::embeddings::FakeEmbeddings;
@@ -21,7 +22,10 @@ async fn memory_bot(
 ) -> (
     Dispatcher,
     tempfile::TempDir,
-    tokio::sync::mpsc::UnboundedReceiver<String>,
+    (
+        wasmbot::alert::Alerter,
+        tokio::sync::mpsc::UnboundedReceiver<String>,
+    ),
 ) {
     let settings = VectorSettings::from_lookup(|name| match name {
         "EMBEDDINGS_URL" => embeddings_url.map(str::to_string),
@@ -37,7 +41,7 @@ async fn memory_bot(
             .embeddings
             .as_ref()
             .map(|s| Arc::new(EmbeddingsClient::new(s).unwrap())),
-        alerter,
+        alerter: alerter.clone(),
         ..HostServices::default()
     };
     let dir = plugins_dir(&["memory"]);
@@ -50,7 +54,7 @@ async fn memory_bot(
     (
         Dispatcher::new(registry, None).with_services(services),
         dir,
-        alerts,
+        (alerter, alerts),
     )
 }
 
@@ -210,13 +214,27 @@ async fn without_embeddings_the_user_is_told_what_to_configure() {
 async fn a_failing_provider_gets_a_friendly_reply_and_one_alert() {
     let (fake, url) = FakeEmbeddings::start().await;
     let vectors = tempfile::tempdir().unwrap();
-    let (bot, _plugins, mut alerts) = memory_bot(Some(&url), vectors.path()).await;
+    let (bot, _plugins, (alerter, mut alerts)) = memory_bot(Some(&url), vectors.path()).await;
     fake.fail_with(503);
     for _ in 0..2 {
         let reply = say(&bot, 42, "/remember buy milk").await;
         assert!(reply.contains("temporarily unavailable"), "{reply}");
     }
-    let sent = common::alerts::delivered(&mut alerts).await;
+    // One task delivers alerts in order: when a notice queued now arrives,
+    // every alert raised before it was delivered or suppressed.
+    const MARK: &str = "(test: end of the alerts so far)";
+    alerter.notify("test-mark", MARK);
+    let mut sent = Vec::new();
+    loop {
+        let text = tokio::time::timeout(Duration::from_secs(30), alerts.recv())
+            .await
+            .expect("the alert task delivered nothing for 30 s")
+            .expect("the alert task stopped");
+        if text == MARK {
+            break;
+        }
+        sent.push(text);
+    }
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].contains("HTTP 503"), "{sent:?}");
     assert!(!sent[0].contains("sk-embed-test"), "no key in alerts");

@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::alerts::delivered;
 use common::anthropic::FakeAnthropic;
 use common::proxy::TcpProxy;
 use common::{ask, plugins_dir};
@@ -71,6 +70,28 @@ async fn with_the_machines_postgres_and_redis_every_configured_service_is_health
     );
 }
 
+/// What `alerter` delivered up to now. One task delivers alerts in order, so
+/// a notice queued now comes back after every earlier alert was delivered or
+/// suppressed: no fixed wait, and an empty answer means none was sent.
+async fn alerts_so_far(
+    alerter: &Alerter,
+    inbox: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> Vec<String> {
+    const MARK: &str = "(test: end of the alerts so far)";
+    alerter.notify("test-mark", MARK);
+    let mut texts = Vec::new();
+    loop {
+        let text = tokio::time::timeout(Duration::from_secs(30), inbox.recv())
+            .await
+            .expect("the alert task delivered nothing for 30 s")
+            .expect("the alert task stopped");
+        if text == MARK {
+            return texts;
+        }
+        texts.push(text);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
     let proxy = TcpProxy::start(REDIS.parse().unwrap()).await;
@@ -84,7 +105,7 @@ async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
         None,
         None,
     );
-    let monitor = HealthMonitor::new(checker, alerter);
+    let monitor = HealthMonitor::new(checker, alerter.clone());
     let first = monitor.check_now().await;
     let redis = first.iter().find(|s| s.name == "redis").unwrap();
     assert_eq!(redis.status, Status::Healthy);
@@ -99,7 +120,7 @@ async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
         "{qdrant:?}"
     );
     assert_eq!(
-        delivered(&mut inbox).await.len(),
+        alerts_so_far(&alerter, &mut inbox).await.len(),
         1,
         "qdrant down: one alert"
     );
@@ -113,7 +134,7 @@ async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
     );
     let redis = down.iter().find(|s| s.name == "redis").unwrap();
     assert_eq!(redis.status, Status::Unhealthy, "{redis:?}");
-    let alerts = delivered(&mut inbox).await;
+    let alerts = alerts_so_far(&alerter, &mut inbox).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert!(
         alerts[0].starts_with("❌ redis is unhealthy: "),
@@ -121,16 +142,19 @@ async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
     );
     monitor.check_now().await;
     assert!(
-        delivered(&mut inbox).await.is_empty(),
+        alerts_so_far(&alerter, &mut inbox).await.is_empty(),
         "still down: no repeated alert"
     );
 
     proxy.come_back();
     monitor.check_now().await;
-    assert_eq!(delivered(&mut inbox).await, ["✅ redis is healthy again."]);
+    assert_eq!(
+        alerts_so_far(&alerter, &mut inbox).await,
+        ["✅ redis is healthy again."]
+    );
     monitor.check_now().await;
     assert!(
-        delivered(&mut inbox).await.is_empty(),
+        alerts_so_far(&alerter, &mut inbox).await.is_empty(),
         "one recovery notice only"
     );
 }
@@ -201,7 +225,7 @@ async fn healthz_readyz_and_metrics_answer_over_http_and_counters_move() {
         registry: Some(dispatcher.registry().clone()),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(wasmbot::http::serve(addr, router, async {
+    let server = tokio::spawn(wasmbot::http::serve("HTTP_ADDR", addr, router, async {
         let _ = stopped.await;
     }));
     let base = format!("http://{addr}");
@@ -375,10 +399,13 @@ async fn two_workers_on_one_postgres_one_is_active_and_the_other_takes_over() {
     second
         .wait_for("another worker is active; standing by")
         .await;
+    // What the active one does is waited for; what the standby one must not
+    // do gets a moment to go wrong (a fixed wait cannot fail this falsely).
+    first.wait_for("worker heartbeat").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!second.said("this worker is active"), "two active workers");
     assert!(
-        first.said("worker heartbeat") && !second.said("worker heartbeat"),
+        !second.said("worker heartbeat"),
         "only the active one runs jobs"
     );
 
