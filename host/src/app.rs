@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::audit::{AuditWriter, DEFAULT_QUEUE_CAPACITY};
+use crate::audit::{AuditOptions, AuditWriter, DEFAULT_QUEUE_CAPACITY};
 use crate::capabilities::cache::CacheStore;
 use crate::capabilities::llm::LlmClient;
 use crate::capabilities::vectors::{EmbeddingsClient, VectorStore};
@@ -49,7 +49,6 @@ pub struct Host {
 impl Host {
     pub async fn start(config: &Config, migrate: bool) -> anyhow::Result<Self> {
         let store = open_store(config, migrate).await?;
-        let audit = Arc::new(AuditWriter::start(store.clone(), DEFAULT_QUEUE_CAPACITY));
         let cache = CacheStore::from_settings(&config.cache).context("REDIS_URL")?;
         let vectors = VectorStore::from_settings(&config.vectors).context("QDRANT_URL")?;
         let embeddings = config
@@ -66,6 +65,14 @@ impl Host {
             "shared state"
         );
         let alerter = crate::alert::Alerter::default();
+        // The writer alerts through the same alerter (the admin chat once attached).
+        let audit = Arc::new(AuditWriter::start_with(
+            store.clone(),
+            AuditOptions {
+                alerter: Some(alerter.clone()),
+                ..AuditOptions::new(DEFAULT_QUEUE_CAPACITY)
+            },
+        ));
         if cache.is_shared() {
             // Replicas sharing Redis then send each alert once between them.
             alerter.share_limits(cache.clone());
@@ -90,7 +97,8 @@ impl Host {
             services.store.clone(),
             services.llm.clone(),
             Some(registry.clone()),
-        );
+        )
+        .with_audit(services.audit.clone());
         services.health = Some(Arc::new(HealthMonitor::new(
             checker,
             services.alerter.clone(),

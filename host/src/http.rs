@@ -1,7 +1,8 @@
 //! The operator's HTTP endpoints (axum), served by `run` and `worker` on
 //! `HTTP_ADDR`, and by `chat` when `HTTP_ADDR` is set: `/healthz` (the
-//! process answers), `/readyz` (database reachable and plugins loaded) and
-//! `/metrics` (Prometheus text).
+//! process answers), `/readyz` (database reachable, plugins loaded, the
+//! audit trail neither stalled nor overflowing) and `/metrics` (Prometheus
+//! text).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +70,13 @@ async fn readyz(State(state): State<OpsState>) -> (StatusCode, String) {
         && registry.snapshot().plugins().is_empty()
     {
         problems.push("plugins: none loaded".to_string());
+    }
+    // A stalled or overflowing trail loses or delays what must be kept.
+    if let Some(audit) = &state.services.audit {
+        let health = audit.health();
+        if !health.is_ok() {
+            problems.push(format!("audit: {health}"));
+        }
     }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n".into())

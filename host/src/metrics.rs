@@ -40,6 +40,10 @@ pub struct Metrics {
     pub plugin_failures: Family<StatusLabels, Counter>,
     pub audit_queue_depth: Gauge,
     pub audit_overflow: Gauge,
+    /// Audit entries the database refused, set aside in `audit_rejected` (or the log).
+    pub audit_rejected: Counter,
+    /// 1 while the audit writer has entries and has written nothing for a minute.
+    pub audit_stalled: Gauge,
     pub llm_requests: Family<StatusLabels, Counter>,
     pub llm_tokens: Family<TokenLabels, Counter>,
     /// Reload outcomes: loaded, unloaded, refused.
@@ -58,6 +62,8 @@ impl Metrics {
             plugin_failures: Family::default(),
             audit_queue_depth: Gauge::default(),
             audit_overflow: Gauge::default(),
+            audit_rejected: Counter::default(),
+            audit_stalled: Gauge::default(),
             llm_requests: Family::default(),
             llm_tokens: Family::default(),
             plugin_reloads: Family::default(),
@@ -88,6 +94,16 @@ impl Metrics {
             "audit_overflow",
             "Audit entries refused because the queue was full",
             metrics.audit_overflow.clone(),
+        );
+        registry.register(
+            "audit_rejected",
+            "Audit entries the database refused, set aside in audit_rejected",
+            metrics.audit_rejected.clone(),
+        );
+        registry.register(
+            "audit_stalled",
+            "1 while audit entries wait and nothing was written for the stall window",
+            metrics.audit_stalled.clone(),
         );
         registry.register(
             "llm_requests",

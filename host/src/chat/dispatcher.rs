@@ -10,6 +10,7 @@ use tracing::Instrument as _;
 use super::access::{Access, AccessPolicy, REFUSAL_TEXT};
 use super::command;
 use super::help;
+use crate::audit::clean_text;
 use crate::metrics::{MessageLabels, label, metrics};
 use crate::runtime::{CallContext, Message, PluginFailure, PluginRegistry, ReplyFormat};
 use crate::services::HostServices;
@@ -104,7 +105,14 @@ impl Dispatcher {
     ) -> Option<OutgoingReply> {
         let started = Instant::now();
         let plugins = self.registry.snapshot();
+        // Every reply passes here: a plugin's answer or error text, and host
+        // texts that quote the user, reach the user with no control
+        // characters but newline and tab (see `audit::sanitize`).
         let reply = |text: String, format: ReplyFormat| {
+            let text = match clean_text(&text) {
+                std::borrow::Cow::Borrowed(_) => text,
+                std::borrow::Cow::Owned(clean) => clean,
+            };
             Some(OutgoingReply {
                 text,
                 format,
@@ -197,13 +205,16 @@ impl Dispatcher {
             }
             Err(failure) => {
                 let status = failure.status();
+                // The cause may hold a plugin's text: cleaned, it cannot forge log lines.
+                let cause = failure.to_string();
+                let cause = clean_text(&cause);
                 match &failure {
                     // A plugin's own error reply (usage, "not configured") is a normal answer.
                     PluginFailure::Declined(_) => {
-                        tracing::info!(plugin = handler_name, command, status, duration_ms, cause = %failure, "message handled")
+                        tracing::info!(plugin = handler_name, command, status, duration_ms, %cause, "message handled")
                     }
                     _ => {
-                        tracing::error!(plugin = handler_name, command, status, duration_ms, cause = %failure, "message handled")
+                        tracing::error!(plugin = handler_name, command, status, duration_ms, %cause, "message handled")
                     }
                 }
                 reply(failure_text(command, &failure), ReplyFormat::Plain)

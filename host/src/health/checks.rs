@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{CHECK_TIMEOUT, ServiceHealth, Status};
+use crate::audit::{AuditHealth, AuditWriter};
 use crate::capabilities::llm::LlmClient;
 use crate::capabilities::vectors::ServerVectors;
 use crate::config::Config;
@@ -20,6 +21,8 @@ pub struct HealthChecker {
     qdrant: Option<Result<ServerVectors, String>>,
     llm: Option<Arc<LlmClient>>,
     registry: Option<Arc<PluginRegistry>>,
+    /// The audit writer, in the processes that have one (not the worker).
+    audit: Option<Arc<AuditWriter>>,
 }
 
 impl HealthChecker {
@@ -51,14 +54,40 @@ impl HealthChecker {
                 .map(|settings| ServerVectors::new(settings).map_err(|e| e.to_string())),
             llm,
             registry,
+            audit: None,
         }
+    }
+
+    /// Adds an `audit` line: ok, stalled or overflowing.
+    pub fn with_audit(mut self, audit: Option<Arc<AuditWriter>>) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// Every service, checked in parallel.
     pub async fn check_all(&self) -> Vec<ServiceHealth> {
         let (database, redis, qdrant, llm) =
             tokio::join!(self.database(), self.redis(), self.qdrant(), self.llm());
-        vec![database, redis, qdrant, llm, self.plugins()]
+        let mut results = vec![database, redis, qdrant, llm, self.plugins()];
+        if let Some(audit) = self.audit() {
+            results.push(audit);
+        }
+        results
+    }
+
+    /// The writer's own view; no query, so no latency.
+    fn audit(&self) -> Option<ServiceHealth> {
+        let writer = self.audit.as_ref()?;
+        let health = writer.health();
+        Some(match health {
+            AuditHealth::Ok => ServiceHealth {
+                name: "audit",
+                status: Status::Healthy,
+                latency_ms: None,
+                detail: Some(format!("ok, {} pending", writer.pending())),
+            },
+            problem => unhealthy("audit", None, problem.to_string()),
+        })
     }
 
     async fn database(&self) -> ServiceHealth {

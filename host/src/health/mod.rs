@@ -16,6 +16,9 @@ use crate::alert::Alerter;
 use crate::config::{ConfigError, parse_number};
 use crate::metrics::{ServiceLabels, metrics};
 
+/// Services that alert the admin chat themselves; the monitor only shows them.
+const SELF_ALERTING: &[&str] = &["audit"];
+
 /// One check's deadline.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -85,6 +88,10 @@ impl HealthMonitor {
     pub async fn check_now(&self) -> Vec<ServiceHealth> {
         let results = self.checker.check_all().await;
         for service in &results {
+            // The audit writer alerts for itself, within its stall window
+            // rather than at this monitor's interval; a second alert here
+            // would say the same thing twice.
+            let alerts = !SELF_ALERTING.contains(&service.name);
             let up = || {
                 metrics().service_up.get_or_create(&ServiceLabels {
                     service: service.name.to_string(),
@@ -93,7 +100,7 @@ impl HealthMonitor {
             match service.status {
                 Status::Healthy => {
                     up().set(1);
-                    if lock(&self.down).remove(service.name).is_some() {
+                    if lock(&self.down).remove(service.name).is_some() && alerts {
                         tracing::info!(service = service.name, "service healthy again");
                         self.alerter.notify(
                             &format!("health:{}", service.name),
@@ -108,7 +115,7 @@ impl HealthMonitor {
                         .insert(service.name, detail.clone())
                         .is_none();
                     tracing::warn!(service = service.name, %detail, "service unhealthy");
-                    if newly_down {
+                    if newly_down && alerts {
                         self.alerter.alert(
                             &format!("health:{}", service.name),
                             format!("❌ {} is unhealthy: {detail}", service.name),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-pub use audit::AuditEntry;
+pub use audit::{AuditEntry, KeyedAuditEntry, RejectedAudit};
 pub use credentials::{CredentialInfo, StoredCredential};
 pub use inbox::{ClaimedUpdate, InboxCounts, InboxOutcome, InboxUpdate};
 
