@@ -1021,7 +1021,9 @@ async fn bench_inbox(r: &mut Report) -> anyhow::Result<()> {
     let postgres = BenchPostgres::open().await?;
     match &postgres {
         Some(postgres) => stores.push(("postgres", postgres.store.clone())),
-        None => r.note("inbox.postgres skipped: set BENCH_POSTGRES_URL or TEST_POSTGRES_URL".into()),
+        None => {
+            r.note("inbox.postgres skipped: set BENCH_POSTGRES_URL or TEST_POSTGRES_URL".into())
+        }
     }
     for (backend, store) in stores {
         let latency = inbox_latency(&store, 2_000).await?;

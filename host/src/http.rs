@@ -36,16 +36,33 @@ pub fn ops_router(state: OpsState) -> axum::Router {
         .with_state(state)
 }
 
-/// Serves `router` on `addr` until `stop` resolves.
+/// A request that takes longer than this (a slow client included) is answered 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Requests handled at once per listener; more wait for a turn. Telegram
+/// opens at most 40 webhook connections; the ops endpoints need a few.
+const MAX_CONCURRENT_REQUESTS: usize = 64;
+
+/// Serves `router` on `addr` (named by the setting `variable`) until `stop`
+/// resolves, every request under a deadline and a concurrency limit.
 pub async fn serve(
+    variable: &str,
     addr: SocketAddr,
     router: axum::Router,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("listening on HTTP_ADDR {addr}"))?;
-    tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "serving /healthz, /readyz and /metrics");
+        .with_context(|| format!("listening on {variable} {addr}"))?;
+    let router = router
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_CONCURRENT_REQUESTS,
+        ));
+    tracing::info!(addr = %listener.local_addr().unwrap_or(addr), variable, "serving HTTP");
     axum::serve(listener, router)
         .with_graceful_shutdown(stop)
         .await

@@ -58,6 +58,7 @@ pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::R
             registry: None,
         });
         tokio::spawn(crate::http::serve(
+            "HTTP_ADDR",
             config.http_addr_or_default(),
             router,
             async move {
