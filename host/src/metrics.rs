@@ -44,6 +44,8 @@ pub struct Metrics {
     pub audit_rejected: Counter,
     /// 1 while the audit writer has entries and has written nothing for a minute.
     pub audit_stalled: Gauge,
+    /// Telegram updates through the inbox: kept, repeated, done, retried, dead.
+    pub inbox_updates: Family<StatusLabels, Counter>,
     pub llm_requests: Family<StatusLabels, Counter>,
     pub llm_tokens: Family<TokenLabels, Counter>,
     /// Reload outcomes: loaded, unloaded, refused.
@@ -64,6 +66,7 @@ impl Metrics {
             audit_overflow: Gauge::default(),
             audit_rejected: Counter::default(),
             audit_stalled: Gauge::default(),
+            inbox_updates: Family::default(),
             llm_requests: Family::default(),
             llm_tokens: Family::default(),
             plugin_reloads: Family::default(),
@@ -104,6 +107,11 @@ impl Metrics {
             "audit_stalled",
             "1 while audit entries wait and nothing was written for the stall window",
             metrics.audit_stalled.clone(),
+        );
+        registry.register(
+            "inbox_updates",
+            "Telegram updates through the inbox, by what happened (kept, repeated, done, retried, dead)",
+            metrics.inbox_updates.clone(),
         );
         registry.register(
             "llm_requests",

@@ -359,6 +359,16 @@ async fn a_poison_update_is_set_aside_after_three_attempts_and_its_chat_goes_on(
     let sent = api.wait_for_sent_within(ALLOWED, 1, PATIENCE).await;
     assert!(sent[0].text.starts_with("Hello, ada!"), "{sent:?}");
     assert_eq!(sent.len(), 1, "the poison update was never answered");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", bot.port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"wasmbot_inbox_updates_total{status="dead"} 1"#),
+        "{metrics}"
+    );
     bot.stop().await;
 }
 

@@ -77,11 +77,11 @@ impl Inbox {
             return Ok(());
         }
         let added = self.store.inbox_add(self.bot_id, &rows).await?;
-        if added < rows.len() as u64 {
-            tracing::debug!(
-                repeats = rows.len() as u64 - added,
-                "repeated updates ignored"
-            );
+        let repeats = rows.len() as u64 - added;
+        count("kept", added);
+        if repeats > 0 {
+            count("repeated", repeats);
+            tracing::debug!(repeats, "repeated updates ignored");
         }
         self.wake.notify_one();
         Ok(())
@@ -156,8 +156,10 @@ async fn handle_claimed(adapter: Arc<TelegramAdapter>, update: ClaimedUpdate) {
     match outcome {
         Ok(()) => {
             finish(inbox, update_id, InboxOutcome::Done, None).await;
+            count("done", 1);
         }
         Err(error) => {
+            count("retried", 1);
             let retry_in = RETRY_STEP * update.attempts.max(1) as u32;
             tracing::warn!(update_id, chat_id = update.chat_id, attempts = update.attempts, error = %format!("{error:#}"), retry_in_s = retry_in.as_secs(), "update not handled; it will be tried again");
             if let Err(error) = inbox
@@ -242,6 +244,7 @@ async fn set_aside(adapter: &TelegramAdapter, update: &ClaimedUpdate) {
         Some(&reason),
     )
     .await;
+    count("dead", 1);
     tracing::error!(
         update_id = update.update_id,
         chat_id = update.chat_id,
@@ -266,4 +269,12 @@ async fn set_aside(adapter: &TelegramAdapter, update: &ClaimedUpdate) {
             ..crate::store::AuditEntry::new("inbox_dead", "dead")
         });
     }
+}
+
+/// `wasmbot_inbox_updates_total{status}`.
+fn count(status: &str, updates: u64) {
+    crate::metrics::metrics()
+        .inbox_updates
+        .get_or_create(&crate::metrics::label(status))
+        .inc_by(updates);
 }
