@@ -1019,3 +1019,87 @@ async fn the_worker_gives_the_database_its_retention() {
     assert_eq!(store.audit_retention_days().await.unwrap(), 10);
     assert_eq!(store.count_audit().await.unwrap(), 2);
 }
+
+/// The application role of docs/operations.md, in one schema of the test
+/// database: it may write the trail and run the cleanup, never delete a row
+/// itself or shorten the retention.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_application_role_may_append_and_run_the_cleanup_but_not_delete_or_shorten_the_retention()
+ {
+    let Some(url) = common::stores::postgres_url() else {
+        return;
+    };
+    let t = common::stores::postgres_at(&url).await;
+    let store = &t.store;
+    let schema = t.schema.clone().unwrap();
+    store
+        .insert_audit(&[aged("d40", 40), aged("d0", 0)])
+        .await
+        .unwrap();
+    // Roles belong to the cluster: a name of its own, dropped at the end.
+    let role = format!("wasmbot_app_{}", uuid::Uuid::new_v4().simple());
+    raw(store, &format!("CREATE ROLE {role} NOLOGIN"))
+        .await
+        .unwrap();
+    // As the role, in a transaction of its own (an error ends it).
+    let as_role = |sql: String| {
+        let role = role.clone();
+        async move { raw_transaction(store, &[&format!("SET LOCAL ROLE {role}"), &sql]).await }
+    };
+    let denied = |result: Result<(), sqlx::Error>, what: &str| {
+        let error = result.expect_err(what).to_string();
+        assert!(error.contains("permission denied"), "{what}: {error}");
+    };
+
+    for grant in [
+        format!("GRANT USAGE ON SCHEMA {schema} TO {role}"),
+        format!("GRANT SELECT, INSERT ON audit_trail, audit_rejected TO {role}"),
+        format!("GRANT USAGE ON SEQUENCE audit_trail_id_seq, audit_rejected_id_seq TO {role}"),
+        format!("GRANT SELECT ON audit_retention TO {role}"),
+    ] {
+        raw(store, &grant).await.unwrap();
+    }
+    // EXECUTE is not PUBLIC's: only a role it is granted to may clean up.
+    denied(
+        as_role("SELECT audit_trail_cleanup(now() - interval '31 days')".into()).await,
+        "cleanup without EXECUTE",
+    );
+    raw(
+        store,
+        &format!("GRANT EXECUTE ON FUNCTION audit_trail_cleanup(timestamptz) TO {role}"),
+    )
+    .await
+    .unwrap();
+
+    as_role(
+        "INSERT INTO audit_trail (entry_id, created_at, action, source, status) \
+         VALUES ('00000000-0000-4000-8000-000000000001', now(), 'by-role', 'host', 'ok') \
+         ON CONFLICT (entry_id) DO NOTHING"
+            .into(),
+    )
+    .await
+    .expect("the role appends");
+    denied(
+        as_role("DELETE FROM audit_trail WHERE action = 'd40'".into()).await,
+        "delete",
+    );
+    denied(
+        as_role("UPDATE audit_retention SET days = 1".into()).await,
+        "shorten the retention",
+    );
+    denied(as_role("TRUNCATE audit_trail".into()).await, "truncate");
+    let error = as_role("SELECT audit_trail_cleanup(now() - interval '1 day')".into())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("refused"), "{error}");
+    as_role("SELECT audit_trail_cleanup(now() - interval '31 days')".into())
+        .await
+        .expect("the role runs the cleanup within the retention");
+    assert!(entries_of(store, "aged-d40").await.is_empty());
+    assert_eq!(entries_of(store, "aged-d0").await.len(), 1);
+    assert_eq!(store.count_audit().await.unwrap(), 2);
+
+    raw(store, &format!("DROP OWNED BY {role}")).await.unwrap();
+    raw(store, &format!("DROP ROLE {role}")).await.unwrap();
+}

@@ -474,7 +474,9 @@ impl Writer {
 
     fn failed(&self, error: &StoreError, pending: usize, retry: Duration) {
         tracing::warn!(%error, pending, retry_in_ms = retry.as_millis() as u64, "audit write failed, will retry");
-        self.shared.set_error(Some(error.to_string()));
+        // Shown in alerts, /readyz and /health: no control characters.
+        self.shared
+            .set_error(Some(clean_text(&error.to_string()).into_owned()));
     }
 }
 
