@@ -728,7 +728,7 @@ async fn bench_startup(r: &mut Report) -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
     let load = || async {
         let started = Instant::now();
-        let engine = Arc::new(PluginEngine::new(Some(cache.path().to_path_buf()))?);
+        let engine = Arc::new(PluginEngine::new(Some(cache.path().join("plugin-cache")))?);
         let registry = PluginRegistry::load(
             engine.clone(),
             dir.path().to_path_buf(),

@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use tokio::net::TcpListener;
 
 use crate::metrics::metrics;
 use crate::runtime::PluginRegistry;
@@ -51,9 +52,25 @@ pub async fn serve(
     router: axum::Router,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    serve_on(bind(variable, addr).await?, router, stop).await
+}
+
+/// Listens on `addr`, named by its setting in the error. Binding before
+/// serving lets a caller tell others (Telegram) about it only once it listens.
+pub async fn bind(variable: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {variable} {addr}"))?;
+    tracing::info!(addr = %listener.local_addr().unwrap_or(addr), variable, "serving HTTP");
+    Ok(listener)
+}
+
+/// [`serve`] on a listener already bound.
+pub async fn serve_on(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let router = router
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -62,7 +79,6 @@ pub async fn serve(
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             MAX_CONCURRENT_REQUESTS,
         ));
-    tracing::info!(addr = %listener.local_addr().unwrap_or(addr), variable, "serving HTTP");
     axum::serve(listener, router)
         .with_graceful_shutdown(stop)
         .await

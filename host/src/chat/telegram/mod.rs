@@ -153,31 +153,41 @@ pub async fn serve(
     .with_context(|| format!("watching {}", config.plugins_dir.display()))?;
 
     let (stop, stopping) = watch::channel(false);
-    let serve_on = |variable: &'static str, addr, router| {
+    let serve_on = |listener, router| {
         let mut stopping = stopping.clone();
-        crate::http::serve(variable, addr, router, async move {
-            stopped(&mut stopping).await
-        })
+        crate::http::serve_on(
+            listener,
+            router,
+            async move { stopped(&mut stopping).await },
+        )
     };
     // Health and metrics on HTTP_ADDR; the webhook beside them, or alone on
-    // WEBHOOK_ADDR so that only it need be reachable from the internet.
+    // WEBHOOK_ADDR so that only it need be reachable from the internet. Both
+    // listen before Telegram is told where to post.
     let mut ops = crate::http::ops_router(OpsState {
         services: host.services.clone(),
         registry: Some(host.registry.clone()),
     });
     let mut servers = tokio::task::JoinSet::new();
-    if let Some(url) = &settings.webhook_url {
-        let secret = webhook_secret(token.expose());
+    let ops_listener = crate::http::bind("HTTP_ADDR", config.http_addr_or_default()).await?;
+    let webhook_secret = settings
+        .webhook_url
+        .as_ref()
+        .map(|_| webhook_secret(token.expose()));
+    if let (Some(url), Some(secret)) = (&settings.webhook_url, &webhook_secret) {
         let hook = webhook::router(adapter.clone(), url.path(), secret.clone());
         match settings.webhook_addr {
             Some(addr) => {
-                servers.spawn(serve_on("WEBHOOK_ADDR", addr, hook));
+                let listener = crate::http::bind("WEBHOOK_ADDR", addr).await?;
+                servers.spawn(serve_on(listener, hook));
             }
             None => ops = ops.merge(hook),
         }
-        webhook::register(&bot, url, &secret).await?;
     }
-    servers.spawn(serve_on("HTTP_ADDR", config.http_addr_or_default(), ops));
+    servers.spawn(serve_on(ops_listener, ops));
+    if let (Some(url), Some(secret)) = (&settings.webhook_url, &webhook_secret) {
+        webhook::register(&bot, url, secret).await?;
+    }
     // Resolves when a server ends: at shutdown, or when one failed.
     let http = async move {
         match servers.join_next().await {
