@@ -125,8 +125,10 @@ struct Shared {
     overflow: AtomicU64,
     written: AtomicU64,
     rejected: AtomicU64,
-    /// Entries the writer task took off the queue and has not written yet.
-    held: AtomicUsize,
+    /// Entries accepted by `record` and not yet written, set aside or lost:
+    /// one counter, changed where an entry enters and where it leaves, so no
+    /// moment in between (taken off the queue, not yet in a batch) reads 0.
+    unwritten: AtomicUsize,
     /// The task waits on an empty queue: nothing can be stalled.
     idle: AtomicBool,
     started: Instant,
@@ -157,9 +159,9 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = error;
     }
 
-    fn health(&self, queued: usize) -> AuditHealth {
+    fn health(&self) -> AuditHealth {
         let now = self.now_ms();
-        let pending = queued + self.held.load(Ordering::Relaxed);
+        let pending = self.unwritten.load(Ordering::Relaxed);
         let since_progress = now.saturating_sub(self.last_progress_ms.load(Ordering::Relaxed));
         let window = self.stall_after.as_millis().min(u128::from(u64::MAX)) as u64;
         if pending > 0 && !self.idle.load(Ordering::Relaxed) && since_progress >= window {
@@ -203,7 +205,7 @@ impl AuditWriter {
             overflow: AtomicU64::new(0),
             written: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
-            held: AtomicUsize::new(0),
+            unwritten: AtomicUsize::new(0),
             idle: AtomicBool::new(true),
             started: Instant::now(),
             last_progress_ms: AtomicU64::new(0),
@@ -235,7 +237,10 @@ impl AuditWriter {
     /// it, counts it and logs an error (and the watchdog alerts).
     pub fn record(&self, entry: AuditEntry) {
         let entry = KeyedAuditEntry::new(entry.sanitized());
+        // Counted before it is queued: the writer may take it at once.
+        self.shared.unwritten.fetch_add(1, Ordering::Relaxed);
         if let Err(error) = self.queue.try_send(entry) {
+            self.shared.unwritten.fetch_sub(1, Ordering::Relaxed);
             let dropped = self.shared.overflow.fetch_add(1, Ordering::Relaxed) + 1;
             self.shared
                 .last_overflow_ms
@@ -277,7 +282,7 @@ impl AuditWriter {
     /// Entries not written yet: queued, or held by the writer (a batch being
     /// written or retried).
     pub fn pending(&self) -> usize {
-        self.queued() + self.shared.held.load(Ordering::Relaxed)
+        self.shared.unwritten.load(Ordering::Relaxed)
     }
 
     /// The error of the last failed write, until a write succeeds.
@@ -291,7 +296,7 @@ impl AuditWriter {
 
     /// Whether the trail keeps up: ok, stalled or overflowing.
     pub fn health(&self) -> AuditHealth {
-        self.shared.health(self.queued())
+        self.shared.health()
     }
 
     /// Writes what is queued, retrying for at most `deadline`, then stops.
@@ -327,12 +332,10 @@ async fn watch(shared: Arc<Shared>, queue: mpsc::WeakSender<KeyedAuditEntry>, al
             return;
         }
         // The handle is gone (dropped without shutdown): nothing to watch.
-        let Some(sender) = queue.upgrade() else {
+        if queue.upgrade().is_none() {
             return;
-        };
-        let queued = sender.max_capacity() - sender.capacity();
-        drop(sender);
-        let health = shared.health(queued);
+        }
+        let health = shared.health();
         metrics()
             .audit_stalled
             .set(i64::from(matches!(health, AuditHealth::Stalled { .. })));
@@ -393,6 +396,9 @@ impl Writer {
                         );
                     }
                     self.shared.written.fetch_add(count, Ordering::Relaxed);
+                    self.shared
+                        .unwritten
+                        .fetch_sub(end - start, Ordering::Relaxed);
                     done[start..end].fill(true);
                     self.shared.progress();
                 }
@@ -418,7 +424,6 @@ impl Writer {
         }
         let mut flags = done.into_iter();
         pending.retain(|_| !flags.next().unwrap_or(false));
-        self.shared.held.store(pending.len(), Ordering::Relaxed);
         result
     }
 
@@ -452,6 +457,7 @@ impl Writer {
             Err(second) => return Err(Transient(second)),
         };
         self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+        self.shared.unwritten.fetch_sub(1, Ordering::Relaxed);
         metrics().audit_rejected.inc();
         tracing::error!(
             entry_id = %keyed.entry_id,
@@ -513,7 +519,6 @@ async fn run(
                 Err(_) => break,
             }
         }
-        writer.shared.held.store(batch.len(), Ordering::Relaxed);
         match writer.write(&mut batch).await {
             Ok(()) => {
                 if retry != RETRY_FIRST {
@@ -548,7 +553,6 @@ async fn flush_on_shutdown(
     while let Ok(entry) = receiver.try_recv() {
         pending.push(entry);
     }
-    writer.shared.held.store(pending.len(), Ordering::Relaxed);
     let give_up = tokio::time::Instant::now() + deadline;
     let mut retry = RETRY_FIRST;
     while !pending.is_empty() {
@@ -558,10 +562,13 @@ async fn flush_on_shutdown(
         // What the batch kept goes back in front, in order.
         let kept = batch.len();
         pending.splice(0..0, batch);
-        writer.shared.held.store(pending.len(), Ordering::Relaxed);
         if let Err(Transient(error)) = outcome {
             if tokio::time::Instant::now() + retry > give_up {
                 tracing::error!(%error, lost = pending.len(), "audit entries not written before shutdown");
+                writer
+                    .shared
+                    .unwritten
+                    .fetch_sub(pending.len(), Ordering::Relaxed);
                 for keyed in &pending {
                     // Lossless, so an operator can still replay them.
                     tracing::error!(entry = %keyed.entry.to_lossless_json(keyed.entry_id), "audit entry lost at shutdown");
