@@ -301,35 +301,17 @@ async fn replicas_sharing_redis_claim_each_update_once_and_send_each_alert_once(
     }
     let mut sent = 0;
     for (alerter, inbox) in &mut replicas {
-        sent += alerts_so_far(alerter, inbox).await.len();
+        sent += common::alerts::alerts_so_far(alerter, inbox).await.len();
     }
     assert_eq!(sent, 1, "one admin-chat message between both replicas");
 
     // Without sharing, each replica would have sent its own.
     let (lonely, mut inbox) = alerter_with_inbox();
     assert!(lonely.alert(&key, "⚠️ Redis is down"));
-    assert_eq!(alerts_so_far(&lonely, &mut inbox).await.len(), 1);
-}
-
-/// What `alerter` delivered up to now. One task delivers alerts in order
-/// (after the shared-limit check in Redis), so a notice queued now comes back
-/// after every earlier alert was delivered or suppressed: no fixed wait, and
-/// a count of what was sent rather than of what arrived in time.
-async fn alerts_so_far(
-    alerter: &wasmbot::alert::Alerter,
-    inbox: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
-) -> Vec<String> {
-    const MARK: &str = "(test: end of the alerts so far)";
-    alerter.notify("test-mark", MARK);
-    let mut texts = Vec::new();
-    loop {
-        let text = tokio::time::timeout(Duration::from_secs(30), inbox.recv())
+    assert_eq!(
+        common::alerts::alerts_so_far(&lonely, &mut inbox)
             .await
-            .expect("the alert task delivered nothing for 30 s")
-            .expect("the alert task stopped");
-        if text == MARK {
-            return texts;
-        }
-        texts.push(text);
-    }
+            .len(),
+        1
+    );
 }

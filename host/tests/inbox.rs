@@ -245,52 +245,8 @@ async fn assert_every_chat_answered_once(api: &BotApi) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn polling_updates_in_flight_when_the_process_is_killed_are_answered_after_a_restart() {
-    let (api, url) = BotApi::start(TOKEN).await;
-    let plugins = common::plugins_dir(&["slow", "start"]);
     let data = tempfile::tempdir().unwrap();
-    let db = Db::sqlite(data.path());
-    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &[]);
-    bot.wait_serving().await;
-    for chat in CHATS {
-        // Chats are private chats with the allowed user in them.
-        api.push(chat, ALLOWED, &format!("/slow 5000 chat {chat}"));
-    }
-    // Every update is being handled: kept, claimed, and not finished.
-    db.wait_rows("six claimed updates", |rows| {
-        rows.len() == 6 && rows.iter().all(|r| r.2 == "pending" && r.3 == 1 && r.4)
-    })
-    .await;
-    // Telegram is told they were received (the next getUpdates offset moves
-    // past them): it will never deliver them again.
-    let highest = db.rows().await.iter().map(|r| r.0).max().unwrap();
-    let started = Instant::now();
-    while api
-        .offsets
-        .lock()
-        .unwrap()
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(0)
-        <= highest
-    {
-        assert!(
-            started.elapsed() < PATIENCE,
-            "the offset never moved past {highest}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(api.sent().is_empty(), "nothing was answered yet");
-    bot.kill();
-
-    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &[]);
-    bot.wait_serving().await;
-    assert_every_chat_answered_once(&api).await;
-    db.wait_rows("every update done", |rows| {
-        rows.len() == 6 && rows.iter().all(|r| r.2 == "done")
-    })
-    .await;
-    bot.stop().await;
+    six_chats_survive_a_kill(Db::sqlite(data.path()), data, Delivery::Polling).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -298,27 +254,70 @@ async fn webhook_updates_answered_200_survive_a_kill_and_a_restart() {
     let Some(db) = Db::postgres().await else {
         return;
     };
+    six_chats_survive_a_kill(db, tempfile::tempdir().unwrap(), Delivery::Webhook).await;
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Delivery {
+    Polling,
+    Webhook,
+}
+
+/// Six chats each wait on a 5-second command when the process is killed
+/// with SIGKILL; after a restart each is answered exactly once.
+async fn six_chats_survive_a_kill(db: Db, data: tempfile::TempDir, delivery: Delivery) {
     let (api, url) = BotApi::start(TOKEN).await;
     let plugins = common::plugins_dir(&["slow"]);
-    let data = tempfile::tempdir().unwrap();
-    let webhook = [("WEBHOOK_URL", "http://127.0.0.1:{port}/telegram/hook")];
-    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &webhook);
+    let extra: &[(&str, &str)] = match delivery {
+        Delivery::Polling => &[],
+        Delivery::Webhook => &[("WEBHOOK_URL", "http://127.0.0.1:{port}/telegram/hook")],
+    };
+    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, extra);
     bot.wait_serving().await;
-    let hook = format!("http://127.0.0.1:{}/telegram/hook", bot.port);
-    let secret = registered_secret(&api);
     for chat in CHATS {
-        let update = api.update(chat, ALLOWED, &format!("/slow 5000 chat {chat}"));
-        assert_eq!(post_update(&hook, &secret, &update).await, 200);
+        // Chats are private chats with the allowed user in them.
+        let text = format!("/slow 5000 chat {chat}");
+        match delivery {
+            Delivery::Polling => {
+                api.push(chat, ALLOWED, &text);
+            }
+            Delivery::Webhook => {
+                let hook = format!("http://127.0.0.1:{}/telegram/hook", bot.port);
+                let update = api.update(chat, ALLOWED, &text);
+                let status = post_update(&hook, &registered_secret(&api), &update).await;
+                assert_eq!(status, 200);
+            }
+        }
     }
+    // Every update is being handled: kept, claimed, and not finished.
     db.wait_rows("six claimed updates", |rows| {
         rows.len() == 6 && rows.iter().all(|r| r.2 == "pending" && r.3 == 1 && r.4)
     })
     .await;
+    if delivery == Delivery::Polling {
+        // Telegram is told they were received (the next getUpdates offset
+        // moves past them): it will never deliver them again.
+        let highest = db.rows().await.iter().map(|r| r.0).max().unwrap();
+        let started = Instant::now();
+        let offset = || api.offsets.lock().unwrap().iter().copied().max();
+        while offset().unwrap_or(0) <= highest {
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the offset never moved past {highest}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(api.sent().is_empty(), "nothing was answered yet");
     bot.kill();
 
-    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &webhook);
+    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, extra);
     bot.wait_serving().await;
     assert_every_chat_answered_once(&api).await;
+    db.wait_rows("every update done", |rows| {
+        rows.len() == 6 && rows.iter().all(|r| r.2 == "done")
+    })
+    .await;
     bot.stop().await;
 }
 

@@ -79,24 +79,10 @@ impl LlmHost {
             .unwrap()
     }
 
-    /// Alerts delivered so far. One task delivers alerts in order, so a
-    /// notice queued now comes back after every earlier alert was delivered
-    /// or suppressed: no fixed wait, and an empty answer means none was sent.
+    /// Alerts delivered so far (see `common::alerts::alerts_so_far`).
     async fn alerts(&self) -> Vec<String> {
-        const MARK: &str = "(test: end of the alerts so far)";
         let mut inbox = self.alerts.lock().await;
-        self.alerter.notify("test-mark", MARK);
-        let mut texts = Vec::new();
-        loop {
-            let text = tokio::time::timeout(Duration::from_secs(30), inbox.recv())
-                .await
-                .expect("the alert task delivered nothing for 30 s")
-                .expect("the alert task stopped");
-            if text == MARK {
-                return texts;
-            }
-            texts.push(text);
-        }
+        common::alerts::alerts_so_far(&self.alerter, &mut inbox).await
     }
 }
 

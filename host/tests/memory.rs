@@ -6,7 +6,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::anthropic::FakeAnthropic;
 use common::embeddings::FakeEmbeddings;
@@ -220,21 +219,7 @@ async fn a_failing_provider_gets_a_friendly_reply_and_one_alert() {
         let reply = say(&bot, 42, "/remember buy milk").await;
         assert!(reply.contains("temporarily unavailable"), "{reply}");
     }
-    // One task delivers alerts in order: when a notice queued now arrives,
-    // every alert raised before it was delivered or suppressed.
-    const MARK: &str = "(test: end of the alerts so far)";
-    alerter.notify("test-mark", MARK);
-    let mut sent = Vec::new();
-    loop {
-        let text = tokio::time::timeout(Duration::from_secs(30), alerts.recv())
-            .await
-            .expect("the alert task delivered nothing for 30 s")
-            .expect("the alert task stopped");
-        if text == MARK {
-            break;
-        }
-        sent.push(text);
-    }
+    let sent = common::alerts::alerts_so_far(&alerter, &mut alerts).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].contains("HTTP 503"), "{sent:?}");
     assert!(!sent[0].contains("sk-embed-test"), "no key in alerts");

@@ -70,28 +70,6 @@ async fn with_the_machines_postgres_and_redis_every_configured_service_is_health
     );
 }
 
-/// What `alerter` delivered up to now. One task delivers alerts in order, so
-/// a notice queued now comes back after every earlier alert was delivered or
-/// suppressed: no fixed wait, and an empty answer means none was sent.
-async fn alerts_so_far(
-    alerter: &Alerter,
-    inbox: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
-) -> Vec<String> {
-    const MARK: &str = "(test: end of the alerts so far)";
-    alerter.notify("test-mark", MARK);
-    let mut texts = Vec::new();
-    loop {
-        let text = tokio::time::timeout(Duration::from_secs(30), inbox.recv())
-            .await
-            .expect("the alert task delivered nothing for 30 s")
-            .expect("the alert task stopped");
-        if text == MARK {
-            return texts;
-        }
-        texts.push(text);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
     let proxy = TcpProxy::start(REDIS.parse().unwrap()).await;
@@ -120,7 +98,9 @@ async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
         "{qdrant:?}"
     );
     assert_eq!(
-        alerts_so_far(&alerter, &mut inbox).await.len(),
+        common::alerts::alerts_so_far(&alerter, &mut inbox)
+            .await
+            .len(),
         1,
         "qdrant down: one alert"
     );
@@ -134,7 +114,7 @@ async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
     );
     let redis = down.iter().find(|s| s.name == "redis").unwrap();
     assert_eq!(redis.status, Status::Unhealthy, "{redis:?}");
-    let alerts = alerts_so_far(&alerter, &mut inbox).await;
+    let alerts = common::alerts::alerts_so_far(&alerter, &mut inbox).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert!(
         alerts[0].starts_with("❌ redis is unhealthy: "),
@@ -142,19 +122,23 @@ async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
     );
     monitor.check_now().await;
     assert!(
-        alerts_so_far(&alerter, &mut inbox).await.is_empty(),
+        common::alerts::alerts_so_far(&alerter, &mut inbox)
+            .await
+            .is_empty(),
         "still down: no repeated alert"
     );
 
     proxy.come_back();
     monitor.check_now().await;
     assert_eq!(
-        alerts_so_far(&alerter, &mut inbox).await,
+        common::alerts::alerts_so_far(&alerter, &mut inbox).await,
         ["✅ redis is healthy again."]
     );
     monitor.check_now().await;
     assert!(
-        alerts_so_far(&alerter, &mut inbox).await.is_empty(),
+        common::alerts::alerts_so_far(&alerter, &mut inbox)
+            .await
+            .is_empty(),
         "one recovery notice only"
     );
 }

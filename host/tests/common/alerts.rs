@@ -24,12 +24,25 @@ pub fn alerter_with_inbox() -> (Alerter, UnboundedReceiver<String>) {
     )
 }
 
-/// What arrived so far (after a moment for the background sender).
-pub async fn delivered(inbox: &mut UnboundedReceiver<String>) -> Vec<String> {
-    tokio::time::sleep(Duration::from_millis(100)).await;
+/// What `alerter` delivered up to now. One task delivers alerts in order
+/// (after any shared-limit check in Redis), so a notice queued now comes back
+/// after every earlier alert was delivered or suppressed: no fixed wait, and
+/// an empty answer means none was sent.
+pub async fn alerts_so_far(
+    alerter: &Alerter,
+    inbox: &mut UnboundedReceiver<String>,
+) -> Vec<String> {
+    const MARK: &str = "(test: end of the alerts so far)";
+    alerter.notify("test-mark", MARK);
     let mut texts = Vec::new();
-    while let Ok(text) = inbox.try_recv() {
+    loop {
+        let text = tokio::time::timeout(Duration::from_secs(30), inbox.recv())
+            .await
+            .expect("the alert task delivered nothing for 30 s")
+            .expect("the alert task stopped");
+        if text == MARK {
+            return texts;
+        }
         texts.push(text);
     }
-    texts
 }
