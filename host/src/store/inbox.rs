@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::FromRow;
+use sqlx::{FromRow, QueryBuilder};
 
 use super::{Store, StoreResult, timed};
 
@@ -76,21 +76,31 @@ macro_rules! on_either {
     };
 }
 
-const INSERT: &str = "INSERT INTO inbox (bot_id, update_id, chat_id, payload, received_at) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (bot_id, update_id) DO NOTHING";
-
-/// The oldest pending update of every chat whose lease is free or ran out.
-/// Postgres skips rows another replica is claiming at this moment; its
-/// re-check of a row it waited for sees the new lease and passes over it.
-const CLAIM_POSTGRES: &str = "UPDATE inbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
-     WHERE (bot_id, update_id) IN ( \
-       SELECT i.bot_id, i.update_id FROM inbox i \
-       WHERE i.bot_id = $3 AND i.status = 'pending' \
-         AND (i.lease_until IS NULL OR i.lease_until < $4) \
-         AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.bot_id = i.bot_id AND j.chat_id = i.chat_id \
-                         AND j.status = 'pending' AND j.update_id < i.update_id) \
-       ORDER BY i.update_id LIMIT $5 FOR UPDATE SKIP LOCKED) \
-     RETURNING update_id, chat_id, payload, attempts";
+/// Each chat's oldest pending update, whose lease is free or ran out,
+/// oldest first. The heads are found by skipping from chat to chat along the
+/// pending index (a loose index scan), so a claim costs per chat, not per
+/// pending update: a backlog of thousands does not slow it down. Postgres
+/// skips rows another replica is claiming at this moment, and its re-check of
+/// a row it waited for sees the new lease or status and passes over it; a
+/// head finished since the snapshot is passed over the same way, and the
+/// chat's next update is found by the next claim.
+const CLAIM_POSTGRES: &str = "WITH RECURSIVE heads (chat_id, update_id) AS ( \
+       (SELECT chat_id, update_id FROM inbox WHERE bot_id = $3 AND status = 'pending' \
+        ORDER BY chat_id, update_id LIMIT 1) \
+       UNION ALL \
+       SELECT next.chat_id, next.update_id FROM heads h CROSS JOIN LATERAL ( \
+         SELECT chat_id, update_id FROM inbox \
+         WHERE bot_id = $3 AND status = 'pending' AND chat_id > h.chat_id \
+         ORDER BY chat_id, update_id LIMIT 1) next \
+     ), free AS ( \
+       SELECT i.bot_id, i.update_id FROM inbox i JOIN heads h ON i.update_id = h.update_id \
+       WHERE i.bot_id = $3 AND i.status = 'pending' AND (i.lease_until IS NULL OR i.lease_until < $4) \
+       ORDER BY i.update_id LIMIT $5 \
+       FOR UPDATE OF i SKIP LOCKED \
+     ) \
+     UPDATE inbox SET lease_owner = $1, lease_until = $2, attempts = inbox.attempts + 1 \
+     FROM free WHERE inbox.bot_id = free.bot_id AND inbox.update_id = free.update_id \
+     RETURNING inbox.update_id, inbox.chat_id, inbox.payload, inbox.attempts";
 
 /// SQLite has one writer at a time, so the statement alone is atomic.
 const CLAIM_SQLITE: &str = "UPDATE inbox SET lease_owner = ?1, lease_until = ?2, attempts = attempts + 1 \
@@ -104,31 +114,29 @@ const CLAIM_SQLITE: &str = "UPDATE inbox SET lease_owner = ?1, lease_until = ?2,
      RETURNING update_id, chat_id, payload, attempts";
 
 impl Store {
-    /// Keeps `updates` (one transaction); an update already kept is left as
-    /// it is. Returns how many were new.
+    /// Keeps `updates`; an update already kept is left as it is. Returns how
+    /// many were new.
     pub async fn inbox_add(&self, bot_id: i64, updates: &[InboxUpdate]) -> StoreResult<u64> {
-        let sql = dialect(self, INSERT);
         let now = Utc::now();
-        timed(async {
-            let mut added = 0;
-            on_either!(self, pool => {
-                let mut tx = pool.begin().await?;
-                for update in updates {
-                    added += sqlx::query(&sql)
-                        .bind(bot_id)
-                        .bind(update.update_id)
-                        .bind(update.chat_id)
-                        .bind(&update.payload)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                tx.commit().await?;
+        // One statement per chunk (a getUpdates batch is at most 100), so one
+        // round trip and atomic without a transaction; repeats make a retry safe.
+        let start = "INSERT INTO inbox (bot_id, update_id, chat_id, payload, received_at) ";
+        let mut added = 0;
+        for chunk in updates.chunks(1_000) {
+            added += on_either!(self, pool => {
+                let mut query = QueryBuilder::new(start);
+                query.push_values(chunk, |mut row, update| {
+                    row.push_bind(bot_id)
+                        .push_bind(update.update_id)
+                        .push_bind(update.chat_id)
+                        .push_bind(update.payload.as_str())
+                        .push_bind(now);
+                });
+                query.push(" ON CONFLICT (bot_id, update_id) DO NOTHING");
+                timed(query.build().execute(pool)).await?.rows_affected()
             });
-            Ok::<_, sqlx::Error>(added)
-        })
-        .await
+        }
+        Ok(added)
     }
 
     /// Leases at most `limit` updates, each the oldest pending one of its
