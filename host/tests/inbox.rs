@@ -517,6 +517,17 @@ async fn the_webhook_checks_its_secret_before_the_body_and_caps_the_body() {
     huge["message"]["text"] = Value::String("x".repeat(2 * 1024 * 1024));
     let huge = huge.to_string().into_bytes();
     assert_eq!(raw_post(port, Some(&secret), huge.len(), huge).await, "413");
+    // A signed request whose body never comes is cut off, not kept open.
+    let started = Instant::now();
+    assert_eq!(
+        raw_post(port, Some(&secret), 1000, b"{".to_vec()).await,
+        "408"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(14),
+        "{:?}",
+        started.elapsed()
+    );
     let fine = api.update(ALLOWED, ALLOWED, "/start");
     assert_eq!(post_update(&webhook_url, &secret, &fine).await, 200);
     api.wait_for_sent_within(ALLOWED, 1, PATIENCE).await;
@@ -532,7 +543,7 @@ async fn raw_post(port: u16, secret: Option<&str>, declared: usize, body: Vec<u8
     tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
+            .set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
         let head = format!(
             "POST /telegram/hook HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n{}content-length: {declared}\r\n\r\n",
