@@ -95,6 +95,29 @@ impl RunningBot {
         }
     }
 
+    /// Waits until `count` updates were handled (done in the inbox): stopping
+    /// leaves updates not yet claimed for the next start.
+    async fn wait_handled(&self, count: i64) {
+        let url = format!("sqlite://{}", self.data.path().join("bot.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let started = Instant::now();
+        loop {
+            let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE status = 'done'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            if done >= count {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{done} of {count} updates handled"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        pool.close().await;
+    }
+
     /// Stops the bot like SIGTERM does and waits for a clean exit.
     async fn stop(mut self) -> (Arc<BotApi>, PathBuf, tempfile::TempDir) {
         self.stop.take().unwrap().send(()).unwrap();
@@ -235,6 +258,8 @@ async fn a_stranger_is_refused_once_audited_and_no_plugin_runs() {
         1,
         "one refusal, not one per message"
     );
+    // Both refusals are audited once the second was handled too.
+    bot.wait_handled(3).await;
     let (_, db, _data) = bot.stop().await;
     let rows = audit_rows(&db).await;
     let stranger: Vec<_> = rows.iter().filter(|r| r.0 == Some(STRANGER)).collect();
