@@ -429,17 +429,7 @@ async fn run_without_an_allow_list_exits_2_and_allow_everyone_opens_it() {
     let (api, url) = BotApi::start(TOKEN).await;
     let plugins = common::plugins_dir(&["start"]);
     let data = tempfile::tempdir().unwrap();
-    let closed = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
-        .arg("run")
-        .current_dir(data.path())
-        .env_clear()
-        .env("PLUGINS_DIR", plugins.path())
-        .env("TELEGRAM_BOT_TOKEN", TOKEN)
-        .env("TELEGRAM_API_URL", &url)
-        .output()
-        .unwrap();
-    assert_eq!(closed.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&closed.stderr);
+    let stderr = run_refused(plugins.path(), &[("TELEGRAM_API_URL", &url)]);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.starts_with("wasmbot: configuration error: TELEGRAM_ALLOWED_USERS: not set")
@@ -564,21 +554,34 @@ async fn raw_post(port: u16, secret: Option<&str>, declared: usize, body: Vec<u8
 
 #[test]
 fn a_webhook_path_on_an_operator_route_is_a_configuration_error() {
-    let output = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
-        .arg("run")
-        .env_clear()
-        .env("PLUGINS_DIR", std::env::temp_dir())
-        .env("TELEGRAM_BOT_TOKEN", TOKEN)
-        .env("TELEGRAM_ALLOWED_USERS", "7")
-        .env("WEBHOOK_URL", "https://bot.example.com/metrics")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = run_refused(
+        &std::env::temp_dir(),
+        &[
+            ("TELEGRAM_ALLOWED_USERS", "7"),
+            ("WEBHOOK_URL", "https://bot.example.com/metrics"),
+        ],
+    );
     assert!(
         stderr.starts_with("wasmbot: configuration error: WEBHOOK_URL: its path /metrics is one of the operator routes"),
         "{stderr}"
     );
+}
+
+/// `wasmbot run` with the token and `env`, expected to refuse to start as a
+/// configuration error (exit 2); returns what it printed.
+fn run_refused(plugins: &Path, env: &[(&str, &str)]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .arg("run")
+        .current_dir(plugins)
+        .env_clear()
+        .env("PLUGINS_DIR", plugins)
+        .env("TELEGRAM_BOT_TOKEN", TOKEN)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    stderr
 }
 
 /// The inbox's own rules on both databases: a repeat is kept once, a chat
@@ -795,4 +798,75 @@ async fn concurrent_claimers_never_hold_one_chat_at_once() {
             assert_eq!(order, expected, "{label}: chat {chat} out of order");
         }
     }
+}
+
+/// `wasmbot worker --once inbox-cleanup`: handled updates older than a day
+/// go, a dead one stays until the audit retention, pending ones always stay.
+#[tokio::test]
+async fn the_worker_deletes_handled_updates_after_a_day() {
+    use wasmbot::store::{InboxOutcome, InboxUpdate, Store};
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/bot.db", data.path().display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let updates: Vec<InboxUpdate> = (1..=5)
+        .map(|update_id| InboxUpdate {
+            update_id,
+            chat_id: update_id,
+            payload: "{}".into(),
+        })
+        .collect();
+    store.inbox_add(1, &updates).await.unwrap();
+    store
+        .inbox_claim(1, "w", Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    for (update_id, outcome) in [
+        (1, InboxOutcome::Done),
+        (2, InboxOutcome::Done),
+        (3, InboxOutcome::Dead),
+        (4, InboxOutcome::Dead),
+    ] {
+        assert!(
+            store
+                .inbox_finish(1, update_id, "w", outcome, None)
+                .await
+                .unwrap()
+        );
+    }
+    store.close().await;
+    // 1: done two days ago; 3: dead two days ago; 4: dead 40 days ago.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for (update_id, days) in [(1, 2), (3, 2), (4, 40)] {
+        let finished = chrono::Utc::now() - chrono::Duration::days(days);
+        sqlx::query("UPDATE inbox SET finished_at = ?1 WHERE update_id = ?2")
+            .bind(finished)
+            .bind(update_id)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .args(["worker", "--once", "inbox-cleanup"])
+        .current_dir(data.path())
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("inbox-cleanup: deleted 2 handled updates"),
+        "{stdout}"
+    );
+    let left: Vec<i64> = sqlx::query_scalar("SELECT update_id FROM inbox ORDER BY update_id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, [2, 3, 5], "done recently, dead recently, pending");
+    pool.close().await;
 }

@@ -21,10 +21,18 @@ pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::R
     if let Some(job) = once {
         let deleted = worker::run_job(job, &store, config).await;
         store.close().await;
-        println!(
-            "audit-cleanup: deleted {} entries older than {} days",
-            deleted?, config.audit_retention_days
-        );
+        let deleted = deleted?;
+        match job {
+            Job::AuditCleanup => println!(
+                "audit-cleanup: deleted {deleted} entries older than {} days",
+                config.audit_retention_days
+            ),
+            Job::InboxCleanup => println!(
+                "inbox-cleanup: deleted {deleted} handled updates (done for over {} hours, dead for over {} days)",
+                worker::INBOX_DONE_RETENTION_HOURS,
+                config.audit_retention_days
+            ),
+        }
         return Ok(ExitCode::SUCCESS);
     }
 

@@ -43,7 +43,7 @@ pub struct Inbox {
     lease: Duration,
     /// Rung when an update is kept or finished: there may be one to claim.
     wake: Notify,
-    pub(super) lanes: ChatLanes,
+    lanes: ChatLanes,
 }
 
 impl Inbox {
@@ -90,6 +90,12 @@ impl Inbox {
     /// Updates queued or running in this process.
     pub fn in_flight(&self) -> usize {
         self.lanes.in_flight()
+    }
+
+    /// Waits, at most `deadline`, for the updates this process is running;
+    /// true when all finished. Unclaimed ones stay for the next start.
+    pub async fn drain(&self, deadline: Duration) -> bool {
+        self.lanes.drain(deadline).await
     }
 }
 

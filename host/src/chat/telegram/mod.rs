@@ -170,11 +170,11 @@ pub async fn serve(
     });
     let mut servers = tokio::task::JoinSet::new();
     let ops_listener = crate::http::bind("HTTP_ADDR", config.http_addr_or_default()).await?;
-    let webhook_secret = settings
+    let webhook = settings
         .webhook_url
         .as_ref()
-        .map(|_| webhook_secret(token.expose()));
-    if let (Some(url), Some(secret)) = (&settings.webhook_url, &webhook_secret) {
+        .map(|url| (url, webhook_secret(token.expose())));
+    if let Some((url, secret)) = &webhook {
         let hook = webhook::router(adapter.clone(), url.path(), secret.clone());
         match settings.webhook_addr {
             Some(addr) => {
@@ -185,7 +185,7 @@ pub async fn serve(
         }
     }
     servers.spawn(serve_on(ops_listener, ops));
-    if let (Some(url), Some(secret)) = (&settings.webhook_url, &webhook_secret) {
+    if let Some((url, secret)) = &webhook {
         webhook::register(&bot, url, secret).await?;
     }
     // Resolves when a server ends: at shutdown, or when one failed.
@@ -229,7 +229,7 @@ pub async fn serve(
         "stopping: finishing the messages in flight"
     );
     // Unfinished updates stay in the inbox for the next start.
-    if !adapter.inbox.lanes.drain(DRAIN_DEADLINE).await {
+    if !adapter.inbox.drain(DRAIN_DEADLINE).await {
         tracing::error!(
             in_flight = adapter.inbox.in_flight(),
             "messages still running at the shutdown deadline; they are handled again after the next start"
