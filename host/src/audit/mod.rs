@@ -186,7 +186,7 @@ impl Shared {
 }
 
 pub struct AuditWriter {
-    queue: mpsc::Sender<KeyedAuditEntry>,
+    queue: mpsc::Sender<AuditEntry>,
     shared: Arc<Shared>,
     stop: Mutex<Option<(oneshot::Sender<Duration>, JoinHandle<()>)>>,
     watchdog: JoinHandle<()>,
@@ -236,7 +236,9 @@ impl AuditWriter {
     /// Sanitizes and queues an entry without waiting. A full queue drops
     /// it, counts it and logs an error (and the watchdog alerts).
     pub fn record(&self, entry: AuditEntry) {
-        let entry = KeyedAuditEntry::new(entry.sanitized());
+        // Sanitized here so the queue holds capped entries; keyed by the
+        // writer task, off the message path.
+        let entry = entry.sanitized();
         // Counted before it is queued: the writer may take it at once.
         self.shared.unwritten.fetch_add(1, Ordering::Relaxed);
         if let Err(error) = self.queue.try_send(entry) {
@@ -245,13 +247,13 @@ impl AuditWriter {
             self.shared
                 .last_overflow_ms
                 .store(self.shared.now_ms() + 1, Ordering::Relaxed);
-            let keyed = match &error {
+            let entry = match &error {
                 mpsc::error::TrySendError::Full(entry)
                 | mpsc::error::TrySendError::Closed(entry) => entry,
             };
             tracing::error!(
-                action = %keyed.entry.action,
-                correlation_id = keyed.entry.correlation_id.as_deref().unwrap_or(""),
+                action = %entry.action,
+                correlation_id = entry.correlation_id.as_deref().unwrap_or(""),
                 overflow_total = dropped,
                 "audit queue full or closed: entry dropped"
             );
@@ -321,7 +323,7 @@ impl Drop for AuditWriter {
 
 /// Checks the writer's health every few seconds: alerts when it stalls or
 /// the queue overflows, and sends one notice when it is well again.
-async fn watch(shared: Arc<Shared>, queue: mpsc::WeakSender<KeyedAuditEntry>, alerter: Alerter) {
+async fn watch(shared: Arc<Shared>, queue: mpsc::WeakSender<AuditEntry>, alerter: Alerter) {
     let tick = (shared.stall_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -488,7 +490,7 @@ impl Writer {
 
 async fn run(
     writer: Writer,
-    mut receiver: mpsc::Receiver<KeyedAuditEntry>,
+    mut receiver: mpsc::Receiver<AuditEntry>,
     mut stop: oneshot::Receiver<Duration>,
 ) {
     let mut batch: Vec<KeyedAuditEntry> = Vec::with_capacity(BATCH);
@@ -499,7 +501,8 @@ async fn run(
             writer.shared.idle.store(true, Ordering::Relaxed);
             tokio::select! {
                 received = receiver.recv() => match received {
-                    Some(entry) => batch.push(entry),
+                    // Keyed once, here: every retry of it reuses the key.
+                    Some(entry) => batch.push(KeyedAuditEntry::new(entry)),
                     None => return,
                 },
                 deadline = &mut stop => {
@@ -515,7 +518,7 @@ async fn run(
         }
         while batch.len() < BATCH {
             match receiver.try_recv() {
-                Ok(entry) => batch.push(entry),
+                Ok(entry) => batch.push(KeyedAuditEntry::new(entry)),
                 Err(_) => break,
             }
         }
@@ -545,13 +548,13 @@ async fn run(
 
 async fn flush_on_shutdown(
     writer: &Writer,
-    receiver: &mut mpsc::Receiver<KeyedAuditEntry>,
+    receiver: &mut mpsc::Receiver<AuditEntry>,
     mut pending: Vec<KeyedAuditEntry>,
     deadline: Duration,
 ) {
     receiver.close();
     while let Ok(entry) = receiver.try_recv() {
-        pending.push(entry);
+        pending.push(KeyedAuditEntry::new(entry));
     }
     let give_up = tokio::time::Instant::now() + deadline;
     let mut retry = RETRY_FIRST;
