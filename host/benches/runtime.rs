@@ -10,17 +10,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use wasmbot::audit::AuditWriter;
-use wasmbot::capabilities::cache::CacheStore;
-use wasmbot::capabilities::vectors::{
+use wasmbot::chat::{Dispatcher, IncomingMessage};
+use wasmbot::infra::audit::AuditWriter;
+use wasmbot::infra::cache::CacheStore;
+use wasmbot::infra::services::HostServices;
+use wasmbot::infra::store::{AuditEntry, InboxOutcome, InboxUpdate, Store};
+use wasmbot::infra::vectors::{
     CollectionName, CollectionSpec, Distance, FieldMatch, FieldValue, Point, VectorStore,
 };
-use wasmbot::chat::{Dispatcher, IncomingMessage};
 use wasmbot::runtime::{
     Allocation, PluginEngine, PluginLimits, PluginRegistry, Reply, ReplyFormat,
 };
-use wasmbot::services::HostServices;
-use wasmbot::store::{AuditEntry, InboxOutcome, InboxUpdate, Store};
 
 const GREETING_PREFIX: &str = "Hello, bench!";
 
@@ -132,7 +132,11 @@ async fn dispatcher(
     allocation: Allocation,
     services: HostServices,
 ) -> anyhow::Result<Dispatcher> {
-    let engine = Arc::new(PluginEngine::with_allocation(None, allocation)?);
+    let engine = Arc::new(PluginEngine::with_allocation(
+        None,
+        wasmbot::capabilities::ALL,
+        allocation,
+    )?);
     let registry = PluginRegistry::load(engine, dir.to_path_buf(), PluginLimits::default()).await?;
     anyhow::ensure!(
         registry.snapshot().errors().is_empty(),
@@ -728,7 +732,10 @@ async fn bench_startup(r: &mut Report) -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
     let load = || async {
         let started = Instant::now();
-        let engine = Arc::new(PluginEngine::new(Some(cache.path().join("plugin-cache")))?);
+        let engine = Arc::new(PluginEngine::new(
+            Some(cache.path().join("plugin-cache")),
+            wasmbot::capabilities::ALL,
+        )?);
         let registry = PluginRegistry::load(
             engine.clone(),
             dir.path().to_path_buf(),

@@ -15,15 +15,16 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use sqlx::types::Json;
 use tokio::sync::mpsc::UnboundedReceiver;
-use wasmbot::alert::Alerter;
-use wasmbot::audit::{AuditHealth, AuditOptions, AuditWriter};
+use wasmbot::app::config::Config;
+use wasmbot::app::ops::{OpsState, ops_router};
+use wasmbot::app::root::health_checker;
 use wasmbot::chat::Dispatcher;
-use wasmbot::config::Config;
-use wasmbot::health::{HealthChecker, Status};
-use wasmbot::http::{OpsState, ops_router};
-use wasmbot::metrics::metrics;
-use wasmbot::services::HostServices;
-use wasmbot::store::{AuditEntry, KeyedAuditEntry, Store};
+use wasmbot::infra::alert::Alerter;
+use wasmbot::infra::audit::{AuditHealth, AuditOptions, AuditWriter};
+use wasmbot::infra::health::{HealthChecker, Status};
+use wasmbot::infra::metrics::metrics;
+use wasmbot::infra::services::HostServices;
+use wasmbot::infra::store::{AuditEntry, KeyedAuditEntry, Store};
 
 /// Generous: the machine may be slow and busy; every wait ends as soon as
 /// its condition holds.
@@ -498,7 +499,7 @@ async fn ops_server(services: &HostServices) -> (String, tokio::sync::oneshot::S
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = ops_router(OpsState {
-        services: services.clone(),
+        services: Arc::new(services.clone()),
         registry: None,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -518,7 +519,7 @@ async fn ops_server(services: &HostServices) -> (String, tokio::sync::oneshot::S
 }
 
 /// The `audit` line of a health check.
-async fn audit_line(checker: &HealthChecker) -> wasmbot::health::ServiceHealth {
+async fn audit_line(checker: &HealthChecker) -> wasmbot::infra::health::ServiceHealth {
     checker
         .check_all()
         .await
@@ -540,10 +541,9 @@ async fn a_locked_database_is_retried_alerted_as_stalled_and_each_entry_written_
             alerter: alerter.clone(),
             ..HostServices::default()
         };
-        let checker = HealthChecker::new(
+        let checker = health_checker(
             &Config::from_lookup(|_| None).unwrap(),
             Some(store.clone()),
-            None,
             None,
         )
         .with_audit(Some(audit.clone()));
@@ -808,10 +808,9 @@ async fn an_overflowing_queue_is_alerted_and_shown_in_readyz_and_health() {
         body.contains("audit: overflowing: the queue is full, 20 entries dropped"),
         "{body}"
     );
-    let checker = HealthChecker::new(
+    let checker = health_checker(
         &Config::from_lookup(|_| None).unwrap(),
         Some(t.store.clone()),
-        None,
         None,
     )
     .with_audit(Some(audit.clone()));

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use common::alerts::alerter_with_inbox;
 use common::proxy::TcpProxy;
 use common::{plugins_dir, registry};
-use wasmbot::capabilities::cache::{CALL_DEADLINE, CacheFailure, CacheStore, plugin_key};
 use wasmbot::chat::Dispatcher;
-use wasmbot::services::HostServices;
+use wasmbot::infra::cache::{CALL_DEADLINE, CacheFailure, CacheStore, plugin_key};
+use wasmbot::infra::services::HostServices;
 
 const REDIS: &str = "127.0.0.1:6379";
 

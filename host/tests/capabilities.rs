@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{GREETING, ask, plugins_dir};
-use wasmbot::audit::AuditWriter;
 use wasmbot::chat::Dispatcher;
-use wasmbot::crypto::Vault;
-use wasmbot::services::HostServices;
-use wasmbot::store::Store;
+use wasmbot::infra::audit::AuditWriter;
+use wasmbot::infra::services::HostServices;
+use wasmbot::infra::store::Store;
+use wasmbot::infra::vault::Vault;
 
 const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
@@ -261,7 +261,7 @@ async fn a_full_audit_queue_counts_the_overflow_instead_of_blocking() {
     let t = common::stores::sqlite().await;
     let writer = AuditWriter::start(t.store.clone(), 10);
     for i in 0..50 {
-        writer.record(wasmbot::store::AuditEntry {
+        writer.record(wasmbot::infra::store::AuditEntry {
             created_at: chrono::Utc::now(),
             correlation_id: Some(format!("c{i}")),
             user_id: None,

@@ -269,7 +269,8 @@ async fn a_restart_with_unchanged_plugins_loads_from_the_cache_and_a_corrupt_ent
 
 /// A registry of the plugins in `plugins`, compiled through the cache in `cache`.
 async fn load_with_cache(plugins: &Path, cache: &Path) -> (Arc<PluginEngine>, Dispatcher) {
-    let engine = Arc::new(PluginEngine::new(Some(cache.to_path_buf())).unwrap());
+    let engine =
+        Arc::new(PluginEngine::new(Some(cache.to_path_buf()), wasmbot::capabilities::ALL).unwrap());
     let registry = PluginRegistry::load(
         engine.clone(),
         plugins.to_path_buf(),

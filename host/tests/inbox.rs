@@ -589,7 +589,7 @@ fn run_refused(plugins: &Path, env: &[(&str, &str)]) -> String {
 /// again (counted), a released update waits, and cleanup keeps pending rows.
 #[tokio::test]
 async fn the_inbox_claims_per_chat_in_order_on_sqlite_and_postgres() {
-    use wasmbot::store::{InboxOutcome, InboxUpdate};
+    use wasmbot::infra::store::{InboxOutcome, InboxUpdate};
     for test in common::stores::all().await {
         let store = &test.store;
         let update = |update_id: i64, chat_id: i64| InboxUpdate {
@@ -698,7 +698,7 @@ async fn the_inbox_claims_per_chat_in_order_on_sqlite_and_postgres() {
 async fn concurrent_claimers_never_hold_one_chat_at_once() {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
-    use wasmbot::store::{InboxOutcome, InboxUpdate, Store};
+    use wasmbot::infra::store::{InboxOutcome, InboxUpdate, Store};
 
     const CHATS: i64 = 8;
     const PER_CHAT: i64 = 25;
@@ -804,7 +804,7 @@ async fn concurrent_claimers_never_hold_one_chat_at_once() {
 /// go, a dead one stays until the audit retention, pending ones always stay.
 #[tokio::test]
 async fn the_worker_deletes_handled_updates_after_a_day() {
-    use wasmbot::store::{InboxOutcome, InboxUpdate, Store};
+    use wasmbot::infra::store::{InboxOutcome, InboxUpdate, Store};
     let data = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/bot.db", data.path().display());
     let store = Store::connect(&url).await.unwrap();

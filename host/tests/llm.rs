@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use common::anthropic::{Answer, FakeAnthropic};
 use common::{ask, plugins_dir};
-use wasmbot::audit::AuditWriter;
-use wasmbot::capabilities::llm::{LlmClient, LlmSettings};
 use wasmbot::chat::Dispatcher;
-use wasmbot::services::HostServices;
-use wasmbot::store::{AuditEntry, Store};
+use wasmbot::infra::audit::AuditWriter;
+use wasmbot::infra::llm::{LlmClient, LlmSettings};
+use wasmbot::infra::services::HostServices;
+use wasmbot::infra::store::{AuditEntry, Store};
 
 const API_KEY: &str = "sk-ant-api03-TESTKEY-abcdef0123456789";
 const MODEL: &str = "claude-test-model";
@@ -23,7 +23,7 @@ struct LlmHost {
     fake: Arc<FakeAnthropic>,
     store: Store,
     audit: Arc<AuditWriter>,
-    alerter: wasmbot::alert::Alerter,
+    alerter: wasmbot::infra::alert::Alerter,
     alerts: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
     _dirs: (tempfile::TempDir, common::stores::TestStore),
 }

@@ -11,9 +11,9 @@ use common::anthropic::FakeAnthropic;
 use common::embeddings::FakeEmbeddings;
 use common::qdrant::FakeQdrant;
 use common::{chat_binary, plugins_dir, registry};
-use wasmbot::capabilities::vectors::{EmbeddingsClient, VectorSettings, VectorStore};
 use wasmbot::chat::{Dispatcher, IncomingMessage};
-use wasmbot::services::HostServices;
+use wasmbot::infra::services::HostServices;
+use wasmbot::infra::vectors::{EmbeddingsClient, VectorSettings, VectorStore};
 
 async fn memory_bot(
     embeddings_url: Option<&str>,
@@ -22,7 +22,7 @@ async fn memory_bot(
     Dispatcher,
     tempfile::TempDir,
     (
-        wasmbot::alert::Alerter,
+        wasmbot::infra::alert::Alerter,
         tokio::sync::mpsc::UnboundedReceiver<String>,
     ),
 ) {

@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 use common::anthropic::FakeAnthropic;
 use common::proxy::TcpProxy;
 use common::{ask, plugins_dir};
-use wasmbot::alert::Alerter;
-use wasmbot::capabilities::llm::{LlmClient, LlmSettings};
+use wasmbot::app::config::Config;
+use wasmbot::app::ops::{OpsState, ops_router};
+use wasmbot::app::root::health_checker;
 use wasmbot::chat::Dispatcher;
-use wasmbot::config::Config;
-use wasmbot::health::{HealthChecker, HealthMonitor, Status};
-use wasmbot::http::{OpsState, ops_router};
-use wasmbot::services::HostServices;
-use wasmbot::store::{AuditEntry, Store};
+use wasmbot::infra::alert::Alerter;
+use wasmbot::infra::health::{HealthMonitor, Status};
+use wasmbot::infra::llm::{LlmClient, LlmSettings};
+use wasmbot::infra::services::HostServices;
+use wasmbot::infra::store::{AuditEntry, Store};
 
 const REDIS: &str = "127.0.0.1:6379";
 
@@ -43,11 +44,10 @@ async fn with_the_machines_postgres_and_redis_every_configured_service_is_health
     .unwrap();
     let llm = LlmClient::from_settings(&llm).unwrap().map(Arc::new);
     for t in common::stores::all().await {
-        let checker = HealthChecker::new(
+        let checker = health_checker(
             &settings(&[("REDIS_URL", format!("redis://{REDIS}"))]),
             Some(t.store.clone()),
             llm.clone(),
-            None,
         );
         let results = checker.check_all().await;
         let by_name = |name: &str| results.iter().find(|s| s.name == name).unwrap().clone();
@@ -74,12 +74,11 @@ async fn with_the_machines_postgres_and_redis_every_configured_service_is_health
 async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
     let proxy = TcpProxy::start(REDIS.parse().unwrap()).await;
     let (alerter, mut inbox) = common::alerts::alerter_with_inbox();
-    let checker = HealthChecker::new(
+    let checker = health_checker(
         &settings(&[
             ("REDIS_URL", format!("redis://{}", proxy.addr)),
             ("QDRANT_URL", "http://127.0.0.1:1".into()),
         ]),
-        None,
         None,
         None,
     );
@@ -147,17 +146,21 @@ async fn a_service_going_down_alerts_once_and_coming_back_sends_one_notice() {
 async fn operated_host(store: Store) -> (Dispatcher, HostServices, tempfile::TempDir) {
     let dir = plugins_dir(&["health", "start"]);
     let registry = common::registry(dir.path()).await;
-    let checker = HealthChecker::new(
+    let checker = health_checker(
         &settings(&[("REDIS_URL", format!("redis://{REDIS}"))]),
         Some(store.clone()),
         None,
-        Some(registry.clone()),
-    );
+    )
+    .with_plugins(Some(
+        registry.clone() as Arc<dyn wasmbot::infra::health::PluginReport>
+    ));
     let alerter = Alerter::log_only();
     let services = HostServices {
         store: Some(store.clone()),
         vault: None,
-        audit: Some(Arc::new(wasmbot::audit::AuditWriter::start(store, 1000))),
+        audit: Some(Arc::new(wasmbot::infra::audit::AuditWriter::start(
+            store, 1000,
+        ))),
         llm: None,
         health: Some(Arc::new(HealthMonitor::new(checker, alerter.clone()))),
         alerter,
@@ -205,13 +208,18 @@ async fn healthz_readyz_and_metrics_answer_over_http_and_counters_move() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let router = ops_router(OpsState {
-        services: services.clone(),
+        services: Arc::new(services.clone()),
         registry: Some(dispatcher.registry().clone()),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(wasmbot::http::serve("HTTP_ADDR", addr, router, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(wasmbot::infra::http::serve(
+        "HTTP_ADDR",
+        addr,
+        router,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let base = format!("http://{addr}");
     let started = Instant::now();
     while reqwest::get(format!("{base}/healthz")).await.is_err() {

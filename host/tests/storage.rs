@@ -6,8 +6,8 @@ mod common;
 use chrono::{Duration, Utc};
 use serde_json::json;
 use sqlx::types::Json;
-use wasmbot::crypto::Vault;
-use wasmbot::store::{AuditEntry, Store};
+use wasmbot::infra::store::{AuditEntry, Store};
+use wasmbot::infra::vault::Vault;
 
 const KEY_A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const KEY_B: &str = "f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000";

@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::bot_api::{BOT_USERNAME, BotApi};
-use wasmbot::app::Host;
-use wasmbot::config::Config;
+use wasmbot::app::config::Config;
+use wasmbot::app::root::Host;
 
 const TOKEN: &str = "123456:TEST-token_abc";
 const ADMIN_CHAT: i64 = 999;
@@ -59,10 +59,11 @@ impl RunningBot {
         let host = Host::start(&config, true).await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let result = wasmbot::chat::telegram::serve(&config, &host, async {
-                let _ = stopped.await;
-            })
-            .await;
+            let result = host
+                .serve_telegram(&config, async {
+                    let _ = stopped.await;
+                })
+                .await;
             host.shutdown().await;
             result
         });

@@ -9,7 +9,7 @@ use common::qdrant::FakeQdrant;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-use wasmbot::capabilities::vectors::{
+use wasmbot::infra::vectors::{
     CollectionName, CollectionSpec, Distance, EmbeddedVectors, FieldMatch, FieldValue, Point,
     QdrantSettings, ServerVectors, VectorFailure, VectorStore,
 };
@@ -383,7 +383,7 @@ async fn a_qdrant_server_passes_the_same_suite_when_qdrant_url_is_set() {
         url: url.parse().expect("QDRANT_URL is a URL"),
         api_key: std::env::var("QDRANT_API_KEY")
             .ok()
-            .map(wasmbot::config::SecretString::new),
+            .map(wasmbot::env::SecretString::new),
     };
     let server = ServerVectors::new(&settings).unwrap();
     server.ping().await.expect("the Qdrant server answers");
@@ -399,7 +399,7 @@ async fn the_server_backend_passes_the_suite_over_grpc() {
     let (fake, url) = FakeQdrant::start(Some("qdrant-test-key")).await;
     let settings = QdrantSettings {
         url: url.parse().unwrap(),
-        api_key: Some(wasmbot::config::SecretString::new("qdrant-test-key".into())),
+        api_key: Some(wasmbot::env::SecretString::new("qdrant-test-key".into())),
     };
     let server = ServerVectors::new(&settings).unwrap();
     let version = server
@@ -484,7 +484,7 @@ async fn the_server_backend_passes_the_suite_over_grpc() {
 
     // A wrong API key and a server that is gone are typed, short and keyless.
     let wrong_key = ServerVectors::new(&QdrantSettings {
-        api_key: Some(wasmbot::config::SecretString::new("nope".into())),
+        api_key: Some(wasmbot::env::SecretString::new("nope".into())),
         ..settings.clone()
     })
     .unwrap();

@@ -3,7 +3,7 @@
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{Dispatcher, IncomingMessage};
+use super::dispatcher::{Dispatcher, IncomingMessage};
 
 /// Who the console user is, as the plugins see them.
 #[derive(Debug, Clone)]

@@ -10,11 +10,13 @@ use tracing::Instrument as _;
 use super::access::{Access, AccessPolicy, REFUSAL_TEXT};
 use super::command;
 use super::help;
-use crate::audit::clean_text;
-use crate::metrics::{MessageLabels, label, metrics};
-use crate::runtime::{CallContext, Message, PluginFailure, PluginRegistry, ReplyFormat};
-use crate::services::HostServices;
-use crate::store::AuditEntry;
+use crate::infra::metrics::{MessageLabels, label, metrics};
+use crate::infra::services::HostServices;
+use crate::infra::store::AuditEntry;
+use crate::infra::store::clean_text;
+use crate::runtime::{
+    CallContext, HELP_COMMAND, Message, PluginFailure, PluginRegistry, Reply, ReplyFormat,
+};
 
 /// A message as an adapter received it.
 #[derive(Debug, Clone)]
@@ -35,7 +37,7 @@ pub struct OutgoingReply {
 
 /// A command handled by host code instead of a plugin (benchmarks compare
 /// the two through this same path).
-pub type NativeHandler = Arc<dyn Fn(&Message) -> crate::runtime::Reply + Send + Sync>;
+pub type NativeHandler = Arc<dyn Fn(&Message) -> Reply + Send + Sync>;
 
 /// The plugin name native commands are logged, audited and counted under.
 const NATIVE: &str = "native";
@@ -43,7 +45,7 @@ const NATIVE: &str = "native";
 pub struct Dispatcher {
     registry: Arc<PluginRegistry>,
     native: std::collections::HashMap<String, NativeHandler>,
-    services: HostServices,
+    services: Arc<HostServices>,
     access: AccessPolicy,
     /// Our own @username: `/cmd@other_bot` in a group is for someone else.
     bot_username: Option<String>,
@@ -53,7 +55,7 @@ impl Dispatcher {
     pub fn new(registry: Arc<PluginRegistry>, bot_username: Option<String>) -> Self {
         Self {
             registry,
-            services: HostServices::default(),
+            services: Arc::default(),
             access: AccessPolicy::everyone(),
             native: Default::default(),
             bot_username,
@@ -61,8 +63,8 @@ impl Dispatcher {
     }
 
     /// Lends these services (database, vault, audit) to the plugins.
-    pub fn with_services(mut self, services: HostServices) -> Self {
-        self.services = services;
+    pub fn with_services(mut self, services: impl Into<Arc<HostServices>>) -> Self {
+        self.services = services.into();
         self
     }
 
@@ -107,7 +109,7 @@ impl Dispatcher {
         let plugins = self.registry.snapshot();
         // Every reply passes here: a plugin's answer or error text, and host
         // texts that quote the user, reach the user with no control
-        // characters but newline and tab (see `audit::sanitize`).
+        // characters but newline and tab (see `infra/store/sanitize.rs`).
         let reply = |text: String, format: ReplyFormat| {
             let text = match clean_text(&text) {
                 std::borrow::Cow::Borrowed(_) => text,
@@ -143,8 +145,8 @@ impl Dispatcher {
             tracing::debug!(mention, "command addressed to another bot, ignored");
             return None;
         }
-        if parsed.name == "help" {
-            tracing::info!(command = "help", status = "ok", "message handled");
+        if parsed.name == HELP_COMMAND {
+            tracing::info!(command = HELP_COMMAND, status = "ok", "message handled");
             return reply(help::help_text(&plugins), ReplyFormat::Plain);
         }
         let native = self.native.get(&parsed.name).cloned();
@@ -246,7 +248,7 @@ impl Dispatcher {
         correlation_id: &str,
         plugin: &str,
         command: &str,
-        outcome: &Result<crate::runtime::Reply, PluginFailure>,
+        outcome: &Result<Reply, PluginFailure>,
         duration_ms: f64,
     ) {
         let Some(writer) = &self.services.audit else {
@@ -270,11 +272,7 @@ impl Dispatcher {
 }
 
 /// The message, its latency and (for a call the host ended) the failure, in the metrics.
-fn count_message(
-    plugin: &str,
-    outcome: &Result<crate::runtime::Reply, PluginFailure>,
-    seconds: f64,
-) {
+fn count_message(plugin: &str, outcome: &Result<Reply, PluginFailure>, seconds: f64) {
     let status = match outcome {
         Ok(_) => "ok",
         Err(failure) => failure.status(),

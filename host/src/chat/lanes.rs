@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::infra::sync::lock;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -125,12 +126,6 @@ impl Future for CatchUnwind {
             Err(_) => Poll::Ready(Err(())),
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

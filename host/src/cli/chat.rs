@@ -4,10 +4,10 @@ use std::io::IsTerminal;
 
 use anyhow::Context as _;
 
-use crate::app::Host;
+use crate::app::config::Config;
+use crate::app::root::Host;
 use crate::chat::Dispatcher;
 use crate::chat::console::{self, ConsoleUser};
-use crate::config::Config;
 
 pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::Result<()> {
     let host = Host::start(config, migrate).await?;
@@ -25,21 +25,7 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
     let _watcher = crate::runtime::watch(host.registry.clone(), |_, _| {})
         .with_context(|| format!("watching {}", config.plugins_dir.display()))?;
     // Health and metrics only when asked for: the console is a local tool.
-    let (stop_http, mut http_stopping) = tokio::sync::watch::channel(false);
-    if let Some(addr) = config.http_addr {
-        let router = crate::http::ops_router(crate::http::OpsState {
-            services: host.services.clone(),
-            registry: Some(host.registry.clone()),
-        });
-        let server = crate::http::serve("HTTP_ADDR", addr, router, async move {
-            let _ = http_stopping.wait_for(|s| *s).await;
-        });
-        tokio::spawn(async move {
-            if let Err(error) = server.await {
-                tracing::error!(error = %format!("{error:#}"), "the HTTP server failed");
-            }
-        });
-    }
+    let ops = host.serve_ops_if_configured(config);
     let dispatcher =
         Dispatcher::new(host.registry.clone(), None).with_services(host.services.clone());
     let interactive = std::io::stdin().is_terminal();
@@ -50,7 +36,9 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
     let result = console::run(&dispatcher, &user, input, tokio::io::stdout(), interactive)
         .await
         .context("console input/output failed");
-    let _ = stop_http.send(true);
+    if let Some(ops) = ops {
+        ops.stop().await;
+    }
     host.shutdown().await;
     result
 }

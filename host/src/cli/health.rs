@@ -6,10 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::capabilities::llm::LlmClient;
-use crate::config::Config;
-use crate::health::{HealthChecker, ServiceHealth, Status};
-use crate::store::Store;
+use crate::app::config::Config;
+use crate::app::root::health_checker;
+use crate::infra::health::{ServiceHealth, Status};
+use crate::infra::llm::LlmClient;
+use crate::infra::store::Store;
 
 pub async fn run(config: &Config, http: bool) -> anyhow::Result<ExitCode> {
     if http {
@@ -20,9 +21,7 @@ pub async fn run(config: &Config, http: bool) -> anyhow::Result<ExitCode> {
         Err(error) => (None, Some(format!("{error:#}"))),
     };
     let llm = LlmClient::from_settings(&config.llm)?.map(Arc::new);
-    let mut results = HealthChecker::new(config, store.clone(), llm, None)
-        .check_all()
-        .await;
+    let mut results = health_checker(config, store.clone(), llm).check_all().await;
     if let Some(error) = connect_error
         && let Some(database) = results.iter_mut().find(|s| s.name == "database")
     {

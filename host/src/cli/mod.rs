@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use crate::app::config::Config;
 
 #[derive(Parser)]
 #[command(
@@ -54,7 +54,7 @@ enum Command {
     Worker {
         /// Run this job once now and exit.
         #[arg(long, value_enum)]
-        once: Option<crate::worker::Job>,
+        once: Option<crate::app::worker::Job>,
         /// Do not apply database migrations at start-up.
         #[arg(long)]
         no_migrate: bool,
@@ -123,7 +123,7 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let level = config.log_level.as_deref().unwrap_or(default_level);
-    if let Err(error) = crate::logging::init(level, config.log_format) {
+    if let Err(error) = crate::infra::logging::init(level, config.log_format) {
         eprintln!("wasmbot: {error:#}");
         return ExitCode::FAILURE;
     }
@@ -169,7 +169,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Worker { once, no_migrate } => worker::run(&config, once, !no_migrate).await,
         Command::Health { http } => health::run(&config, http).await,
         Command::Migrate => {
-            let store = crate::app::open_store(&config, true).await?;
+            let store = crate::app::root::open_store(&config, true).await?;
             println!("{} database is up to date", store.backend());
             store.close().await;
             Ok(ExitCode::SUCCESS)

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use crate::config::Config;
-use crate::runtime::{LoadedPlugin, PluginEngine, PluginSet};
+use crate::app::config::Config;
+use crate::app::root::plugin_engine;
+use crate::runtime::{LoadedPlugin, PluginEngine, PluginLimits, PluginSet};
 
 #[derive(Subcommand)]
 pub enum PluginsCommand {
@@ -19,10 +20,10 @@ pub enum PluginsCommand {
 }
 
 pub async fn run(config: &Config, command: PluginsCommand) -> anyhow::Result<ExitCode> {
-    let engine = Arc::new(PluginEngine::new(match command {
+    let engine = plugin_engine(match command {
         PluginsCommand::List => Some(config.plugin_cache_dir.clone()),
         PluginsCommand::Check { .. } => None,
-    })?);
+    })?;
     let limits = config.plugin_limits;
     let (set, single) = match command {
         PluginsCommand::List => {
@@ -54,7 +55,7 @@ pub async fn run(config: &Config, command: PluginsCommand) -> anyhow::Result<Exi
     })
 }
 
-fn check(engine: &PluginEngine, path: &Path, limits: crate::runtime::PluginLimits) -> PluginSet {
+fn check(engine: &PluginEngine, path: &Path, limits: PluginLimits) -> PluginSet {
     if path.is_dir() {
         return PluginSet::load_dir(engine, path, limits);
     }
@@ -74,7 +75,7 @@ fn describe(plugin: &LoadedPlugin) -> String {
         .iter()
         .map(|c| format!("/{}", c.name))
         .collect();
-    let grants: Vec<&str> = manifest.capabilities.iter().map(|c| c.name()).collect();
+    let grants: Vec<&str> = manifest.capabilities.iter().map(|c| c.name).collect();
     format!(
         "{}\t{}\tloaded\t{}\tgrants: {}\tsecrets: {}\tlimits: {} ms, {} MiB\tsha256:{}",
         plugin.name(),

@@ -1,8 +1,7 @@
 //! `wasmbot run`: the Telegram bot over the full host, until SIGINT/SIGTERM.
 
-use crate::app::Host;
-use crate::chat::telegram;
-use crate::config::Config;
+use crate::app::config::Config;
+use crate::app::root::{Host, shutdown_signal};
 
 pub async fn run(config: &Config, migrate: bool) -> anyhow::Result<()> {
     let host = Host::start(config, migrate).await?;
@@ -11,7 +10,7 @@ pub async fn run(config: &Config, migrate: bool) -> anyhow::Result<()> {
         tracing::error!(plugin = %error.plugin, reason = %error.reason, "plugin not loaded");
     }
     tracing::info!(loaded = plugins.plugins().len(), "plugins loaded");
-    let result = telegram::serve(config, &host, crate::app::shutdown_signal()).await;
+    let result = host.serve_telegram(config, shutdown_signal()).await;
     // Whatever happened, what the audit queue holds reaches the database.
     host.shutdown().await;
     if result.is_ok() {

@@ -8,9 +8,9 @@ use clap::Subcommand;
 use tokio::io::AsyncReadExt;
 use zeroize::Zeroizing;
 
-use crate::app::{open_store, open_vault};
-use crate::config::Config;
-use crate::crypto::Vault;
+use crate::app::config::Config;
+use crate::app::root::open_store;
+use crate::infra::vault::Vault;
 
 #[derive(Subcommand)]
 pub enum SecretsCommand {
@@ -93,7 +93,7 @@ pub async fn run(config: &Config, command: SecretsCommand) -> anyhow::Result<Exi
 /// Decrypts every credential with `old` and writes it encrypted with `new`
 /// (key version + 1) in one transaction; any failure changes nothing.
 pub async fn rotate(
-    store: &crate::store::Store,
+    store: &crate::infra::store::Store,
     old: &Vault,
     new: &Vault,
 ) -> anyhow::Result<usize> {
@@ -108,7 +108,7 @@ pub async fn rotate(
 }
 
 fn require_vault(config: &Config) -> anyhow::Result<std::sync::Arc<Vault>> {
-    open_vault(config)?.context(
+    config.vault.clone().context(
         "ENCRYPTION_KEY is not set: secrets need a 64-hex-character key (generate one with `wasmbot secrets generate-key`)",
     )
 }

@@ -1,19 +1,12 @@
 //! `wasmbot worker`: the scheduled jobs, until SIGINT/SIGTERM; or one job with `--once`.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::Context as _;
-
-use crate::alert::Alerter;
-use crate::app::{open_store, shutdown_signal};
-use crate::capabilities::cache::CacheStore;
-use crate::capabilities::llm::LlmClient;
-use crate::config::Config;
-use crate::health::{HealthChecker, HealthMonitor};
-use crate::http::{OpsState, ops_router};
-use crate::services::HostServices;
-use crate::worker::{self, Job};
+use crate::app::config::Config;
+use crate::app::ops::{OpsServer, OpsState};
+use crate::app::root::{open_store, shutdown_signal, worker_services};
+use crate::app::worker::{self, Job};
+use crate::infra::store::Store;
 
 pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::Result<ExitCode> {
     let store = open_store(config, migrate).await?;
@@ -36,44 +29,15 @@ pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::R
         return Ok(ExitCode::SUCCESS);
     }
 
-    let alerter = Alerter::log_only();
-    let cache = CacheStore::from_settings(&config.cache).context("REDIS_URL")?;
-    if cache.is_shared() {
-        // The bot's replicas alert about the same services: one alert between them all.
-        alerter.share_limits(cache.clone());
-    }
-    if let Some(sink) = crate::chat::telegram::admin_alert_sink(config)? {
-        alerter.attach(sink);
-    }
-    let llm = LlmClient::from_settings(&config.llm)?.map(Arc::new);
-    let checker = HealthChecker::new(config, Some(store.clone()), llm.clone(), None);
-    let services = HostServices {
-        store: Some(store.clone()),
-        vault: None,
-        audit: None,
-        llm,
-        cache,
-        vectors: None,
-        embeddings: None,
-        health: Some(Arc::new(HealthMonitor::new(checker, alerter.clone()))),
-        alerter,
-    };
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    let http = {
-        let mut stopping = stopping.clone();
-        let router = ops_router(OpsState {
+    let services = worker_services(config, &store)?;
+    let ops = OpsServer::start(
+        config.http_addr_or_default(),
+        OpsState {
             services: services.clone(),
             registry: None,
-        });
-        tokio::spawn(crate::http::serve(
-            "HTTP_ADDR",
-            config.http_addr_or_default(),
-            router,
-            async move {
-                let _ = stopping.wait_for(|s| *s).await;
-            },
-        ))
-    };
+        },
+    );
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let jobs = worker::run(config, &services, stopping);
     tokio::pin!(jobs);
     let result = tokio::select! {
@@ -83,10 +47,7 @@ pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::R
             jobs.await
         }
     };
-    let _ = stop.send(true);
-    if let Ok(Err(error)) = http.await {
-        tracing::error!(error = %format!("{error:#}"), "the HTTP server failed");
-    }
+    ops.stop().await;
     store.close().await;
     result?;
     tracing::info!("stopped");
@@ -98,7 +59,7 @@ pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::R
 /// PostgreSQL only the owner may change it (docs/operations.md): under a
 /// role without UPDATE on the table the database keeps its value, and a
 /// cleanup shorter than that is refused.
-async fn sync_audit_retention(store: &crate::store::Store, days: u32) {
+async fn sync_audit_retention(store: &Store, days: u32) {
     match store.set_audit_retention_days(days).await {
         Ok(None) => {}
         Ok(Some(previous)) => {

@@ -1,4 +1,6 @@
-//! Host bindings for the `wasmbot:plugin/handler` world in `wit/`.
+//! Host bindings for the `wasmbot:plugin/handler` world in `wit/`: one
+//! module per interface (`bindings::state`, `bindings::llm`, ...), for the
+//! capability that implements it.
 
 wasmtime::component::bindgen!({
     world: "handler",
@@ -6,3 +8,5 @@ wasmtime::component::bindgen!({
     imports: { default: async },
     exports: { default: async },
 });
+
+pub use self::wasmbot::plugin::*;

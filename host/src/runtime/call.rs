@@ -8,9 +8,18 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use zeroize::Zeroizing;
 
-use super::plugin::CallContext;
-use crate::services::HostServices;
-use crate::store::AuditEntry;
+use crate::infra::services::HostServices;
+use crate::infra::store::AuditEntry;
+
+/// Who a call is for and what the host lends it, beyond the message itself.
+#[derive(Clone)]
+pub struct CallContext {
+    pub correlation_id: Arc<str>,
+    pub user_id: i64,
+    pub chat_id: i64,
+    /// Built once by the host and shared by every call.
+    pub services: Arc<HostServices>,
+}
 
 /// What replaces a secret value a plugin tries to log or reply with.
 pub const MASK: &str = "[redacted]";

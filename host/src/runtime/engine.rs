@@ -11,6 +11,7 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::{CompileCache, CompileStats};
+use super::capability::CapabilityTable;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -31,6 +32,7 @@ pub struct PluginEngine {
     engine: Engine,
     cache: Option<CompileCache>,
     stats: CompileStats,
+    capabilities: CapabilityTable,
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -45,13 +47,18 @@ pub enum Allocation {
 }
 
 impl PluginEngine {
-    /// `cache_dir`: where compiled components are kept between runs (none: always compile).
-    pub fn new(cache_dir: Option<std::path::PathBuf>) -> anyhow::Result<Self> {
-        Self::with_allocation(cache_dir, Allocation::Pooling)
+    /// `cache_dir`: where compiled components are kept between runs (none:
+    /// always compile); `capabilities`: what manifests may grant.
+    pub fn new(
+        cache_dir: Option<std::path::PathBuf>,
+        capabilities: CapabilityTable,
+    ) -> anyhow::Result<Self> {
+        Self::with_allocation(cache_dir, capabilities, Allocation::Pooling)
     }
 
     pub fn with_allocation(
         cache_dir: Option<std::path::PathBuf>,
+        capabilities: CapabilityTable,
         allocation: Allocation,
     ) -> anyhow::Result<Self> {
         let pooling = (allocation == Allocation::Pooling).then(pooling_config);
@@ -96,6 +103,7 @@ impl PluginEngine {
             engine,
             cache,
             stats: CompileStats::default(),
+            capabilities,
             ticker_stop,
             ticker: Some(ticker),
         })
@@ -103,6 +111,11 @@ impl PluginEngine {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// What manifests may grant, as the host's capability table lists it.
+    pub fn capabilities(&self) -> CapabilityTable {
+        self.capabilities
     }
 
     pub fn stats(&self) -> &CompileStats {

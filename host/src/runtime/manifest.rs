@@ -7,13 +7,17 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::capability::{Capability, CapabilityTable};
 use super::engine::MAX_PLUGIN_MEMORY_MB;
-use crate::capabilities::Capability;
+
+/// The command the host answers itself with the list of commands.
+pub const HELP_COMMAND: &str = "help";
 
 /// Commands the host answers itself; a plugin may not claim them.
-pub const RESERVED_COMMANDS: &[&str] = &["help"];
+pub const RESERVED_COMMANDS: &[&str] = &[HELP_COMMAND];
 
-const MAX_TIMEOUT_MS: u64 = 600_000;
+/// The longest call a manifest (or `PLUGIN_TIMEOUT_MS`) may allow.
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {problem}")]
@@ -90,18 +94,27 @@ struct RawLimits {
 
 impl Manifest {
     /// Reads and validates a manifest; `defaults` fill the limits it leaves out.
-    pub fn load(path: &Path, defaults: PluginLimits) -> Result<Self, ManifestError> {
+    /// Granted capabilities must be in `known`.
+    pub fn load(
+        path: &Path,
+        defaults: PluginLimits,
+        known: CapabilityTable,
+    ) -> Result<Self, ManifestError> {
         let text = std::fs::read_to_string(path).map_err(|error| ManifestError {
             path: path.display().to_string(),
             problem: format!("cannot read the manifest: {error}"),
         })?;
-        Self::parse(&text, defaults).map_err(|problem| ManifestError {
+        Self::parse(&text, defaults, known).map_err(|problem| ManifestError {
             path: path.display().to_string(),
             problem,
         })
     }
 
-    pub fn parse(text: &str, defaults: PluginLimits) -> Result<Self, String> {
+    pub fn parse(
+        text: &str,
+        defaults: PluginLimits,
+        known: CapabilityTable,
+    ) -> Result<Self, String> {
         let raw: RawManifest = toml::from_str(text)
             .map_err(|error| format!("not a valid manifest: {}", error.message()))?;
         validate_identifier("name", &raw.name, "a plugin name")?;
@@ -125,14 +138,10 @@ impl Manifest {
         }
         let mut capabilities = Vec::with_capacity(raw.capabilities.len());
         for name in &raw.capabilities {
-            let capability = Capability::from_name(name).ok_or_else(|| {
+            let capability = *Capability::find(known, name).ok_or_else(|| {
                 format!(
                     "unknown capability `{name}` (known: {})",
-                    Capability::ALL
-                        .iter()
-                        .map(|c| c.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    known.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
                 )
             })?;
             if !capabilities.contains(&capability) {
@@ -164,8 +173,10 @@ impl Manifest {
         })
     }
 
-    pub fn grants(&self, capability: Capability) -> bool {
-        self.capabilities.contains(&capability)
+    pub fn grants(&self, name: &str) -> bool {
+        self.capabilities
+            .iter()
+            .any(|capability| capability.name == name)
     }
 }
 
@@ -217,8 +228,14 @@ pub fn manifest_path_for(wasm: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// The runtime is handed its capabilities; these tests hand it one.
+    const LOG: Capability = Capability {
+        name: "log",
+        link: |_| Ok(()),
+    };
+
     fn parse(text: &str) -> Result<Manifest, String> {
-        Manifest::parse(text, PluginLimits::default())
+        Manifest::parse(text, PluginLimits::default(), &[LOG])
     }
 
     const GOOD: &str = r#"
@@ -234,7 +251,7 @@ mod tests {
     fn a_good_manifest_gets_defaults_for_missing_limits() {
         let manifest = parse(GOOD).unwrap();
         assert_eq!(manifest.name, "ask");
-        assert_eq!(manifest.capabilities, vec![Capability::Log]);
+        assert_eq!(manifest.capabilities, vec![LOG]);
         assert_eq!(manifest.limits.timeout, Duration::from_secs(30));
         assert_eq!(manifest.limits.memory_bytes, 64 << 20);
     }

@@ -9,14 +9,13 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Store, Trap};
 
 use super::bindings::HandlerPre;
+use super::bindings::types::{Message, Reply};
 use super::cache::content_hash;
-use super::call::CallState;
+use super::call::{CallContext, CallState};
+use super::capability::{Capability, CapabilityTable};
 use super::engine::EPOCH_TICK;
 use super::engine::PluginEngine;
 use super::manifest::{Manifest, PluginLimits, manifest_path_for};
-use super::{Message, Reply};
-use crate::capabilities::Capability;
-use crate::services::HostServices;
 
 /// Prefix of every interface this package defines, e.g. `wasmbot:plugin/log@0.1.0`.
 const PLUGIN_PACKAGE: &str = "wasmbot:plugin/";
@@ -68,15 +67,6 @@ impl PluginFailure {
     }
 }
 
-/// Who a call is for and what the host lends it, beyond the message itself.
-#[derive(Clone)]
-pub struct CallContext {
-    pub correlation_id: Arc<str>,
-    pub user_id: i64,
-    pub chat_id: i64,
-    pub services: HostServices,
-}
-
 pub struct LoadedPlugin {
     name: Arc<str>,
     manifest: Manifest,
@@ -99,8 +89,12 @@ impl LoadedPlugin {
             .and_then(|s| s.to_str())
             .unwrap_or("?")
             .to_string();
-        let manifest = Manifest::load(&manifest_path_for(wasm_path), defaults)
-            .map_err(|error| LoadError::new(&stem, error.to_string()))?;
+        let manifest = Manifest::load(
+            &manifest_path_for(wasm_path),
+            defaults,
+            engine.capabilities(),
+        )
+        .map_err(|error| LoadError::new(&stem, error.to_string()))?;
         if manifest.name != stem {
             return Err(LoadError::new(
                 &stem,
@@ -136,15 +130,15 @@ impl LoadedPlugin {
                     format!("not a valid WebAssembly component for this host: {error:#}"),
                 )
             })?;
-        check_imports(engine, &component, &manifest)?;
+        check_imports(engine, plugin_engine.capabilities(), &component, &manifest)?;
         let mut linker = Linker::<CallState>::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|error| LoadError::new(&name, format!("linking WASI: {error:#}")))?;
         for capability in &manifest.capabilities {
-            capability.link(&mut linker).map_err(|error| {
+            (capability.link)(&mut linker).map_err(|error| {
                 LoadError::new(
                     &name,
-                    format!("linking capability `{}`: {error:#}", capability.name()),
+                    format!("linking capability `{}`: {error:#}", capability.name),
                 )
             })?;
         }
@@ -237,6 +231,7 @@ fn deadline_ticks(timeout: Duration) -> u64 {
 /// with an error naming the interface — clearer than the linker's message.
 fn check_imports(
     engine: &wasmtime::Engine,
+    known: CapabilityTable,
     component: &Component,
     manifest: &Manifest,
 ) -> Result<(), LoadError> {
@@ -254,8 +249,8 @@ fn check_imports(
         let reason = match interface {
             // `types` holds only type definitions; nothing to grant.
             Some("types") => continue,
-            Some(name) => match Capability::from_name(name) {
-                Some(capability) if manifest.grants(capability) => continue,
+            Some(name) => match Capability::find(known, name) {
+                Some(capability) if manifest.grants(capability.name) => continue,
                 Some(_) => format!(
                     "imports {PLUGIN_PACKAGE}{name} but the manifest does not grant `{name}` (add it to `capabilities`)"
                 ),

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use super::engine::PluginEngine;
 use super::manifest::{CommandSpec, PluginLimits};
 use super::plugin::{LoadError, LoadedPlugin};
+use crate::infra::health::PluginReport;
 
 /// A consistent set of plugins and the command table built from them.
 #[derive(Default, Clone)]
@@ -310,4 +311,13 @@ fn reload_one(
     let version = plugin.manifest().version.clone();
     tracing::info!(plugin = name, version = %version, hash = &plugin.content_hash()[..12], "plugin loaded");
     ReloadOutcome::Loaded { version }
+}
+
+/// The health checks' `plugins` line.
+impl PluginReport for PluginRegistry {
+    fn plugin_report(&self) -> (usize, Option<String>) {
+        let set = self.snapshot();
+        let last_error = set.errors().last().map(ToString::to_string);
+        (set.plugins().len(), last_error)
+    }
 }

@@ -72,9 +72,9 @@ pub fn watch(
                     ReloadOutcome::Refused { .. } => "refused",
                     ReloadOutcome::Unchanged => continue,
                 };
-                crate::metrics::metrics()
+                crate::infra::metrics::metrics()
                     .plugin_reloads
-                    .get_or_create(&crate::metrics::label(status))
+                    .get_or_create(&crate::infra::metrics::label(status))
                     .inc();
             }
             let changed = outcomes

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
-use wasmbot::alert::{ALERT_INTERVAL, AlertSink, Alerter, SinkFuture};
+use wasmbot::infra::alert::{ALERT_INTERVAL, AlertSink, Alerter, SinkFuture};
 
 struct Inbox(UnboundedSender<String>);
 

@@ -61,7 +61,7 @@ pub fn install(dir: &Path, name: &str) {
 }
 
 pub async fn registry(dir: &Path) -> Arc<PluginRegistry> {
-    let engine = Arc::new(PluginEngine::new(None).expect("engine"));
+    let engine = Arc::new(PluginEngine::new(None, wasmbot::capabilities::ALL).expect("engine"));
     Arc::new(
         PluginRegistry::load(engine, dir.to_path_buf(), PluginLimits::default())
             .await

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use wasmbot::store::Store;
+use wasmbot::infra::store::Store;
 
 /// A migrated store and what keeps it alive (the SQLite folder, the Postgres schema name).
 pub struct TestStore {

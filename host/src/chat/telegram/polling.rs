@@ -12,7 +12,7 @@ use teloxide::prelude::Requester as _;
 use teloxide::types::AllowedUpdate;
 use tokio::sync::watch;
 
-use super::{TelegramAdapter, stopped};
+use super::adapter::{TelegramAdapter, stopped};
 
 /// How long one `getUpdates` waits on the server for news.
 pub const POLL_TIMEOUT_SECS: u32 = 25;

@@ -7,7 +7,7 @@ use url::Url;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::config::{ConfigError, SecretString, http_url, parse_number};
+use crate::env::{ConfigError, SecretString, http_url, parse_number};
 
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
 

@@ -2,7 +2,7 @@
 
 use teloxide::types::{Update, UpdateKind};
 
-use crate::chat::IncomingMessage;
+use crate::chat::dispatcher::IncomingMessage;
 
 /// The text message an update carries, if any; other updates are not for plugins.
 pub fn incoming_message(update: &Update) -> Option<IncomingMessage> {

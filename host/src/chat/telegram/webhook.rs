@@ -17,7 +17,7 @@ use teloxide::prelude::Requester as _;
 use teloxide::types::{AllowedUpdate, Update};
 use url::Url;
 
-use super::TelegramAdapter;
+use super::adapter::TelegramAdapter;
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 

@@ -1,0 +1,7 @@
+//! The composition root: settings read once, the host's services built once,
+//! the ops endpoints, the worker's jobs. Only `cli` imports this.
+
+pub mod config;
+pub mod ops;
+pub mod root;
+pub mod worker;

@@ -1,0 +1,48 @@
+//! `wasmbot:plugin/audit`: a plugin records an action in the append-only
+//! trail; the host adds time, plugin, user, chat and correlation id.
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::runtime::CallState;
+use crate::runtime::bindings::audit::{self as wit, Status};
+
+const MAX_ACTION_BYTES: usize = 128;
+const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
+}
+
+impl wit::Host for CallState {
+    async fn record_action(
+        &mut self,
+        action: String,
+        status: Status,
+        metadata: String,
+    ) -> Result<(), String> {
+        if action.is_empty() || action.len() > MAX_ACTION_BYTES {
+            return Err(format!("action must be 1-{MAX_ACTION_BYTES} bytes"));
+        }
+        if metadata.len() > MAX_METADATA_BYTES {
+            return Err(format!(
+                "metadata must be at most {MAX_METADATA_BYTES} bytes"
+            ));
+        }
+        let metadata: serde_json::Value = if metadata.trim().is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_str(&metadata)
+                .map_err(|error| format!("metadata is not valid JSON: {error}"))?
+        };
+        if !metadata.is_object() {
+            return Err("metadata must be a JSON object".into());
+        }
+        let status = match status {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Denied => "denied",
+        };
+        self.audit_plugin_action(&action, status, metadata);
+        Ok(())
+    }
+}

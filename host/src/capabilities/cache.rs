@@ -1,0 +1,89 @@
+//! `wasmbot:plugin/cache`: get / set with TTL / delete / atomic incr, keys
+//! private to each plugin. The backend is the host's `CacheStore`.
+
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use super::keys::key_problem;
+use crate::infra::cache::{CacheFailure, plugin_key};
+use crate::runtime::CallState;
+use crate::runtime::bindings::cache::{self as wit, CacheError};
+
+pub const MAX_VALUE_BYTES: usize = 512 * 1024;
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
+}
+
+fn check_key(key: &str) -> Result<(), CacheError> {
+    match key_problem(key) {
+        Some(problem) => Err(CacheError::InvalidKey(problem)),
+        None => Ok(()),
+    }
+}
+
+fn check_ttl(ttl_ms: Option<u64>) -> Result<Option<Duration>, CacheError> {
+    let Some(ms) = ttl_ms else {
+        return Ok(None);
+    };
+    let ttl = Duration::from_millis(ms);
+    if ms == 0 || ttl > MAX_TTL {
+        return Err(CacheError::InvalidTtl(format!(
+            "a time-to-live must be 1 ms to 30 days ({} ms), got {ms} ms",
+            MAX_TTL.as_millis()
+        )));
+    }
+    Ok(Some(ttl))
+}
+
+impl From<CacheFailure> for CacheError {
+    fn from(failure: CacheFailure) -> Self {
+        match failure {
+            CacheFailure::NotANumber => CacheError::NotANumber,
+            CacheFailure::Unavailable(why) => CacheError::Unavailable(why),
+        }
+    }
+}
+
+impl wit::Host for CallState {
+    async fn get(&mut self, key: String) -> Result<Option<String>, CacheError> {
+        check_key(&key)?;
+        let key = plugin_key(self.plugin(), &key);
+        Ok(self.services().cache.get(&key).await?)
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: String,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), CacheError> {
+        check_key(&key)?;
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(CacheError::TooLarge(MAX_VALUE_BYTES as u32));
+        }
+        let ttl = check_ttl(ttl_ms)?;
+        let key = plugin_key(self.plugin(), &key);
+        Ok(self.services().cache.set(&key, &value, ttl).await?)
+    }
+
+    async fn delete(&mut self, key: String) -> Result<bool, CacheError> {
+        check_key(&key)?;
+        let key = plugin_key(self.plugin(), &key);
+        Ok(self.services().cache.delete(&key).await?)
+    }
+
+    async fn incr(
+        &mut self,
+        key: String,
+        delta: i64,
+        ttl_ms: Option<u64>,
+    ) -> Result<i64, CacheError> {
+        check_key(&key)?;
+        let ttl = check_ttl(ttl_ms)?;
+        let key = plugin_key(self.plugin(), &key);
+        Ok(self.services().cache.incr(&key, delta, ttl).await?)
+    }
+}

@@ -1,0 +1,40 @@
+//! `wasmbot:plugin/health`: the health monitor's results, for `/health`.
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::infra::health::{ServiceHealth, Status};
+use crate::runtime::CallState;
+use crate::runtime::bindings::health as wit;
+
+pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
+}
+
+impl wit::Host for CallState {
+    async fn latest(&mut self) -> Vec<wit::Service> {
+        match &self.services().health {
+            Some(monitor) => monitor.latest().iter().map(to_wit).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    async fn check_now(&mut self) -> Vec<wit::Service> {
+        let Some(monitor) = self.services().health.clone() else {
+            return Vec::new();
+        };
+        monitor.check_now().await.iter().map(to_wit).collect()
+    }
+}
+
+fn to_wit(service: &ServiceHealth) -> wit::Service {
+    wit::Service {
+        name: service.name.to_string(),
+        status: match service.status {
+            Status::Healthy => wit::Status::Healthy,
+            Status::Unhealthy => wit::Status::Unhealthy,
+            Status::NotConfigured => wit::Status::NotConfigured,
+        },
+        latency_ms: service.latency_ms,
+        detail: service.detail.clone(),
+    }
+}

@@ -1,0 +1,85 @@
+//! `wasmbot:plugin/state`: durable JSON values by key, scoped to the calling
+//! plugin (the plugin name is part of every query; a plugin cannot name another).
+
+use wasmtime::component::{HasSelf, Linker};
+
+use super::keys::{MAX_KEY_BYTES, key_problem};
+use crate::infra::store::Store;
+use crate::runtime::CallState;
+use crate::runtime::bindings::state::{self as wit, StateError};
+
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+const MAX_LIST: u32 = 1_000;
+
+pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
+}
+
+fn check_key(key: &str) -> Result<(), StateError> {
+    match key_problem(key) {
+        Some(problem) => Err(StateError::InvalidKey(problem)),
+        None => Ok(()),
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StateError {
+    tracing::warn!(%error, "state capability: database error");
+    StateError::Unavailable("the database is not available".into())
+}
+
+/// The database every call of this interface needs.
+fn database(state: &CallState) -> Result<Store, StateError> {
+    state
+        .services()
+        .store
+        .clone()
+        .ok_or_else(|| unavailable("no database"))
+}
+
+impl wit::Host for CallState {
+    async fn get(&mut self, key: String) -> Result<Option<String>, StateError> {
+        check_key(&key)?;
+        let store = database(self)?;
+        let value = store
+            .get_state(self.plugin(), &key)
+            .await
+            .map_err(unavailable)?;
+        Ok(value.map(|v| v.to_string()))
+    }
+
+    async fn set(&mut self, key: String, value: String) -> Result<(), StateError> {
+        check_key(&key)?;
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(StateError::TooLarge(MAX_VALUE_BYTES as u32));
+        }
+        let json: serde_json::Value = serde_json::from_str(&value)
+            .map_err(|error| StateError::InvalidJson(error.to_string()))?;
+        let store = database(self)?;
+        store
+            .set_state(self.plugin(), &key, &json)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn delete(&mut self, key: String) -> Result<bool, StateError> {
+        check_key(&key)?;
+        let store = database(self)?;
+        store
+            .delete_state(self.plugin(), &key)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn list(&mut self, prefix: String) -> Result<Vec<String>, StateError> {
+        if prefix.len() > MAX_KEY_BYTES {
+            return Err(StateError::InvalidKey(format!(
+                "prefixes must be at most {MAX_KEY_BYTES} bytes"
+            )));
+        }
+        let store = database(self)?;
+        store
+            .list_state(self.plugin(), &prefix, MAX_LIST)
+            .await
+            .map_err(unavailable)
+    }
+}

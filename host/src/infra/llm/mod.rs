@@ -1,0 +1,8 @@
+//! Claude over the Anthropic Messages API: the host's client, used by the
+//! `llm` capability and by the health checks.
+
+mod client;
+mod settings;
+
+pub use client::{Completion, CompletionRequest, LlmClient, LlmFailure, Role};
+pub use settings::{LlmAuth, LlmSettings};

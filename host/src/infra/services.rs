@@ -1,0 +1,33 @@
+//! The host's side-effecting services that capabilities lend to plugins.
+//! Each is optional so a bare runtime (tests, `plugins check`) needs none.
+
+use std::sync::Arc;
+
+use crate::infra::alert::Alerter;
+use crate::infra::audit::AuditWriter;
+use crate::infra::cache::CacheStore;
+use crate::infra::health::HealthMonitor;
+use crate::infra::llm::LlmClient;
+use crate::infra::store::Store;
+use crate::infra::vault::Vault;
+use crate::infra::vectors::{EmbeddingsClient, VectorStore};
+
+#[derive(Default, Clone)]
+pub struct HostServices {
+    pub store: Option<Store>,
+    /// Present when `ENCRYPTION_KEY` is set.
+    pub vault: Option<Arc<Vault>>,
+    pub audit: Option<Arc<AuditWriter>>,
+    /// Present when `ANTHROPIC_API_KEY` or `ANTHROPIC_AUTH_TOKEN` is set.
+    pub llm: Option<Arc<LlmClient>>,
+    /// Redis when `REDIS_URL` is set, in-process otherwise.
+    pub cache: CacheStore,
+    /// The Qdrant server or the embedded engine; none in a bare runtime.
+    pub vectors: Option<VectorStore>,
+    /// Present when `EMBEDDINGS_URL` is set.
+    pub embeddings: Option<Arc<EmbeddingsClient>>,
+    /// The health monitor's latest results (and on-demand checks).
+    pub health: Option<Arc<HealthMonitor>>,
+    /// Operational alerts (the Telegram admin chat under `run`; the log otherwise).
+    pub alerter: Alerter,
+}

@@ -1,0 +1,16 @@
+//! The database: SQLite (the embedded default) or PostgreSQL, chosen by
+//! `DATABASE_URL`, with the same operations and the same migrations in two
+//! dialects. Every query runs under a timeout.
+
+mod audit;
+mod credentials;
+mod inbox;
+mod pool;
+mod sanitize;
+mod state;
+
+pub use audit::{AuditEntry, KeyedAuditEntry, RejectedAudit};
+pub use credentials::{CredentialInfo, StoredCredential};
+pub use inbox::{ClaimedUpdate, InboxCounts, InboxOutcome, InboxUpdate};
+pub use pool::{Store, StoreError, StoreResult, now};
+pub use sanitize::clean_text;

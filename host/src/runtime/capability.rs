@@ -1,0 +1,41 @@
+//! What the runtime knows of a capability: its name and how to link it. The
+//! runtime names none of them; it is handed a table (`capabilities::ALL`) and
+//! checks manifests and imports against whatever that table lists.
+
+use wasmtime::component::Linker;
+
+use super::call::CallState;
+
+/// One plugin-facing interface, `wasmbot:plugin/<name>`.
+#[derive(Clone, Copy)]
+pub struct Capability {
+    /// The name in manifests (`capabilities = [...]`) and in the WIT interface.
+    pub name: &'static str,
+    /// Adds the interface's host functions to a plugin's linker.
+    pub link: fn(&mut Linker<CallState>) -> wasmtime::Result<()>,
+}
+
+/// Every capability this host can grant, handed to the [`super::PluginEngine`].
+pub type CapabilityTable = &'static [Capability];
+
+impl Capability {
+    pub fn find(table: CapabilityTable, name: &str) -> Option<&'static Capability> {
+        table.iter().find(|capability| capability.name == name)
+    }
+}
+
+// Two entries are the same capability when they have the same name; the
+// link function is not compared (function addresses are not stable).
+impl PartialEq for Capability {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Capability {}
+
+impl std::fmt::Debug for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
