@@ -3,6 +3,8 @@
 //! and reports a bad value as a [`ConfigError`] naming the variable. This
 //! module imports nothing from the rest of the host.
 
+use std::net::SocketAddr;
+
 use zeroize::Zeroizing;
 
 /// A configured secret: never printed, wiped from memory when dropped.
@@ -72,5 +74,26 @@ pub fn parse_number(
                 range.end()
             ),
         )),
+    }
+}
+
+/// An address to listen on (`IP:PORT`), or an error naming the variable and
+/// giving `example`.
+pub fn socket_addr(variable: &str, value: &str, example: &str) -> Result<SocketAddr, ConfigError> {
+    value.trim().parse().map_err(|_| {
+        ConfigError::new(
+            variable,
+            format!("expected IP:PORT such as {example}, got {value:?}"),
+        )
+    })
+}
+
+/// Settings tests read variables from a list instead of the environment.
+#[cfg(test)]
+pub fn lookup_in<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        vars.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_string())
     }
 }

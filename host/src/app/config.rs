@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::chat::telegram::TelegramSettings;
-use crate::env::{ConfigError, SecretString, parse_number};
+use crate::env::{ConfigError, SecretString, parse_number, socket_addr};
 use crate::infra::cache::CacheSettings;
 use crate::infra::health::HealthSettings;
 use crate::infra::llm::LlmSettings;
@@ -183,16 +183,7 @@ impl Config {
         )? as u32;
 
         let http_addr = get("HTTP_ADDR")
-            .map(|value| {
-                value.trim().parse::<SocketAddr>().map_err(|_| {
-                    ConfigError::new(
-                        "HTTP_ADDR",
-                        format!(
-                            "expected IP:PORT such as 0.0.0.0:8080 or 127.0.0.1:8080, got {value:?}"
-                        ),
-                    )
-                })
-            })
+            .map(|value| socket_addr("HTTP_ADDR", &value, "0.0.0.0:8080 or 127.0.0.1:8080"))
             .transpose()?;
         let health = HealthSettings::from_lookup(get)?;
         let cache = CacheSettings::from_lookup(get)?;
@@ -239,14 +230,9 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|name| vars.get(name).cloned())
+        Config::from_lookup(crate::env::lookup_in(vars))
     }
 
     fn dir() -> tempfile::TempDir {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::keys::key_problem;
+use super::keys::check_key;
 use crate::infra::cache::{CacheFailure, plugin_key};
 use crate::runtime::CallState;
 use crate::runtime::bindings::cache::{self as wit, CacheError};
@@ -15,13 +15,6 @@ pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
-}
-
-fn check_key(key: &str) -> Result<(), CacheError> {
-    match key_problem(key) {
-        Some(problem) => Err(CacheError::InvalidKey(problem)),
-        None => Ok(()),
-    }
 }
 
 fn check_ttl(ttl_ms: Option<u64>) -> Result<Option<Duration>, CacheError> {
@@ -49,7 +42,7 @@ impl From<CacheFailure> for CacheError {
 
 impl wit::Host for CallState {
     async fn get(&mut self, key: String) -> Result<Option<String>, CacheError> {
-        check_key(&key)?;
+        check_key(&key, CacheError::InvalidKey)?;
         let key = plugin_key(self.plugin(), &key);
         Ok(self.services().cache.get(&key).await?)
     }
@@ -60,7 +53,7 @@ impl wit::Host for CallState {
         value: String,
         ttl_ms: Option<u64>,
     ) -> Result<(), CacheError> {
-        check_key(&key)?;
+        check_key(&key, CacheError::InvalidKey)?;
         if value.len() > MAX_VALUE_BYTES {
             return Err(CacheError::TooLarge(MAX_VALUE_BYTES as u32));
         }
@@ -70,7 +63,7 @@ impl wit::Host for CallState {
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, CacheError> {
-        check_key(&key)?;
+        check_key(&key, CacheError::InvalidKey)?;
         let key = plugin_key(self.plugin(), &key);
         Ok(self.services().cache.delete(&key).await?)
     }
@@ -81,7 +74,7 @@ impl wit::Host for CallState {
         delta: i64,
         ttl_ms: Option<u64>,
     ) -> Result<i64, CacheError> {
-        check_key(&key)?;
+        check_key(&key, CacheError::InvalidKey)?;
         let ttl = check_ttl(ttl_ms)?;
         let key = plugin_key(self.plugin(), &key);
         Ok(self.services().cache.incr(&key, delta, ttl).await?)

@@ -22,8 +22,8 @@ impl wit::Host for CallState {
             );
             return Err(SecretError::Denied);
         }
-        let services = self.services().clone();
-        let (Some(store), Some(vault)) = (services.store, services.vault) else {
+        let services = self.services();
+        let (Some(store), Some(vault)) = (services.store.clone(), services.vault.clone()) else {
             return Err(SecretError::Unavailable(
                 "no ENCRYPTION_KEY is configured, so no secrets can be read".into(),
             ));

@@ -3,7 +3,7 @@
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::keys::{MAX_KEY_BYTES, key_problem};
+use super::keys::{MAX_KEY_BYTES, check_key};
 use crate::infra::store::Store;
 use crate::runtime::CallState;
 use crate::runtime::bindings::state::{self as wit, StateError};
@@ -13,13 +13,6 @@ const MAX_LIST: u32 = 1_000;
 
 pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
-}
-
-fn check_key(key: &str) -> Result<(), StateError> {
-    match key_problem(key) {
-        Some(problem) => Err(StateError::InvalidKey(problem)),
-        None => Ok(()),
-    }
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StateError {
@@ -38,7 +31,7 @@ fn database(state: &CallState) -> Result<Store, StateError> {
 
 impl wit::Host for CallState {
     async fn get(&mut self, key: String) -> Result<Option<String>, StateError> {
-        check_key(&key)?;
+        check_key(&key, StateError::InvalidKey)?;
         let store = database(self)?;
         let value = store
             .get_state(self.plugin(), &key)
@@ -48,7 +41,7 @@ impl wit::Host for CallState {
     }
 
     async fn set(&mut self, key: String, value: String) -> Result<(), StateError> {
-        check_key(&key)?;
+        check_key(&key, StateError::InvalidKey)?;
         if value.len() > MAX_VALUE_BYTES {
             return Err(StateError::TooLarge(MAX_VALUE_BYTES as u32));
         }
@@ -62,7 +55,7 @@ impl wit::Host for CallState {
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, StateError> {
-        check_key(&key)?;
+        check_key(&key, StateError::InvalidKey)?;
         let store = database(self)?;
         store
             .delete_state(self.plugin(), &key)

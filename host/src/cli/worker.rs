@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use crate::app::config::Config;
 use crate::app::ops::{OpsServer, OpsState};
 use crate::app::root::{open_store, shutdown_signal, worker_services};
-use crate::app::worker::{self, Job};
-use crate::infra::store::Store;
+use crate::app::worker::{self, Job, sync_audit_retention};
 
 pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::Result<ExitCode> {
     let store = open_store(config, migrate).await?;
@@ -52,27 +51,4 @@ pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::R
     result?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// The database holds every delete to its own copy of the retention
-/// (`audit_retention`); the worker sets it from `AUDIT_RETENTION_DAYS`. On
-/// PostgreSQL only the owner may change it (docs/operations.md): under a
-/// role without UPDATE on the table the database keeps its value, and a
-/// cleanup shorter than that is refused.
-async fn sync_audit_retention(store: &Store, days: u32) {
-    match store.set_audit_retention_days(days).await {
-        Ok(None) => {}
-        Ok(Some(previous)) => {
-            tracing::info!(
-                previous,
-                days,
-                "audit retention in the database set from AUDIT_RETENTION_DAYS"
-            )
-        }
-        Err(error) => tracing::warn!(
-            %error,
-            days,
-            "cannot set the audit retention in the database; it keeps its own value, and a cleanup past it is refused"
-        ),
-    }
 }

@@ -82,7 +82,8 @@ impl CallState {
         &self.ctx.correlation_id
     }
 
-    pub fn services(&self) -> &HostServices {
+    /// What the host lends this call; cloning it is cloning an `Arc`.
+    pub fn services(&self) -> &Arc<HostServices> {
         &self.ctx.services
     }
 

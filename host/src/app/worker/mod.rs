@@ -137,6 +137,29 @@ async fn active(
     }
 }
 
+/// The database holds every delete to its own copy of the retention
+/// (`audit_retention`); the worker sets it from `AUDIT_RETENTION_DAYS`. On
+/// PostgreSQL only the owner may change it (docs/operations.md): under a
+/// role without UPDATE on the table the database keeps its value, and a
+/// cleanup shorter than that is refused.
+pub async fn sync_audit_retention(store: &Store, days: u32) {
+    match store.set_audit_retention_days(days).await {
+        Ok(None) => {}
+        Ok(Some(previous)) => {
+            tracing::info!(
+                previous,
+                days,
+                "audit retention in the database set from AUDIT_RETENTION_DAYS"
+            )
+        }
+        Err(error) => tracing::warn!(
+            %error,
+            days,
+            "cannot set the audit retention in the database; it keeps its own value, and a cleanup past it is refused"
+        ),
+    }
+}
+
 /// The next time `at` (UTC) comes after `now`.
 pub fn next_run(now: DateTime<Utc>, at: NaiveTime) -> DateTime<Utc> {
     let today = now.date_naive().and_time(at).and_utc();

@@ -7,7 +7,7 @@ use url::Url;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::env::{ConfigError, SecretString, http_url, parse_number};
+use crate::env::{ConfigError, SecretString, http_url, parse_number, socket_addr};
 
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
 
@@ -91,16 +91,7 @@ impl TelegramSettings {
             .map(|value| webhook_url(&value))
             .transpose()?;
         let webhook_addr = get("WEBHOOK_ADDR")
-            .map(|value| {
-                value.trim().parse::<SocketAddr>().map_err(|_| {
-                    ConfigError::new(
-                        "WEBHOOK_ADDR",
-                        format!(
-                            "expected an address to listen on such as 0.0.0.0:8443, got {value:?}"
-                        ),
-                    )
-                })
-            })
+            .map(|value| socket_addr("WEBHOOK_ADDR", &value, "0.0.0.0:8443"))
             .transpose()?;
         let inbox_lease = Duration::from_secs(parse_number(
             "INBOX_LEASE_SECS",
@@ -174,11 +165,7 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<TelegramSettings, ConfigError> {
-        TelegramSettings::from_lookup(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
+        TelegramSettings::from_lookup(crate::env::lookup_in(vars))
     }
 
     #[test]

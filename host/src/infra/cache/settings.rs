@@ -53,11 +53,7 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<CacheSettings, ConfigError> {
-        CacheSettings::from_lookup(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
+        CacheSettings::from_lookup(crate::env::lookup_in(vars))
     }
 
     #[test]

@@ -73,11 +73,7 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<LlmSettings, ConfigError> {
-        LlmSettings::from_lookup(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
+        LlmSettings::from_lookup(crate::env::lookup_in(vars))
     }
 
     #[test]

@@ -110,11 +110,7 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<VectorSettings, ConfigError> {
-        VectorSettings::from_lookup(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
+        VectorSettings::from_lookup(crate::env::lookup_in(vars))
     }
 
     #[test]
