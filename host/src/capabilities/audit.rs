@@ -1,17 +1,11 @@
 //! `wasmbot:plugin/audit`: a plugin records an action in the append-only
 //! trail; the host adds time, plugin, user, chat and correlation id.
 
-use wasmtime::component::{HasSelf, Linker};
-
 use crate::runtime::CallState;
 use crate::runtime::bindings::audit::{self as wit, Status};
 
 const MAX_ACTION_BYTES: usize = 128;
 const MAX_METADATA_BYTES: usize = 16 * 1024;
-
-pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
-}
 
 impl wit::Host for CallState {
     async fn record_action(

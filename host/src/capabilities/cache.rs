@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker};
-
 use super::keys::check_key;
 use crate::infra::cache::{CacheFailure, plugin_key};
 use crate::runtime::CallState;
@@ -12,10 +10,6 @@ use crate::runtime::bindings::cache::{self as wit, CacheError};
 
 pub const MAX_VALUE_BYTES: usize = 512 * 1024;
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-
-pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
-}
 
 fn check_ttl(ttl_ms: Option<u64>) -> Result<Option<Duration>, CacheError> {
     let Some(ms) = ttl_ms else {

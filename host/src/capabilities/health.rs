@@ -1,14 +1,8 @@
 //! `wasmbot:plugin/health`: the health monitor's results, for `/health`.
 
-use wasmtime::component::{HasSelf, Linker};
-
 use crate::infra::health::{ServiceHealth, Status};
 use crate::runtime::CallState;
 use crate::runtime::bindings::health as wit;
-
-pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
-}
 
 impl wit::Host for CallState {
     async fn latest(&mut self) -> Vec<wit::Service> {

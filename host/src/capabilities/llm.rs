@@ -8,8 +8,6 @@
 
 use std::time::Instant;
 
-use wasmtime::component::{HasSelf, Linker};
-
 use crate::infra::alert::Alerter;
 use crate::infra::llm::{Completion, CompletionRequest, LlmClient, LlmFailure, Role};
 use crate::infra::metrics::{TokenLabels, label, metrics};
@@ -19,10 +17,6 @@ use crate::runtime::bindings::llm::{self as wit, LlmError};
 /// Alert keys: one outage alert and one key alert per 5 minutes at most.
 const ALERT_KEY_UNAVAILABLE: &str = "llm";
 const ALERT_KEY_UNAUTHORIZED: &str = "llm-auth";
-
-pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
-}
 
 impl wit::Host for CallState {
     async fn complete(

@@ -1,14 +1,8 @@
 //! `wasmbot:plugin/log`: a plugin's structured log lines, tagged by the host
 //! with the plugin name; the correlation id comes from the message's span.
 
-use wasmtime::component::{HasSelf, Linker};
-
 use crate::runtime::CallState;
 use crate::runtime::bindings::log::{self as wit, Field, Level};
-
-pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
-}
 
 /// A plugin can write at most this much per line; the rest is cut.
 const MAX_MESSAGE_CHARS: usize = 4096;

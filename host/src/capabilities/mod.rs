@@ -1,8 +1,9 @@
 //! Host capabilities lent to plugins: one module per WIT interface
-//! (`wasmbot:plugin/<name>`), each with its `link`, its host functions and
-//! its error mapping. A plugin's linker receives only what its manifest
-//! grants, from the table below; adding a capability is one module and one
-//! row (docs/adding-a-capability.md).
+//! (`wasmbot:plugin/<name>`), each with its host functions and its error
+//! mapping, and one row per interface in the table below, which says how it
+//! is linked. A plugin's linker receives only what its manifest grants;
+//! adding a capability is one module and one row
+//! (docs/adding-a-capability.md).
 
 mod audit;
 mod cache;
@@ -14,42 +15,41 @@ mod secrets;
 mod state;
 mod vectors;
 
-use crate::runtime::{Capability, CapabilityTable};
+use wasmtime::component::HasSelf;
+
+use crate::runtime::bindings;
+use crate::runtime::{CallState, Capability, CapabilityTable};
+
+/// A row of the table: the interface's name (in manifests and WIT) and its
+/// generated bindings module. Linking is the same for every interface: the
+/// generated `add_to_linker`, with the call state as the host; the module
+/// above implements the interface's `Host` trait for `CallState`. An
+/// interface linked any other way (e.g. a WASI proposal) writes its row as
+/// `Capability { name, link: its_module::link }`.
+macro_rules! capability {
+    ($name:literal, $bindings:ident) => {
+        Capability {
+            name: $name,
+            link: |linker| {
+                bindings::$bindings::add_to_linker::<CallState, HasSelf<CallState>>(
+                    linker,
+                    |state| state,
+                )
+            },
+        }
+    };
+}
 
 /// Every capability a manifest may grant.
 pub const ALL: CapabilityTable = &[
-    Capability {
-        name: "log",
-        link: log::link,
-    },
-    Capability {
-        name: "state",
-        link: state::link,
-    },
-    Capability {
-        name: "secrets",
-        link: secrets::link,
-    },
-    Capability {
-        name: "audit",
-        link: audit::link,
-    },
-    Capability {
-        name: "llm",
-        link: llm::link,
-    },
-    Capability {
-        name: "health",
-        link: health::link,
-    },
-    Capability {
-        name: "cache",
-        link: cache::link,
-    },
-    Capability {
-        name: "vectors",
-        link: vectors::link,
-    },
+    capability!("log", log),
+    capability!("state", state),
+    capability!("secrets", secrets),
+    capability!("audit", audit),
+    capability!("llm", llm),
+    capability!("health", health),
+    capability!("cache", cache),
+    capability!("vectors", vectors),
 ];
 
 #[cfg(test)]

@@ -2,14 +2,8 @@
 //! manifest lists the name. A denied read is an error for the plugin and an
 //! audit entry; a value handed out is masked in that call's logs and reply.
 
-use wasmtime::component::{HasSelf, Linker};
-
 use crate::runtime::CallState;
 use crate::runtime::bindings::secrets::{self as wit, SecretError};
-
-pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
-}
 
 impl wit::Host for CallState {
     async fn get(&mut self, name: String) -> Result<String, SecretError> {

@@ -1,8 +1,6 @@
 //! `wasmbot:plugin/state`: durable JSON values by key, scoped to the calling
 //! plugin (the plugin name is part of every query; a plugin cannot name another).
 
-use wasmtime::component::{HasSelf, Linker};
-
 use super::keys::{MAX_KEY_BYTES, check_key};
 use crate::infra::store::Store;
 use crate::runtime::CallState;
@@ -10,10 +8,6 @@ use crate::runtime::bindings::state::{self as wit, StateError};
 
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 const MAX_LIST: u32 = 1_000;
-
-pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
-}
 
 fn unavailable(error: impl std::fmt::Display) -> StateError {
     tracing::warn!(%error, "state capability: database error");

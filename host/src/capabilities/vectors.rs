@@ -2,8 +2,6 @@
 //! each collection private to the plugin that ensured it, and `embed` for
 //! turning text into vectors. The backend is the host's `VectorStore`.
 
-use wasmtime::component::{HasSelf, Linker};
-
 use crate::infra::vectors::{
     CollectionName, CollectionSpec, Distance, FieldMatch, FieldValue, MAX_PAYLOAD_BYTES, Point,
     VectorFailure, VectorStore,
@@ -98,10 +96,6 @@ impl CallState {
             .as_ref()
             .ok_or_else(|| VectorError::Unavailable("this host has no vector store".into()))
     }
-}
-
-pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)
 }
 
 impl wit::Host for CallState {
