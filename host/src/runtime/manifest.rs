@@ -13,6 +13,9 @@ use super::engine::MAX_PLUGIN_MEMORY_MB;
 /// The command the host answers itself with the list of commands.
 pub const HELP_COMMAND: &str = "help";
 
+/// Telegram's limit on a command's description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 256;
+
 /// Commands the host answers itself; a plugin may not claim them.
 pub const RESERVED_COMMANDS: &[&str] = &[HELP_COMMAND];
 
@@ -211,9 +214,9 @@ fn validate_command(command: &RawCommand) -> Result<(), String> {
         return Err(format!("command `{name}` is reserved by the host"));
     }
     let description = command.description.trim();
-    if description.is_empty() || description.chars().count() > 256 {
+    if description.is_empty() || description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(format!(
-            "command `{name}` needs a description of 1-256 characters"
+            "command `{name}` needs a description of 1-{MAX_DESCRIPTION_CHARS} characters"
         ));
     }
     Ok(())

@@ -18,7 +18,8 @@ pub use call::{CallContext, CallState, MASK};
 pub use capability::{Capability, CapabilityTable};
 pub use engine::{Allocation, MAX_PLUGIN_MEMORY_MB, PluginEngine};
 pub use manifest::{
-    CommandSpec, HELP_COMMAND, MAX_TIMEOUT_MS, Manifest, ManifestError, PluginLimits,
+    CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_TIMEOUT_MS, Manifest, ManifestError,
+    PluginLimits,
 };
 pub use plugin::{LoadError, LoadedPlugin, PluginFailure};
 pub use registry::{PluginRegistry, PluginSet, ReloadOutcome};

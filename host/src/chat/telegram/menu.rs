@@ -3,11 +3,10 @@
 use teloxide::prelude::{Bot, Requester as _};
 use teloxide::types::BotCommand;
 
-use crate::runtime::PluginSet;
+use crate::runtime::{HELP_COMMAND, MAX_DESCRIPTION_CHARS, PluginSet};
 
 /// Telegram shows at most this many commands.
 const MAX_COMMANDS: usize = 100;
-const MAX_DESCRIPTION: usize = 256;
 
 /// `/help` (the host's own) and every loaded plugin's commands, by name.
 pub fn commands(plugins: &PluginSet) -> Vec<BotCommand> {
@@ -16,7 +15,11 @@ pub fn commands(plugins: &PluginSet) -> Vec<BotCommand> {
         .iter()
         .flat_map(|plugin| plugin.manifest().commands.iter())
         .map(|command| {
-            let description: String = command.description.chars().take(MAX_DESCRIPTION).collect();
+            let description: String = command
+                .description
+                .chars()
+                .take(MAX_DESCRIPTION_CHARS)
+                .collect();
             let description = if description.trim().is_empty() {
                 format!("/{}", command.name)
             } else {
@@ -25,7 +28,7 @@ pub fn commands(plugins: &PluginSet) -> Vec<BotCommand> {
             BotCommand::new(command.name.clone(), description)
         })
         .collect();
-    commands.push(BotCommand::new("help", "List the commands"));
+    commands.push(BotCommand::new(HELP_COMMAND, "List the commands"));
     commands.sort_by(|a, b| a.command.cmp(&b.command));
     if commands.len() > MAX_COMMANDS {
         tracing::warn!(

@@ -9,6 +9,7 @@ pub const MAX_POINTS_PER_UPSERT: usize = 256;
 pub const MAX_SEARCH_LIMIT: u32 = 100;
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 pub const MAX_FILTER_CONDITIONS: usize = 16;
+pub const MAX_FILTER_KEY_BYTES: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::embedded::EmbeddedVectors;
 use super::model::{
     CollectionName, CollectionSpec, FieldMatch, Hit, MAX_DIMENSION, MAX_FILTER_CONDITIONS,
-    MAX_POINTS_PER_UPSERT, MAX_SEARCH_LIMIT, Point, VectorFailure,
+    MAX_FILTER_KEY_BYTES, MAX_POINTS_PER_UPSERT, MAX_SEARCH_LIMIT, Point, VectorFailure,
 };
 use super::server::ServerVectors;
 use super::settings::VectorSettings;
@@ -157,10 +157,10 @@ fn check_filter(filter: &[FieldMatch]) -> Result<(), VectorFailure> {
     }
     match filter
         .iter()
-        .find(|c| c.key.is_empty() || c.key.len() > 256)
+        .find(|c| c.key.is_empty() || c.key.len() > MAX_FILTER_KEY_BYTES)
     {
         Some(bad) => Err(VectorFailure::InvalidInput(format!(
-            "filter keys must be 1-256 bytes, got {:?}",
+            "filter keys must be 1-{MAX_FILTER_KEY_BYTES} bytes, got {:?}",
             bad.key
         ))),
         None => Ok(()),
