@@ -14,7 +14,9 @@ use crate::infra::llm::LlmSettings;
 use crate::infra::logging::LogFormat;
 use crate::infra::vault::Vault;
 use crate::infra::vectors::VectorSettings;
-use crate::runtime::{MAX_PLUGIN_MEMORY_MB, MAX_TIMEOUT_MS, PluginLimits};
+use crate::runtime::{
+    DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, MAX_REPLY_KB, MAX_TIMEOUT_MS, PluginLimits,
+};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -22,8 +24,12 @@ pub struct Config {
     pub plugins_dir: PathBuf,
     /// `PLUGIN_CACHE_DIR`: compiled components kept between runs.
     pub plugin_cache_dir: PathBuf,
-    /// `PLUGIN_TIMEOUT_MS` / `PLUGIN_MEMORY_MB`: limits for manifests that set none.
+    /// `PLUGIN_TIMEOUT_MS` / `PLUGIN_MEMORY_MB` / `PLUGIN_REPLY_KB`: limits
+    /// for manifests that set none.
     pub plugin_limits: PluginLimits,
+    /// `PLUGIN_POOL_INSTANCES`: plugin calls that may run at once; past it a
+    /// message is answered "busy, try again".
+    pub plugin_pool_instances: u32,
     /// `LOG_LEVEL`, when set: a level or a tracing filter such as `wasmbot=debug`.
     pub log_level: Option<String>,
     /// `LOG_FORMAT`, when set; otherwise pretty on a terminal, JSON elsewhere.
@@ -118,6 +124,22 @@ impl Config {
             "MiB",
         )?;
 
+        let reply_kb = parse_number(
+            "PLUGIN_REPLY_KB",
+            get("PLUGIN_REPLY_KB"),
+            (defaults.reply_bytes >> 10) as u64,
+            1..=MAX_REPLY_KB,
+            "KiB",
+        )?;
+
+        let plugin_pool_instances = parse_number(
+            "PLUGIN_POOL_INSTANCES",
+            get("PLUGIN_POOL_INSTANCES"),
+            u64::from(DEFAULT_POOL_INSTANCES),
+            1..=4096,
+            "instances",
+        )? as u32;
+
         let log_level = get("LOG_LEVEL");
         if let Some(level) = &log_level {
             tracing_subscriber::EnvFilter::try_new(level).map_err(|error| {
@@ -209,7 +231,8 @@ impl Config {
         Ok(Self {
             plugins_dir,
             plugin_cache_dir,
-            plugin_limits: PluginLimits::new(timeout_ms, memory_mb),
+            plugin_limits: PluginLimits::new(timeout_ms, memory_mb).with_reply_kb(reply_kb),
+            plugin_pool_instances,
             log_level,
             log_format,
             database_url: SecretString::new(database_url),

@@ -178,15 +178,22 @@ fn shared_cache(config: &Config, alerter: &Alerter) -> anyhow::Result<CacheStore
     Ok(cache)
 }
 
-/// An engine that can grant every capability; `cache_dir` keeps compiled
-/// components between runs.
-pub fn plugin_engine(cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<PluginEngine>> {
-    Ok(Arc::new(PluginEngine::new(cache_dir, capabilities::ALL)?))
+/// An engine that can grant every capability, with `PLUGIN_POOL_INSTANCES`
+/// slots; `cache_dir` keeps compiled components between runs.
+pub fn plugin_engine(
+    config: &Config,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<Arc<PluginEngine>> {
+    Ok(Arc::new(PluginEngine::with_pool_size(
+        cache_dir,
+        capabilities::ALL,
+        config.plugin_pool_instances,
+    )?))
 }
 
 /// The plugins in `PLUGINS_DIR`.
 async fn load_plugins(config: &Config) -> anyhow::Result<PluginRegistry> {
-    let engine = plugin_engine(Some(config.plugin_cache_dir.clone()))?;
+    let engine = plugin_engine(config, Some(config.plugin_cache_dir.clone()))?;
     PluginRegistry::load(engine, config.plugins_dir.clone(), config.plugin_limits).await
 }
 

@@ -211,8 +211,9 @@ impl Dispatcher {
                 let cause = failure.to_string();
                 let cause = clean_text(&cause);
                 match &failure {
-                    // A plugin's own error reply (usage, "not configured") is a normal answer.
-                    PluginFailure::Declined(_) => {
+                    // A plugin's own error reply (usage, "not configured") is
+                    // a normal answer; a full pool is load, not the plugin's fault.
+                    PluginFailure::Declined(_) | PluginFailure::Busy => {
                         tracing::info!(plugin = handler_name, command, status, duration_ms, %cause, "message handled")
                     }
                     _ => {
@@ -304,6 +305,9 @@ fn failure_text(command: &str, failure: &PluginFailure) -> String {
         }
         PluginFailure::Crashed(_) => {
             format!("Sorry, something went wrong in /{command}. The problem has been logged.")
+        }
+        PluginFailure::Busy => {
+            format!("The bot is busy right now; please send /{command} again in a moment.")
         }
     }
 }

@@ -20,10 +20,13 @@ pub enum PluginsCommand {
 }
 
 pub async fn run(config: &Config, command: PluginsCommand) -> anyhow::Result<ExitCode> {
-    let engine = plugin_engine(match command {
-        PluginsCommand::List => Some(config.plugin_cache_dir.clone()),
-        PluginsCommand::Check { .. } => None,
-    })?;
+    let engine = plugin_engine(
+        config,
+        match command {
+            PluginsCommand::List => Some(config.plugin_cache_dir.clone()),
+            PluginsCommand::Check { .. } => None,
+        },
+    )?;
     let limits = config.plugin_limits;
     let (set, single) = match command {
         PluginsCommand::List => {

@@ -29,6 +29,15 @@ const OUTPUT_CAPACITY: usize = 64 * 1024;
 /// Table elements a plugin may grow to; Rust guests need a few hundred.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
+/// What one call's component may instantiate. A Rust component uses about
+/// five core instances, one memory and a few tables; dynamically linked
+/// guests (Python, JavaScript) a few dozen instances sharing one or two
+/// memories. The pool refuses a component past these at load
+/// (`engine.rs`); these hold them per call as well.
+pub const MAX_CORE_INSTANCES: usize = 64;
+pub const MAX_MEMORIES: usize = 4;
+pub const MAX_TABLES: usize = 32;
+
 pub struct CallState {
     plugin: Arc<str>,
     ctx: CallContext,
@@ -67,6 +76,7 @@ impl CallState {
             table: ResourceTable::new(),
             memory: MemoryCap {
                 max_bytes: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
+                total_bytes: 0,
                 exceeded: false,
             },
             stdout,
@@ -181,27 +191,34 @@ impl WasiView for CallState {
     }
 }
 
-/// Enforces the manifest's `memory_mb` and remembers that it was hit, so the
-/// resulting trap can be reported as "out of memory" rather than a crash.
+/// Enforces the manifest's `memory_mb` over the whole call: the sum of every
+/// linear memory the component creates (a component instantiating one core
+/// module N times does not get N times the cap), and remembers that it was
+/// hit, so the resulting trap is reported as "out of memory", not a crash.
 struct MemoryCap {
     max_bytes: usize,
+    /// What the call's memories hold now, together.
+    total_bytes: usize,
     exceeded: bool,
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
+        // Called for a new memory too (current 0), so the sum covers them all.
+        let total = self.total_bytes - current.min(self.total_bytes) + desired;
+        if total > self.max_bytes {
             self.exceeded = true;
             wasmtime::bail!(
-                "plugin memory limit of {} MiB exceeded",
+                "plugin memory limit of {} MiB exceeded (all of the call's memories together)",
                 self.max_bytes >> 20
             );
         }
+        self.total_bytes = total;
         Ok(true)
     }
 
@@ -212,5 +229,48 @@ impl ResourceLimiter for MemoryCap {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn the_memory_cap_is_the_sum_of_every_memory_of_the_call() {
+        let mut cap = MemoryCap {
+            max_bytes: 64 * MIB,
+            total_bytes: 0,
+            exceeded: false,
+        };
+        // Two memories of 30 MiB fit; a third memory of 5 MiB does not.
+        assert!(cap.memory_growing(0, 30 * MIB, None).unwrap());
+        assert!(cap.memory_growing(0, 30 * MIB, None).unwrap());
+        assert!(cap.memory_growing(0, 5 * MIB, None).is_err());
+        assert!(cap.exceeded);
+        // Growing one of them counts only the growth.
+        let mut cap = MemoryCap {
+            max_bytes: 64 * MIB,
+            total_bytes: 0,
+            exceeded: false,
+        };
+        assert!(cap.memory_growing(0, 10 * MIB, None).unwrap());
+        assert!(cap.memory_growing(10 * MIB, 60 * MIB, None).unwrap());
+        assert_eq!(cap.total_bytes, 60 * MIB);
+        assert!(cap.memory_growing(60 * MIB, 65 * MIB, None).is_err());
     }
 }

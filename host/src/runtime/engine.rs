@@ -11,6 +11,7 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::{CompileCache, CompileStats};
+use super::call::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use super::capability::CapabilityTable;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
@@ -19,8 +20,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The largest `memory_mb` a manifest may ask for; the pool reserves slots of this size.
 pub const MAX_PLUGIN_MEMORY_MB: u64 = 1024;
 
-/// Plugin instances that may be alive at the same time (messages in flight).
-const POOL_INSTANCES: u32 = 256;
+/// Plugin instances that may be alive at the same time (messages in flight),
+/// unless `PLUGIN_POOL_INSTANCES` says otherwise.
+pub const DEFAULT_POOL_INSTANCES: u32 = 256;
 
 /// Freed slots are returned to the OS in batches of this many.
 const DECOMMIT_BATCH: usize = 64;
@@ -56,12 +58,30 @@ impl PluginEngine {
         Self::with_allocation(cache_dir, capabilities, Allocation::Pooling)
     }
 
+    /// A pool of `instances` slots: calls past it are answered "busy".
+    pub fn with_pool_size(
+        cache_dir: Option<std::path::PathBuf>,
+        capabilities: CapabilityTable,
+        instances: u32,
+    ) -> anyhow::Result<Self> {
+        Self::build(cache_dir, capabilities, Some(instances))
+    }
+
     pub fn with_allocation(
         cache_dir: Option<std::path::PathBuf>,
         capabilities: CapabilityTable,
         allocation: Allocation,
     ) -> anyhow::Result<Self> {
-        let pooling = (allocation == Allocation::Pooling).then(pooling_config);
+        let pool = (allocation == Allocation::Pooling).then_some(DEFAULT_POOL_INSTANCES);
+        Self::build(cache_dir, capabilities, pool)
+    }
+
+    fn build(
+        cache_dir: Option<std::path::PathBuf>,
+        capabilities: CapabilityTable,
+        pool_instances: Option<u32>,
+    ) -> anyhow::Result<Self> {
+        let pooling = pool_instances.map(pooling_config);
         let engine = match Engine::new(&base_config(pooling)) {
             Ok(engine) => engine,
             Err(error) => {
@@ -113,6 +133,13 @@ impl PluginEngine {
         &self.engine
     }
 
+    /// Component instances alive now (calls in flight), when pooling.
+    pub fn instances_in_use(&self) -> u64 {
+        self.engine
+            .pooling_allocator_metrics()
+            .map_or(0, |metrics| metrics.component_instances())
+    }
+
     /// What manifests may grant, as the host's capability table lists it.
     pub fn capabilities(&self) -> CapabilityTable {
         self.capabilities
@@ -158,13 +185,17 @@ fn base_config(pooling: Option<PoolingAllocationConfig>) -> Config {
     config
 }
 
-fn pooling_config() -> PoolingAllocationConfig {
+fn pooling_config(instances: u32) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(POOL_INSTANCES)
-        .total_core_instances(POOL_INSTANCES * 8)
-        .total_memories(POOL_INSTANCES * 2)
-        .total_tables(POOL_INSTANCES * 8)
-        .total_stacks(POOL_INSTANCES)
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * 8)
+        .total_memories(instances * 2)
+        .total_tables(instances * 8)
+        .total_stacks(instances)
+        // A component that needs more than a call may use is refused at load.
+        .max_core_instances_per_component(MAX_CORE_INSTANCES as u32)
+        .max_memories_per_component(MAX_MEMORIES as u32)
+        .max_tables_per_component(MAX_TABLES as u32)
         .max_memory_size((MAX_PLUGIN_MEMORY_MB as usize) << 20);
     // Measured with `just bench` (docs/benchmarks.md), 2 cores: resetting a
     // slot with one madvise per call made every call pay a syscall and a

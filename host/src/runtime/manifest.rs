@@ -35,11 +35,21 @@ pub struct CommandSpec {
     pub description: String,
 }
 
+/// The longest reply text a manifest (or `PLUGIN_REPLY_KB`) may allow, in KiB.
+pub const MAX_REPLY_KB: u64 = 256;
+
+/// The reply text a plugin may return unless told otherwise, in KiB: four
+/// Telegram messages of plain ASCII.
+pub const DEFAULT_REPLY_KB: u64 = 16;
+
 /// Per-call limits after the host defaults are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PluginLimits {
     pub timeout: Duration,
+    /// The sum over every linear memory of the call.
     pub memory_bytes: u64,
+    /// Reply text past this is cut, with a notice.
+    pub reply_bytes: usize,
 }
 
 impl PluginLimits {
@@ -47,6 +57,14 @@ impl PluginLimits {
         Self {
             timeout: Duration::from_millis(timeout_ms),
             memory_bytes: memory_mb << 20,
+            reply_bytes: (DEFAULT_REPLY_KB << 10) as usize,
+        }
+    }
+
+    pub fn with_reply_kb(self, reply_kb: u64) -> Self {
+        Self {
+            reply_bytes: (reply_kb << 10) as usize,
+            ..self
         }
     }
 }
@@ -93,6 +111,7 @@ struct RawCommand {
 struct RawLimits {
     timeout_ms: Option<u64>,
     memory_mb: Option<u64>,
+    reply_kb: Option<u64>,
 }
 
 impl Manifest {
@@ -166,13 +185,22 @@ impl Manifest {
                 "`limits.memory_mb` must be between 1 and {MAX_PLUGIN_MEMORY_MB}, got {memory_mb}"
             ));
         }
+        let reply_kb = raw
+            .limits
+            .reply_kb
+            .unwrap_or((defaults.reply_bytes >> 10) as u64);
+        if !(1..=MAX_REPLY_KB).contains(&reply_kb) {
+            return Err(format!(
+                "`limits.reply_kb` must be between 1 and {MAX_REPLY_KB}, got {reply_kb}"
+            ));
+        }
         Ok(Self {
             name: raw.name,
             version: raw.version,
             commands,
             capabilities,
             secrets: raw.secrets,
-            limits: PluginLimits::new(timeout_ms, memory_mb),
+            limits: PluginLimits::new(timeout_ms, memory_mb).with_reply_kb(reply_kb),
         })
     }
 

@@ -16,10 +16,10 @@ pub use bindings::types::{Message, Reply, ReplyFormat};
 pub use cache::{CompileStats, content_hash};
 pub use call::{CallContext, CallState, MASK};
 pub use capability::{Capability, CapabilityTable};
-pub use engine::{Allocation, MAX_PLUGIN_MEMORY_MB, PluginEngine};
+pub use engine::{Allocation, DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, PluginEngine};
 pub use manifest::{
-    CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_TIMEOUT_MS, Manifest, ManifestError,
-    PluginLimits,
+    CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_REPLY_KB, MAX_TIMEOUT_MS, Manifest,
+    ManifestError, PluginLimits,
 };
 pub use plugin::{LoadError, LoadedPlugin, PluginFailure};
 pub use registry::{PluginRegistry, PluginSet, ReloadOutcome};

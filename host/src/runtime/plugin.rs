@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Store, Trap};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 
 use super::bindings::HandlerPre;
 use super::bindings::types::{Message, Reply};
@@ -53,6 +53,9 @@ pub enum PluginFailure {
     /// A trap or panic inside the guest, or a failure to instantiate it.
     #[error("the plugin crashed: {0}")]
     Crashed(String),
+    /// Every instance slot of the pool was in use: load, not the plugin's fault.
+    #[error("no instance slot was free (the pool is exhausted)")]
+    Busy,
 }
 
 impl PluginFailure {
@@ -63,6 +66,7 @@ impl PluginFailure {
             PluginFailure::Timeout(_) => "timeout",
             PluginFailure::OutOfMemory(_) => "out_of_memory",
             PluginFailure::Crashed(_) => "error",
+            PluginFailure::Busy => "busy",
         }
     }
 }
@@ -204,12 +208,17 @@ impl LoadedPlugin {
         match outcome {
             Err(_elapsed) => Err(PluginFailure::Timeout(limits.timeout)),
             Ok(Ok(Ok(reply))) => Ok(Reply {
-                text: store.data().mask(&reply.text),
+                text: cap_reply(store.data().mask(&reply.text), limits.reply_bytes),
                 format: reply.format,
             }),
-            Ok(Ok(Err(text))) => Err(PluginFailure::Declined(store.data().mask(&text))),
+            Ok(Ok(Err(text))) => Err(PluginFailure::Declined(cap_text(
+                store.data().mask(&text),
+                MAX_ERROR_BYTES,
+            ))),
             Ok(Err(error)) => {
-                if store.data().memory_exceeded() {
+                if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+                    Err(PluginFailure::Busy)
+                } else if store.data().memory_exceeded() {
                     Err(PluginFailure::OutOfMemory(limits.memory_bytes >> 20))
                 } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                     Err(PluginFailure::Timeout(limits.timeout))
@@ -219,6 +228,37 @@ impl LoadedPlugin {
             }
         }
     }
+}
+
+/// The longest error text (`Err(text)`) kept; it reaches the user, the log
+/// and the audit trail.
+pub const MAX_ERROR_BYTES: usize = 1024;
+
+/// `text` cut to at most `max_bytes` (on a character boundary).
+fn cap_text(mut text: String, max_bytes: usize) -> String {
+    if text.len() > max_bytes {
+        let mut end = max_bytes;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// A reply past the limit is cut, and says so.
+fn cap_reply(text: String, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let total_kib = text.len().div_ceil(1024);
+    let mut cut = cap_text(text, max_bytes);
+    cut.push_str(&format!(
+        "\n(cut: the reply was {total_kib} KiB; this plugin may send {} KiB)",
+        max_bytes >> 10
+    ));
+    cut
 }
 
 fn deadline_ticks(timeout: Duration) -> u64 {

@@ -13,7 +13,7 @@ use teloxide::types::{ChatId, ParseMode};
 
 use crate::runtime::ReplyFormat;
 
-/// Telegram's limit for one message's text, in characters.
+/// Telegram's limit for one message's text, in UTF-16 code units.
 pub const MESSAGE_LIMIT: usize = 4096;
 
 /// Attempts per message part before giving up (429s and network errors).
@@ -93,28 +93,32 @@ impl ReplySender {
     }
 }
 
-/// Splits `text` into parts of at most `limit` characters, at line breaks
-/// where possible (a single longer line is cut at the limit). Parts that are
-/// only white space are dropped.
+/// The length Telegram counts: UTF-16 code units (an emoji outside the
+/// basic plane is two).
+pub fn telegram_len(text: &str) -> usize {
+    text.chars().map(char::len_utf16).sum()
+}
+
+/// Splits `text` into parts of at most `limit` UTF-16 code units (the way
+/// Telegram counts), at line breaks where possible; a single longer line is
+/// cut at the last character that fits. Parts that are only white space are
+/// dropped.
 pub fn split_message(text: &str, limit: usize) -> Vec<String> {
     let mut parts = Vec::new();
     let mut current = String::new();
     let mut current_len = 0;
     for line in text.split_inclusive('\n') {
         let mut line = line;
-        let mut line_len = line.chars().count();
+        let mut line_len = telegram_len(line);
         if current_len + line_len > limit && current_len > 0 {
             parts.push(std::mem::take(&mut current));
             current_len = 0;
         }
         while line_len > limit {
-            let cut = line
-                .char_indices()
-                .nth(limit)
-                .map_or(line.len(), |(index, _)| index);
+            let (cut, cut_len) = prefix_within(line, limit);
             parts.push(line[..cut].to_string());
             line = &line[cut..];
-            line_len -= limit;
+            line_len -= cut_len;
         }
         current.push_str(line);
         current_len += line_len;
@@ -128,6 +132,20 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
         }
     }
     parts
+}
+
+/// The byte length and UTF-16 length of the longest prefix of `line` within
+/// `limit` UTF-16 units (at least one character, so splitting always advances).
+fn prefix_within(line: &str, limit: usize) -> (usize, usize) {
+    let mut units = 0;
+    for (index, c) in line.char_indices() {
+        let next = units + c.len_utf16();
+        if next > limit && index > 0 {
+            return (index, units);
+        }
+        units = next;
+    }
+    (line.len(), units)
 }
 
 #[cfg(test)]
@@ -162,5 +180,22 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert!(parts.iter().all(|p| p.chars().count() <= MESSAGE_LIMIT));
         assert_eq!(parts.join("\n") + "\n", text);
+    }
+
+    #[test]
+    fn emoji_count_as_telegram_counts_them() {
+        // 🙂 is two UTF-16 units: 3000 of them are 6000 units, two messages.
+        let text = "🙂".repeat(3000);
+        assert_eq!(telegram_len(&text), 6000);
+        let parts = split_message(&text, MESSAGE_LIMIT);
+        assert_eq!(parts.len(), 2);
+        assert!(parts.iter().all(|p| telegram_len(p) <= MESSAGE_LIMIT));
+        assert_eq!(telegram_len(&parts[0]), MESSAGE_LIMIT);
+        assert_eq!(parts.concat(), text);
+        // Mixed with text and line breaks, nothing is lost or over the limit.
+        let mixed: String = (0..400).map(|i| format!("{i} 🙂🎉 ü\n")).collect();
+        let parts = split_message(&mixed, 100);
+        assert!(parts.iter().all(|p| telegram_len(p) <= 100));
+        assert_eq!(parts.join("\n") + "\n", mixed);
     }
 }

@@ -1,0 +1,146 @@
+//! What one call may take from the host is bounded: reply and error sizes,
+//! the memories and instances of a component, the pool's slots. Each case
+//! is followed by a normal /start.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{GREETING, ask, dispatcher, plugins_dir};
+use wasmbot::chat::Dispatcher;
+use wasmbot::runtime::{LoadedPlugin, Manifest, PluginEngine, PluginLimits, PluginRegistry};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_60_mb_reply_is_cut_to_the_cap_with_a_notice() {
+    let dir = plugins_dir(&["start", "flood"]);
+    let dispatcher = dispatcher(dir.path()).await;
+    let reply = ask(&dispatcher, "/flood reply 60000000").await;
+    let (kept, notice) = reply.split_once('\n').expect("a notice after the text");
+    assert_eq!(kept.len(), 16 * 1024 + '…'.len_utf8(), "{notice}");
+    assert!(kept.starts_with("xxxx") && kept.ends_with('…'));
+    assert_eq!(
+        notice,
+        "(cut: the reply was 58594 KiB; this plugin may send 16 KiB)"
+    );
+    // A reply within the cap is untouched.
+    assert_eq!(ask(&dispatcher, "/flood reply 5").await, "xxxxx");
+    assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_may_raise_the_reply_cap_up_to_its_ceiling() {
+    let dir = plugins_dir(&["flood"]);
+    let manifest = dir.path().join("flood.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}[limits]\nreply_kb = 64\n")).unwrap();
+    let dispatcher = dispatcher(dir.path()).await;
+    let reply = ask(&dispatcher, "/flood reply 100000").await;
+    assert!(
+        reply.ends_with("(cut: the reply was 98 KiB; this plugin may send 64 KiB)"),
+        "{}",
+        &reply[reply.len() - 80..]
+    );
+
+    std::fs::write(&manifest, format!("{text}[limits]\nreply_kb = 100000\n")).unwrap();
+    let engine = PluginEngine::new(None, wasmbot::capabilities::ALL).unwrap();
+    let error = LoadedPlugin::load(
+        &engine,
+        &dir.path().join("flood.wasm"),
+        PluginLimits::default(),
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("`limits.reply_kb` must be between 1 and 256, got 100000"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_error_text_is_cut_before_it_reaches_the_user_or_the_log() {
+    let dir = plugins_dir(&["start", "flood"]);
+    let dispatcher = dispatcher(dir.path()).await;
+    let reply = ask(&dispatcher, "/flood error 1000000").await;
+    assert_eq!(reply, format!("{}…", "e".repeat(1024)));
+    assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_with_more_memories_than_a_call_may_have_is_refused_at_load() {
+    // One core module with a memory, instantiated five times: five memories.
+    let wat = r#"(component
+        (core module $m (memory 1))
+        (core instance (instantiate $m))
+        (core instance (instantiate $m))
+        (core instance (instantiate $m))
+        (core instance (instantiate $m))
+        (core instance (instantiate $m)))"#;
+    let bytes = wat::parse_str(wat).expect("valid component text");
+    let manifest = Manifest::parse(
+        "name = \"many\"\nversion = \"1\"\ncommands = [{ name = \"many\", description = \"x\" }]\n",
+        PluginLimits::default(),
+        wasmbot::capabilities::ALL,
+    )
+    .unwrap();
+    let engine = PluginEngine::new(None, wasmbot::capabilities::ALL).unwrap();
+    let error = LoadedPlugin::from_parts(&engine, manifest, &bytes)
+        .err()
+        .expect("refused");
+    let text = error.to_string();
+    assert!(text.starts_with("plugin `many`: "), "{text}");
+    assert!(text.contains("5 Wasm linear memories"), "{text}");
+    assert!(text.contains("maximum of 4"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exhausted_pool_answers_busy_not_a_crash() {
+    let dir = plugins_dir(&["start", "slow"]);
+    let engine =
+        Arc::new(PluginEngine::with_pool_size(None, wasmbot::capabilities::ALL, 2).unwrap());
+    let registry = PluginRegistry::load(
+        engine.clone(),
+        dir.path().to_path_buf(),
+        PluginLimits::default(),
+    )
+    .await
+    .unwrap();
+    let dispatcher = Arc::new(Dispatcher::new(Arc::new(registry), None));
+    let slow: Vec<_> = (0..2)
+        .map(|i| {
+            let dispatcher = dispatcher.clone();
+            tokio::spawn(async move { ask(&dispatcher, &format!("/slow 4000 {i}")).await })
+        })
+        .collect();
+    // Both slots taken: wait until the pool says so, however slow the machine.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while engine.instances_in_use() < 2 {
+        assert!(Instant::now() < deadline, "the slow calls never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let busy_before = busy_count();
+    assert_eq!(
+        ask(&dispatcher, "/start").await,
+        "The bot is busy right now; please send /start again in a moment."
+    );
+    assert_eq!(busy_count(), busy_before + 1);
+    for (i, call) in slow.into_iter().enumerate() {
+        assert_eq!(call.await.unwrap(), format!("slow: {i}"));
+    }
+    assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
+}
+
+/// `wasmbot_messages_total{plugin="start",status="busy"}`.
+fn busy_count() -> u64 {
+    let text = wasmbot::infra::metrics::metrics().render();
+    text.lines()
+        .find(|line| {
+            line.starts_with("wasmbot_messages_total{")
+                && line.contains("plugin=\"start\"")
+                && line.contains("status=\"busy\"")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .map_or(0, |value| value.parse().unwrap_or(0))
+}

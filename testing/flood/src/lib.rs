@@ -1,0 +1,43 @@
+//! Test plugin: `/flood KIND N` uses one host resource N times in one call,
+//! to prove the host bounds it. KIND is `log` (lines), `audit` (entries),
+//! `reply` (bytes of reply), `error` (bytes of error text) or `emoji`
+//! (N emoji, to count the way Telegram does). It answers with what it got.
+use wasmbot_sdk::prelude::*;
+
+fn handle(msg: Message) -> HandlerResult {
+    let (kind, count) = msg.args.split_once(' ').unwrap_or((&msg.args, ""));
+    let count: usize = count
+        .trim()
+        .parse()
+        .map_err(|_| "usage: /flood log|audit|reply|error|emoji N".to_string())?;
+    match kind {
+        "log" => {
+            for i in 0..count {
+                log::info("flood", &[("i", &i.to_string())]);
+            }
+            Ok(Reply::text(format!("logged {count}")))
+        }
+        "audit" => {
+            let mut refused = 0;
+            let mut first_error = String::new();
+            for i in 0..count {
+                if let Err(error) = audit::record("flood", audit::Status::Ok, &json!({ "i": i })) {
+                    refused += 1;
+                    if first_error.is_empty() {
+                        first_error = error;
+                    }
+                }
+            }
+            Ok(Reply::text(format!(
+                "audited {} refused {refused}: {first_error}",
+                count - refused
+            )))
+        }
+        "reply" => Ok(Reply::text("x".repeat(count))),
+        "error" => Err("e".repeat(count)),
+        "emoji" => Ok(Reply::text("🙂".repeat(count))),
+        _ => Err("usage: /flood log|audit|reply|error|emoji N".into()),
+    }
+}
+
+wasmbot_sdk::handler!(handle);
