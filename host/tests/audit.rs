@@ -828,6 +828,38 @@ async fn an_overflowing_queue_is_alerted_and_shown_in_readyz_and_health() {
     assert_eq!(t.store.count_audit().await.unwrap(), 10);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_cannot_crowd_the_hosts_entries_out_of_the_queue() {
+    let t = common::stores::sqlite().await;
+    let (alerter, _inbox) = common::alerts::alerter_with_inbox();
+    let audit = writer(&t.store, &alerter, 8, Duration::from_secs(600));
+    // Nothing is written while the table is locked: every entry stays unwritten.
+    let lock = TableLock::take(&t.store).await;
+    let accepted = (0..8)
+        .filter(|i| {
+            audit.record_from_plugin(AuditEntry {
+                correlation_id: Some(format!("plugin-{i}")),
+                source: "plugin".into(),
+                ..AuditEntry::new("flood", "ok")
+            })
+        })
+        .count();
+    assert_eq!(accepted, 6, "the plugins' share is 75% of 8");
+    for i in 0..2 {
+        audit.record(AuditEntry {
+            correlation_id: Some(format!("host-{i}")),
+            ..AuditEntry::new("command", "ok")
+        });
+    }
+    assert_eq!(audit.overflow(), 0, "the host's entries found room");
+    lock.release().await;
+    audit.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(t.store.count_audit().await.unwrap(), 8);
+    for i in 0..2 {
+        assert_eq!(entries_of(&t.store, &format!("host-{i}")).await.len(), 1);
+    }
+}
+
 fn aged(action: &str, age_days: i64) -> AuditEntry {
     AuditEntry {
         created_at: Utc::now() - chrono::Duration::days(age_days),

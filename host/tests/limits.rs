@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{GREETING, ask, dispatcher, plugins_dir};
 use wasmbot::chat::Dispatcher;
+use wasmbot::infra::audit::AuditWriter;
+use wasmbot::infra::services::HostServices;
 use wasmbot::runtime::{LoadedPlugin, Manifest, PluginEngine, PluginLimits, PluginRegistry};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -143,4 +145,104 @@ fn busy_count() -> u64 {
         })
         .and_then(|line| line.rsplit(' ').next())
         .map_or(0, |value| value.parse().unwrap_or(0))
+}
+
+/// `wasmbot_plugin_budget_refusals_total{plugin, budget}`.
+fn refusals(plugin: &str, budget: &str) -> u64 {
+    let text = wasmbot::infra::metrics::metrics().render();
+    text.lines()
+        .find(|line| {
+            line.starts_with("wasmbot_plugin_budget_refusals_total{")
+                && line.contains(&format!("plugin=\"{plugin}\""))
+                && line.contains(&format!("budget=\"{budget}\""))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .map_or(0, |value| value.parse().unwrap_or(0))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_lines_past_the_budget_are_dropped_counted_and_the_call_goes_on() {
+    let dir = plugins_dir(&["start", "flood"]);
+    let dispatcher = dispatcher(dir.path()).await;
+    let before = refusals("flood", "log_lines");
+    assert_eq!(ask(&dispatcher, "/flood log 1000").await, "logged 1000");
+    assert_eq!(refusals("flood", "log_lines"), before + 900);
+    assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_may_raise_a_budget_and_a_bad_one_is_refused_at_load() {
+    let dir = plugins_dir(&["flood"]);
+    let manifest = dir.path().join("flood.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}[limits]\nlog_lines = 2000\n")).unwrap();
+    let dispatcher = dispatcher(dir.path()).await;
+    let before = refusals("flood", "log_lines");
+    assert_eq!(ask(&dispatcher, "/flood log 1500").await, "logged 1500");
+    assert_eq!(refusals("flood", "log_lines"), before);
+
+    for (line, expected) in [
+        (
+            "log_lines = 20000",
+            "`limits.log_lines` must be between 1 and 10000, got 20000",
+        ),
+        (
+            "log_lienz = 5",
+            "unknown limit `log_lienz` (known: timeout_ms, memory_mb, reply_kb, host_calls, log_lines,",
+        ),
+    ] {
+        std::fs::write(&manifest, format!("{text}[limits]\n{line}\n")).unwrap();
+        let engine = PluginEngine::new(None, wasmbot::capabilities::ALL).unwrap();
+        let error = LoadedPlugin::load(
+            &engine,
+            &dir.path().join("flood.wasm"),
+            PluginLimits::default(),
+        )
+        .err()
+        .expect("refused");
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_entries_past_the_budget_are_refused_and_the_hosts_entry_is_written() {
+    let t = common::stores::sqlite().await;
+    let dir = plugins_dir(&["flood"]);
+    let audit = Arc::new(AuditWriter::start(t.store.clone(), 10_000));
+    let services = HostServices {
+        store: Some(t.store.clone()),
+        audit: Some(audit.clone()),
+        ..HostServices::default()
+    };
+    let dispatcher =
+        Dispatcher::new(common::registry(dir.path()).await, None).with_services(services);
+    assert_eq!(
+        ask(&dispatcher, "/flood audit 1000").await,
+        "audited 50 refused 950: over budget: at most 50 audit entries per call (raise `limits.audit_entries` in the manifest)"
+    );
+    audit.shutdown(Duration::from_secs(30)).await;
+    // 50 from the plugin, and the host's own entry for the message.
+    assert_eq!(t.store.count_audit().await.unwrap(), 51);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_writes_past_the_budget_get_the_typed_error() {
+    let t = common::stores::sqlite().await;
+    let dir = plugins_dir(&["flood"]);
+    let services = HostServices {
+        store: Some(t.store.clone()),
+        ..HostServices::default()
+    };
+    let dispatcher =
+        Dispatcher::new(common::registry(dir.path()).await, None).with_services(services);
+    assert_eq!(
+        ask(&dispatcher, "/flood state 150").await,
+        "wrote 100 refused 50: over budget: at most 100 state writes per call (raise `limits.state_writes` in the manifest)"
+    );
+    // The next call has a budget of its own.
+    assert!(
+        ask(&dispatcher, "/flood state 3")
+            .await
+            .starts_with("wrote 3 refused 0")
+    );
 }

@@ -17,6 +17,7 @@ impl CacheError {
             CacheError::InvalidTtl(why) => format!("invalid cache time-to-live: {why}"),
             CacheError::NotANumber => "the cached value is not a whole number".into(),
             CacheError::Unavailable(why) => format!("cache unavailable: {why}"),
+            CacheError::OverBudget(why) => why.clone(),
         }
     }
 }

@@ -53,6 +53,9 @@ impl LlmError {
             LlmError::BadRequest(detail) => {
                 format!("Claude couldn't process that request: {detail}")
             }
+            LlmError::OverBudget(_) => {
+                "That needed more questions to Claude than one message may ask.".into()
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ impl SecretError {
             SecretError::Denied => "this plugin may not read that secret".to_string(),
             SecretError::NotFound => "no such secret is stored".to_string(),
             SecretError::Unavailable(why) => format!("secrets unavailable: {why}"),
+            SecretError::OverBudget(why) => why.clone(),
         }
     }
 }

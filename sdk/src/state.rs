@@ -15,6 +15,7 @@ impl StateError {
             StateError::InvalidJson(why) => format!("invalid JSON: {why}"),
             StateError::TooLarge(limit) => format!("value larger than {limit} bytes"),
             StateError::Unavailable(why) => format!("storage unavailable: {why}"),
+            StateError::OverBudget(why) => why.clone(),
         }
     }
 }

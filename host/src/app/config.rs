@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::capabilities;
 use crate::chat::telegram::TelegramSettings;
 use crate::env::{ConfigError, SecretString, parse_number, socket_addr};
 use crate::infra::cache::CacheSettings;
@@ -15,7 +16,8 @@ use crate::infra::logging::LogFormat;
 use crate::infra::vault::Vault;
 use crate::infra::vectors::VectorSettings;
 use crate::runtime::{
-    DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, MAX_REPLY_KB, MAX_TIMEOUT_MS, PluginLimits,
+    BudgetDefaults, Capability, DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, MAX_REPLY_KB,
+    MAX_TIMEOUT_MS, PluginLimits,
 };
 
 #[derive(Debug, Clone)]
@@ -27,6 +29,9 @@ pub struct Config {
     /// `PLUGIN_TIMEOUT_MS` / `PLUGIN_MEMORY_MB` / `PLUGIN_REPLY_KB`: limits
     /// for manifests that set none.
     pub plugin_limits: PluginLimits,
+    /// `PLUGIN_<BUDGET>` (`PLUGIN_LOG_LINES`, `PLUGIN_AUDIT_ENTRIES`, ...):
+    /// per-call budgets for manifests that set none.
+    pub budget_defaults: BudgetDefaults,
     /// `PLUGIN_POOL_INSTANCES`: plugin calls that may run at once; past it a
     /// message is answered "busy, try again".
     pub plugin_pool_instances: u32,
@@ -132,6 +137,18 @@ impl Config {
             "KiB",
         )?;
 
+        let mut budget_defaults = BudgetDefaults::new();
+        for budget in Capability::all_budgets(capabilities::ALL) {
+            let variable = format!("PLUGIN_{}", budget.key.to_ascii_uppercase());
+            let value = parse_number(
+                &variable,
+                get(&variable),
+                u64::from(budget.default),
+                1..=u64::from(budget.ceiling),
+                budget.unit,
+            )?;
+            budget_defaults.insert(budget.key, value as u32);
+        }
         let plugin_pool_instances = parse_number(
             "PLUGIN_POOL_INSTANCES",
             get("PLUGIN_POOL_INSTANCES"),
@@ -233,6 +250,7 @@ impl Config {
             plugin_cache_dir,
             plugin_limits: PluginLimits::new(timeout_ms, memory_mb).with_reply_kb(reply_kb),
             plugin_pool_instances,
+            budget_defaults,
             log_level,
             log_format,
             database_url: SecretString::new(database_url),
@@ -256,6 +274,10 @@ mod tests {
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_lookup(crate::env::lookup_in(vars))
+    }
+
+    fn config_with(vars: &[(&str, &str)]) -> Config {
+        config(vars).unwrap()
     }
 
     fn dir() -> tempfile::TempDir {
@@ -324,6 +346,13 @@ mod tests {
                 "-1",
                 "expected a whole number of days",
             ),
+            (
+                "PLUGIN_LOG_LINES",
+                "0",
+                "expected a whole number of log lines from 1 to 10000",
+            ),
+            ("PLUGIN_REPLY_KB", "1000", "from 1 to 256"),
+            ("PLUGIN_POOL_INSTANCES", "0", "from 1 to 4096"),
         ];
         for (variable, value, expected) in cases {
             let error = config(&[("PLUGINS_DIR", path), (variable, value)]).unwrap_err();
@@ -350,6 +379,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.plugin_limits, PluginLimits::new(250, 16));
+        let budgets = config_with(&[
+            ("PLUGINS_DIR", path),
+            ("PLUGIN_LOG_LINES", "7"),
+            ("PLUGIN_REPLY_KB", "32"),
+        ]);
+        assert_eq!(budgets.budget_defaults["log_lines"], 7);
+        assert_eq!(budgets.budget_defaults["audit_entries"], 50);
+        assert_eq!(budgets.plugin_limits.reply_bytes, 32 << 10);
         assert_eq!(config.log_level.as_deref(), Some("debug"));
         assert_eq!(config.log_format, Some(LogFormat::Json));
     }

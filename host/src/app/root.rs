@@ -179,16 +179,15 @@ fn shared_cache(config: &Config, alerter: &Alerter) -> anyhow::Result<CacheStore
 }
 
 /// An engine that can grant every capability, with `PLUGIN_POOL_INSTANCES`
-/// slots; `cache_dir` keeps compiled components between runs.
+/// slots and the operator's per-call budgets; `cache_dir` keeps compiled components between runs.
 pub fn plugin_engine(
     config: &Config,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<Arc<PluginEngine>> {
-    Ok(Arc::new(PluginEngine::with_pool_size(
-        cache_dir,
-        capabilities::ALL,
-        config.plugin_pool_instances,
-    )?))
+    let engine =
+        PluginEngine::with_pool_size(cache_dir, capabilities::ALL, config.plugin_pool_instances)?
+            .with_budget_defaults(config.budget_defaults.clone());
+    Ok(Arc::new(engine))
 }
 
 /// The plugins in `PLUGINS_DIR`.

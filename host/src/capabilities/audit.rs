@@ -1,8 +1,17 @@
 //! `wasmbot:plugin/audit`: a plugin records an action in the append-only
 //! trail; the host adds time, plugin, user, chat and correlation id.
 
+use crate::runtime::Budget;
 use crate::runtime::CallState;
 use crate::runtime::bindings::audit::{self as wit, Status};
+
+/// Counted per call; `limits.audit_entries` in the manifest, `PLUGIN_AUDIT_ENTRIES` for the operator.
+pub static AUDIT_ENTRIES: Budget = Budget {
+    key: "audit_entries",
+    unit: "audit entries",
+    default: 50,
+    ceiling: 1000,
+};
 
 const MAX_ACTION_BYTES: usize = 128;
 const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -14,6 +23,8 @@ impl wit::Host for CallState {
         status: Status,
         metadata: String,
     ) -> Result<(), String> {
+        self.spend(&AUDIT_ENTRIES)
+            .map_err(|over| over.to_string())?;
         if action.is_empty() || action.len() > MAX_ACTION_BYTES {
             return Err(format!("action must be 1-{MAX_ACTION_BYTES} bytes"));
         }
@@ -36,7 +47,10 @@ impl wit::Host for CallState {
             Status::Error => "error",
             Status::Denied => "denied",
         };
-        self.audit_plugin_action(&action, status, metadata);
-        Ok(())
+        if self.audit_plugin_action(&action, status, metadata) {
+            Ok(())
+        } else {
+            Err("the audit trail is busy: this entry was not recorded; try again later".into())
+        }
     }
 }

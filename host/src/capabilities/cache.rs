@@ -7,6 +7,15 @@ use super::keys::check_key;
 use crate::infra::cache::{CacheFailure, plugin_key};
 use crate::runtime::CallState;
 use crate::runtime::bindings::cache::{self as wit, CacheError};
+use crate::runtime::{Budget, HOST_CALLS};
+
+/// Counted per call; `limits.cache_writes` in the manifest, `PLUGIN_CACHE_WRITES` for the operator.
+pub static CACHE_WRITES: Budget = Budget {
+    key: "cache_writes",
+    unit: "cache writes",
+    default: 100,
+    ceiling: 10000,
+};
 
 pub const MAX_VALUE_BYTES: usize = 512 * 1024;
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -36,6 +45,7 @@ impl From<CacheFailure> for CacheError {
 
 impl wit::Host for CallState {
     async fn get(&mut self, key: String) -> Result<Option<String>, CacheError> {
+        self.spend(&HOST_CALLS)?;
         check_key(&key, CacheError::InvalidKey)?;
         let key = plugin_key(self.plugin(), &key);
         Ok(self.services().cache.get(&key).await?)
@@ -47,6 +57,7 @@ impl wit::Host for CallState {
         value: String,
         ttl_ms: Option<u64>,
     ) -> Result<(), CacheError> {
+        self.spend(&CACHE_WRITES)?;
         check_key(&key, CacheError::InvalidKey)?;
         if value.len() > MAX_VALUE_BYTES {
             return Err(CacheError::TooLarge(MAX_VALUE_BYTES as u32));
@@ -57,6 +68,7 @@ impl wit::Host for CallState {
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, CacheError> {
+        self.spend(&CACHE_WRITES)?;
         check_key(&key, CacheError::InvalidKey)?;
         let key = plugin_key(self.plugin(), &key);
         Ok(self.services().cache.delete(&key).await?)
@@ -68,9 +80,12 @@ impl wit::Host for CallState {
         delta: i64,
         ttl_ms: Option<u64>,
     ) -> Result<i64, CacheError> {
+        self.spend(&CACHE_WRITES)?;
         check_key(&key, CacheError::InvalidKey)?;
         let ttl = check_ttl(ttl_ms)?;
         let key = plugin_key(self.plugin(), &key);
         Ok(self.services().cache.incr(&key, delta, ttl).await?)
     }
 }
+
+over_budget_is!(CacheError);

@@ -2,10 +2,14 @@
 
 use crate::infra::health::{ServiceHealth, Status};
 use crate::runtime::CallState;
+use crate::runtime::HOST_CALLS;
 use crate::runtime::bindings::health as wit;
 
 impl wit::Host for CallState {
     async fn latest(&mut self) -> Vec<wit::Service> {
+        if self.spend(&HOST_CALLS).is_err() {
+            return Vec::new();
+        }
         match &self.services().health {
             Some(monitor) => monitor.latest().iter().map(to_wit).collect(),
             None => Vec::new(),
@@ -13,6 +17,9 @@ impl wit::Host for CallState {
     }
 
     async fn check_now(&mut self) -> Vec<wit::Service> {
+        if self.spend(&HOST_CALLS).is_err() {
+            return Vec::new();
+        }
         let Some(monitor) = self.services().health.clone() else {
             return Vec::new();
         };

@@ -11,8 +11,17 @@ use std::time::Instant;
 use crate::infra::alert::Alerter;
 use crate::infra::llm::{Completion, CompletionRequest, LlmClient, LlmFailure, Role};
 use crate::infra::metrics::{TokenLabels, label, metrics};
+use crate::runtime::Budget;
 use crate::runtime::CallState;
 use crate::runtime::bindings::llm::{self as wit, LlmError};
+
+/// Counted per call; `limits.llm_requests` in the manifest, `PLUGIN_LLM_REQUESTS` for the operator.
+pub static LLM_REQUESTS: Budget = Budget {
+    key: "llm_requests",
+    unit: "LLM requests",
+    default: 5,
+    ceiling: 100,
+};
 
 /// Alert keys: one outage alert and one key alert per 5 minutes at most.
 const ALERT_KEY_UNAVAILABLE: &str = "llm";
@@ -23,6 +32,7 @@ impl wit::Host for CallState {
         &mut self,
         request: wit::CompletionRequest,
     ) -> Result<wit::Completion, LlmError> {
+        self.spend(&LLM_REQUESTS)?;
         let services = self.services().clone();
         let request = CompletionRequest {
             system: request.system,
@@ -161,3 +171,5 @@ fn apply_error_policy(
         Err(LlmFailure::NotConfigured) => {}
     }
 }
+
+over_budget_is!(LlmError);

@@ -1,8 +1,17 @@
 //! `wasmbot:plugin/log`: a plugin's structured log lines, tagged by the host
 //! with the plugin name; the correlation id comes from the message's span.
 
+use crate::runtime::Budget;
 use crate::runtime::CallState;
 use crate::runtime::bindings::log::{self as wit, Field, Level};
+
+/// Counted per call; `limits.log_lines` in the manifest, `PLUGIN_LOG_LINES` for the operator.
+pub static LOG_LINES: Budget = Budget {
+    key: "log_lines",
+    unit: "log lines",
+    default: 100,
+    ceiling: 10000,
+};
 
 /// A plugin can write at most this much per line; the rest is cut.
 const MAX_MESSAGE_CHARS: usize = 4096;
@@ -10,6 +19,9 @@ const MAX_FIELDS: usize = 32;
 
 impl wit::Host for CallState {
     async fn log(&mut self, level: Level, message: String, fields: Vec<Field>) {
+        if self.spend(&LOG_LINES).is_err() {
+            return;
+        }
         let message = self.mask(truncate(&message, MAX_MESSAGE_CHARS));
         let fields = self.mask(&fields_json(&fields).to_string());
         let plugin = self.plugin();

@@ -5,6 +5,17 @@
 //! adding a capability is one module and one row
 //! (docs/adding-a-capability.md).
 
+/// `?` on a budget refusal gives the interface's `over-budget` error case.
+macro_rules! over_budget_is {
+    ($error:ty) => {
+        impl From<crate::runtime::OverBudget> for $error {
+            fn from(over: crate::runtime::OverBudget) -> Self {
+                Self::OverBudget(over.to_string())
+            }
+        }
+    };
+}
+
 mod audit;
 mod cache;
 mod health;
@@ -21,13 +32,14 @@ use crate::runtime::bindings;
 use crate::runtime::{CallState, Capability, CapabilityTable};
 
 /// A row of the table: the interface's name (in manifests and WIT) and its
-/// generated bindings module. Linking is the same for every interface: the
+/// generated bindings module, and the per-call budgets its host functions
+/// count. Linking is the same for every interface: the
 /// generated `add_to_linker`, with the call state as the host; the module
 /// above implements the interface's `Host` trait for `CallState`. An
 /// interface linked any other way (e.g. a WASI proposal) writes its row as
 /// `Capability { name, link: its_module::link }`.
 macro_rules! capability {
-    ($name:literal, $bindings:ident) => {
+    ($name:literal, $bindings:ident $(, [$($budget:expr),*])?) => {
         Capability {
             name: $name,
             link: |linker| {
@@ -36,20 +48,25 @@ macro_rules! capability {
                     |state| state,
                 )
             },
+            budgets: &[$($($budget),*)?],
         }
     };
 }
 
 /// Every capability a manifest may grant.
 pub const ALL: CapabilityTable = &[
-    capability!("log", log),
-    capability!("state", state),
+    capability!("log", log, [&log::LOG_LINES]),
+    capability!("state", state, [&state::STATE_WRITES]),
     capability!("secrets", secrets),
-    capability!("audit", audit),
-    capability!("llm", llm),
+    capability!("audit", audit, [&audit::AUDIT_ENTRIES]),
+    capability!("llm", llm, [&llm::LLM_REQUESTS]),
     capability!("health", health),
-    capability!("cache", cache),
-    capability!("vectors", vectors),
+    capability!("cache", cache, [&cache::CACHE_WRITES]),
+    capability!(
+        "vectors",
+        vectors,
+        [&vectors::VECTOR_WRITES, &vectors::EMBEDDING_REQUESTS]
+    ),
 ];
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 //! audit entry; a value handed out is masked in that call's logs and reply.
 
 use crate::runtime::CallState;
+use crate::runtime::HOST_CALLS;
 use crate::runtime::bindings::secrets::{self as wit, SecretError};
 
 impl wit::Host for CallState {
     async fn get(&mut self, name: String) -> Result<String, SecretError> {
+        self.spend(&HOST_CALLS)?;
         if !self.may_read_secret(&name) {
             tracing::warn!(secret = %name, "secret read denied: not in the manifest's `secrets`");
             self.audit_host_action(
@@ -43,3 +45,5 @@ impl wit::Host for CallState {
         Ok(value)
     }
 }
+
+over_budget_is!(SecretError);

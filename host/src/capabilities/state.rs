@@ -5,6 +5,15 @@ use super::keys::{MAX_KEY_BYTES, check_key};
 use crate::infra::store::Store;
 use crate::runtime::CallState;
 use crate::runtime::bindings::state::{self as wit, StateError};
+use crate::runtime::{Budget, HOST_CALLS};
+
+/// Counted per call; `limits.state_writes` in the manifest, `PLUGIN_STATE_WRITES` for the operator.
+pub static STATE_WRITES: Budget = Budget {
+    key: "state_writes",
+    unit: "state writes",
+    default: 100,
+    ceiling: 10000,
+};
 
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 const MAX_LIST: u32 = 1_000;
@@ -25,6 +34,7 @@ fn database(state: &CallState) -> Result<Store, StateError> {
 
 impl wit::Host for CallState {
     async fn get(&mut self, key: String) -> Result<Option<String>, StateError> {
+        self.spend(&HOST_CALLS)?;
         check_key(&key, StateError::InvalidKey)?;
         let store = database(self)?;
         let value = store
@@ -35,6 +45,7 @@ impl wit::Host for CallState {
     }
 
     async fn set(&mut self, key: String, value: String) -> Result<(), StateError> {
+        self.spend(&STATE_WRITES)?;
         check_key(&key, StateError::InvalidKey)?;
         if value.len() > MAX_VALUE_BYTES {
             return Err(StateError::TooLarge(MAX_VALUE_BYTES as u32));
@@ -49,6 +60,7 @@ impl wit::Host for CallState {
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, StateError> {
+        self.spend(&STATE_WRITES)?;
         check_key(&key, StateError::InvalidKey)?;
         let store = database(self)?;
         store
@@ -58,6 +70,7 @@ impl wit::Host for CallState {
     }
 
     async fn list(&mut self, prefix: String) -> Result<Vec<String>, StateError> {
+        self.spend(&HOST_CALLS)?;
         if prefix.len() > MAX_KEY_BYTES {
             return Err(StateError::InvalidKey(format!(
                 "prefixes must be at most {MAX_KEY_BYTES} bytes"
@@ -70,3 +83,5 @@ impl wit::Host for CallState {
             .map_err(unavailable)
     }
 }
+
+over_budget_is!(StateError);

@@ -8,6 +8,23 @@ use crate::infra::vectors::{
 };
 use crate::runtime::CallState;
 use crate::runtime::bindings::vectors::{self as wit, VectorError};
+use crate::runtime::{Budget, HOST_CALLS};
+
+/// Counted per call; `limits.vector_writes` in the manifest, `PLUGIN_VECTOR_WRITES` for the operator.
+pub static VECTOR_WRITES: Budget = Budget {
+    key: "vector_writes",
+    unit: "vector writes",
+    default: 100,
+    ceiling: 10000,
+};
+
+/// Counted per call; `limits.embedding_requests` in the manifest, `PLUGIN_EMBEDDING_REQUESTS` for the operator.
+pub static EMBEDDING_REQUESTS: Budget = Budget {
+    key: "embedding_requests",
+    unit: "embedding requests",
+    default: 10,
+    ceiling: 100,
+};
 
 const ALERT_KEY_EMBEDDINGS: &str = "embeddings";
 /// Collection names a plugin may use: 1-64 of a-z, 0-9, `-`, `_`.
@@ -105,6 +122,7 @@ impl wit::Host for CallState {
         dimension: u32,
         distance: wit::Distance,
     ) -> Result<(), VectorError> {
+        self.spend(&VECTOR_WRITES)?;
         let collection = collection_name(self.plugin(), &name)?;
         let spec = CollectionSpec {
             dimension,
@@ -114,6 +132,7 @@ impl wit::Host for CallState {
     }
 
     async fn list_collections(&mut self) -> Result<Vec<wit::CollectionInfo>, VectorError> {
+        self.spend(&HOST_CALLS)?;
         let found = self.vectors()?.list(self.plugin()).await?;
         Ok(found
             .into_iter()
@@ -126,6 +145,7 @@ impl wit::Host for CallState {
     }
 
     async fn drop_collection(&mut self, name: String) -> Result<bool, VectorError> {
+        self.spend(&VECTOR_WRITES)?;
         let collection = collection_name(self.plugin(), &name)?;
         Ok(self.vectors()?.drop_collection(&collection).await?)
     }
@@ -135,6 +155,7 @@ impl wit::Host for CallState {
         collection: String,
         points: Vec<wit::Point>,
     ) -> Result<(), VectorError> {
+        self.spend(&VECTOR_WRITES)?;
         let collection = collection_name(self.plugin(), &collection)?;
         let points = points
             .into_iter()
@@ -156,6 +177,7 @@ impl wit::Host for CallState {
         limit: u32,
         filter: Vec<wit::FieldMatch>,
     ) -> Result<Vec<wit::ScoredPoint>, VectorError> {
+        self.spend(&HOST_CALLS)?;
         let collection = collection_name(self.plugin(), &collection)?;
         let hits = self
             .vectors()?
@@ -172,6 +194,7 @@ impl wit::Host for CallState {
     }
 
     async fn delete(&mut self, collection: String, ids: Vec<u64>) -> Result<(), VectorError> {
+        self.spend(&VECTOR_WRITES)?;
         let collection = collection_name(self.plugin(), &collection)?;
         Ok(self.vectors()?.delete(&collection, ids).await?)
     }
@@ -181,6 +204,7 @@ impl wit::Host for CallState {
         collection: String,
         filter: Vec<wit::FieldMatch>,
     ) -> Result<(), VectorError> {
+        self.spend(&VECTOR_WRITES)?;
         let collection = collection_name(self.plugin(), &collection)?;
         Ok(self
             .vectors()?
@@ -189,6 +213,7 @@ impl wit::Host for CallState {
     }
 
     async fn embed(&mut self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, VectorError> {
+        self.spend(&EMBEDDING_REQUESTS)?;
         let services = self.services().clone();
         let Some(client) = &services.embeddings else {
             return Err(VectorError::NotConfigured);
@@ -203,3 +228,5 @@ impl wit::Host for CallState {
         Ok(outcome?)
     }
 }
+
+over_budget_is!(VectorError);

@@ -31,6 +31,12 @@ pub struct ServiceLabels {
     pub service: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub plugin: String,
+    pub budget: String,
+}
+
 pub struct Metrics {
     /// Messages handled, by plugin and outcome (ok, declined, timeout, out_of_memory, crashed, denied).
     pub messages: Family<MessageLabels, Counter>,
@@ -52,6 +58,10 @@ pub struct Metrics {
     pub plugin_reloads: Family<StatusLabels, Counter>,
     /// 1 healthy, 0 unhealthy; services not configured are absent.
     pub service_up: Family<ServiceLabels, Gauge>,
+    /// Host calls refused because a per-call budget was used up.
+    pub budget_refusals: Family<BudgetLabels, Counter>,
+    /// Plugin audit entries refused to keep room for the host's own.
+    pub audit_plugin_refused: Counter,
     registry: Registry,
 }
 
@@ -71,6 +81,8 @@ impl Metrics {
             llm_tokens: Family::default(),
             plugin_reloads: Family::default(),
             service_up: Family::default(),
+            budget_refusals: Family::default(),
+            audit_plugin_refused: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -132,6 +144,16 @@ impl Metrics {
             "service_up",
             "Health of each configured service (1 up, 0 down)",
             metrics.service_up.clone(),
+        );
+        registry.register(
+            "plugin_budget_refusals",
+            "Host calls refused because the call's budget was used up, by plugin and budget",
+            metrics.budget_refusals.clone(),
+        );
+        registry.register(
+            "audit_plugin_refused",
+            "Plugin audit entries refused because the queue's plugin share was full",
+            metrics.audit_plugin_refused.clone(),
         );
         Self {
             registry,

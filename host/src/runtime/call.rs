@@ -8,6 +8,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use zeroize::Zeroizing;
 
+use super::budget::{Budget, CallBudgets, OverBudget};
 use crate::infra::services::HostServices;
 use crate::infra::store::AuditEntry;
 
@@ -48,6 +49,7 @@ pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryCap,
+    budgets: CallBudgets,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
@@ -60,6 +62,7 @@ impl CallState {
         allowed_secrets: Arc<[String]>,
         ctx: CallContext,
         memory_bytes: u64,
+        budgets: CallBudgets,
     ) -> Self {
         let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
@@ -79,6 +82,7 @@ impl CallState {
                 total_bytes: 0,
                 exceeded: false,
             },
+            budgets,
             stdout,
             stderr,
         }
@@ -95,6 +99,17 @@ impl CallState {
     /// What the host lends this call; cloning it is cloning an `Arc`.
     pub fn services(&self) -> &Arc<HostServices> {
         &self.ctx.services
+    }
+
+    /// Counts one host call against `budget` (and the call's host calls in
+    /// all); past either, the capability refuses the call with its typed error.
+    pub fn spend(&mut self, budget: &'static Budget) -> Result<(), OverBudget> {
+        self.budgets.spend(budget)
+    }
+
+    /// One warning and the refusal counts, when a budget was hit.
+    pub(crate) fn report_budgets(&self) {
+        self.budgets.report(&self.plugin);
     }
 
     pub fn may_read_secret(&self, name: &str) -> bool {
@@ -124,16 +139,36 @@ impl CallState {
         self.audit(action, "host", status, metadata);
     }
 
-    /// An audit entry the plugin asked for.
-    pub fn audit_plugin_action(&self, action: &str, status: &str, metadata: serde_json::Value) {
-        self.audit(action, "plugin", status, metadata);
+    /// An audit entry the plugin asked for; false when the trail had no
+    /// room for a plugin's entry (the host's keep theirs).
+    pub fn audit_plugin_action(
+        &self,
+        action: &str,
+        status: &str,
+        metadata: serde_json::Value,
+    ) -> bool {
+        let entry = self.sourced_entry(action, "plugin", status, metadata);
+        match &self.ctx.services.audit {
+            Some(writer) => writer.record_from_plugin(entry),
+            None => true,
+        }
     }
 
     fn audit(&self, action: &str, source: &str, status: &str, metadata: serde_json::Value) {
+        self.record_audit(self.sourced_entry(action, source, status, metadata));
+    }
+
+    fn sourced_entry(
+        &self,
+        action: &str,
+        source: &str,
+        status: &str,
+        metadata: serde_json::Value,
+    ) -> AuditEntry {
         let mut entry = self.audit_entry(action, status);
         entry.source = source.to_string();
         entry.metadata = sqlx::types::Json(metadata);
-        self.record_audit(entry);
+        entry
     }
 
     /// An entry about this call (time, plugin, user, chat, correlation id

@@ -4,6 +4,7 @@
 
 use wasmtime::component::Linker;
 
+use super::budget::{Budget, HOST_CALLS};
 use super::call::CallState;
 
 /// One plugin-facing interface, `wasmbot:plugin/<name>`.
@@ -13,6 +14,8 @@ pub struct Capability {
     pub name: &'static str,
     /// Adds the interface's host functions to a plugin's linker.
     pub link: fn(&mut Linker<CallState>) -> wasmtime::Result<()>,
+    /// What its host functions count per call (log lines, writes, ...).
+    pub budgets: &'static [&'static Budget],
 }
 
 /// Every capability this host can grant, handed to the [`super::PluginEngine`].
@@ -21,6 +24,15 @@ pub type CapabilityTable = &'static [Capability];
 impl Capability {
     pub fn find(table: CapabilityTable, name: &str) -> Option<&'static Capability> {
         table.iter().find(|capability| capability.name == name)
+    }
+
+    /// Every budget a manifest may set under `[limits]` with this table.
+    pub fn all_budgets(table: CapabilityTable) -> impl Iterator<Item = &'static Budget> {
+        std::iter::once(&HOST_CALLS).chain(
+            table
+                .iter()
+                .flat_map(|capability| capability.budgets.iter().copied()),
+        )
     }
 }
 

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::budget::BudgetDefaults;
 use super::cache::{CompileCache, CompileStats};
 use super::call::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use super::capability::CapabilityTable;
@@ -35,6 +36,7 @@ pub struct PluginEngine {
     cache: Option<CompileCache>,
     stats: CompileStats,
     capabilities: CapabilityTable,
+    budget_defaults: BudgetDefaults,
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -124,6 +126,7 @@ impl PluginEngine {
             cache,
             stats: CompileStats::default(),
             capabilities,
+            budget_defaults: BudgetDefaults::new(),
             ticker_stop,
             ticker: Some(ticker),
         })
@@ -138,6 +141,16 @@ impl PluginEngine {
         self.engine
             .pooling_allocator_metrics()
             .map_or(0, |metrics| metrics.component_instances())
+    }
+
+    /// The operator's per-call budgets (`PLUGIN_<KEY>`), for manifests that set none.
+    pub fn with_budget_defaults(mut self, defaults: BudgetDefaults) -> Self {
+        self.budget_defaults = defaults;
+        self
+    }
+
+    pub fn budget_defaults(&self) -> &BudgetDefaults {
+        &self.budget_defaults
     }
 
     /// What manifests may grant, as the host's capability table lists it.

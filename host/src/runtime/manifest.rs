@@ -1,7 +1,7 @@
 //! `NAME.toml`, the manifest beside every `NAME.wasm`: what the plugin is,
 //! which commands it answers, what it is granted and its limits.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -83,6 +83,9 @@ pub struct Manifest {
     pub capabilities: Vec<Capability>,
     pub secrets: Vec<String>,
     pub limits: PluginLimits,
+    /// Per-call budgets the manifest sets under `[limits]` (checked against
+    /// the capability table); the operator's defaults fill the rest.
+    pub budgets: BTreeMap<String, u64>,
 }
 
 #[derive(Deserialize)]
@@ -107,11 +110,13 @@ struct RawCommand {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawLimits {
     timeout_ms: Option<u64>,
     memory_mb: Option<u64>,
     reply_kb: Option<u64>,
+    /// Any other key must be a budget of the capability table.
+    #[serde(flatten)]
+    budgets: BTreeMap<String, u64>,
 }
 
 impl Manifest {
@@ -194,6 +199,23 @@ impl Manifest {
                 "`limits.reply_kb` must be between 1 and {MAX_REPLY_KB}, got {reply_kb}"
             ));
         }
+        for (key, &value) in &raw.limits.budgets {
+            let budget = Capability::all_budgets(known)
+                .find(|budget| budget.key == key)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = ["timeout_ms", "memory_mb", "reply_kb"]
+                        .into_iter()
+                        .chain(Capability::all_budgets(known).map(|budget| budget.key))
+                        .collect();
+                    format!("unknown limit `{key}` (known: {})", known.join(", "))
+                })?;
+            if !(1..=u64::from(budget.ceiling)).contains(&value) {
+                return Err(format!(
+                    "`limits.{key}` must be between 1 and {}, got {value}",
+                    budget.ceiling
+                ));
+            }
+        }
         Ok(Self {
             name: raw.name,
             version: raw.version,
@@ -201,6 +223,7 @@ impl Manifest {
             capabilities,
             secrets: raw.secrets,
             limits: PluginLimits::new(timeout_ms, memory_mb).with_reply_kb(reply_kb),
+            budgets: raw.limits.budgets,
         })
     }
 
@@ -263,6 +286,7 @@ mod tests {
     const LOG: Capability = Capability {
         name: "log",
         link: |_| Ok(()),
+        budgets: &[],
     };
 
     fn parse(text: &str) -> Result<Manifest, String> {
@@ -320,8 +344,21 @@ mod tests {
         assert!(error.contains("limits.memory_mb"), "{error}");
         let error = parse(&GOOD.replace("timeout_ms = 30000", "timeout_ms = 0")).unwrap_err();
         assert!(error.contains("limits.timeout_ms"), "{error}");
-        let error = parse(&format!("{GOOD}\ncolour = 3")).unwrap_err();
+        let error = parse(&format!("colour = 3\n{GOOD}")).unwrap_err();
         assert!(error.contains("not a valid manifest"), "{error}");
+        // Under [limits], an unknown key is named with the known ones.
+        let error = parse(&format!("{GOOD}\ncolour = 3")).unwrap_err();
+        assert!(
+            error.starts_with(
+                "unknown limit `colour` (known: timeout_ms, memory_mb, reply_kb, host_calls"
+            ),
+            "{error}"
+        );
+        let error = parse(&format!("{GOOD}\nhost_calls = 0")).unwrap_err();
+        assert!(
+            error.contains("`limits.host_calls` must be between 1 and 100000"),
+            "{error}"
+        );
         assert!(parse("name = \"x\"").unwrap_err().contains("missing field"));
     }
 

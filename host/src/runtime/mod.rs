@@ -3,6 +3,7 @@
 //! handed and names no capability itself.
 
 pub mod bindings;
+mod budget;
 mod cache;
 mod call;
 mod capability;
@@ -13,6 +14,7 @@ mod registry;
 mod watcher;
 
 pub use bindings::types::{Message, Reply, ReplyFormat};
+pub use budget::{Budget, BudgetDefaults, HOST_CALLS, OverBudget};
 pub use cache::{CompileStats, content_hash};
 pub use call::{CallContext, CallState, MASK};
 pub use capability::{Capability, CapabilityTable};

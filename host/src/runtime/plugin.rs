@@ -10,6 +10,7 @@ use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 
 use super::bindings::HandlerPre;
 use super::bindings::types::{Message, Reply};
+use super::budget::{self, Budget, CallBudgets, HOST_CALLS};
 use super::cache::content_hash;
 use super::call::{CallContext, CallState};
 use super::capability::{Capability, CapabilityTable};
@@ -76,6 +77,8 @@ pub struct LoadedPlugin {
     manifest: Manifest,
     content_hash: String,
     secrets: Arc<[String]>,
+    /// Per-call budgets of what the manifest grants.
+    allowances: Arc<[(&'static Budget, u32)]>,
     pre: HandlerPre<CallState>,
 }
 
@@ -155,9 +158,20 @@ impl LoadedPlugin {
                 format!("does not export the `handler` world's `handle` function: {error:#}"),
             )
         })?;
+        let granted = manifest
+            .capabilities
+            .iter()
+            .flat_map(|capability| capability.budgets.iter().copied());
+        let allowances = budget::resolve(
+            std::iter::once(&HOST_CALLS).chain(granted),
+            &manifest.budgets,
+            plugin_engine.budget_defaults(),
+        )
+        .map_err(|problem| LoadError::new(&name, problem))?;
         Ok(Self {
             name: Arc::from(name.as_str()),
             secrets: manifest.secrets.clone().into(),
+            allowances: allowances.into(),
             manifest,
             content_hash,
             pre,
@@ -190,6 +204,7 @@ impl LoadedPlugin {
             self.secrets.clone(),
             ctx.clone(),
             limits.memory_bytes,
+            CallBudgets::new(&self.allowances),
         );
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| state.limiter());
@@ -204,6 +219,7 @@ impl LoadedPlugin {
         })
         .await;
         store.data().forward_output();
+        store.data().report_budgets();
 
         match outcome {
             Err(_elapsed) => Err(PluginFailure::Timeout(limits.timeout)),

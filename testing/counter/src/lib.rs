@@ -36,6 +36,7 @@ fn kind(error: &CacheError) -> String {
         CacheError::InvalidTtl(_) => "invalid-ttl",
         CacheError::NotANumber => "not-a-number",
         CacheError::Unavailable(_) => "unavailable",
+        CacheError::OverBudget(_) => "over-budget",
     };
     format!("error {kind}: {}", error.message())
 }

@@ -1,5 +1,6 @@
 //! Test plugin: `/flood KIND N` uses one host resource N times in one call,
 //! to prove the host bounds it. KIND is `log` (lines), `audit` (entries),
+//! `state` (writes),
 //! `reply` (bytes of reply), `error` (bytes of error text) or `emoji`
 //! (N emoji, to count the way Telegram does). It answers with what it got.
 use wasmbot_sdk::prelude::*;
@@ -9,7 +10,7 @@ fn handle(msg: Message) -> HandlerResult {
     let count: usize = count
         .trim()
         .parse()
-        .map_err(|_| "usage: /flood log|audit|reply|error|emoji N".to_string())?;
+        .map_err(|_| "usage: /flood log|audit|state|reply|error|emoji N".to_string())?;
     match kind {
         "log" => {
             for i in 0..count {
@@ -33,10 +34,26 @@ fn handle(msg: Message) -> HandlerResult {
                 count - refused
             )))
         }
+        "state" => {
+            let mut refused = 0;
+            let mut first_error = String::new();
+            for i in 0..count {
+                if let Err(error) = state::set(&format!("k{i}"), &1) {
+                    refused += 1;
+                    if first_error.is_empty() {
+                        first_error = error.message();
+                    }
+                }
+            }
+            Ok(Reply::text(format!(
+                "wrote {} refused {refused}: {first_error}",
+                count - refused
+            )))
+        }
         "reply" => Ok(Reply::text("x".repeat(count))),
         "error" => Err("e".repeat(count)),
         "emoji" => Ok(Reply::text("🙂".repeat(count))),
-        _ => Err("usage: /flood log|audit|reply|error|emoji N".into()),
+        _ => Err("usage: /flood log|audit|state|reply|error|emoji N".into()),
     }
 }
 

@@ -33,6 +33,8 @@ use crate::infra::store::{
 pub const DEFAULT_QUEUE_CAPACITY: usize = 50_000;
 /// No write for this long while entries wait: the trail is stalled.
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(60);
+/// How much of the queue plugins' own entries may fill, in percent.
+pub const PLUGIN_SHARE_PERCENT: usize = 75;
 /// Largest batch per INSERT.
 const BATCH: usize = 1_000;
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -256,6 +258,22 @@ impl AuditWriter {
                 "audit queue full or closed: entry dropped"
             );
         }
+    }
+
+    /// Queues a plugin's entry, unless the queue is past the plugins' share
+    /// ([`PLUGIN_SHARE_PERCENT`] of it): the rest is kept for the host's own
+    /// entries (access denied, secret denied, message handled, LLM requests),
+    /// so a flooding plugin cannot crowd them out. False when refused.
+    pub fn record_from_plugin(&self, entry: AuditEntry) -> bool {
+        // Unwritten, not queued: entries the writer holds in a batch it
+        // cannot write yet count too.
+        let share = self.queue.max_capacity() * PLUGIN_SHARE_PERCENT / 100;
+        if self.pending() >= share {
+            metrics().audit_plugin_refused.inc();
+            return false;
+        }
+        self.record(entry);
+        true
     }
 
     /// Entries dropped because the queue was full.
