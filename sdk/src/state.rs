@@ -16,6 +16,7 @@ impl StateError {
             StateError::TooLarge(limit) => format!("value larger than {limit} bytes"),
             StateError::Unavailable(why) => format!("storage unavailable: {why}"),
             StateError::OverBudget(why) => why.clone(),
+            StateError::QuotaExceeded(why) => why.clone(),
         }
     }
 }

@@ -39,7 +39,7 @@ use crate::runtime::{CallState, Capability, CapabilityTable};
 /// interface linked any other way (e.g. a WASI proposal) writes its row as
 /// `Capability { name, link: its_module::link }`.
 macro_rules! capability {
-    ($name:literal, $bindings:ident $(, [$($budget:expr),*])?) => {
+    ($name:literal, $bindings:ident $(, [$($budget:expr),*] $(, quotas [$($quota:expr),*])?)?) => {
         Capability {
             name: $name,
             link: |linker| {
@@ -49,6 +49,7 @@ macro_rules! capability {
                 )
             },
             budgets: &[$($($budget),*)?],
+            quotas: &[$($($($quota),*)?)?],
         }
     };
 }
@@ -56,7 +57,12 @@ macro_rules! capability {
 /// Every capability a manifest may grant.
 pub const ALL: CapabilityTable = &[
     capability!("log", log, [&log::LOG_LINES]),
-    capability!("state", state, [&state::STATE_WRITES]),
+    capability!(
+        "state",
+        state,
+        [&state::STATE_WRITES],
+        quotas [&state::STATE_KEYS, &state::STATE_KB]
+    ),
     capability!("secrets", secrets),
     capability!("audit", audit, [&audit::AUDIT_ENTRIES]),
     capability!("llm", llm, [&llm::LLM_REQUESTS]),

@@ -2,7 +2,8 @@
 //! plugin (the plugin name is part of every query; a plugin cannot name another).
 
 use super::keys::{MAX_KEY_BYTES, check_key};
-use crate::infra::store::Store;
+use crate::infra::metrics::{QuotaLabels, metrics};
+use crate::infra::store::{StateQuota, Store};
 use crate::runtime::CallState;
 use crate::runtime::bindings::state::{self as wit, StateError};
 use crate::runtime::{Budget, HOST_CALLS};
@@ -15,12 +16,39 @@ pub static STATE_WRITES: Budget = Budget {
     ceiling: 10000,
 };
 
+/// Kept per plugin; `limits.state_keys` in the manifest, `PLUGIN_STATE_KEYS` for the operator.
+pub static STATE_KEYS: Budget = Budget {
+    key: "state_keys",
+    unit: "state keys",
+    default: 10_000,
+    ceiling: 1_000_000,
+};
+
+/// Kept per plugin (keys and JSON text); `limits.state_kb`, `PLUGIN_STATE_KB`.
+pub static STATE_KB: Budget = Budget {
+    key: "state_kb",
+    unit: "KiB of state",
+    default: 10 * 1024,
+    ceiling: 1024 * 1024,
+};
+
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 const MAX_LIST: u32 = 1_000;
 
 fn unavailable(error: impl std::fmt::Display) -> StateError {
     tracing::warn!(%error, "state capability: database error");
     StateError::Unavailable("the database is not available".into())
+}
+
+/// `wasmbot_plugin_quota_refusals_total{plugin, quota}`.
+fn count_quota_refusal(plugin: &str, quota: &str) {
+    metrics()
+        .quota_refusals
+        .get_or_create(&QuotaLabels {
+            plugin: plugin.to_string(),
+            quota: quota.to_string(),
+        })
+        .inc();
 }
 
 /// The database every call of this interface needs.
@@ -53,10 +81,21 @@ impl wit::Host for CallState {
         let json: serde_json::Value = serde_json::from_str(&value)
             .map_err(|error| StateError::InvalidJson(error.to_string()))?;
         let store = database(self)?;
-        store
-            .set_state(self.plugin(), &key, &json)
+        let quota = StateQuota {
+            keys: u64::from(self.quota(&STATE_KEYS)),
+            bytes: u64::from(self.quota(&STATE_KB)) << 10,
+        };
+        match store
+            .set_state_within(self.plugin(), &key, &json, quota)
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?
+        {
+            Ok(()) => Ok(()),
+            Err(over) => {
+                count_quota_refusal(self.plugin(), "state");
+                Err(StateError::QuotaExceeded(over.to_string()))
+            }
+        }
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, StateError> {

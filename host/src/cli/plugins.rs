@@ -7,7 +7,8 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use crate::app::config::Config;
-use crate::app::root::plugin_engine;
+use crate::app::root::{open_store, plugin_engine};
+use crate::infra::store::Store;
 use crate::runtime::{LoadedPlugin, PluginEngine, PluginLimits, PluginSet};
 
 #[derive(Subcommand)]
@@ -42,8 +43,20 @@ pub async fn run(config: &Config, command: PluginsCommand) -> anyhow::Result<Exi
             (set, single)
         }
     };
+    // Usage against quota, when the database can be read (no migration here).
+    let store = match single {
+        false => open_store(config, false).await.ok(),
+        true => None,
+    };
     for plugin in set.plugins() {
-        println!("{}", describe(plugin));
+        let mut line = describe(plugin);
+        if let Some(store) = &store {
+            line.push_str(&quota_usage(store, plugin).await);
+        }
+        println!("{line}");
+    }
+    if let Some(store) = store {
+        store.close().await;
     }
     for error in set.errors() {
         println!("{}\tREFUSED\t{}", error.plugin, error.reason);
@@ -69,6 +82,28 @@ fn check(engine: &PluginEngine, path: &Path, limits: PluginLimits) -> PluginSet 
         Err(error) => set.push_error(error),
     }
     set
+}
+
+/// `\tstate: 12 of 10000 keys, 3 of 10240 KiB` for a plugin granted state.
+async fn quota_usage(store: &Store, plugin: &LoadedPlugin) -> String {
+    let quota = |key: &str| {
+        plugin
+            .quotas()
+            .iter()
+            .find(|(budget, _)| budget.key == key)
+            .map(|&(_, limit)| limit)
+    };
+    let (Some(keys), Some(kib)) = (quota("state_keys"), quota("state_kb")) else {
+        return String::new();
+    };
+    match store.state_usage(plugin.name()).await {
+        Ok(usage) => format!(
+            "\tstate: {} of {keys} keys, {} of {kib} KiB",
+            usage.keys,
+            usage.bytes.div_ceil(1024)
+        ),
+        Err(error) => format!("\tstate: usage unknown ({error})"),
+    }
 }
 
 fn describe(plugin: &LoadedPlugin) -> String {

@@ -37,6 +37,12 @@ pub struct BudgetLabels {
     pub budget: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuotaLabels {
+    pub plugin: String,
+    pub quota: String,
+}
+
 pub struct Metrics {
     /// Messages handled, by plugin and outcome (ok, declined, timeout, out_of_memory, crashed, denied).
     pub messages: Family<MessageLabels, Counter>,
@@ -60,6 +66,8 @@ pub struct Metrics {
     pub service_up: Family<ServiceLabels, Gauge>,
     /// Host calls refused because a per-call budget was used up.
     pub budget_refusals: Family<BudgetLabels, Counter>,
+    /// Writes refused because the plugin's storage quota was reached.
+    pub quota_refusals: Family<QuotaLabels, Counter>,
     /// Plugin audit entries refused to keep room for the host's own.
     pub audit_plugin_refused: Counter,
     registry: Registry,
@@ -83,6 +91,7 @@ impl Metrics {
             service_up: Family::default(),
             budget_refusals: Family::default(),
             audit_plugin_refused: Counter::default(),
+            quota_refusals: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -154,6 +163,11 @@ impl Metrics {
             "audit_plugin_refused",
             "Plugin audit entries refused because the queue's plugin share was full",
             metrics.audit_plugin_refused.clone(),
+        );
+        registry.register(
+            "plugin_quota_refusals",
+            "Writes refused because the plugin's storage quota was reached, by plugin and quota",
+            metrics.quota_refusals.clone(),
         );
         Self {
             registry,

@@ -50,6 +50,7 @@ pub struct CallState {
     table: ResourceTable,
     memory: MemoryCap,
     budgets: CallBudgets,
+    quotas: Arc<[(&'static Budget, u32)]>,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
@@ -63,6 +64,7 @@ impl CallState {
         ctx: CallContext,
         memory_bytes: u64,
         budgets: CallBudgets,
+        quotas: Arc<[(&'static Budget, u32)]>,
     ) -> Self {
         let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
@@ -83,6 +85,7 @@ impl CallState {
                 exceeded: false,
             },
             budgets,
+            quotas,
             stdout,
             stderr,
         }
@@ -105,6 +108,14 @@ impl CallState {
     /// all); past either, the capability refuses the call with its typed error.
     pub fn spend(&mut self, budget: &'static Budget) -> Result<(), OverBudget> {
         self.budgets.spend(budget)
+    }
+
+    /// This plugin's allowance for `quota` (its default when not granted).
+    pub fn quota(&self, quota: &'static Budget) -> u32 {
+        self.quotas
+            .iter()
+            .find(|(known, _)| std::ptr::eq(*known, quota))
+            .map_or(quota.default, |&(_, limit)| limit)
     }
 
     /// One warning and the refusal counts, when a budget was hit.

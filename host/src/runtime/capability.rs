@@ -16,6 +16,9 @@ pub struct Capability {
     pub link: fn(&mut Linker<CallState>) -> wasmtime::Result<()>,
     /// What its host functions count per call (log lines, writes, ...).
     pub budgets: &'static [&'static Budget],
+    /// What a plugin may keep through it over time (state keys and KiB, ...),
+    /// set like budgets: `[limits]` in the manifest, `PLUGIN_<KEY>` otherwise.
+    pub quotas: &'static [&'static Budget],
 }
 
 /// Every capability this host can grant, handed to the [`super::PluginEngine`].
@@ -26,13 +29,15 @@ impl Capability {
         table.iter().find(|capability| capability.name == name)
     }
 
-    /// Every budget a manifest may set under `[limits]` with this table.
+    /// Every budget and quota a manifest may set under `[limits]` with this table.
     pub fn all_budgets(table: CapabilityTable) -> impl Iterator<Item = &'static Budget> {
-        std::iter::once(&HOST_CALLS).chain(
-            table
+        std::iter::once(&HOST_CALLS).chain(table.iter().flat_map(|capability| {
+            capability
+                .budgets
                 .iter()
-                .flat_map(|capability| capability.budgets.iter().copied()),
-        )
+                .chain(capability.quotas.iter())
+                .copied()
+        }))
     }
 }
 

@@ -287,6 +287,7 @@ mod tests {
         name: "log",
         link: |_| Ok(()),
         budgets: &[],
+        quotas: &[],
     };
 
     fn parse(text: &str) -> Result<Manifest, String> {

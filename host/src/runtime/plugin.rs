@@ -79,6 +79,8 @@ pub struct LoadedPlugin {
     secrets: Arc<[String]>,
     /// Per-call budgets of what the manifest grants.
     allowances: Arc<[(&'static Budget, u32)]>,
+    /// Per-plugin quotas of what the manifest grants.
+    quotas: Arc<[(&'static Budget, u32)]>,
     pre: HandlerPre<CallState>,
 }
 
@@ -168,10 +170,20 @@ impl LoadedPlugin {
             plugin_engine.budget_defaults(),
         )
         .map_err(|problem| LoadError::new(&name, problem))?;
+        let quotas = budget::resolve(
+            manifest
+                .capabilities
+                .iter()
+                .flat_map(|capability| capability.quotas.iter().copied()),
+            &manifest.budgets,
+            plugin_engine.budget_defaults(),
+        )
+        .map_err(|problem| LoadError::new(&name, problem))?;
         Ok(Self {
             name: Arc::from(name.as_str()),
             secrets: manifest.secrets.clone().into(),
             allowances: allowances.into(),
+            quotas: quotas.into(),
             manifest,
             content_hash,
             pre,
@@ -184,6 +196,11 @@ impl LoadedPlugin {
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// What this plugin may keep, by quota.
+    pub fn quotas(&self) -> &[(&'static Budget, u32)] {
+        &self.quotas
     }
 
     /// SHA-256 of the component file, hex.
@@ -205,6 +222,7 @@ impl LoadedPlugin {
             ctx.clone(),
             limits.memory_bytes,
             CallBudgets::new(&self.allowances),
+            self.quotas.clone(),
         );
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| state.limiter());

@@ -1,14 +1,17 @@
 //! Test plugin: `/flood KIND N` uses one host resource N times in one call,
 //! to prove the host bounds it. KIND is `log` (lines), `audit` (entries),
-//! `state` (writes),
+//! `state` (writes of keys PREFIX0.., with `/flood state N PREFIX`),
 //! `reply` (bytes of reply), `error` (bytes of error text) or `emoji`
 //! (N emoji, to count the way Telegram does). It answers with what it got.
 use wasmbot_sdk::prelude::*;
 
 fn handle(msg: Message) -> HandlerResult {
-    let (kind, count) = msg.args.split_once(' ').unwrap_or((&msg.args, ""));
+    let mut words = msg.args.split_whitespace();
+    let kind = words.next().unwrap_or("");
+    let count = words.next().unwrap_or("");
+    // `state` keys are PREFIX0, PREFIX1, ... (`k` unless a third word says).
+    let prefix = words.next().unwrap_or("k");
     let count: usize = count
-        .trim()
         .parse()
         .map_err(|_| "usage: /flood log|audit|state|reply|error|emoji N".to_string())?;
     match kind {
@@ -38,7 +41,7 @@ fn handle(msg: Message) -> HandlerResult {
             let mut refused = 0;
             let mut first_error = String::new();
             for i in 0..count {
-                if let Err(error) = state::set(&format!("k{i}"), &1) {
+                if let Err(error) = state::set(&format!("{prefix}{i}"), &1) {
                     refused += 1;
                     if first_error.is_empty() {
                         first_error = error.message();

@@ -14,3 +14,4 @@ pub use credentials::{CredentialInfo, StoredCredential};
 pub use inbox::{ClaimedUpdate, InboxCounts, InboxOutcome, InboxUpdate};
 pub use pool::{Store, StoreError, StoreResult, now};
 pub use sanitize::clean_text;
+pub use state::{OverQuota, StateQuota, StateUsage};
