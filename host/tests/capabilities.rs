@@ -147,6 +147,10 @@ async fn secrets_only_as_granted_masked_in_replies_and_denials_audited() {
         assert_eq!(denial[0].metadata.0["secret"], "bank_pin");
         assert_eq!(denial[0].user_id, Some(7));
         assert_eq!(denial[0].chat_id, Some(42));
+        // The plugin put the value in its audit metadata: masked there too.
+        let used = read.iter().find(|e| e.action == "secret_used").unwrap();
+        assert_eq!(used.metadata.0["value"], "[redacted]", "{}", t.label);
+        assert_eq!(used.metadata.0["name"], "github_token", "{}", t.label);
     }
 }
 

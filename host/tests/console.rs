@@ -201,10 +201,19 @@ fn a_secret_never_reaches_logs_or_replies() {
         "{}",
         String::from_utf8_lossy(&set.stderr)
     );
-    let chat = wasmbot(&["chat"], &envs, "/reveal github_token\n");
+    let chat = wasmbot(
+        &["chat"],
+        &envs,
+        "/reveal github_token\n/reveal panic:github_token\n",
+    );
     let stdout = String::from_utf8_lossy(&chat.stdout);
     let stderr = String::from_utf8_lossy(&chat.stderr);
-    assert_eq!(stdout, "secret: [redacted]\n");
+    assert_eq!(
+        stdout,
+        "secret: [redacted]\nSorry, something went wrong in /reveal. The problem has been logged.\n"
+    );
+    // A panic message quoting the secret reaches the log masked.
+    assert!(stderr.contains("the secret is [redacted]"), "{stderr}");
     // The plugin logged it as a message, as a field and on stdout: all masked.
     assert!(stderr.contains("the secret is [redacted]"), "{stderr}");
     assert!(stderr.contains("stdout: [redacted]"), "{stderr}");

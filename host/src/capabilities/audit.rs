@@ -25,6 +25,8 @@ impl wit::Host for CallState {
     ) -> Result<(), String> {
         self.spend(&AUDIT_ENTRIES)
             .map_err(|over| over.to_string())?;
+        // A secret handed out in this call is masked here too.
+        let (action, metadata) = (self.mask(&action), self.mask(&metadata));
         if action.is_empty() || action.len() > MAX_ACTION_BYTES {
             return Err(format!("action must be 1-{MAX_ACTION_BYTES} bytes"));
         }

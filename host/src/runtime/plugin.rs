@@ -257,7 +257,10 @@ impl LoadedPlugin {
                 } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                     Err(PluginFailure::Timeout(limits.timeout))
                 } else {
-                    Err(PluginFailure::Crashed(format!("{error:#}")))
+                    // A panic message may quote a secret the call was given.
+                    Err(PluginFailure::Crashed(
+                        store.data().mask(&format!("{error:#}")),
+                    ))
                 }
             }
         }
