@@ -860,6 +860,42 @@ async fn a_plugin_cannot_crowd_the_hosts_entries_out_of_the_queue() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_entries_hold_at_most_32_mib_of_metadata_in_the_queue() {
+    let t = common::stores::sqlite().await;
+    let (alerter, _inbox) = common::alerts::alerter_with_inbox();
+    let audit = writer(&t.store, &alerter, 10_000, Duration::from_secs(600));
+    let lock = TableLock::take(&t.store).await;
+    // About 16 KiB of JSON text, in strings short enough to be kept whole.
+    let text = "x".repeat(4000);
+    let metadata = serde_json::json!({ "a": text, "b": text, "c": text, "d": text });
+    let size = metadata.to_string().len();
+    let limit = wasmbot::infra::audit::PLUGIN_QUEUE_BYTES;
+    let accepted = (0..4_000)
+        .filter(|_| {
+            audit.record_from_plugin(AuditEntry {
+                source: "plugin".into(),
+                metadata: sqlx::types::Json(metadata.clone()),
+                ..AuditEntry::new("flood", "ok")
+            })
+        })
+        .count();
+    // The queue is full to within one entry, never past its bytes; what the
+    // writer took into its (stuck) batch before the lock is not in it.
+    let queued = audit.plugin_queue_bytes();
+    assert!(
+        queued <= limit && queued > limit - size,
+        "{queued} of {limit}"
+    );
+    assert!(accepted < 3_000, "refusals happened: {accepted} accepted");
+    audit.record(AuditEntry::new("command", "ok"));
+    assert_eq!(audit.overflow(), 0);
+    lock.release().await;
+    audit.shutdown(Duration::from_secs(60)).await;
+    assert_eq!(t.store.count_audit().await.unwrap(), accepted as i64 + 1);
+    assert_eq!(audit.plugin_queue_bytes(), 0);
+}
+
 fn aged(action: &str, age_days: i64) -> AuditEntry {
     AuditEntry {
         created_at: Utc::now() - chrono::Duration::days(age_days),

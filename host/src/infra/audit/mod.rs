@@ -35,6 +35,8 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 50_000;
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(60);
 /// How much of the queue plugins' own entries may fill, in percent.
 pub const PLUGIN_SHARE_PERCENT: usize = 75;
+/// How much metadata plugins' entries may hold in the queue, together.
+pub const PLUGIN_QUEUE_BYTES: usize = 32 << 20;
 /// Largest batch per INSERT.
 const BATCH: usize = 1_000;
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -140,6 +142,8 @@ struct Shared {
     last_error: StdMutex<Option<String>>,
     stall_after: Duration,
     stopped: AtomicBool,
+    /// Metadata bytes of plugins' entries in the queue.
+    plugin_bytes: AtomicUsize,
 }
 
 impl Shared {
@@ -186,7 +190,7 @@ impl Shared {
 }
 
 pub struct AuditWriter {
-    queue: mpsc::Sender<AuditEntry>,
+    queue: mpsc::Sender<Queued>,
     shared: Arc<Shared>,
     stop: Mutex<Option<(oneshot::Sender<Duration>, JoinHandle<()>)>>,
     watchdog: JoinHandle<()>,
@@ -213,6 +217,7 @@ impl AuditWriter {
             last_error: StdMutex::new(None),
             stall_after: options.stall_after,
             stopped: AtomicBool::new(false),
+            plugin_bytes: AtomicUsize::new(0),
         });
         let alerter = options.alerter.unwrap_or_default();
         let task = tokio::spawn(run(
@@ -236,44 +241,63 @@ impl AuditWriter {
     /// Sanitizes and queues an entry without waiting. A full queue drops
     /// it, counts it and logs an error (and the watchdog alerts).
     pub fn record(&self, entry: AuditEntry) {
-        // Sanitized here so the queue holds capped entries; keyed by the
-        // writer task, off the message path.
-        let entry = entry.sanitized();
-        // Counted before it is queued: the writer may take it at once.
-        self.shared.unwritten.fetch_add(1, Ordering::Relaxed);
-        if let Err(error) = self.queue.try_send(entry) {
-            self.shared.unwritten.fetch_sub(1, Ordering::Relaxed);
-            let dropped = self.shared.overflow.fetch_add(1, Ordering::Relaxed) + 1;
-            self.shared
-                .last_overflow_ms
-                .store(self.shared.now_ms() + 1, Ordering::Relaxed);
-            let entry = match &error {
-                mpsc::error::TrySendError::Full(entry)
-                | mpsc::error::TrySendError::Closed(entry) => entry,
-            };
-            tracing::error!(
-                action = %entry.action,
-                correlation_id = entry.correlation_id.as_deref().unwrap_or(""),
-                overflow_total = dropped,
-                "audit queue full or closed: entry dropped"
-            );
-        }
+        self.enqueue(Queued::new(entry, false));
     }
 
-    /// Queues a plugin's entry, unless the queue is past the plugins' share
-    /// ([`PLUGIN_SHARE_PERCENT`] of it): the rest is kept for the host's own
-    /// entries (access denied, secret denied, message handled, LLM requests),
-    /// so a flooding plugin cannot crowd them out. False when refused.
+    /// Queues a plugin's entry, unless plugins' entries already fill their
+    /// share of the queue: [`PLUGIN_SHARE_PERCENT`] of its entries and
+    /// [`PLUGIN_QUEUE_BYTES`] of metadata. The rest is kept for the host's
+    /// own entries (access denied, secret denied, message handled, LLM
+    /// requests), so a flooding plugin cannot crowd them out. False when refused.
     pub fn record_from_plugin(&self, entry: AuditEntry) -> bool {
+        let queued = Queued::new(entry, true);
         // Unwritten, not queued: entries the writer holds in a batch it
         // cannot write yet count too.
         let share = self.queue.max_capacity() * PLUGIN_SHARE_PERCENT / 100;
-        if self.pending() >= share {
+        let bytes = self.shared.plugin_bytes.load(Ordering::Relaxed);
+        if self.pending() >= share || bytes + queued.plugin_bytes > PLUGIN_QUEUE_BYTES {
             metrics().audit_plugin_refused.inc();
             return false;
         }
-        self.record(entry);
-        true
+        self.enqueue(queued)
+    }
+
+    /// True when queued; counted as overflow (and logged) when not.
+    fn enqueue(&self, queued: Queued) -> bool {
+        // Counted before it is queued: the writer may take it at once.
+        self.shared.unwritten.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .plugin_bytes
+            .fetch_add(queued.plugin_bytes, Ordering::Relaxed);
+        let Err(error) = self.queue.try_send(queued) else {
+            return true;
+        };
+        let queued = match error {
+            mpsc::error::TrySendError::Full(queued) | mpsc::error::TrySendError::Closed(queued) => {
+                queued
+            }
+        };
+        self.shared.unwritten.fetch_sub(1, Ordering::Relaxed);
+        self.shared
+            .plugin_bytes
+            .fetch_sub(queued.plugin_bytes, Ordering::Relaxed);
+        let dropped = self.shared.overflow.fetch_add(1, Ordering::Relaxed) + 1;
+        self.shared
+            .last_overflow_ms
+            .store(self.shared.now_ms() + 1, Ordering::Relaxed);
+        tracing::error!(
+            action = %queued.entry.action,
+            correlation_id = queued.entry.correlation_id.as_deref().unwrap_or(""),
+            overflow_total = dropped,
+            "audit queue full or closed: entry dropped"
+        );
+        false
+    }
+
+    /// Metadata bytes of plugins' entries waiting in the queue (at most
+    /// [`PLUGIN_QUEUE_BYTES`]; a batch the writer holds is not counted).
+    pub fn plugin_queue_bytes(&self) -> usize {
+        self.shared.plugin_bytes.load(Ordering::Relaxed)
     }
 
     /// Entries dropped because the queue was full.
@@ -338,8 +362,45 @@ impl Drop for AuditWriter {
 }
 
 /// Checks the writer's health every few seconds: alerts when it stalls or
+/// An entry as it waits in the queue: sanitized, its metadata held as
+/// JSON text (bytes, not a tree of values), so a full queue has a bounded
+/// memory cost; parsed back when the writer takes it, off the message path.
+struct Queued {
+    /// The entry with its metadata taken out.
+    entry: AuditEntry,
+    metadata: Box<str>,
+    /// The metadata's size when a plugin wrote it (counted against
+    /// [`PLUGIN_QUEUE_BYTES`]); zero for the host's own entries.
+    plugin_bytes: usize,
+}
+
+impl Queued {
+    fn new(entry: AuditEntry, from_plugin: bool) -> Self {
+        let mut entry = entry.sanitized();
+        let metadata = std::mem::take(&mut entry.metadata.0)
+            .to_string()
+            .into_boxed_str();
+        let plugin_bytes = if from_plugin { metadata.len() } else { 0 };
+        Self {
+            entry,
+            metadata,
+            plugin_bytes,
+        }
+    }
+
+    fn into_entry(self, shared: &Shared) -> AuditEntry {
+        shared
+            .plugin_bytes
+            .fetch_sub(self.plugin_bytes, Ordering::Relaxed);
+        let mut entry = self.entry;
+        // It was serialized from a value a moment ago: it parses back.
+        entry.metadata.0 = serde_json::from_str(&self.metadata).unwrap_or_default();
+        entry
+    }
+}
+
 /// the queue overflows, and sends one notice when it is well again.
-async fn watch(shared: Arc<Shared>, queue: mpsc::WeakSender<AuditEntry>, alerter: Alerter) {
+async fn watch(shared: Arc<Shared>, queue: mpsc::WeakSender<Queued>, alerter: Alerter) {
     let tick = (shared.stall_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -506,7 +567,7 @@ impl Writer {
 
 async fn run(
     writer: Writer,
-    mut receiver: mpsc::Receiver<AuditEntry>,
+    mut receiver: mpsc::Receiver<Queued>,
     mut stop: oneshot::Receiver<Duration>,
 ) {
     let mut batch: Vec<KeyedAuditEntry> = Vec::with_capacity(BATCH);
@@ -518,7 +579,7 @@ async fn run(
             tokio::select! {
                 received = receiver.recv() => match received {
                     // Keyed once, here: every retry of it reuses the key.
-                    Some(entry) => batch.push(KeyedAuditEntry::new(entry)),
+                    Some(queued) => batch.push(KeyedAuditEntry::new(queued.into_entry(&writer.shared))),
                     None => return,
                 },
                 deadline = &mut stop => {
@@ -534,7 +595,7 @@ async fn run(
         }
         while batch.len() < BATCH {
             match receiver.try_recv() {
-                Ok(entry) => batch.push(KeyedAuditEntry::new(entry)),
+                Ok(queued) => batch.push(KeyedAuditEntry::new(queued.into_entry(&writer.shared))),
                 Err(_) => break,
             }
         }
@@ -564,13 +625,13 @@ async fn run(
 
 async fn flush_on_shutdown(
     writer: &Writer,
-    receiver: &mut mpsc::Receiver<AuditEntry>,
+    receiver: &mut mpsc::Receiver<Queued>,
     mut pending: Vec<KeyedAuditEntry>,
     deadline: Duration,
 ) {
     receiver.close();
-    while let Ok(entry) = receiver.try_recv() {
-        pending.push(KeyedAuditEntry::new(entry));
+    while let Ok(queued) = receiver.try_recv() {
+        pending.push(KeyedAuditEntry::new(queued.into_entry(&writer.shared)));
     }
     let give_up = tokio::time::Instant::now() + deadline;
     let mut retry = RETRY_FIRST;
