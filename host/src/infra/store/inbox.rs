@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, QueryBuilder};
 
-use super::pool::{Store, StoreResult, timed};
+use super::pool::{Store, StoreResult, dialect, on_either, timed};
 
 /// An update as it arrived, before it is kept.
 #[derive(Debug, Clone)]
@@ -56,24 +56,6 @@ pub struct InboxCounts {
     pub pending: i64,
     pub done: i64,
     pub dead: i64,
-}
-
-/// Postgres numbers its parameters `$1`; SQLite spells the same `?1`.
-fn dialect(store: &Store, sql: &str) -> String {
-    match store {
-        Store::Sqlite(_) => sql.replace('$', "?"),
-        Store::Postgres(_) => sql.to_string(),
-    }
-}
-
-/// Runs the same statement, bound the same way, on either backend.
-macro_rules! on_either {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite($pool) => $body,
-            Store::Postgres($pool) => $body,
-        }
-    };
 }
 
 /// Each chat's oldest pending update, whose lease is free or ran out,

@@ -141,3 +141,23 @@ fn describe(error: &sqlx::Error) -> String {
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
 }
+
+/// Postgres numbers its parameters `$1`; SQLite spells the same `?1`.
+pub(super) fn dialect(store: &Store, sql: &str) -> String {
+    match store {
+        Store::Sqlite(_) => sql.replace('$', "?"),
+        Store::Postgres(_) => sql.to_string(),
+    }
+}
+
+/// Runs the same statement, bound the same way, on either backend.
+macro_rules! on_either {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+pub(super) use on_either;

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::pool::{Store, StoreResult, now, timed};
+use super::pool::{Store, StoreResult, dialect, now, on_either, timed};
 
 impl Store {
     pub async fn get_state(&self, plugin: &str, key: &str) -> StoreResult<Option<Value>> {
@@ -54,175 +54,131 @@ impl Store {
     ) -> StoreResult<Result<(), OverQuota>> {
         let text = value.to_string();
         let size = (key.len() + text.len()) as i64;
-        let at = now();
-        match self {
-            Store::Sqlite(pool) => {
-                // IMMEDIATE: take the write lock first, so two writers never
-                // both read the usage and then both write.
-                let mut tx = timed(pool.begin_with("BEGIN IMMEDIATE")).await?;
-                let usage = usage_sqlite(&mut tx, plugin).await?;
-                let old: Option<i64> = timed(
-                    sqlx::query_scalar(
-                        "SELECT size_bytes FROM plugin_state WHERE plugin = ?1 AND key = ?2",
-                    )
+        let old_size = dialect(
+            self,
+            "SELECT size_bytes FROM plugin_state WHERE plugin = $1 AND key = $2",
+        );
+        // The value is JSONB on Postgres, JSON text on SQLite.
+        let upsert = dialect(
+            self,
+            &format!(
+                "INSERT INTO plugin_state (plugin, key, value, updated_at, size_bytes) VALUES ($1, $2, {}, $4, $5)
+                 ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value,
+                     updated_at = excluded.updated_at, size_bytes = excluded.size_bytes",
+                match self {
+                    Store::Sqlite(_) => "$3",
+                    Store::Postgres(_) => "CAST($3 AS JSONB)",
+                }
+            ),
+        );
+        let set_usage = dialect(
+            self,
+            "UPDATE plugin_state_usage SET keys = $2, bytes = $3 WHERE plugin = $1",
+        );
+        let (create_usage, read_usage) = self.usage_queries();
+        on_either!(self, pool => {
+            let mut tx = timed(pool.begin_with(self.write_begin())).await?;
+            timed(sqlx::query(&create_usage).bind(plugin).execute(&mut *tx)).await?;
+            let row: (i64, i64) =
+                timed(sqlx::query_as(&read_usage).bind(plugin).fetch_one(&mut *tx)).await?;
+            let usage = StateUsage::from_row(row);
+            let old: Option<i64> = timed(
+                sqlx::query_scalar(&old_size)
                     .bind(plugin)
                     .bind(key)
                     .fetch_optional(&mut *tx),
-                )
-                .await?;
-                let after = usage.after_write(old, size);
-                if let Err(over) = quota.check(after) {
-                    return Ok(Err(over));
-                }
-                timed(
-                    sqlx::query(
-                        "INSERT INTO plugin_state (plugin, key, value, updated_at, size_bytes) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value,
-                             updated_at = excluded.updated_at, size_bytes = excluded.size_bytes",
-                    )
+            )
+            .await?;
+            let after = usage.after_write(old, size);
+            if let Err(over) = quota.check(after) {
+                return Ok(Err(over));
+            }
+            timed(
+                sqlx::query(&upsert)
                     .bind(plugin)
                     .bind(key)
                     .bind(&text)
-                    .bind(at)
+                    .bind(now())
                     .bind(size)
                     .execute(&mut *tx),
-                )
-                .await?;
-                timed(
-                    sqlx::query(
-                        "UPDATE plugin_state_usage SET keys = ?2, bytes = ?3 WHERE plugin = ?1",
-                    )
+            )
+            .await?;
+            timed(
+                sqlx::query(&set_usage)
                     .bind(plugin)
                     .bind(after.keys as i64)
                     .bind(after.bytes as i64)
                     .execute(&mut *tx),
-                )
-                .await?;
-                timed(tx.commit()).await?;
-            }
-            Store::Postgres(pool) => {
-                let mut tx = timed(pool.begin()).await?;
-                let usage = usage_postgres(&mut tx, plugin).await?;
-                let old: Option<i64> = timed(
-                    sqlx::query_scalar(
-                        "SELECT size_bytes FROM plugin_state WHERE plugin = $1 AND key = $2",
-                    )
-                    .bind(plugin)
-                    .bind(key)
-                    .fetch_optional(&mut *tx),
-                )
-                .await?;
-                let after = usage.after_write(old, size);
-                if let Err(over) = quota.check(after) {
-                    return Ok(Err(over));
-                }
-                timed(
-                    sqlx::query(
-                        "INSERT INTO plugin_state (plugin, key, value, updated_at, size_bytes) VALUES ($1, $2, $3, $4, $5)
-                         ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value,
-                             updated_at = excluded.updated_at, size_bytes = excluded.size_bytes",
-                    )
-                    .bind(plugin)
-                    .bind(key)
-                    .bind(Json(value))
-                    .bind(at)
-                    .bind(size)
-                    .execute(&mut *tx),
-                )
-                .await?;
-                timed(
-                    sqlx::query(
-                        "UPDATE plugin_state_usage SET keys = $2, bytes = $3 WHERE plugin = $1",
-                    )
-                    .bind(plugin)
-                    .bind(after.keys as i64)
-                    .bind(after.bytes as i64)
-                    .execute(&mut *tx),
-                )
-                .await?;
-                timed(tx.commit()).await?;
-            }
-        }
+            )
+            .await?;
+            timed(tx.commit()).await?;
+        });
         Ok(Ok(()))
     }
 
     /// Returns whether the key existed.
     pub async fn delete_state(&self, plugin: &str, key: &str) -> StoreResult<bool> {
-        let freed: Option<i64> = match self {
-            Store::Sqlite(pool) => {
-                let mut tx = timed(pool.begin_with("BEGIN IMMEDIATE")).await?;
-                let freed = timed(
-                    sqlx::query_scalar(
-                        "DELETE FROM plugin_state WHERE plugin = ?1 AND key = ?2 RETURNING size_bytes",
-                    )
+        let delete = dialect(
+            self,
+            "DELETE FROM plugin_state WHERE plugin = $1 AND key = $2 RETURNING size_bytes",
+        );
+        let free = dialect(
+            self,
+            "UPDATE plugin_state_usage SET keys = keys - 1, bytes = bytes - $2 WHERE plugin = $1",
+        );
+        let freed: Option<i64> = on_either!(self, pool => {
+            let mut tx = timed(pool.begin_with(self.write_begin())).await?;
+            let freed = timed(
+                sqlx::query_scalar(&delete)
                     .bind(plugin)
                     .bind(key)
                     .fetch_optional(&mut *tx),
-                )
-                .await?;
-                if let Some(size) = freed {
-                    timed(
-                        sqlx::query(
-                            "UPDATE plugin_state_usage SET keys = keys - 1, bytes = bytes - ?2 WHERE plugin = ?1",
-                        )
-                        .bind(plugin)
-                        .bind(size)
-                        .execute(&mut *tx),
-                    )
-                    .await?;
-                }
-                timed(tx.commit()).await?;
-                freed
+            )
+            .await?;
+            if let Some(size) = freed {
+                timed(sqlx::query(&free).bind(plugin).bind(size).execute(&mut *tx)).await?;
             }
-            Store::Postgres(pool) => {
-                let mut tx = timed(pool.begin()).await?;
-                let freed = timed(
-                    sqlx::query_scalar(
-                        "DELETE FROM plugin_state WHERE plugin = $1 AND key = $2 RETURNING size_bytes",
-                    )
-                    .bind(plugin)
-                    .bind(key)
-                    .fetch_optional(&mut *tx),
-                )
-                .await?;
-                if let Some(size) = freed {
-                    timed(
-                        sqlx::query(
-                            "UPDATE plugin_state_usage SET keys = keys - 1, bytes = bytes - $2 WHERE plugin = $1",
-                        )
-                        .bind(plugin)
-                        .bind(size)
-                        .execute(&mut *tx),
-                    )
-                    .await?;
-                }
-                timed(tx.commit()).await?;
-                freed
+            timed(tx.commit()).await?;
+            freed
+        });
+        Ok(freed.is_some())
+    }
+
+    /// Creating the plugin's usage row when missing, and reading it locked
+    /// until commit (on SQLite the transaction already holds the write lock).
+    fn usage_queries(&self) -> (String, String) {
+        let create = dialect(
+            self,
+            "INSERT INTO plugin_state_usage (plugin, keys, bytes) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING",
+        );
+        let read = match self {
+            Store::Sqlite(_) => "SELECT keys, bytes FROM plugin_state_usage WHERE plugin = ?1",
+            Store::Postgres(_) => {
+                "SELECT keys, bytes FROM plugin_state_usage WHERE plugin = $1 FOR UPDATE"
             }
         };
-        Ok(freed.is_some())
+        (create, read.to_string())
+    }
+
+    /// SQLite takes the write lock first (IMMEDIATE), so two writers never
+    /// both read the usage and then both write; Postgres locks the usage row.
+    fn write_begin(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "BEGIN IMMEDIATE",
+            Store::Postgres(_) => "BEGIN",
+        }
     }
 
     /// What `plugin`'s state holds now (for `wasmbot plugins list`).
     pub async fn state_usage(&self, plugin: &str) -> StoreResult<StateUsage> {
-        let row: Option<(i64, i64)> = match self {
-            Store::Sqlite(pool) => {
-                timed(
-                    sqlx::query_as("SELECT keys, bytes FROM plugin_state_usage WHERE plugin = ?1")
-                        .bind(plugin)
-                        .fetch_optional(pool),
-                )
-                .await?
-            }
-            Store::Postgres(pool) => {
-                timed(
-                    sqlx::query_as("SELECT keys, bytes FROM plugin_state_usage WHERE plugin = $1")
-                        .bind(plugin)
-                        .fetch_optional(pool),
-                )
-                .await?
-            }
-        };
+        let sql = dialect(
+            self,
+            "SELECT keys, bytes FROM plugin_state_usage WHERE plugin = $1",
+        );
+        let row: Option<(i64, i64)> = on_either!(self, pool => timed(
+            sqlx::query_as(&sql).bind(plugin).fetch_optional(pool)
+        )
+        .await?);
         Ok(row.map_or(StateUsage::default(), StateUsage::from_row))
     }
 
@@ -334,48 +290,4 @@ impl std::fmt::Display for OverQuota {
             self.would_be.bytes.div_ceil(1024)
         )
     }
-}
-
-/// The plugin's usage row, created empty when missing.
-async fn usage_sqlite(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    plugin: &str,
-) -> StoreResult<StateUsage> {
-    timed(
-        sqlx::query(
-            "INSERT INTO plugin_state_usage (plugin, keys, bytes) VALUES (?1, 0, 0) ON CONFLICT DO NOTHING",
-        )
-        .bind(plugin)
-        .execute(&mut **tx),
-    )
-    .await?;
-    let row: (i64, i64) = timed(
-        sqlx::query_as("SELECT keys, bytes FROM plugin_state_usage WHERE plugin = ?1")
-            .bind(plugin)
-            .fetch_one(&mut **tx),
-    )
-    .await?;
-    Ok(StateUsage::from_row(row))
-}
-
-/// The plugin's usage row, created empty when missing, locked until commit.
-async fn usage_postgres(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    plugin: &str,
-) -> StoreResult<StateUsage> {
-    timed(
-        sqlx::query(
-            "INSERT INTO plugin_state_usage (plugin, keys, bytes) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING",
-        )
-        .bind(plugin)
-        .execute(&mut **tx),
-    )
-    .await?;
-    let row: (i64, i64) = timed(
-        sqlx::query_as("SELECT keys, bytes FROM plugin_state_usage WHERE plugin = $1 FOR UPDATE")
-            .bind(plugin)
-            .fetch_one(&mut **tx),
-    )
-    .await?;
-    Ok(StateUsage::from_row(row))
 }
