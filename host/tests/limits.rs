@@ -33,9 +33,7 @@ async fn a_60_mb_reply_is_cut_to_the_cap_with_a_notice() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_manifest_may_raise_the_reply_cap_up_to_its_ceiling() {
     let dir = plugins_dir(&["flood"]);
-    let manifest = dir.path().join("flood.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, format!("{text}[limits]\nreply_kb = 64\n")).unwrap();
+    common::set_limits(dir.path(), "flood", "reply_kb = 64");
     let dispatcher = dispatcher(dir.path()).await;
     let reply = ask(&dispatcher, "/flood reply 100000").await;
     assert!(
@@ -44,7 +42,7 @@ async fn a_manifest_may_raise_the_reply_cap_up_to_its_ceiling() {
         &reply[reply.len() - 80..]
     );
 
-    std::fs::write(&manifest, format!("{text}[limits]\nreply_kb = 100000\n")).unwrap();
+    common::set_limits(dir.path(), "flood", "reply_kb = 100000");
     let engine = PluginEngine::new(None, wasmbot::capabilities::ALL).unwrap();
     let error = LoadedPlugin::load(
         &engine,
@@ -173,9 +171,7 @@ async fn log_lines_past_the_budget_are_dropped_counted_and_the_call_goes_on() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_manifest_may_raise_a_budget_and_a_bad_one_is_refused_at_load() {
     let dir = plugins_dir(&["flood"]);
-    let manifest = dir.path().join("flood.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, format!("{text}[limits]\nlog_lines = 2000\n")).unwrap();
+    common::set_limits(dir.path(), "flood", "log_lines = 2000");
     let dispatcher = dispatcher(dir.path()).await;
     let before = refusals("flood", "log_lines");
     assert_eq!(ask(&dispatcher, "/flood log 1500").await, "logged 1500");
@@ -191,7 +187,7 @@ async fn a_manifest_may_raise_a_budget_and_a_bad_one_is_refused_at_load() {
             "unknown limit `log_lienz` (known: timeout_ms, memory_mb, reply_kb, host_calls, log_lines,",
         ),
     ] {
-        std::fs::write(&manifest, format!("{text}[limits]\n{line}\n")).unwrap();
+        common::set_limits(dir.path(), "flood", line);
         let engine = PluginEngine::new(None, wasmbot::capabilities::ALL).unwrap();
         let error = LoadedPlugin::load(
             &engine,

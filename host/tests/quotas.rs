@@ -60,9 +60,7 @@ async fn the_store_holds_a_plugin_to_its_keys_and_bytes() {
 /// The flood plugin with a quota of 10 state keys.
 fn flood_with_ten_keys() -> tempfile::TempDir {
     let dir = plugins_dir(&["flood"]);
-    let manifest = dir.path().join("flood.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, format!("{text}[limits]\nstate_keys = 10\n")).unwrap();
+    common::set_limits(dir.path(), "flood", "state_keys = 10");
     dir
 }
 

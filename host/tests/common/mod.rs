@@ -49,6 +49,18 @@ pub fn plugins_dir(names: &[&str]) -> tempfile::TempDir {
     dir
 }
 
+/// Rewrites `NAME.toml` in `dir` as built, plus `[limits]` holding `limits`
+/// (TOML lines such as `log_lines = 2000`).
+pub fn set_limits(dir: &Path, name: &str, limits: &str) {
+    let built = std::fs::read_to_string(built_plugin(name).with_extension("toml"))
+        .expect("read the built manifest");
+    std::fs::write(
+        dir.join(format!("{name}.toml")),
+        format!("{built}[limits]\n{limits}\n"),
+    )
+    .expect("write the manifest");
+}
+
 /// Copies a built plugin (component and manifest) into `dir`.
 pub fn install(dir: &Path, name: &str) {
     let wasm = built_plugin(name);
