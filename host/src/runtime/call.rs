@@ -38,6 +38,9 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 pub const MAX_CORE_INSTANCES: usize = 64;
 pub const MAX_MEMORIES: usize = 4;
 pub const MAX_TABLES: usize = 32;
+/// Host resources (WASI streams, pollables, ...) one call may hold at once;
+/// a plugin needs a handful, wasmtime's default is a million.
+const MAX_RESOURCES: usize = 10_000;
 
 pub struct CallState {
     plugin: Arc<str>,
@@ -78,7 +81,11 @@ impl CallState {
             allowed_secrets,
             revealed: Vec::new(),
             wasi,
-            table: ResourceTable::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(MAX_RESOURCES);
+                table
+            },
             memory: MemoryCap {
                 max_bytes: usize::try_from(memory_bytes).unwrap_or(usize::MAX),
                 total_bytes: 0,
