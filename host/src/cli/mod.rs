@@ -1,12 +1,9 @@
 //! The `wasmbot` commands (clap). Configuration is read and validated once,
 //! before anything starts; a bad value is one line on stderr and exit code 2.
 
-mod chat;
 mod health;
 mod plugins;
-mod run;
 mod secrets;
-mod worker;
 
 pub use secrets::rotate;
 
@@ -159,14 +156,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 chat_id,
                 username: Some(username).filter(|name| !name.is_empty()),
             };
-            chat::run(&config, user, !no_migrate).await?;
+            crate::app::console::run(&config, user, !no_migrate).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { no_migrate } => {
-            run::run(&config, !no_migrate).await?;
+            crate::app::bot::run(&config, !no_migrate).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Worker { once, no_migrate } => worker::run(&config, once, !no_migrate).await,
+        Command::Worker { once, no_migrate } => {
+            crate::app::worker::serve(&config, once, !no_migrate).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Health { http } => health::run(&config, http).await,
         Command::Migrate => {
             let store = crate::app::root::open_store(&config, true).await?;

@@ -1,17 +1,17 @@
 //! `wasmbot worker`: the scheduled jobs, until SIGINT/SIGTERM; or one job with `--once`.
 
-use std::process::ExitCode;
-
+use super::jobs::{INBOX_DONE_RETENTION_HOURS, Job, run, run_job, sync_audit_retention};
 use crate::app::config::Config;
 use crate::app::ops::{OpsServer, OpsState};
 use crate::app::root::{open_store, shutdown_signal, worker_services};
-use crate::app::worker::{self, Job, sync_audit_retention};
 
-pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::Result<ExitCode> {
+/// The worker process: `once`, one job now (its result on stdout); otherwise
+/// the jobs and the ops endpoints until SIGINT/SIGTERM.
+pub async fn serve(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::Result<()> {
     let store = open_store(config, migrate).await?;
     sync_audit_retention(&store, config.audit_retention_days).await;
     if let Some(job) = once {
-        let deleted = worker::run_job(job, &store, config).await;
+        let deleted = run_job(job, &store, config).await;
         store.close().await;
         let deleted = deleted?;
         match job {
@@ -21,11 +21,10 @@ pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::R
             ),
             Job::InboxCleanup => println!(
                 "inbox-cleanup: deleted {deleted} handled updates (done for over {} hours, dead for over {} days)",
-                worker::INBOX_DONE_RETENTION_HOURS,
-                config.audit_retention_days
+                INBOX_DONE_RETENTION_HOURS, config.audit_retention_days
             ),
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
 
     let services = worker_services(config, &store)?;
@@ -37,7 +36,7 @@ pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::R
         },
     );
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let jobs = worker::run(config, &services, stopping);
+    let jobs = run(config, &services, stopping);
     tokio::pin!(jobs);
     let result = tokio::select! {
         result = &mut jobs => result,
@@ -50,5 +49,5 @@ pub async fn run(config: &Config, once: Option<Job>, migrate: bool) -> anyhow::R
     store.close().await;
     result?;
     tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
