@@ -391,3 +391,38 @@ fn plugins_check_explains_what_is_wrong_and_list_shows_what_is_loaded() {
         "a refused plugin makes `list` fail"
     );
 }
+
+#[test]
+fn plugins_list_shows_state_usage_against_the_quota_without_creating_a_database() {
+    let dir = plugins_dir(&["notes"]);
+    let data = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/wasmbot.db", data.path().display());
+    let cache = data.path().join("cache");
+    let envs = [
+        ("PLUGINS_DIR", dir.path().to_str().unwrap()),
+        ("PLUGIN_CACHE_DIR", cache.to_str().unwrap()),
+        ("DATABASE_URL", database.as_str()),
+    ];
+    // No database yet: the list says nothing of usage and creates no file.
+    let list = wasmbot(&["plugins", "list"], &envs, "");
+    let text = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(
+        text.starts_with("notes\t") && !text.contains("state:"),
+        "{text}"
+    );
+    assert!(!data.path().join("wasmbot.db").exists());
+
+    let chat = wasmbot(&["chat"], &envs, "/note buy milk\n");
+    assert!(
+        chat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&chat.stderr)
+    );
+    let list = wasmbot(&["plugins", "list"], &envs, "");
+    let text = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(
+        text.trim_end()
+            .ends_with("\tstate: 1 of 10000 keys, 1 of 10240 KiB"),
+        "{text}"
+    );
+}

@@ -43,10 +43,11 @@ pub async fn run(config: &Config, command: PluginsCommand) -> anyhow::Result<Exi
             (set, single)
         }
     };
-    // Usage against quota, when the database can be read (no migration here).
-    let store = match single {
-        false => open_store(config, false).await.ok(),
-        true => None,
+    // Usage against quota, when there is a database to read: listing never
+    // creates the embedded file or migrates.
+    let store = match !single && database_exists(config.database_url.expose()) {
+        true => open_store(config, false).await.ok(),
+        false => None,
     };
     for plugin in set.plugins() {
         let mut line = describe(plugin);
@@ -82,6 +83,17 @@ fn check(engine: &PluginEngine, path: &Path, limits: PluginLimits) -> PluginSet 
         Err(error) => set.push_error(error),
     }
     set
+}
+
+/// False for an embedded database whose file is not there yet.
+fn database_exists(url: &str) -> bool {
+    match url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        Some(rest) => Path::new(rest.split('?').next().unwrap_or(rest)).is_file(),
+        None => true,
+    }
 }
 
 /// `\tstate: 12 of 10000 keys, 3 of 10240 KiB` for a plugin granted state.
