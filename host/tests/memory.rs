@@ -347,3 +347,37 @@ async fn wasmbot_chat_uses_qdrant_and_redis_when_their_urls_are_set() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_memory_says_so_and_forgetting_makes_room() {
+    let (_fake, url) = FakeEmbeddings::start().await;
+    let vectors = tempfile::tempdir().unwrap();
+    let settings = VectorSettings::from_lookup(|name| match name {
+        "EMBEDDINGS_URL" => Some(url.clone()),
+        "EMBEDDINGS_MODEL" => Some("fake-embed-1".into()),
+        _ => None,
+    })
+    .unwrap();
+    let services = HostServices {
+        vectors: Some(VectorStore::embedded(vectors.path().to_path_buf())),
+        embeddings: settings
+            .embeddings
+            .as_ref()
+            .map(|s| Arc::new(EmbeddingsClient::new(s).unwrap())),
+        ..HostServices::default()
+    };
+    let dir = plugins_dir(&["memory"]);
+    common::set_limits(dir.path(), "memory", "vector_points = 2");
+    let bot = Dispatcher::new(registry(dir.path()).await, None).with_services(services);
+    for note in ["the key is under the pot", "the bike is in the shed"] {
+        let reply = say(&bot, 42, &format!("/remember {note}")).await;
+        assert!(!reply.contains("full"), "{reply}");
+    }
+    assert_eq!(
+        say(&bot, 42, "/remember the car is blue").await,
+        "My memory is full: nothing more can be kept until something is forgotten."
+    );
+    say(&bot, 42, "/forget").await;
+    let reply = say(&bot, 42, "/remember the car is blue").await;
+    assert!(!reply.contains("full"), "{reply}");
+}

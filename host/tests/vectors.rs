@@ -390,6 +390,7 @@ async fn a_qdrant_server_passes_the_same_suite_when_qdrant_url_is_set() {
     let store = VectorStore::Server(std::sync::Arc::new(server));
     let run = uuid::Uuid::new_v4().simple().to_string();
     suite("server", &store, &run[..12]).await;
+    quota_suite("server", &store, &run[..12]).await;
 }
 
 /// The server backend over real gRPC, against the fake Qdrant in
@@ -580,4 +581,70 @@ async fn embedded_collections_survive_a_restart_with_their_shape() {
         dir.path().join("memory/notes").is_dir(),
         "stored per plugin under VECTORS_DIR"
     );
+}
+
+/// A plugin's points across all its collections stay within its quota;
+/// replacing a point adds nothing, another plugin has a quota of its own.
+async fn quota_suite(label: &str, store: &VectorStore, run: &str) {
+    let plugin = format!("q{run}");
+    let first = collection(&plugin, "first");
+    let second = collection(&plugin, "second");
+    for c in [&first, &second] {
+        store.ensure(c, COSINE_3).await.unwrap();
+    }
+    let points = |ids: &[u64]| -> Vec<Point> {
+        ids.iter()
+            .map(|&id| point(id, [1.0, 0.0, 0.0], json!({})))
+            .collect()
+    };
+    store
+        .upsert_within(&first, points(&[1, 2, 3]), 5)
+        .await
+        .unwrap();
+    // 1 and 2 are replaced, 4 is new: 4 points in all.
+    store
+        .upsert_within(&first, points(&[1, 2, 4]), 5)
+        .await
+        .unwrap();
+    // The second collection counts too: 4 held + 2 new > 5.
+    let refused = store.upsert_within(&second, points(&[1, 2]), 5).await;
+    match refused {
+        Err(VectorFailure::QuotaExceeded(why)) => assert_eq!(
+            why,
+            "quota exceeded: this plugin may keep 5 vector points; it holds 4 and the upsert adds 2 (delete some, or the operator raises the quota)",
+            "{label}"
+        ),
+        other => panic!("{label}: expected a quota error, got {other:?}"),
+    }
+    store.upsert_within(&second, points(&[1]), 5).await.unwrap();
+    // Deleting makes room.
+    store.delete(&first, vec![3, 4]).await.unwrap();
+    store
+        .upsert_within(&second, points(&[2, 3]), 5)
+        .await
+        .unwrap();
+    let other = collection(&format!("r{run}"), "first");
+    store.ensure(&other, COSINE_3).await.unwrap();
+    store
+        .upsert_within(&other, points(&[1, 2, 3, 4, 5]), 5)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_points_quota_holds_on_the_embedded_engine_and_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    quota_suite(
+        "embedded",
+        &VectorStore::embedded(dir.path().to_path_buf()),
+        "",
+    )
+    .await;
+    let (_fake, url) = FakeQdrant::start(None).await;
+    let settings = QdrantSettings {
+        url: url.parse().unwrap(),
+        api_key: None,
+    };
+    let server = VectorStore::Server(Arc::new(ServerVectors::new(&settings).unwrap()));
+    quota_suite("server", &server, "").await;
 }

@@ -26,6 +26,9 @@ impl VectorError {
             VectorError::InvalidInput(why) => format!("That didn't work: {why}"),
             VectorError::NoSuchCollection(name) => format!("No collection {name} yet."),
             VectorError::DimensionMismatch(why) => format!("Vector size mismatch: {why}"),
+            VectorError::QuotaExceeded(_) => {
+                "My memory is full: nothing more can be kept until something is forgotten.".into()
+            }
             VectorError::OverBudget(_) => {
                 "That was too much for one message; please try again with less.".into()
             }

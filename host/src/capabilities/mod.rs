@@ -22,6 +22,7 @@ mod health;
 mod keys;
 mod llm;
 mod log;
+mod quota;
 mod secrets;
 mod state;
 mod vectors;
@@ -71,7 +72,8 @@ pub const ALL: CapabilityTable = &[
     capability!(
         "vectors",
         vectors,
-        [&vectors::VECTOR_WRITES, &vectors::EMBEDDING_REQUESTS]
+        [&vectors::VECTOR_WRITES, &vectors::EMBEDDING_REQUESTS],
+        quotas[&vectors::VECTOR_POINTS]
     ),
 ];
 

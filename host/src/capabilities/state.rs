@@ -2,7 +2,7 @@
 //! plugin (the plugin name is part of every query; a plugin cannot name another).
 
 use super::keys::{MAX_KEY_BYTES, check_key};
-use crate::infra::metrics::{QuotaLabels, metrics};
+use super::quota::count_quota_refusal;
 use crate::infra::store::{StateQuota, Store};
 use crate::runtime::CallState;
 use crate::runtime::bindings::state::{self as wit, StateError};
@@ -38,17 +38,6 @@ const MAX_LIST: u32 = 1_000;
 fn unavailable(error: impl std::fmt::Display) -> StateError {
     tracing::warn!(%error, "state capability: database error");
     StateError::Unavailable("the database is not available".into())
-}
-
-/// `wasmbot_plugin_quota_refusals_total{plugin, quota}`.
-fn count_quota_refusal(plugin: &str, quota: &str) {
-    metrics()
-        .quota_refusals
-        .get_or_create(&QuotaLabels {
-            plugin: plugin.to_string(),
-            quota: quota.to_string(),
-        })
-        .inc();
 }
 
 /// The database every call of this interface needs.

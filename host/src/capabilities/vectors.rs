@@ -2,6 +2,7 @@
 //! each collection private to the plugin that ensured it, and `embed` for
 //! turning text into vectors. The backend is the host's `VectorStore`.
 
+use super::quota::count_quota_refusal;
 use crate::infra::vectors::{
     CollectionName, CollectionSpec, Distance, FieldMatch, FieldValue, MAX_PAYLOAD_BYTES, Point,
     VectorFailure, VectorStore,
@@ -9,6 +10,14 @@ use crate::infra::vectors::{
 use crate::runtime::CallState;
 use crate::runtime::bindings::vectors::{self as wit, VectorError};
 use crate::runtime::{Budget, HOST_CALLS};
+
+/// Kept per plugin, over all its collections; `limits.vector_points`, `PLUGIN_VECTOR_POINTS`.
+pub static VECTOR_POINTS: Budget = Budget {
+    key: "vector_points",
+    unit: "vector points",
+    default: 100_000,
+    ceiling: 10_000_000,
+};
 
 /// Counted per call; `limits.vector_writes` in the manifest, `PLUGIN_VECTOR_WRITES` for the operator.
 pub static VECTOR_WRITES: Budget = Budget {
@@ -102,6 +111,7 @@ impl From<VectorFailure> for VectorError {
             VectorFailure::DimensionMismatch(why) => VectorError::DimensionMismatch(why),
             VectorFailure::NotConfigured => VectorError::NotConfigured,
             VectorFailure::Unavailable(why) => VectorError::Unavailable(why),
+            VectorFailure::QuotaExceeded(why) => VectorError::QuotaExceeded(why),
         }
     }
 }
@@ -167,7 +177,15 @@ impl wit::Host for CallState {
                 })
             })
             .collect::<Result<Vec<_>, VectorError>>()?;
-        Ok(self.vectors()?.upsert(&collection, points).await?)
+        let max_points = u64::from(self.quota(&VECTOR_POINTS));
+        let stored = self
+            .vectors()?
+            .upsert_within(&collection, points, max_points)
+            .await;
+        if matches!(stored, Err(VectorFailure::QuotaExceeded(_))) {
+            count_quota_refusal(self.plugin(), "vectors");
+        }
+        Ok(stored?)
     }
 
     async fn search(

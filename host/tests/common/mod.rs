@@ -49,16 +49,17 @@ pub fn plugins_dir(names: &[&str]) -> tempfile::TempDir {
     dir
 }
 
-/// Rewrites `NAME.toml` in `dir` as built, plus `[limits]` holding `limits`
-/// (TOML lines such as `log_lines = 2000`).
+/// Rewrites `NAME.toml` in `dir` as built, with `limits` (TOML lines such
+/// as `log_lines = 2000`, keys the manifest does not set yet) added to its
+/// `[limits]` table, which is created when missing.
 pub fn set_limits(dir: &Path, name: &str, limits: &str) {
     let built = std::fs::read_to_string(built_plugin(name).with_extension("toml"))
         .expect("read the built manifest");
-    std::fs::write(
-        dir.join(format!("{name}.toml")),
-        format!("{built}[limits]\n{limits}\n"),
-    )
-    .expect("write the manifest");
+    let manifest = match built.split_once("\n[limits]\n") {
+        Some((before, after)) => format!("{before}\n[limits]\n{limits}\n{after}"),
+        None => format!("{built}[limits]\n{limits}\n"),
+    };
+    std::fs::write(dir.join(format!("{name}.toml")), manifest).expect("write the manifest");
 }
 
 /// Copies a built plugin (component and manifest) into `dir`.

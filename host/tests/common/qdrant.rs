@@ -1,7 +1,8 @@
 //! A fake Qdrant server on 127.0.0.1 speaking Qdrant's real gRPC API (the
 //! `qdrant.*` services and messages `qdrant-client` sends) for the calls
 //! wasmbot makes: health check; create, describe, list and delete
-//! collections; upsert, query, delete by ids or by filter. Points live in
+//! collections; upsert, query, delete by ids or by filter, count and get by
+//! ids. Points live in
 //! memory. Scores follow Qdrant's definitions (cosine on vectors normalised
 //! at insert, dot product, euclidean distance lowest first), a keyword match
 //! is equality and a text match a substring, as on a Qdrant field without a
@@ -21,11 +22,12 @@ use qdrant_client::qdrant::vectors::VectorsOptions;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfigOneOf;
 use qdrant_client::qdrant::{
     CollectionConfig, CollectionDescription, CollectionInfo, CollectionOperationResponse,
-    CollectionParams, CreateCollection, CreateFieldIndexCollection, DeleteCollection, DeletePoints,
-    Distance, FieldType, Filter, GetCollectionInfoRequest, GetCollectionInfoResponse,
-    HealthCheckReply, HealthCheckRequest, ListCollectionsRequest, ListCollectionsResponse, PointId,
-    PointsOperationResponse, QueryPoints, QueryResponse, ScoredPoint, UpdateResult, UpdateStatus,
-    UpsertPoints, Value, VectorParams, VectorsConfig, query, vector,
+    CollectionParams, CountPoints, CountResponse, CountResult, CreateCollection,
+    CreateFieldIndexCollection, DeleteCollection, DeletePoints, Distance, FieldType, Filter,
+    GetCollectionInfoRequest, GetCollectionInfoResponse, GetPoints, GetResponse, HealthCheckReply,
+    HealthCheckRequest, ListCollectionsRequest, ListCollectionsResponse, PointId,
+    PointsOperationResponse, QueryPoints, QueryResponse, RetrievedPoint, ScoredPoint, UpdateResult,
+    UpdateStatus, UpsertPoints, Value, VectorParams, VectorsConfig, query, vector,
 };
 use serde_json::Value as Json;
 use tonic::Status;
@@ -62,6 +64,8 @@ impl FakeQdrant {
             .route("/qdrant.Points/Upsert", unary(&fake, Self::upsert))
             .route("/qdrant.Points/Query", unary(&fake, Self::query))
             .route("/qdrant.Points/Delete", unary(&fake, Self::delete))
+            .route("/qdrant.Points/Count", unary(&fake, Self::count))
+            .route("/qdrant.Points/Get", unary(&fake, Self::get))
             .route(
                 "/qdrant.Points/CreateFieldIndex",
                 unary(&fake, Self::create_index),
@@ -297,6 +301,48 @@ impl FakeQdrant {
             None => return Err(Status::invalid_argument("no points selector")),
         }
         Ok(completed())
+    }
+
+    /// Exact counts only: that is all wasmbot asks for.
+    fn count(&self, request: CountPoints) -> Result<CountResponse, Status> {
+        let name = request.collection_name;
+        self.record("Points/Count", &name);
+        if request.filter.is_some() {
+            return Err(Status::unimplemented(
+                "the fake counts whole collections only",
+            ));
+        }
+        let collections = self.collections.lock().unwrap();
+        let collection = collections.get(&name).ok_or_else(|| missing(&name))?;
+        Ok(CountResponse {
+            result: Some(CountResult {
+                count: collection.points.len() as u64,
+            }),
+            ..CountResponse::default()
+        })
+    }
+
+    /// The points of those ids that exist, ids only (wasmbot asks for no
+    /// payload and no vectors).
+    fn get(&self, request: GetPoints) -> Result<GetResponse, Status> {
+        let name = request.collection_name;
+        self.record("Points/Get", &name);
+        let collections = self.collections.lock().unwrap();
+        let collection = collections.get(&name).ok_or_else(|| missing(&name))?;
+        let mut result = Vec::new();
+        for id in request.ids {
+            let id = numeric_id(Some(id))?;
+            if collection.points.contains_key(&id) {
+                result.push(RetrievedPoint {
+                    id: Some(id.into()),
+                    ..RetrievedPoint::default()
+                });
+            }
+        }
+        Ok(GetResponse {
+            result,
+            ..GetResponse::default()
+        })
     }
 
     /// Indexes change speed, not answers: the fake records what was asked.

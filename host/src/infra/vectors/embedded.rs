@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use qdrant_edge::{
-    Condition, CreateIndex, DEFAULT_VECTOR_NAME, Distance as EdgeDistance, EdgeConfigBuilder,
-    EdgeShard, EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath,
-    Match, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
-    PointOperations, PointStruct, QueryEnum, SearchRequest, UpdateOperation, WithPayloadInterface,
-    WithVector,
+    Condition, CountRequest, CreateIndex, DEFAULT_VECTOR_NAME, Distance as EdgeDistance,
+    EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations,
+    Filter, JsonPath, Match, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId,
+    PointInsertOperations, PointOperations, PointStruct, QueryEnum, SearchRequest, UpdateOperation,
+    WithPayloadInterface, WithVector,
 };
 
 use super::model::{
@@ -204,6 +204,50 @@ impl EmbeddedVectors {
             Ok(PointOperations::UpsertPoints(
                 PointInsertOperations::PointsList(persisted),
             ))
+        })
+        .await
+    }
+
+    /// Points held in all of `collection.plugin`'s collections, and how many
+    /// of `ids` `collection` does not hold yet (an upsert of them adds that many).
+    pub async fn usage(
+        self: &Arc<Self>,
+        collection: CollectionName,
+        ids: Vec<u64>,
+    ) -> Result<(u64, u64), VectorFailure> {
+        let this = self.clone();
+        let names = self.list(collection.plugin.clone()).await?;
+        blocking(move || {
+            let mut held = 0;
+            for (name, _) in names {
+                let other = CollectionName {
+                    plugin: collection.plugin.clone(),
+                    name,
+                };
+                if let Some(found) = this.find(&other)? {
+                    let count = CountRequest {
+                        filter: None,
+                        exact: true,
+                    };
+                    held += lock(&found.shard).count(count).map_err(engine_failure)? as u64;
+                }
+            }
+            let wanted: HashSet<u64> = ids.into_iter().collect();
+            let existing = match this.find(&collection)? {
+                Some(found) => {
+                    let ids: Vec<PointId> = wanted.iter().map(|&id| PointId::NumId(id)).collect();
+                    lock(&found.shard)
+                        .retrieve(
+                            &ids,
+                            Some(WithPayloadInterface::Bool(false)),
+                            Some(WithVector::Bool(false)),
+                        )
+                        .map_err(engine_failure)?
+                        .len()
+                }
+                None => 0,
+            };
+            Ok((held, (wanted.len() - existing.min(wanted.len())) as u64))
         })
         .await
     }

@@ -122,6 +122,9 @@ pub enum VectorFailure {
     NotConfigured,
     #[error("{0}")]
     Unavailable(String),
+    /// The plugin's collections would hold more points than its quota.
+    #[error("{0}")]
+    QuotaExceeded(String),
 }
 
 impl VectorFailure {

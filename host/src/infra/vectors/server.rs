@@ -10,9 +10,9 @@ use qdrant_client::qdrant::r#match::MatchValue;
 use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfig;
 use qdrant_client::qdrant::{
-    Condition, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder,
-    Distance as QdrantDistance, FieldType, Filter, PointStruct, PointsIdsList, QueryPointsBuilder,
-    UpsertPointsBuilder, VectorParamsBuilder,
+    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
+    DeletePointsBuilder, Distance as QdrantDistance, FieldType, Filter, GetPointsBuilder, PointId,
+    PointStruct, PointsIdsList, QueryPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 
@@ -157,6 +157,47 @@ impl ServerVectors {
             .await
             .map_err(|error| self.failed(collection, error))?;
         Ok(())
+    }
+
+    /// Points held in all of `plugin`'s collections, and how many of `ids`
+    /// `collection` does not hold yet (an upsert of them adds that many).
+    pub async fn usage(
+        &self,
+        collection: &CollectionName,
+        ids: &[u64],
+    ) -> Result<(u64, u64), VectorFailure> {
+        let mut held = 0;
+        for (name, _) in self.list(&collection.plugin).await? {
+            let qualified = CollectionName {
+                plugin: collection.plugin.clone(),
+                name,
+            }
+            .qualified();
+            let counted = self
+                .client
+                .count(CountPointsBuilder::new(qualified).exact(true))
+                .await
+                .map_err(|error| self.failed(collection, error))?;
+            held += counted.result.map_or(0, |result| result.count);
+        }
+        let wanted: HashSet<u64> = ids.iter().copied().collect();
+        let existing = match self
+            .client
+            .get_points(
+                GetPointsBuilder::new(
+                    collection.qualified(),
+                    wanted.iter().map(|&id| id.into()).collect::<Vec<PointId>>(),
+                )
+                .with_payload(false)
+                .with_vectors(false),
+            )
+            .await
+        {
+            Ok(found) => found.result.len(),
+            Err(error) if code(&error) == Some(tonic::Code::NotFound) => 0,
+            Err(error) => return Err(self.failed(collection, error)),
+        };
+        Ok((held, (wanted.len() - existing.min(wanted.len())) as u64))
     }
 
     pub async fn search(

@@ -11,6 +11,17 @@ use super::model::{
 };
 use super::server::ServerVectors;
 use super::settings::VectorSettings;
+use crate::infra::sync::lock;
+
+/// One quota check-and-write at a time per plugin: the lock of each plugin
+/// that wrote (a few bytes per plugin; plugins are few).
+fn quota_lock(plugin: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::OnceLock::new();
+    let locks = LOCKS.get_or_init(Default::default);
+    lock(locks).entry(plugin.to_string()).or_default().clone()
+}
 
 /// Where collections live; cheap to clone.
 #[derive(Clone)]
@@ -95,6 +106,31 @@ impl VectorStore {
             Self::Embedded(store) => store.upsert(collection.clone(), points).await,
             Self::Server(store) => store.upsert(collection, points).await,
         }
+    }
+
+    /// [`Self::upsert`] unless the plugin's collections would then hold more
+    /// than `max_points` points. One check-and-write at a time per plugin in
+    /// this process; replicas sharing a Qdrant server may each add one batch
+    /// past the quota when they write at the same moment.
+    pub async fn upsert_within(
+        &self,
+        collection: &CollectionName,
+        points: Vec<Point>,
+        max_points: u64,
+    ) -> Result<(), VectorFailure> {
+        let lock = quota_lock(&collection.plugin);
+        let _turn = lock.lock().await;
+        let ids: Vec<u64> = points.iter().map(|point| point.id).collect();
+        let (held, added) = match self {
+            Self::Embedded(store) => store.usage(collection.clone(), ids).await?,
+            Self::Server(store) => store.usage(collection, &ids).await?,
+        };
+        if held + added > max_points {
+            return Err(VectorFailure::QuotaExceeded(format!(
+                "quota exceeded: this plugin may keep {max_points} vector points; it holds {held} and the upsert adds {added} (delete some, or the operator raises the quota)"
+            )));
+        }
+        self.upsert(collection, points).await
     }
 
     pub async fn search(
