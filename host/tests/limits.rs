@@ -134,28 +134,18 @@ async fn an_exhausted_pool_answers_busy_not_a_crash() {
 
 /// `wasmbot_messages_total{plugin="start",status="busy"}`.
 fn busy_count() -> u64 {
-    let text = wasmbot::infra::metrics::metrics().render();
-    text.lines()
-        .find(|line| {
-            line.starts_with("wasmbot_messages_total{")
-                && line.contains("plugin=\"start\"")
-                && line.contains("status=\"busy\"")
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .map_or(0, |value| value.parse().unwrap_or(0))
+    common::counter(
+        "wasmbot_messages_total",
+        &[("plugin", "start"), ("status", "busy")],
+    )
 }
 
 /// `wasmbot_plugin_budget_refusals_total{plugin, budget}`.
 fn refusals(plugin: &str, budget: &str) -> u64 {
-    let text = wasmbot::infra::metrics::metrics().render();
-    text.lines()
-        .find(|line| {
-            line.starts_with("wasmbot_plugin_budget_refusals_total{")
-                && line.contains(&format!("plugin=\"{plugin}\""))
-                && line.contains(&format!("budget=\"{budget}\""))
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .map_or(0, |value| value.parse().unwrap_or(0))
+    common::counter(
+        "wasmbot_plugin_budget_refusals_total",
+        &[("plugin", plugin), ("budget", budget)],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,12 +6,7 @@ use crate::runtime::CallState;
 use crate::runtime::bindings::audit::{self as wit, Status};
 
 /// Counted per call; `limits.audit_entries` in the manifest, `PLUGIN_AUDIT_ENTRIES` for the operator.
-pub static AUDIT_ENTRIES: Budget = Budget {
-    key: "audit_entries",
-    unit: "audit entries",
-    default: 50,
-    ceiling: 1000,
-};
+pub static AUDIT_ENTRIES: Budget = Budget::new("audit_entries", "audit entries", 50, 1000);
 
 const MAX_ACTION_BYTES: usize = 128;
 const MAX_METADATA_BYTES: usize = 16 * 1024;

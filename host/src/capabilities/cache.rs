@@ -10,12 +10,7 @@ use crate::runtime::bindings::cache::{self as wit, CacheError};
 use crate::runtime::{Budget, HOST_CALLS};
 
 /// Counted per call; `limits.cache_writes` in the manifest, `PLUGIN_CACHE_WRITES` for the operator.
-pub static CACHE_WRITES: Budget = Budget {
-    key: "cache_writes",
-    unit: "cache writes",
-    default: 100,
-    ceiling: 10000,
-};
+pub static CACHE_WRITES: Budget = Budget::new("cache_writes", "cache writes", 100, 10000);
 
 pub const MAX_VALUE_BYTES: usize = 512 * 1024;
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);

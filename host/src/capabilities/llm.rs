@@ -16,12 +16,7 @@ use crate::runtime::CallState;
 use crate::runtime::bindings::llm::{self as wit, LlmError};
 
 /// Counted per call; `limits.llm_requests` in the manifest, `PLUGIN_LLM_REQUESTS` for the operator.
-pub static LLM_REQUESTS: Budget = Budget {
-    key: "llm_requests",
-    unit: "LLM requests",
-    default: 5,
-    ceiling: 100,
-};
+pub static LLM_REQUESTS: Budget = Budget::new("llm_requests", "LLM requests", 5, 100);
 
 /// Alert keys: one outage alert and one key alert per 5 minutes at most.
 const ALERT_KEY_UNAVAILABLE: &str = "llm";

@@ -6,12 +6,7 @@ use crate::runtime::CallState;
 use crate::runtime::bindings::log::{self as wit, Field, Level};
 
 /// Counted per call; `limits.log_lines` in the manifest, `PLUGIN_LOG_LINES` for the operator.
-pub static LOG_LINES: Budget = Budget {
-    key: "log_lines",
-    unit: "log lines",
-    default: 100,
-    ceiling: 10000,
-};
+pub static LOG_LINES: Budget = Budget::new("log_lines", "log lines", 100, 10000);
 
 /// A plugin can write at most this much per line; the rest is cut.
 const MAX_MESSAGE_CHARS: usize = 4096;

@@ -9,28 +9,13 @@ use crate::runtime::bindings::state::{self as wit, StateError};
 use crate::runtime::{Budget, HOST_CALLS};
 
 /// Counted per call; `limits.state_writes` in the manifest, `PLUGIN_STATE_WRITES` for the operator.
-pub static STATE_WRITES: Budget = Budget {
-    key: "state_writes",
-    unit: "state writes",
-    default: 100,
-    ceiling: 10000,
-};
+pub static STATE_WRITES: Budget = Budget::new("state_writes", "state writes", 100, 10000);
 
 /// Kept per plugin; `limits.state_keys` in the manifest, `PLUGIN_STATE_KEYS` for the operator.
-pub static STATE_KEYS: Budget = Budget {
-    key: "state_keys",
-    unit: "state keys",
-    default: 10_000,
-    ceiling: 1_000_000,
-};
+pub static STATE_KEYS: Budget = Budget::new("state_keys", "state keys", 10_000, 1_000_000);
 
 /// Kept per plugin (keys and JSON text); `limits.state_kb`, `PLUGIN_STATE_KB`.
-pub static STATE_KB: Budget = Budget {
-    key: "state_kb",
-    unit: "KiB of state",
-    default: 10 * 1024,
-    ceiling: 1024 * 1024,
-};
+pub static STATE_KB: Budget = Budget::new("state_kb", "KiB of state", 10 * 1024, 1024 * 1024);
 
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 const MAX_LIST: u32 = 1_000;

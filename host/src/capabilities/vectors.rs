@@ -12,28 +12,15 @@ use crate::runtime::bindings::vectors::{self as wit, VectorError};
 use crate::runtime::{Budget, HOST_CALLS};
 
 /// Kept per plugin, over all its collections; `limits.vector_points`, `PLUGIN_VECTOR_POINTS`.
-pub static VECTOR_POINTS: Budget = Budget {
-    key: "vector_points",
-    unit: "vector points",
-    default: 100_000,
-    ceiling: 10_000_000,
-};
+pub static VECTOR_POINTS: Budget =
+    Budget::new("vector_points", "vector points", 100_000, 10_000_000);
 
 /// Counted per call; `limits.vector_writes` in the manifest, `PLUGIN_VECTOR_WRITES` for the operator.
-pub static VECTOR_WRITES: Budget = Budget {
-    key: "vector_writes",
-    unit: "vector writes",
-    default: 100,
-    ceiling: 10000,
-};
+pub static VECTOR_WRITES: Budget = Budget::new("vector_writes", "vector writes", 100, 10000);
 
 /// Counted per call; `limits.embedding_requests` in the manifest, `PLUGIN_EMBEDDING_REQUESTS` for the operator.
-pub static EMBEDDING_REQUESTS: Budget = Budget {
-    key: "embedding_requests",
-    unit: "embedding requests",
-    default: 10,
-    ceiling: 100,
-};
+pub static EMBEDDING_REQUESTS: Budget =
+    Budget::new("embedding_requests", "embedding requests", 10, 100);
 
 const ALERT_KEY_EMBEDDINGS: &str = "embeddings";
 /// Collection names a plugin may use: 1-64 of a-z, 0-9, `-`, `_`.

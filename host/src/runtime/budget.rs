@@ -21,13 +21,19 @@ pub struct Budget {
     pub ceiling: u32,
 }
 
+impl Budget {
+    pub const fn new(key: &'static str, unit: &'static str, default: u32, ceiling: u32) -> Self {
+        Self {
+            key,
+            unit,
+            default,
+            ceiling,
+        }
+    }
+}
+
 /// Every host call a plugin makes, whatever the capability.
-pub static HOST_CALLS: Budget = Budget {
-    key: "host_calls",
-    unit: "host calls",
-    default: 1_000,
-    ceiling: 100_000,
-};
+pub static HOST_CALLS: Budget = Budget::new("host_calls", "host calls", 1_000, 100_000);
 
 /// Budget keys with the operator's defaults (`PLUGIN_<KEY>`); a budget
 /// missing here has its built-in default.
@@ -175,12 +181,7 @@ pub fn resolve(
 mod tests {
     use super::*;
 
-    static LINES: Budget = Budget {
-        key: "lines",
-        unit: "lines",
-        default: 2,
-        ceiling: 10,
-    };
+    static LINES: Budget = Budget::new("lines", "lines", 2, 10);
 
     #[test]
     fn a_budget_refuses_past_its_limit_and_counts_host_calls() {

@@ -129,3 +129,18 @@ pub fn chat_binary(dir: &Path, env: &[(&str, &str)], args: &[&str], input: &str)
         .expect("write to wasmbot");
     child.wait_with_output().expect("wait for wasmbot")
 }
+
+/// A counter of this process's metrics, e.g. `counter("wasmbot_messages_total",
+/// &[("plugin", "start"), ("status", "busy")])`; 0 before its first count.
+pub fn counter(name: &str, labels: &[(&str, &str)]) -> u64 {
+    let text = wasmbot::infra::metrics::metrics().render();
+    text.lines()
+        .find(|line| {
+            line.starts_with(&format!("{name}{{"))
+                && labels
+                    .iter()
+                    .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .map_or(0, |value| value.parse().unwrap_or(0))
+}
