@@ -72,6 +72,14 @@ async fn flood_host(dir: &Path, store: &Store) -> Dispatcher {
     Dispatcher::new(common::registry(dir).await, None).with_services(services)
 }
 
+/// `wasmbot_plugin_quota_refusals_total{plugin, quota}`.
+fn over_quota(plugin: &str, quota: &str) -> u64 {
+    common::counter(
+        "wasmbot_plugin_quota_refusals_total",
+        &[("plugin", plugin), ("quota", quota)],
+    )
+}
+
 /// The number after "wrote" in the flood plugin's answer.
 fn written(reply: &str) -> usize {
     reply
@@ -87,9 +95,15 @@ async fn a_plugin_over_its_state_quota_gets_the_typed_error_also_after_a_restart
         let label = t.label;
         let dir = flood_with_ten_keys();
         let dispatcher = flood_host(dir.path(), &t.store).await;
+        let refused_before = over_quota("flood", "state");
         assert_eq!(
             ask(&dispatcher, "/flood state 15").await,
             "wrote 10 refused 5: quota exceeded: this plugin may keep 10 keys and 10240 KiB of state; the write would make 11 keys and 1 KiB (delete some, or the operator raises the quota)",
+            "{label}"
+        );
+        // At least these five: the replicas test below shares the counter.
+        assert!(
+            over_quota("flood", "state") >= refused_before + 5,
             "{label}"
         );
         // A new host on the same database: the usage is the database's.

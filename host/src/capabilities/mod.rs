@@ -22,7 +22,6 @@ mod health;
 mod keys;
 mod llm;
 mod log;
-mod quota;
 mod secrets;
 mod state;
 mod vectors;

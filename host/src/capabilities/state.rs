@@ -2,7 +2,6 @@
 //! plugin (the plugin name is part of every query; a plugin cannot name another).
 
 use super::keys::{MAX_KEY_BYTES, check_key};
-use super::quota::count_quota_refusal;
 use crate::infra::store::{StateQuota, Store};
 use crate::runtime::CallState;
 use crate::runtime::bindings::state::{self as wit, StateError};
@@ -66,7 +65,7 @@ impl wit::Host for CallState {
         {
             Ok(()) => Ok(()),
             Err(over) => {
-                count_quota_refusal(self.plugin(), "state");
+                self.over_quota("state");
                 Err(StateError::QuotaExceeded(over.to_string()))
             }
         }

@@ -2,7 +2,6 @@
 //! each collection private to the plugin that ensured it, and `embed` for
 //! turning text into vectors. The backend is the host's `VectorStore`.
 
-use super::quota::count_quota_refusal;
 use crate::infra::vectors::{
     CollectionName, CollectionSpec, Distance, FieldMatch, FieldValue, MAX_PAYLOAD_BYTES, Point,
     VectorFailure, VectorStore,
@@ -170,7 +169,7 @@ impl wit::Host for CallState {
             .upsert_within(&collection, points, max_points)
             .await;
         if matches!(stored, Err(VectorFailure::QuotaExceeded(_))) {
-            count_quota_refusal(self.plugin(), "vectors");
+            self.over_quota("vectors");
         }
         Ok(stored?)
     }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::infra::metrics::{BudgetLabels, metrics};
+use crate::infra::metrics::{BudgetLabels, QuotaLabels, metrics};
 
 /// One kind of host call counted per call.
 #[derive(Debug, PartialEq, Eq)]
@@ -52,9 +52,12 @@ pub struct OverBudget {
     pub limit: u32,
 }
 
-/// What one call has used of each budget.
+/// What one call has used of each budget, and the writes its storage
+/// quotas refused.
 pub struct CallBudgets {
     entries: Vec<Spending>,
+    /// By storage ("state", "vectors"): writes refused over quota.
+    over_quota: Vec<(&'static str, u32)>,
 }
 
 struct Spending {
@@ -76,6 +79,19 @@ impl CallBudgets {
                     refused: 0,
                 })
                 .collect(),
+            over_quota: Vec::new(),
+        }
+    }
+
+    /// Remembers a write refused over `storage`'s quota, for [`Self::report`].
+    pub fn over_quota(&mut self, storage: &'static str) {
+        match self
+            .over_quota
+            .iter_mut()
+            .find(|(known, _)| *known == storage)
+        {
+            Some((_, refused)) => *refused += 1,
+            None => self.over_quota.push((storage, 1)),
         }
     }
 
@@ -115,10 +131,10 @@ impl CallBudgets {
         })
     }
 
-    /// At the end of a call: one warning naming every budget that was hit,
-    /// and the refusals counted by plugin and budget.
+    /// At the end of a call: one warning naming every budget and quota that
+    /// was hit, and the refusals counted by plugin and budget or quota.
     pub fn report(&self, plugin: &str) {
-        let hit: Vec<String> = self
+        let mut hit: Vec<String> = self
             .entries
             .iter()
             .filter(|entry| entry.refused > 0)
@@ -136,12 +152,22 @@ impl CallBudgets {
                 )
             })
             .collect();
+        for &(storage, refused) in &self.over_quota {
+            metrics()
+                .quota_refusals
+                .get_or_create(&QuotaLabels {
+                    plugin: plugin.to_string(),
+                    quota: storage.to_string(),
+                })
+                .inc_by(u64::from(refused));
+            hit.push(format!("{storage} quota ({refused} writes refused)"));
+        }
         if !hit.is_empty() {
             tracing::warn!(
                 target: "plugin",
                 plugin,
-                budgets = %hit.join(", "),
-                "the call reached its per-call budget"
+                limits = %hit.join(", "),
+                "the call reached a per-call budget or a storage quota"
             );
         }
     }

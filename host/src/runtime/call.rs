@@ -117,6 +117,12 @@ impl CallState {
         self.budgets.spend(budget)
     }
 
+    /// Counts a write refused over `storage`'s quota: one warning per call
+    /// and `wasmbot_plugin_quota_refusals_total{plugin, quota}`.
+    pub fn over_quota(&mut self, storage: &'static str) {
+        self.budgets.over_quota(storage);
+    }
+
     /// This plugin's allowance for `quota` (its default when not granted).
     pub fn quota(&self, quota: &'static Budget) -> u32 {
         self.quotas
