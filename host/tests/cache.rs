@@ -315,3 +315,142 @@ async fn replicas_sharing_redis_claim_each_update_once_and_send_each_alert_once(
         1
     );
 }
+
+/// A plugin's entries stay within its quota of keys and bytes on both
+/// backends: replacing costs only the difference, deleting and expiring give
+/// room back, a counter counts once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugins_entries_stay_within_its_quota_on_both_backends() {
+    use wasmbot::infra::cache::{CacheFailure, CacheQuota};
+    for (label, cache, p) in backends() {
+        // A plugin of its own per run, so Redis holds no index from before.
+        let plugin = format!("q{}", p.trim_end_matches(':'));
+        let key = |name: &str| plugin_key(&plugin, name);
+        let quota = CacheQuota {
+            keys: 3,
+            bytes: 1_000,
+        };
+        for name in ["a", "b", "c"] {
+            cache
+                .set_within(&plugin, &key(name), "v", None, quota)
+                .await
+                .unwrap();
+        }
+        let refused = cache.set_within(&plugin, &key("d"), "v", None, quota).await;
+        match refused {
+            Err(CacheFailure::QuotaExceeded(why)) => assert!(
+                why.starts_with("quota exceeded: this plugin may keep 3 cache keys and 0 KiB; the write would make 4 keys"),
+                "{label}: {why}"
+            ),
+            other => panic!("{label}: expected a quota error, got {other:?}"),
+        }
+        // Replacing is no new key; a counter on a new key is one.
+        cache
+            .set_within(&plugin, &key("a"), "w", None, quota)
+            .await
+            .unwrap();
+        let counted = cache.incr_within(&plugin, &key("n"), 1, None, quota).await;
+        assert!(
+            matches!(counted, Err(CacheFailure::QuotaExceeded(_))),
+            "{label}"
+        );
+        assert!(
+            cache.delete_from(&plugin, &key("b")).await.unwrap(),
+            "{label}"
+        );
+        assert_eq!(
+            cache.incr_within(&plugin, &key("n"), 1, None, quota).await,
+            Ok(1)
+        );
+        assert_eq!(
+            cache.incr_within(&plugin, &key("n"), 1, None, quota).await,
+            Ok(2)
+        );
+        // An entry that expires gives its room back.
+        cache.delete_from(&plugin, &key("c")).await.unwrap();
+        cache
+            .set_within(
+                &plugin,
+                &key("t"),
+                "v",
+                Some(Duration::from_millis(50)),
+                quota,
+            )
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match cache.set_within(&plugin, &key("d"), "v", None, quota).await {
+                Ok(()) => break,
+                Err(CacheFailure::QuotaExceeded(_)) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => panic!("{label}: the expired entry never gave its room back: {other:?}"),
+            }
+        }
+        // Bytes count too: keys and values.
+        let small = CacheQuota {
+            keys: 100,
+            bytes: 60,
+        };
+        let big = "x".repeat(60);
+        let refused = cache
+            .set_within(&plugin, &key("big"), &big, None, small)
+            .await;
+        assert!(
+            matches!(refused, Err(CacheFailure::QuotaExceeded(_))),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_over_its_cache_quota_gets_the_typed_error() {
+    let dir = plugins_dir(&["counter"]);
+    common::set_limits(dir.path(), "counter", "cache_keys = 2");
+    let services = HostServices {
+        cache: CacheStore::local(16),
+        ..HostServices::default()
+    };
+    let bot = Dispatcher::new(registry(dir.path()).await, None).with_services(services);
+    assert_eq!(common::ask(&bot, "/cset a 1").await, "stored");
+    assert_eq!(common::ask(&bot, "/cset b 1").await, "stored");
+    let reply = common::ask(&bot, "/cset c 1").await;
+    assert!(
+        reply
+            .starts_with("error quota-exceeded: quota exceeded: this plugin may keep 2 cache keys"),
+        "{reply}"
+    );
+    assert_eq!(common::ask(&bot, "/cdel a").await, "true");
+    assert_eq!(common::ask(&bot, "/cset c 1").await, "stored");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_sharing_redis_keep_one_cache_quota_between_them() {
+    use wasmbot::infra::cache::CacheQuota;
+    let plugin = format!("q{}", uuid::Uuid::new_v4().simple());
+    let quota = CacheQuota {
+        keys: 10,
+        bytes: 10_000,
+    };
+    let replicas = [
+        CacheStore::redis(&redis_url(), 16).unwrap(),
+        CacheStore::redis(&redis_url(), 16).unwrap(),
+    ];
+    // 16 writes of distinct keys at once, half through each replica.
+    let mut writes = tokio::task::JoinSet::new();
+    for (r, cache) in replicas.iter().enumerate() {
+        for i in 0..8 {
+            let (cache, plugin) = (cache.clone(), plugin.clone());
+            writes.spawn(async move {
+                let key = plugin_key(&plugin, &format!("r{r}-{i}"));
+                cache
+                    .set_within(&plugin, &key, "v", None, quota)
+                    .await
+                    .is_ok()
+            });
+        }
+    }
+    let stored = writes.join_all().await;
+    assert_eq!(stored.iter().filter(|ok| **ok).count(), 10);
+}

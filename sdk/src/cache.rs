@@ -18,6 +18,7 @@ impl CacheError {
             CacheError::NotANumber => "the cached value is not a whole number".into(),
             CacheError::Unavailable(why) => format!("cache unavailable: {why}"),
             CacheError::OverBudget(why) => why.clone(),
+            CacheError::QuotaExceeded(why) => why.clone(),
         }
     }
 }

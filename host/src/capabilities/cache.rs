@@ -4,12 +4,18 @@
 use std::time::Duration;
 
 use super::keys::check_key;
-use crate::infra::cache::{CacheFailure, plugin_key};
+use crate::infra::cache::{CacheFailure, CacheQuota, plugin_key};
 use crate::runtime::CallState;
 use crate::runtime::bindings::cache::{self as wit, CacheError};
 use crate::runtime::{Budget, HOST_CALLS};
 
 /// Counted per call; `limits.cache_writes` in the manifest, `PLUGIN_CACHE_WRITES` for the operator.
+/// Kept per plugin; `limits.cache_keys` in the manifest, `PLUGIN_CACHE_KEYS` for the operator.
+pub static CACHE_KEYS: Budget = Budget::new("cache_keys", "cache keys", 10_000, 1_000_000);
+
+/// Kept per plugin (keys and values); `limits.cache_kb`, `PLUGIN_CACHE_KB`.
+pub static CACHE_KB: Budget = Budget::new("cache_kb", "KiB of cache", 10 * 1024, 1024 * 1024);
+
 pub static CACHE_WRITES: Budget = Budget::new("cache_writes", "cache writes", 100, 10000);
 
 pub const MAX_VALUE_BYTES: usize = 512 * 1024;
@@ -34,6 +40,7 @@ impl From<CacheFailure> for CacheError {
         match failure {
             CacheFailure::NotANumber => CacheError::NotANumber,
             CacheFailure::Unavailable(why) => CacheError::Unavailable(why),
+            CacheFailure::QuotaExceeded(why) => CacheError::QuotaExceeded(why),
         }
     }
 }
@@ -59,14 +66,24 @@ impl wit::Host for CallState {
         }
         let ttl = check_ttl(ttl_ms)?;
         let key = plugin_key(self.plugin(), &key);
-        Ok(self.services().cache.set(&key, &value, ttl).await?)
+        let quota = self.cache_quota();
+        let stored = self
+            .services()
+            .cache
+            .set_within(self.plugin(), &key, &value, ttl, quota)
+            .await;
+        Ok(self.counting_quota(stored)?)
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, CacheError> {
         self.spend(&CACHE_WRITES)?;
         check_key(&key, CacheError::InvalidKey)?;
         let key = plugin_key(self.plugin(), &key);
-        Ok(self.services().cache.delete(&key).await?)
+        Ok(self
+            .services()
+            .cache
+            .delete_from(self.plugin(), &key)
+            .await?)
     }
 
     async fn incr(
@@ -79,7 +96,30 @@ impl wit::Host for CallState {
         check_key(&key, CacheError::InvalidKey)?;
         let ttl = check_ttl(ttl_ms)?;
         let key = plugin_key(self.plugin(), &key);
-        Ok(self.services().cache.incr(&key, delta, ttl).await?)
+        let quota = self.cache_quota();
+        let counted = self
+            .services()
+            .cache
+            .incr_within(self.plugin(), &key, delta, ttl, quota)
+            .await;
+        Ok(self.counting_quota(counted)?)
+    }
+}
+
+impl CallState {
+    fn cache_quota(&self) -> CacheQuota {
+        CacheQuota {
+            keys: u64::from(self.quota(&CACHE_KEYS)),
+            bytes: u64::from(self.quota(&CACHE_KB)) << 10,
+        }
+    }
+
+    /// Passes `outcome` on, counting a refusal over quota.
+    fn counting_quota<T>(&mut self, outcome: Result<T, CacheFailure>) -> Result<T, CacheFailure> {
+        if matches!(outcome, Err(CacheFailure::QuotaExceeded(_))) {
+            self.over_quota("cache");
+        }
+        outcome
     }
 }
 

@@ -67,7 +67,12 @@ pub const ALL: CapabilityTable = &[
     capability!("audit", audit, [&audit::AUDIT_ENTRIES]),
     capability!("llm", llm, [&llm::LLM_REQUESTS]),
     capability!("health", health),
-    capability!("cache", cache, [&cache::CACHE_WRITES]),
+    capability!(
+        "cache",
+        cache,
+        [&cache::CACHE_WRITES],
+        quotas [&cache::CACHE_KEYS, &cache::CACHE_KB]
+    ),
     capability!(
         "vectors",
         vectors,

@@ -37,6 +37,7 @@ fn kind(error: &CacheError) -> String {
         CacheError::NotANumber => "not-a-number",
         CacheError::Unavailable(_) => "unavailable",
         CacheError::OverBudget(_) => "over-budget",
+        CacheError::QuotaExceeded(_) => "quota-exceeded",
     };
     format!("error {kind}: {}", error.message())
 }

@@ -2,13 +2,60 @@
 //! host's own fallback while Redis is down. Every entry carries its own
 //! deadline, so a TTL survives `incr` exactly as it does in Redis.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::ops::compute::Op;
 use moka::sync::Cache;
 
-use super::failure::CacheFailure;
+use super::failure::{CacheFailure, CacheQuota};
+use crate::infra::sync::lock;
+
+/// Where plugins' keys start (`store::plugin_key`); what follows, up to the
+/// next `:`, is the plugin.
+const PLUGIN_PREFIX: &str = "wasmbot:plugin:";
+
+/// The plugin a key belongs to, if it is a plugin's.
+fn plugin_of(key: &str) -> Option<&str> {
+    key.strip_prefix(PLUGIN_PREFIX)?.split(':').next()
+}
+
+/// What an entry counts for against its plugin's quota.
+fn entry_size(key: &str, value: &str) -> u64 {
+    (key.len() + value.len()) as u64
+}
+
+/// Keys and bytes of each plugin's live entries. An entry is added when
+/// written and taken off by moka's eviction listener, whatever ends it:
+/// replaced, removed, expired or evicted.
+#[derive(Default)]
+struct PluginUsage(Mutex<HashMap<String, (u64, u64)>>);
+
+impl PluginUsage {
+    fn add(&self, key: &str, value: &str) {
+        if let Some(plugin) = plugin_of(key) {
+            let mut usage = lock(&self.0);
+            let (keys, bytes) = usage.entry(plugin.to_string()).or_default();
+            *keys += 1;
+            *bytes += entry_size(key, value);
+        }
+    }
+
+    fn remove(&self, key: &str, value: &str) {
+        if let Some(plugin) = plugin_of(key) {
+            let mut usage = lock(&self.0);
+            if let Some((keys, bytes)) = usage.get_mut(plugin) {
+                *keys = keys.saturating_sub(1);
+                *bytes = bytes.saturating_sub(entry_size(key, value));
+            }
+        }
+    }
+
+    fn of(&self, plugin: &str) -> (u64, u64) {
+        lock(&self.0).get(plugin).copied().unwrap_or_default()
+    }
+}
 
 #[derive(Clone)]
 struct Entry {
@@ -50,11 +97,14 @@ impl moka::Expiry<String, Entry> for AtDeadline {
 #[derive(Clone)]
 pub struct LocalCache {
     entries: Cache<String, Entry>,
+    usage: Arc<PluginUsage>,
 }
 
 impl LocalCache {
     /// A cache holding about `max_bytes` of keys and values.
     pub fn new(max_bytes: u64) -> Self {
+        let usage = Arc::new(PluginUsage::default());
+        let ended = usage.clone();
         let entries = Cache::builder()
             .max_capacity(max_bytes)
             // Keys and values plus a rough per-entry overhead.
@@ -62,8 +112,50 @@ impl LocalCache {
                 u32::try_from(key.len() + entry.value.len() + 64).unwrap_or(u32::MAX)
             })
             .expire_after(AtDeadline)
+            .eviction_listener(move |key: Arc<String>, entry: Entry, _cause| {
+                ended.remove(&key, &entry.value);
+            })
             .build();
-        Self { entries }
+        Self { entries, usage }
+    }
+
+    /// Refuses a write of `value` under `key` (a plugin's) that would take
+    /// the plugin past `quota`. Entries that ended but were not yet taken
+    /// off are taken off first when the quota seems reached.
+    pub fn check_quota(
+        &self,
+        key: &str,
+        value_len: u64,
+        quota: CacheQuota,
+    ) -> Result<(), CacheFailure> {
+        let Some(plugin) = plugin_of(key) else {
+            return Ok(());
+        };
+        let after = || {
+            let (keys, bytes) = self.usage.of(plugin);
+            let now = Instant::now();
+            let old = self
+                .entries
+                .get(key)
+                .filter(|entry| entry.live(now))
+                .map(|entry| entry_size(key, &entry.value));
+            let size = key.len() as u64 + value_len;
+            match old {
+                Some(old) => (keys, (bytes + size).saturating_sub(old)),
+                None => (keys + 1, bytes + size),
+            }
+        };
+        let fits = |(keys, bytes): (u64, u64)| keys <= quota.keys && bytes <= quota.bytes;
+        if fits(after()) {
+            return Ok(());
+        }
+        self.entries.run_pending_tasks();
+        let (keys, bytes) = after();
+        if fits((keys, bytes)) {
+            Ok(())
+        } else {
+            Err(quota.exceeded(keys, bytes))
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<String> {
@@ -76,6 +168,7 @@ impl LocalCache {
             value: value.into(),
             expires_at: ttl.map(|ttl| Instant::now() + ttl),
         };
+        self.usage.add(key, value);
         self.entries.insert(key.to_string(), entry);
     }
 
@@ -104,8 +197,10 @@ impl LocalCache {
                     return Op::Nop;
                 };
                 outcome = Ok(next);
+                let value: Arc<str> = next.to_string().into();
+                self.usage.add(key, &value);
                 Op::Put(Entry {
-                    value: next.to_string().into(),
+                    value,
                     expires_at: expires_at.or_else(|| ttl.map(|ttl| now + ttl)),
                 })
             });

@@ -7,7 +7,7 @@ mod settings;
 mod store;
 
 pub use self::redis::CALL_DEADLINE;
-pub use failure::CacheFailure;
+pub use failure::{CacheFailure, CacheQuota};
 pub use local::LocalCache;
 pub use settings::CacheSettings;
 pub use store::{CacheStore, host_key, plugin_key};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::failure::CacheFailure;
+use super::failure::{CacheFailure, CacheQuota};
 
 /// Longest a single cache call may take, connection attempt included.
 pub const CALL_DEADLINE: Duration = Duration::from_millis(1500);
@@ -19,6 +19,83 @@ if ttl > 0 and redis.call('PTTL', KEYS[1]) == -1 then
   redis.call('PEXPIRE', KEYS[1], ttl)
 end
 return value
+";
+
+/// Every plugin write keeps the plugin's index: `…:index` (its keys, scored
+/// by when they expire, `+inf` for never), `…:sizes` (each key's size) and
+/// `…:bytes` (their sum). Entries past their expiry are taken off first, by
+/// the server's own clock, so the totals are those of live keys.
+const QUOTA_PROLOGUE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ended = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, k in ipairs(ended) do
+  local s = redis.call('HGET', KEYS[3], k)
+  if s then redis.call('DECRBY', KEYS[4], s) end
+  redis.call('HDEL', KEYS[3], k)
+end
+if #ended > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
+local old = tonumber(redis.call('HGET', KEYS[3], KEYS[1]) or '-1')
+local keys = redis.call('ZCARD', KEYS[2])
+local bytes = tonumber(redis.call('GET', KEYS[4]) or '0')
+local function would_be(size)
+  if old >= 0 then return keys, bytes - old + size end
+  return keys + 1, bytes + size
+end
+local function keep(size, expires)
+  redis.call('ZADD', KEYS[2], expires, KEYS[1])
+  redis.call('HSET', KEYS[3], KEYS[1], size)
+  redis.call('INCRBY', KEYS[4], size - math.max(old, 0))
+end
+";
+
+/// SET within the quota. ARGV: value, ttl ms (0: none), max keys, max bytes.
+/// Returns {1} or {0, keys, bytes} (what the write would have made).
+const SET_SCRIPT: &str = r"
+local size = string.len(KEYS[1]) + string.len(ARGV[1])
+local k, b = would_be(size)
+if k > tonumber(ARGV[3]) or b > tonumber(ARGV[4]) then return {0, k, b} end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+  keep(size, now + ttl)
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+  keep(size, '+inf')
+end
+return {1}
+";
+
+/// INCRBY within the quota (an expiry set only if the key has none).
+/// ARGV: delta, ttl ms (0: none), max keys, max bytes. A new key counts
+/// 20 bytes of value, the longest a 64-bit integer takes.
+/// Returns {1, value} or {0, keys, bytes}.
+const INCR_QUOTA_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local k, b = would_be(string.len(KEYS[1]) + 20)
+  if k > tonumber(ARGV[3]) or b > tonumber(ARGV[4]) then return {0, k, b} end
+end
+local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 and redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+local left = redis.call('PTTL', KEYS[1])
+local expires = '+inf'
+if left > 0 then expires = now + left end
+keep(string.len(KEYS[1]) + string.len(tostring(value)), expires)
+return {1, value}
+";
+
+/// DEL, and the key off the plugin's index. Returns 1 when it existed.
+const DELETE_SCRIPT: &str = r"
+local removed = redis.call('DEL', KEYS[1])
+if old >= 0 then
+  redis.call('HDEL', KEYS[3], KEYS[1])
+  redis.call('ZREM', KEYS[2], KEYS[1])
+  redis.call('DECRBY', KEYS[4], old)
+end
+return removed
 ";
 
 #[derive(Clone)]
@@ -106,6 +183,68 @@ impl RedisCache {
         .await
     }
 
+    /// A script over a plugin's key and its quota index (see [`QUOTA_PROLOGUE`]).
+    fn quota_script(script: &str, key: &str, plugin: &str) -> redis::Cmd {
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(format!("{QUOTA_PROLOGUE}{script}"))
+            .arg(4)
+            .arg(key)
+            .arg(format!("wasmbot:quota:{plugin}:index"))
+            .arg(format!("wasmbot:quota:{plugin}:sizes"))
+            .arg(format!("wasmbot:quota:{plugin}:bytes"));
+        command
+    }
+
+    pub async fn set_within(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+        quota: CacheQuota,
+    ) -> Result<(), CacheFailure> {
+        let mut command = Self::quota_script(SET_SCRIPT, key, plugin);
+        command
+            .arg(value)
+            .arg(ttl.map_or(0, millis))
+            .arg(quota.keys)
+            .arg(quota.bytes);
+        match self.run::<Vec<i64>>(&command).await?.as_slice() {
+            [1] => Ok(()),
+            [0, keys, bytes] => Err(quota.exceeded(*keys as u64, *bytes as u64)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn incr_within(
+        &self,
+        plugin: &str,
+        key: &str,
+        delta: i64,
+        ttl: Option<Duration>,
+        quota: CacheQuota,
+    ) -> Result<i64, CacheFailure> {
+        let mut command = Self::quota_script(INCR_QUOTA_SCRIPT, key, plugin);
+        command
+            .arg(delta)
+            .arg(ttl.map_or(0, millis))
+            .arg(quota.keys)
+            .arg(quota.bytes);
+        match self.run::<Vec<i64>>(&command).await?.as_slice() {
+            [1, value] => Ok(*value),
+            [0, keys, bytes] => Err(quota.exceeded(*keys as u64, *bytes as u64)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn delete_from(&self, plugin: &str, key: &str) -> Result<bool, CacheFailure> {
+        let removed: i64 = self
+            .run(&Self::quota_script(DELETE_SCRIPT, key, plugin))
+            .await?;
+        Ok(removed > 0)
+    }
+
     pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, CacheFailure> {
         let answer: Option<String> = self
             .run(
@@ -119,6 +258,11 @@ impl RedisCache {
             .await?;
         Ok(answer.is_some())
     }
+}
+
+fn unexpected(answer: &[i64]) -> CacheFailure {
+    tracing::warn!(?answer, "unexpected answer from a cache quota script");
+    CacheFailure::Unavailable("the cache server (Redis) answered unexpectedly".into())
 }
 
 fn millis(ttl: Duration) -> u64 {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::failure::CacheFailure;
+use super::failure::{CacheFailure, CacheQuota};
 use super::local::LocalCache;
 use super::redis::RedisCache;
 use super::settings::CacheSettings;
@@ -110,6 +110,54 @@ impl CacheStore {
         match &*self.backend {
             Backend::Local(local) => local.incr(key, delta, ttl),
             Backend::Redis { redis, .. } => redis.incr(key, delta, ttl).await,
+        }
+    }
+
+    /// [`Self::set`] of a plugin's key, unless the plugin's entries would
+    /// then pass `quota` (on Redis the check and the write are one script,
+    /// so replicas agree).
+    pub async fn set_within(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+        quota: CacheQuota,
+    ) -> Result<(), CacheFailure> {
+        match &*self.backend {
+            Backend::Local(local) => {
+                local.check_quota(key, value.len() as u64, quota)?;
+                local.set(key, value, ttl);
+                Ok(())
+            }
+            Backend::Redis { redis, .. } => redis.set_within(plugin, key, value, ttl, quota).await,
+        }
+    }
+
+    /// [`Self::incr`] of a plugin's key within `quota` (a new key counts the
+    /// longest number, 20 bytes).
+    pub async fn incr_within(
+        &self,
+        plugin: &str,
+        key: &str,
+        delta: i64,
+        ttl: Option<Duration>,
+        quota: CacheQuota,
+    ) -> Result<i64, CacheFailure> {
+        match &*self.backend {
+            Backend::Local(local) => {
+                local.check_quota(key, 20, quota)?;
+                local.incr(key, delta, ttl)
+            }
+            Backend::Redis { redis, .. } => redis.incr_within(plugin, key, delta, ttl, quota).await,
+        }
+    }
+
+    /// [`Self::delete`] of a plugin's key, giving its room back.
+    pub async fn delete_from(&self, plugin: &str, key: &str) -> Result<bool, CacheFailure> {
+        match &*self.backend {
+            Backend::Local(local) => Ok(local.delete(key)),
+            Backend::Redis { redis, .. } => redis.delete_from(plugin, key).await,
         }
     }
 
