@@ -232,3 +232,61 @@ async fn state_writes_past_the_budget_get_the_typed_error() {
             .starts_with("wrote 3 refused 0")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_budget_is_refused_with_its_typed_error_and_other_plugins_go_on() {
+    let t = common::stores::sqlite().await;
+    let vectors = tempfile::tempdir().unwrap();
+    let dir = plugins_dir(&["start", "flood"]);
+    let services = HostServices {
+        store: Some(t.store.clone()),
+        vectors: Some(wasmbot::infra::vectors::VectorStore::embedded(
+            vectors.path().to_path_buf(),
+        )),
+        ..HostServices::default()
+    };
+    let dispatcher =
+        Dispatcher::new(common::registry(dir.path()).await, None).with_services(services);
+    let over = |limit: u32, unit: &str, key: &str| {
+        format!(
+            "over budget: at most {limit} {unit} per call (raise `limits.{key}` in the manifest)"
+        )
+    };
+    let cases = [
+        (
+            "/flood cache 150",
+            format!("ok 100, then {}", over(100, "cache writes", "cache_writes")),
+        ),
+        (
+            "/flood reads 1200",
+            format!("ok 1000, then {}", over(1000, "host calls", "host_calls")),
+        ),
+        (
+            // No model is configured: five calls say so, the sixth is over budget.
+            "/flood llm 8",
+            format!(
+                "ok 0, then LlmError::OverBudget({:?})",
+                over(5, "LLM requests", "llm_requests")
+            ),
+        ),
+        (
+            "/flood embed 12",
+            format!(
+                "ok 0, then VectorError::OverBudget({:?})",
+                over(10, "embedding requests", "embedding_requests")
+            ),
+        ),
+        (
+            // ensure-collection is the first of the 100 writes.
+            "/flood vectors 105",
+            format!(
+                "ok 99, then VectorError::OverBudget({:?})",
+                over(100, "vector writes", "vector_writes")
+            ),
+        ),
+    ];
+    for (message, expected) in cases {
+        assert_eq!(ask(&dispatcher, message).await, expected, "{message}");
+        assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
+    }
+}
