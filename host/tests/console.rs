@@ -426,3 +426,41 @@ fn plugins_list_shows_state_usage_against_the_quota_without_creating_a_database(
         "{text}"
     );
 }
+
+#[test]
+fn plugins_list_shows_cache_usage_on_redis() {
+    // A copy of the counter plugin under a name of its own: Redis keeps
+    // every run's keys, and usage is counted per plugin name.
+    let name = format!("c{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let dir = tempfile::tempdir().unwrap();
+    let built = common::built_plugin("counter");
+    std::fs::copy(&built, dir.path().join(format!("{name}.wasm"))).unwrap();
+    let manifest = std::fs::read_to_string(built.with_extension("toml"))
+        .unwrap()
+        .replacen("name = \"counter\"", &format!("name = \"{name}\""), 1);
+    std::fs::write(dir.path().join(format!("{name}.toml")), manifest).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/wasmbot.db", data.path().display());
+    let cache = data.path().join("cache");
+    let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let envs = [
+        ("PLUGINS_DIR", dir.path().to_str().unwrap()),
+        ("PLUGIN_CACHE_DIR", cache.to_str().unwrap()),
+        ("DATABASE_URL", database.as_str()),
+        ("REDIS_URL", redis.as_str()),
+    ];
+    let chat = wasmbot(&["chat"], &envs, "/cset a 1\n/cset b 22\n");
+    assert!(
+        chat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&chat.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&chat.stdout), "stored\nstored\n");
+    let list = wasmbot(&["plugins", "list"], &envs, "");
+    let text = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(
+        text.trim_end()
+            .ends_with("\tcache: 2 of 10000 keys, 1 of 10240 KiB"),
+        "{text}"
+    );
+}

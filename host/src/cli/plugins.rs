@@ -8,7 +8,9 @@ use clap::Subcommand;
 
 use crate::app::config::Config;
 use crate::app::root::{open_store, plugin_engine};
+use crate::infra::cache::CacheStore;
 use crate::infra::store::Store;
+use crate::infra::vectors::ServerVectors;
 use crate::runtime::{LoadedPlugin, PluginEngine, PluginLimits, PluginSet};
 
 #[derive(Subcommand)]
@@ -43,20 +45,14 @@ pub async fn run(config: &Config, command: PluginsCommand) -> anyhow::Result<Exi
             (set, single)
         }
     };
-    // Usage against quota, when there is a database to read: listing never
-    // creates the embedded file or migrates.
-    let store = match !single && database_exists(config.database_url.expose()) {
-        true => open_store(config, false).await.ok(),
-        false => None,
+    let sources = match single {
+        false => UsageSources::open(config).await,
+        true => UsageSources::default(),
     };
     for plugin in set.plugins() {
-        let mut line = describe(plugin);
-        if let Some(store) = &store {
-            line.push_str(&quota_usage(store, plugin).await);
-        }
-        println!("{line}");
+        println!("{}{}", describe(plugin), sources.describe(plugin).await);
     }
-    if let Some(store) = store {
+    if let Some(store) = sources.store {
         store.close().await;
     }
     for error in set.errors() {
@@ -96,25 +92,83 @@ fn database_exists(url: &str) -> bool {
     }
 }
 
-/// `\tstate: 12 of 10000 keys, 3 of 10240 KiB` for a plugin granted state.
-async fn quota_usage(store: &Store, plugin: &LoadedPlugin) -> String {
-    let quota = |key: &str| {
-        plugin
-            .quotas()
-            .iter()
-            .find(|(budget, _)| budget.key == key)
-            .map(|&(_, limit)| limit)
-    };
-    let (Some(keys), Some(kib)) = (quota("state_keys"), quota("state_kb")) else {
-        return String::new();
-    };
-    match store.state_usage(plugin.name()).await {
-        Ok(usage) => format!(
-            "\tstate: {} of {keys} keys, {} of {kib} KiB",
-            usage.keys,
-            usage.bytes.div_ceil(1024)
-        ),
-        Err(error) => format!("\tstate: usage unknown ({error})"),
+/// Where `plugins list` reads usage against quota: the database when there
+/// is one (listing never creates the embedded file or migrates), Redis and a
+/// Qdrant server when configured. The in-process cache and the embedded
+/// vector engine live in the bot's process: not read from here.
+#[derive(Default)]
+struct UsageSources {
+    store: Option<Store>,
+    cache: Option<CacheStore>,
+    vectors: Option<ServerVectors>,
+}
+
+impl UsageSources {
+    async fn open(config: &Config) -> Self {
+        let store = match database_exists(config.database_url.expose()) {
+            true => open_store(config, false).await.ok(),
+            false => None,
+        };
+        let cache = config
+            .cache
+            .redis_url
+            .as_ref()
+            .and_then(|_| CacheStore::from_settings(&config.cache).ok());
+        let vectors = config
+            .vectors
+            .qdrant
+            .as_ref()
+            .and_then(|settings| ServerVectors::new(settings).ok());
+        Self {
+            store,
+            cache,
+            vectors,
+        }
+    }
+
+    /// `\tstate: 12 of 10000 keys, 3 of 10240 KiB` and the like, for what
+    /// the plugin is granted and this process can read.
+    async fn describe(&self, plugin: &LoadedPlugin) -> String {
+        let quota = |key: &str| {
+            plugin
+                .quotas()
+                .iter()
+                .find(|(budget, _)| budget.key == key)
+                .map(|&(_, limit)| limit)
+        };
+        let name = plugin.name();
+        let mut text = String::new();
+        if let (Some(store), Some(keys), Some(kib)) =
+            (&self.store, quota("state_keys"), quota("state_kb"))
+        {
+            text.push_str(&match store.state_usage(name).await {
+                Ok(usage) => format!(
+                    "\tstate: {} of {keys} keys, {} of {kib} KiB",
+                    usage.keys,
+                    usage.bytes.div_ceil(1024)
+                ),
+                Err(error) => format!("\tstate: usage unknown ({error})"),
+            });
+        }
+        if let (Some(cache), Some(keys), Some(kib)) =
+            (&self.cache, quota("cache_keys"), quota("cache_kb"))
+        {
+            text.push_str(&match cache.shared_usage(name).await {
+                Ok(Some((used, bytes))) => format!(
+                    "\tcache: {used} of {keys} keys, {} of {kib} KiB",
+                    bytes.div_ceil(1024)
+                ),
+                Ok(None) => String::new(),
+                Err(error) => format!("\tcache: usage unknown ({error})"),
+            });
+        }
+        if let (Some(vectors), Some(points)) = (&self.vectors, quota("vector_points")) {
+            text.push_str(&match vectors.points_of(name).await {
+                Ok(held) => format!("\tvectors: {held} of {points} points"),
+                Err(error) => format!("\tvectors: usage unknown ({error})"),
+            });
+        }
+        text
     }
 }
 

@@ -87,6 +87,11 @@ keep(string.len(KEYS[1]) + string.len(tostring(value)), expires)
 return {1, value}
 ";
 
+/// The plugin's live keys and their bytes. Returns {keys, bytes}.
+const USAGE_SCRIPT: &str = r"
+return {keys, bytes}
+";
+
 /// DEL, and the key off the plugin's index. Returns 1 when it existed.
 const DELETE_SCRIPT: &str = r"
 local removed = redis.call('DEL', KEYS[1])
@@ -243,6 +248,17 @@ impl RedisCache {
             .run(&Self::quota_script(DELETE_SCRIPT, key, plugin))
             .await?;
         Ok(removed > 0)
+    }
+
+    /// The plugin's live keys and their bytes, as its quota counts them.
+    pub async fn usage(&self, plugin: &str) -> Result<(u64, u64), CacheFailure> {
+        let answer: Vec<i64> = self
+            .run(&Self::quota_script(USAGE_SCRIPT, "", plugin))
+            .await?;
+        match answer.as_slice() {
+            [keys, bytes] => Ok((*keys as u64, *bytes as u64)),
+            other => Err(unexpected(other)),
+        }
     }
 
     pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, CacheFailure> {

@@ -161,6 +161,15 @@ impl CacheStore {
         }
     }
 
+    /// A plugin's live keys and their bytes, as its quota counts them; None
+    /// for the in-process cache, whose entries live in the bot's process.
+    pub async fn shared_usage(&self, plugin: &str) -> Result<Option<(u64, u64)>, CacheFailure> {
+        match &*self.backend {
+            Backend::Local(_) => Ok(None),
+            Backend::Redis { redis, .. } => redis.usage(plugin).await.map(Some),
+        }
+    }
+
     /// The host's "first one wins": true when `host_key(area, key)` was free
     /// (it is now held for `ttl`), false when someone holds it. Never fails:
     /// with Redis down this replica decides from its own memory.

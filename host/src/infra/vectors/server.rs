@@ -159,6 +159,24 @@ impl ServerVectors {
         Ok(())
     }
 
+    /// Points held in all of `plugin`'s collections.
+    pub async fn points_of(&self, plugin: &str) -> Result<u64, VectorFailure> {
+        let mut held = 0;
+        for (name, _) in self.list(plugin).await? {
+            let collection = CollectionName {
+                plugin: plugin.to_string(),
+                name,
+            };
+            let counted = self
+                .client
+                .count(CountPointsBuilder::new(collection.qualified()).exact(true))
+                .await
+                .map_err(|error| self.failed(&collection, error))?;
+            held += counted.result.map_or(0, |result| result.count);
+        }
+        Ok(held)
+    }
+
     /// Points held in all of `plugin`'s collections, and how many of `ids`
     /// `collection` does not hold yet (an upsert of them adds that many).
     pub async fn usage(
@@ -166,20 +184,7 @@ impl ServerVectors {
         collection: &CollectionName,
         ids: &[u64],
     ) -> Result<(u64, u64), VectorFailure> {
-        let mut held = 0;
-        for (name, _) in self.list(&collection.plugin).await? {
-            let qualified = CollectionName {
-                plugin: collection.plugin.clone(),
-                name,
-            }
-            .qualified();
-            let counted = self
-                .client
-                .count(CountPointsBuilder::new(qualified).exact(true))
-                .await
-                .map_err(|error| self.failed(collection, error))?;
-            held += counted.result.map_or(0, |result| result.count);
-        }
+        let held = self.points_of(&collection.plugin).await?;
         let wanted: HashSet<u64> = ids.iter().copied().collect();
         let existing = match self
             .client
