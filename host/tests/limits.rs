@@ -17,7 +17,10 @@ use wasmbot::runtime::{LoadedPlugin, Manifest, PluginEngine, PluginLimits, Plugi
 async fn a_60_mb_reply_is_cut_to_the_cap_with_a_notice() {
     let dir = plugins_dir(&["start", "flood"]);
     let dispatcher = dispatcher(dir.path()).await;
+    let cuts = cut_count("reply");
     let reply = ask(&dispatcher, "/flood reply 60000000").await;
+    // At least this one: other tests here cut flood's replies too.
+    assert!(cut_count("reply") > cuts);
     let (kept, notice) = reply.split_once('\n').expect("a notice after the text");
     assert_eq!(kept.len(), 16 * 1024 + '…'.len_utf8(), "{notice}");
     assert!(kept.starts_with("xxxx") && kept.ends_with('…'));
@@ -63,7 +66,9 @@ async fn a_manifest_may_raise_the_reply_cap_up_to_its_ceiling() {
 async fn a_huge_error_text_is_cut_before_it_reaches_the_user_or_the_log() {
     let dir = plugins_dir(&["start", "flood"]);
     let dispatcher = dispatcher(dir.path()).await;
+    let cuts = cut_count("error");
     let reply = ask(&dispatcher, "/flood error 1000000").await;
+    assert_eq!(cut_count("error"), cuts + 1);
     assert_eq!(reply, format!("{}…", "e".repeat(1024)));
     assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
 }
@@ -130,6 +135,14 @@ async fn an_exhausted_pool_answers_busy_not_a_crash() {
         assert_eq!(call.await.unwrap(), format!("slow: {i}"));
     }
     assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
+}
+
+/// `wasmbot_plugin_cuts_total{plugin="flood", what}`.
+fn cut_count(what: &str) -> u64 {
+    common::counter(
+        "wasmbot_plugin_cuts_total",
+        &[("plugin", "flood"), ("what", what)],
+    )
 }
 
 /// `wasmbot_messages_total{plugin="start",status="busy"}`.

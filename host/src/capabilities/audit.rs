@@ -47,6 +47,7 @@ impl wit::Host for CallState {
         if self.audit_plugin_action(&action, status, metadata) {
             Ok(())
         } else {
+            self.over_quota("audit_queue");
             Err("the audit trail is busy: this entry was not recorded; try again later".into())
         }
     }

@@ -43,6 +43,12 @@ pub struct QuotaLabels {
     pub quota: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CutLabels {
+    pub plugin: String,
+    pub what: String,
+}
+
 pub struct Metrics {
     /// Messages handled, by plugin and outcome (ok, declined, timeout, out_of_memory, crashed, denied).
     pub messages: Family<MessageLabels, Counter>,
@@ -68,6 +74,8 @@ pub struct Metrics {
     pub budget_refusals: Family<BudgetLabels, Counter>,
     /// Writes refused because the plugin's storage quota was reached.
     pub quota_refusals: Family<QuotaLabels, Counter>,
+    /// Replies and error texts cut to their limit.
+    pub plugin_cuts: Family<CutLabels, Counter>,
     /// Plugin audit entries refused to keep room for the host's own.
     pub audit_plugin_refused: Counter,
     registry: Registry,
@@ -92,6 +100,7 @@ impl Metrics {
             budget_refusals: Family::default(),
             audit_plugin_refused: Counter::default(),
             quota_refusals: Family::default(),
+            plugin_cuts: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -168,6 +177,11 @@ impl Metrics {
             "plugin_quota_refusals",
             "Writes refused because the plugin's storage quota was reached, by plugin and quota",
             metrics.quota_refusals.clone(),
+        );
+        registry.register(
+            "plugin_cuts",
+            "Replies and error texts cut to their limit, by plugin and what (reply, error)",
+            metrics.plugin_cuts.clone(),
         );
         Self {
             registry,

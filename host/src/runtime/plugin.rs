@@ -8,6 +8,8 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 
+use crate::infra::metrics::{CutLabels, metrics};
+
 use super::bindings::HandlerPre;
 use super::bindings::types::{Message, Reply};
 use super::budget::{self, Budget, CallBudgets, HOST_CALLS};
@@ -241,14 +243,24 @@ impl LoadedPlugin {
 
         match outcome {
             Err(_elapsed) => Err(PluginFailure::Timeout(limits.timeout)),
-            Ok(Ok(Ok(reply))) => Ok(Reply {
-                text: cap_reply(store.data().mask(&reply.text), limits.reply_bytes),
-                format: reply.format,
-            }),
-            Ok(Ok(Err(text))) => Err(PluginFailure::Declined(cap_text(
-                store.data().mask(&text),
-                MAX_ERROR_BYTES,
-            ))),
+            Ok(Ok(Ok(reply))) => {
+                if reply.text.len() > limits.reply_bytes {
+                    report_cut(&self.name, "reply", reply.text.len(), limits.reply_bytes);
+                }
+                Ok(Reply {
+                    text: cap_reply(store.data().mask(&reply.text), limits.reply_bytes),
+                    format: reply.format,
+                })
+            }
+            Ok(Ok(Err(text))) => {
+                if text.len() > MAX_ERROR_BYTES {
+                    report_cut(&self.name, "error", text.len(), MAX_ERROR_BYTES);
+                }
+                Err(PluginFailure::Declined(cap_text(
+                    store.data().mask(&text),
+                    MAX_ERROR_BYTES,
+                )))
+            }
             Ok(Err(error)) => {
                 if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
                     Err(PluginFailure::Busy)
@@ -270,6 +282,26 @@ impl LoadedPlugin {
 /// The longest error text (`Err(text)`) kept; it reaches the user, the log
 /// and the audit trail.
 pub const MAX_ERROR_BYTES: usize = 1024;
+
+/// One warning and `wasmbot_plugin_cuts_total{plugin, what}` for a reply or
+/// an error text cut to its limit.
+fn report_cut(plugin: &str, what: &'static str, bytes: usize, limit: usize) {
+    metrics()
+        .plugin_cuts
+        .get_or_create(&CutLabels {
+            plugin: plugin.to_string(),
+            what: what.to_string(),
+        })
+        .inc();
+    tracing::warn!(
+        target: "plugin",
+        plugin,
+        what,
+        bytes,
+        limit,
+        "the plugin's text was cut to its limit"
+    );
+}
 
 /// `text` cut to at most `max_bytes` (on a character boundary).
 fn cap_text(mut text: String, max_bytes: usize) -> String {
