@@ -310,6 +310,29 @@ mod tests {
     const MIB: usize = 1 << 20;
 
     #[test]
+    fn a_call_holds_at_most_its_share_of_host_resources() {
+        let ctx = CallContext {
+            correlation_id: "c".into(),
+            user_id: 1,
+            chat_id: 1,
+            services: Arc::default(),
+        };
+        let mut state = CallState::new(
+            "p".into(),
+            Arc::from([]),
+            ctx,
+            64 * MIB as u64,
+            CallBudgets::new(&[]),
+            Arc::from([]),
+        );
+        let table = state.ctx().table;
+        for _ in 0..MAX_RESOURCES {
+            table.push(()).expect("within the cap");
+        }
+        assert!(table.push(()).is_err(), "the 10,001st resource is refused");
+    }
+
+    #[test]
     fn the_memory_cap_is_the_sum_of_every_memory_of_the_call() {
         let mut cap = MemoryCap {
             max_bytes: 64 * MIB,
