@@ -225,9 +225,11 @@ impl EmbeddedVectors {
                     name,
                 };
                 if let Some(found) = this.find(&other)? {
+                    // Without a filter the estimate is the segments' own
+                    // count of live points: no scan on the write path.
                     let count = CountRequest {
                         filter: None,
-                        exact: true,
+                        exact: false,
                     };
                     held += lock(&found.shard).count(count).map_err(engine_failure)? as u64;
                 }

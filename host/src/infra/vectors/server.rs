@@ -169,7 +169,8 @@ impl ServerVectors {
             };
             let counted = self
                 .client
-                .count(CountPointsBuilder::new(collection.qualified()).exact(true))
+                // Without a filter Qdrant's estimate is its stored count: no scan.
+                .count(CountPointsBuilder::new(collection.qualified()).exact(false))
                 .await
                 .map_err(|error| self.failed(&collection, error))?;
             held += counted.result.map_or(0, |result| result.count);
