@@ -9,6 +9,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 
 use crate::infra::metrics::{CutLabels, metrics};
+use crate::infra::store::clean_capped;
 
 use super::bindings::HandlerPre;
 use super::bindings::types::{Message, Reply};
@@ -256,10 +257,10 @@ impl LoadedPlugin {
                 if text.len() > MAX_ERROR_BYTES {
                     report_cut(&self.name, "error", text.len(), MAX_ERROR_BYTES);
                 }
-                Err(PluginFailure::Declined(cap_text(
-                    store.data().mask(&text),
-                    MAX_ERROR_BYTES,
-                )))
+                let text = store.data().mask(&text);
+                Err(PluginFailure::Declined(
+                    clean_capped(&text, MAX_ERROR_BYTES).into_owned(),
+                ))
             }
             Ok(Err(error)) => {
                 if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
@@ -303,26 +304,13 @@ fn report_cut(plugin: &str, what: &'static str, bytes: usize, limit: usize) {
     );
 }
 
-/// `text` cut to at most `max_bytes` (on a character boundary).
-fn cap_text(mut text: String, max_bytes: usize) -> String {
-    if text.len() > max_bytes {
-        let mut end = max_bytes;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-    text
-}
-
 /// A reply past the limit is cut, and says so.
 fn cap_reply(text: String, max_bytes: usize) -> String {
     if text.len() <= max_bytes {
         return text;
     }
     let total_kib = text.len().div_ceil(1024);
-    let mut cut = cap_text(text, max_bytes);
+    let mut cut = clean_capped(&text, max_bytes).into_owned();
     cut.push_str(&format!(
         "\n(cut: the reply was {total_kib} KiB; this plugin may send {} KiB)",
         max_bytes >> 10

@@ -13,5 +13,5 @@ pub use audit::{AuditEntry, KeyedAuditEntry, RejectedAudit};
 pub use credentials::{CredentialInfo, StoredCredential};
 pub use inbox::{ClaimedUpdate, InboxCounts, InboxOutcome, InboxUpdate};
 pub use pool::{Store, StoreError, StoreResult, now};
-pub use sanitize::clean_text;
+pub use sanitize::{clean_capped, clean_text};
 pub use state::{OverQuota, StateQuota, StateUsage};
