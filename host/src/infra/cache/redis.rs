@@ -201,6 +201,21 @@ impl RedisCache {
         command
     }
 
+    /// Runs a quota script: `{1}` or `{1, value}` when it wrote (the value,
+    /// or 0), `{0, keys, bytes}` when the write would have passed `quota`.
+    async fn within_quota(
+        &self,
+        command: &redis::Cmd,
+        quota: CacheQuota,
+    ) -> Result<i64, CacheFailure> {
+        match self.run::<Vec<i64>>(command).await?.as_slice() {
+            [1] => Ok(0),
+            [1, value] => Ok(*value),
+            [0, keys, bytes] => Err(quota.exceeded(*keys as u64, *bytes as u64)),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub async fn set_within(
         &self,
         plugin: &str,
@@ -215,11 +230,7 @@ impl RedisCache {
             .arg(ttl.map_or(0, millis))
             .arg(quota.keys)
             .arg(quota.bytes);
-        match self.run::<Vec<i64>>(&command).await?.as_slice() {
-            [1] => Ok(()),
-            [0, keys, bytes] => Err(quota.exceeded(*keys as u64, *bytes as u64)),
-            other => Err(unexpected(other)),
-        }
+        self.within_quota(&command, quota).await.map(drop)
     }
 
     pub async fn incr_within(
@@ -236,11 +247,7 @@ impl RedisCache {
             .arg(ttl.map_or(0, millis))
             .arg(quota.keys)
             .arg(quota.bytes);
-        match self.run::<Vec<i64>>(&command).await?.as_slice() {
-            [1, value] => Ok(*value),
-            [0, keys, bytes] => Err(quota.exceeded(*keys as u64, *bytes as u64)),
-            other => Err(unexpected(other)),
-        }
+        self.within_quota(&command, quota).await
     }
 
     pub async fn delete_from(&self, plugin: &str, key: &str) -> Result<bool, CacheFailure> {
