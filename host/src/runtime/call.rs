@@ -309,44 +309,6 @@ mod tests {
 
     const MIB: usize = 1 << 20;
 
-    /// Two 40 MiB memories under a 64 MiB cap, through wasmtime itself: the
-    /// limiter sees a memory being created (not only grown), so the sum holds.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_component_cannot_get_the_cap_once_per_memory() {
-        use wasmtime::component::{Component, Linker};
-
-        let engine = super::super::engine::PluginEngine::new(None, &[]).unwrap();
-        let one = "(core module $m (memory 640)) (core instance (instantiate $m))";
-        for (memories, fits) in [(1, true), (2, false)] {
-            let text = format!("(component {})", one.repeat(memories));
-            let text = text.replacen("$m", "$m0", 2);
-            let text = text.replacen("$m", "$m1", 2);
-            let bytes = wat::parse_str(&text).unwrap();
-            let component = Component::new(engine.engine(), bytes).unwrap();
-            let ctx = CallContext {
-                correlation_id: "c".into(),
-                user_id: 1,
-                chat_id: 1,
-                services: Arc::default(),
-            };
-            let state = CallState::new(
-                "p".into(),
-                Arc::from([]),
-                ctx,
-                64 * MIB as u64,
-                CallBudgets::new(&[]),
-                Arc::from([]),
-            );
-            let mut store = wasmtime::Store::new(engine.engine(), state);
-            store.limiter(|state| state.limiter());
-            store.set_epoch_deadline(u64::MAX / 2);
-            let linker = Linker::<CallState>::new(engine.engine());
-            let instantiated = linker.instantiate_async(&mut store, &component).await;
-            assert_eq!(instantiated.is_ok(), fits, "{memories} memories");
-            assert_eq!(store.data().memory_exceeded(), !fits, "{memories} memories");
-        }
-    }
-
     #[test]
     fn a_call_holds_at_most_its_share_of_host_resources() {
         let ctx = CallContext {

@@ -221,3 +221,50 @@ fn pooling_config(instances: u32) -> PoolingAllocationConfig {
         .table_keep_resident(KEEP_RESIDENT_BYTES);
     pool
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::budget::CallBudgets;
+    use super::super::call::{CallContext, CallState};
+    use super::*;
+
+    /// Two 40 MiB memories under a 64 MiB cap, through wasmtime itself: the
+    /// limiter sees a memory being created (not only grown), so the sum holds.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_component_cannot_get_the_cap_once_per_memory() {
+        use wasmtime::component::{Component, Linker};
+
+        let engine = PluginEngine::new(None, &[]).unwrap();
+        let one = "(core module $m (memory 640)) (core instance (instantiate $m))";
+        for (memories, fits) in [(1, true), (2, false)] {
+            let text = format!("(component {})", one.repeat(memories));
+            let text = text.replacen("$m", "$m0", 2);
+            let text = text.replacen("$m", "$m1", 2);
+            let bytes = wat::parse_str(&text).unwrap();
+            let component = Component::new(engine.engine(), bytes).unwrap();
+            let ctx = CallContext {
+                correlation_id: "c".into(),
+                user_id: 1,
+                chat_id: 1,
+                services: Arc::default(),
+            };
+            let state = CallState::new(
+                "p".into(),
+                Arc::from([]),
+                ctx,
+                64 << 20,
+                CallBudgets::new(&[]),
+                Arc::from([]),
+            );
+            let mut store = wasmtime::Store::new(engine.engine(), state);
+            store.limiter(|state| state.limiter());
+            store.set_epoch_deadline(u64::MAX / 2);
+            let linker = Linker::<CallState>::new(engine.engine());
+            let instantiated = linker.instantiate_async(&mut store, &component).await;
+            assert_eq!(instantiated.is_ok(), fits, "{memories} memories");
+            assert_eq!(store.data().memory_exceeded(), !fits, "{memories} memories");
+        }
+    }
+}
