@@ -1,12 +1,36 @@
-//! Host bindings for the `wasmbot:plugin/handler` world in `wit/`: one
-//! module per interface (`bindings::state`, `bindings::llm`, ...), for the
-//! capability that implements it.
+//! Host bindings for the two worlds a plugin may target: `handler`
+//! (`wasmbot:plugin@0.1.0`, one command in, one reply out) and
+//! `conversation` (`wasmbot:plugin@0.2.0`, events in, actions out). Both
+//! import the same capability interfaces, so one module per interface
+//! (`bindings::state`, `bindings::llm`, ...) serves both.
 
 wasmtime::component::bindgen!({
-    world: "handler",
+    world: "wasmbot:plugin/handler@0.1.0",
     path: "../wit",
     imports: { default: async },
     exports: { default: async },
 });
 
 pub use self::wasmbot::plugin::*;
+
+/// The 0.2.0 world: events and actions (`wit/v0.2`).
+pub mod conversation {
+    wasmtime::component::bindgen!({
+        world: "wasmbot:plugin/conversation@0.2.0",
+        path: ["../wit", "../wit/v0.2"],
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "wasmbot:plugin/log@0.1.0": super::log,
+            "wasmbot:plugin/state@0.1.0": super::state,
+            "wasmbot:plugin/secrets@0.1.0": super::secrets,
+            "wasmbot:plugin/audit@0.1.0": super::audit,
+            "wasmbot:plugin/llm@0.1.0": super::llm,
+            "wasmbot:plugin/health@0.1.0": super::health,
+            "wasmbot:plugin/cache@0.1.0": super::cache,
+            "wasmbot:plugin/vectors@0.1.0": super::vectors,
+        },
+    });
+
+    pub use self::wasmbot::plugin0_2_0::events;
+}
