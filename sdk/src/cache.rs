@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::bindings::wasmbot::plugin::cache as wit;
-pub use crate::bindings::wasmbot::plugin::cache::CacheError;
+use crate::bindings::wasmbot::plugin0_1_0::cache as wit;
+pub use crate::bindings::wasmbot::plugin0_1_0::cache::CacheError;
 
 impl CacheError {
     /// A sentence for a user or a log line.

@@ -1,7 +1,7 @@
 //! The health of the host's services (needs `capabilities = ["health"]`).
 
-use crate::bindings::wasmbot::plugin::health as wit;
-pub use crate::bindings::wasmbot::plugin::health::{Service, Status};
+use crate::bindings::wasmbot::plugin0_1_0::health as wit;
+pub use crate::bindings::wasmbot::plugin0_1_0::health::{Service, Status};
 
 /// The monitor's latest results; empty before its first check.
 pub fn latest() -> Vec<Service> {

@@ -1,64 +1,197 @@
-//! `wasmbot-sdk`: everything a wasmbot command handler needs.
+//! `wasmbot-sdk`: everything a wasmbot plugin needs.
 //!
-//! A plugin is a function and a manifest:
+//! A plugin is a handler function, one macro and a manifest. The handler is
+//! handed one event (a command, plain text, a button press, or the answer
+//! to a question it asked) and answers with actions: messages to send (with
+//! buttons), edits, deletions, reactions, "typing…", a notice for a button
+//! press, or a question whose answer comes back to it.
+//!
+//! ```ignore
+//! use serde::{Deserialize, Serialize};
+//! use wasmbot_sdk::prelude::*;
+//!
+//! /// What `/todo` remembers while it waits for the user's answer.
+//! #[derive(Serialize, Deserialize)]
+//! struct Adding {
+//!     list: String,
+//! }
+//!
+//! fn handle(event: Event) -> EventResult {
+//!     // The answer to our question: the user's next message in this chat.
+//!     if let Some(adding) = event.prompt_state::<Adding>()? {
+//!         return match event.text_input() {
+//!             Some(item) if !item.trim().is_empty() => {
+//!                 state::set(&format!("{}:{}", adding.list, event.chat_id), item.trim())?;
+//!                 Ok(Reply::text(format!("Added to {}.", adding.list))
+//!                     .reply_to(event.message_ref())
+//!                     .into())
+//!             }
+//!             _ => Ok(ask("Please type the item (or /cancel).").state(&adding).into()),
+//!         };
+//!     }
+//!     // A press on one of our buttons: edit that message, answer the press.
+//!     if let Some(press) = event.press() {
+//!         return Ok(actions![
+//!             edit(press.message(), Reply::text(format!("You chose {}.", press.data))),
+//!             notice("Saved"),
+//!         ]);
+//!     }
+//!     match event.command().map(|c| c.args.as_str()) {
+//!         Some("") => Ok(ask("What should I add?")
+//!             .state(&Adding { list: "todo".into() })
+//!             .timeout_secs(600)
+//!             .into()),
+//!         _ => Ok(Reply::text(format!("Hello, {}! Pick one:", event.display_name()))
+//!             .button("🍎 Apple", "apple")
+//!             .button("🍐 Pear", "pear")
+//!             .row()
+//!             .button("Neither", "none")
+//!             .into()),
+//!     }
+//! }
+//!
+//! wasmbot_sdk::handler!(handle);
+//! ```
+//!
+//! The handler's argument is anything [`FromEvent`]: the whole [`Event`], or
+//! the simpler [`Message`] (a command: `command`, `args`, `text`...). It
+//! returns `Result<T, E>` where `T` is anything [`IntoActions`] ([`Reply`],
+//! [`Ask`], [`Action`], [`Actions`], `Vec<Action>`, `Option<_>`, `()`) and
+//! `E` turns into a `String` shown to the user (every capability error
+//! does, so `?` works). The handlers of the first SDK still compile as
+//! they were:
 //!
 //! ```ignore
 //! use wasmbot_sdk::prelude::*;
 //!
-//! fn handle(msg: Message) -> Result<Reply, String> {
+//! fn handle(msg: Message) -> HandlerResult {
 //!     Ok(Reply::text(format!("Hello, {}!", msg.display_name())))
 //! }
 //!
 //! wasmbot_sdk::handler!(handle);
 //! ```
 //!
-//! Capabilities are modules: [`log`], [`state`], [`secrets`], [`audit`], [`llm`], [`health`],
-//! [`cache`], [`vectors`];
-//! each needs its grant in the manifest.
+//! Actions: [`Reply`] (send; `Reply::text(..).button(label, data).row()
+//! .reply_to(r)`), [`ask()`] (a question; `.state(&value)`,
+//! `.timeout_secs(n)`), [`edit()`], [`edit_buttons()`], [`clear_buttons()`],
+//! [`delete()`], [`react()`], [`typing()`], [`notice()`], [`alert()`].
+//! A [`MessageRef`] names a message: [`sent(n)`](sent) for the n-th message
+//! sent by the same action list, or an id (`MessageRef::from(id)`,
+//! [`Event::message_ref`], [`ButtonPress::message`]). The host refuses more
+//! than [`MAX_ACTIONS`] actions, button data over [`MAX_BUTTON_DATA_BYTES`],
+//! labels over [`MAX_BUTTON_LABEL_CHARS`] and more than [`MAX_BUTTONS`]
+//! buttons on one message; [`Actions::check`] tells you before it does.
 //!
+//! Capabilities are modules: [`log`], [`state`], [`secrets`], [`audit`],
+//! [`llm`], [`health`], [`cache`], [`vectors`]; each needs its grant in the
+//! manifest.
+//!
+//! The component targets the WIT world `wasmbot:plugin/conversation@0.2.0`.
 //! Build it with `cargo build --release --target wasm32-wasip2` (or
-//! `just build-plugins`) and grant what it imports in its `plugin.toml`.
+//! `just build-plugins`) and grant what it imports in its `plugin.toml`
+//! (`free_text = true` to receive plain text as the operator's default
+//! plugin).
 
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "handler",
-        path: "../wit",
+        world: "wasmbot:plugin/conversation@0.2.0",
+        path: ["../wit", "../wit/v0.2"],
         pub_export_macro: true,
-        export_macro_name: "__export_handler_world",
+        export_macro_name: "__export_conversation_world",
         default_bindings_module: "wasmbot_sdk::bindings",
+        // The capability interfaces are 0.1.0's (`wasmbot::plugin0_1_0`).
+        generate_all,
         // So plugins can keep WIT values (e.g. a conversation) in `state`.
-        additional_derives: [serde::Serialize, serde::Deserialize],
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
     });
 }
 
+mod action_list;
 pub mod audit;
 pub mod cache;
+mod event;
 pub mod health;
 pub mod llm;
 pub mod log;
 mod message;
+mod reply;
 pub mod secrets;
 pub mod state;
 pub mod vectors;
 
-pub use bindings::wasmbot::plugin::types::{Message, Reply, ReplyFormat};
-pub use message::{escape_html, escape_markdown};
+pub use action_list::{Actions, IntoActions};
+pub use bindings::wasmbot::plugin0_2_0::events::{
+    Action, Button, ButtonPress, ChatType, Command, Edit, Event, EventKind, Format, Keyboard,
+    MessageRef, Notice, Outgoing, Question, Quoted, Reaction,
+};
+pub use event::FromEvent;
+pub use message::{Message, escape_html, escape_markdown};
+pub use reply::{
+    Ask, Buttons, DEFAULT_ASK_TIMEOUT_SECS, Reply, alert, ask, clear_buttons, delete, edit,
+    edit_buttons, notice, react, send, sent, typing,
+};
 
-/// The handler signature every plugin implements.
+/// The first SDK's name for [`Format`].
+pub type ReplyFormat = Format;
+
+/// What a [`Message`] handler returns: one reply, or an error text for the user.
 pub type HandlerResult = Result<Reply, String>;
+
+/// What an [`Event`] handler usually returns.
+pub type EventResult = Result<Actions, String>;
+
+/// The host refuses a longer action list.
+pub const MAX_ACTIONS: usize = 20;
+/// The host refuses button data longer than this (bytes).
+pub const MAX_BUTTON_DATA_BYTES: usize = 1024;
+/// The host refuses longer button labels (characters).
+pub const MAX_BUTTON_LABEL_CHARS: usize = 64;
+/// The host refuses more buttons on one message.
+pub const MAX_BUTTONS: usize = 100;
+/// The host keeps at most this much question state (bytes).
+pub const MAX_PROMPT_STATE_BYTES: usize = 16 * 1024;
+/// The longest a question may wait for its answer (a day, in seconds).
+pub const MAX_ASK_TIMEOUT_SECS: u32 = 24 * 60 * 60;
 
 /// Everything a handler usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        HandlerResult, Message, Reply, ReplyFormat, audit, cache, escape_html, escape_markdown,
-        health, llm, log, secrets, state, vectors,
+        Action, Actions, Ask, Button, ButtonPress, Buttons, ChatType, Command, Event, EventKind,
+        EventResult, Format, FromEvent, HandlerResult, IntoActions, Message, MessageRef, Reply,
+        ReplyFormat, actions, alert, ask, audit, cache, clear_buttons, delete, edit, edit_buttons,
+        escape_html, escape_markdown, health, llm, log, notice, react, secrets, send, sent, state,
+        typing, vectors,
     };
     pub use serde_json::json;
 }
 
-/// Exports `handler_fn` (a `fn(Message) -> Result<Reply, String>`) as the
-/// component's `handle` function.
+#[doc(hidden)]
+pub mod __private {
+    use crate::{Action, Event, FromEvent, IntoActions};
+
+    /// Runs a handler on one event: converts its argument and its answer.
+    pub fn run<I, O, E>(
+        event: Event,
+        handler: impl FnOnce(I) -> Result<O, E>,
+    ) -> Result<Vec<Action>, String>
+    where
+        I: FromEvent,
+        O: IntoActions,
+        E: Into<String>,
+    {
+        let input = I::from_event(event)?;
+        handler(input)
+            .map(IntoActions::into_actions)
+            .map_err(Into::into)
+    }
+}
+
+/// Exports `handler_fn` as the component's `handle` function.
+///
+/// `handler_fn` takes anything [`FromEvent`] ([`Event`] or [`Message`]) and
+/// returns `Result<T, E>` with `T: IntoActions` ([`Reply`], [`Actions`],
+/// [`Ask`]...) and `E: Into<String>`.
 ///
 /// Returning `Err(text)` tells the user that the command failed with `text`;
 /// a panic is contained by the host and answered with a generic apology.
@@ -69,11 +202,16 @@ macro_rules! handler {
         struct __WasmbotHandler;
 
         impl $crate::bindings::Guest for __WasmbotHandler {
-            fn handle(msg: $crate::Message) -> ::core::result::Result<$crate::Reply, String> {
-                $handler_fn(msg)
+            fn handle(
+                event: $crate::Event,
+            ) -> ::core::result::Result<::std::vec::Vec<$crate::Action>, ::std::string::String>
+            {
+                $crate::__private::run(event, $handler_fn)
             }
         }
 
-        $crate::bindings::__export_handler_world!(__WasmbotHandler with_types_in $crate::bindings);
+        $crate::bindings::__export_conversation_world!(
+            __WasmbotHandler with_types_in $crate::bindings
+        );
     };
 }

@@ -2,8 +2,8 @@
 //! API key stays in the host; errors are typed and each has a reply a user
 //! can read (`?` in a handler turns one into that reply).
 
-use crate::bindings::wasmbot::plugin::llm as wit;
-pub use crate::bindings::wasmbot::plugin::llm::{
+use crate::bindings::wasmbot::plugin0_1_0::llm as wit;
+pub use crate::bindings::wasmbot::plugin0_1_0::llm::{
     ChatMessage, Completion, CompletionRequest, LlmError, Role, Usage,
 };
 

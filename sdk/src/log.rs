@@ -2,7 +2,7 @@
 //!
 //! The host adds the plugin name and the message's correlation id to each line.
 
-use crate::bindings::wasmbot::plugin::log::{Field, Level, log};
+use crate::bindings::wasmbot::plugin0_1_0::log::{Field, Level, log};
 
 fn emit(level: Level, message: &str, fields: &[(&str, &str)]) {
     let fields: Vec<Field> = fields

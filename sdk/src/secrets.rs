@@ -2,8 +2,8 @@
 //! `secrets = [...]` in the manifest). The host masks the value if the
 //! plugin logs it or puts it in a reply.
 
-use crate::bindings::wasmbot::plugin::secrets as wit;
-pub use crate::bindings::wasmbot::plugin::secrets::SecretError;
+use crate::bindings::wasmbot::plugin0_1_0::secrets as wit;
+pub use crate::bindings::wasmbot::plugin0_1_0::secrets::SecretError;
 
 impl SecretError {
     /// A sentence for a user or a log line.

@@ -4,8 +4,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bindings::wasmbot::plugin::state as wit;
-pub use crate::bindings::wasmbot::plugin::state::StateError;
+use crate::bindings::wasmbot::plugin0_1_0::state as wit;
+pub use crate::bindings::wasmbot::plugin0_1_0::state::StateError;
 
 impl StateError {
     /// A sentence for a user or a log line.

@@ -6,8 +6,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bindings::wasmbot::plugin::vectors as wit;
-pub use crate::bindings::wasmbot::plugin::vectors::{
+use crate::bindings::wasmbot::plugin0_1_0::vectors as wit;
+pub use crate::bindings::wasmbot::plugin0_1_0::vectors::{
     CollectionInfo, Distance, FieldMatch, FieldValue, Point, ScoredPoint, VectorError,
 };
 
