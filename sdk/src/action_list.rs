@@ -2,7 +2,8 @@
 
 use crate::{
     Action, Ask, Edit, Keyboard, MAX_ACTIONS, MAX_ASK_TIMEOUT_SECS, MAX_BUTTON_DATA_BYTES,
-    MAX_BUTTON_LABEL_CHARS, MAX_BUTTONS, MAX_PROMPT_STATE_BYTES, MessageRef, Reply,
+    MAX_BUTTON_LABEL_CHARS, MAX_BUTTONS, MAX_BUTTONS_PER_ROW, MAX_PROMPT_STATE_BYTES, MessageRef,
+    Reply,
 };
 
 /// What a handler may return on success: anything that becomes a list of
@@ -112,11 +113,13 @@ impl Actions {
     }
 
     /// Whether the host would take this list: at most [`MAX_ACTIONS`]
-    /// actions; per message at most [`MAX_BUTTONS`] buttons, labels of at
-    /// most [`MAX_BUTTON_LABEL_CHARS`] characters, data of at most
+    /// actions, one `ask` and one notice; per message at most
+    /// [`MAX_BUTTONS`] buttons ([`MAX_BUTTONS_PER_ROW`] a row), labels of 1
+    /// to [`MAX_BUTTON_LABEL_CHARS`] characters, data of at most
     /// [`MAX_BUTTON_DATA_BYTES`] bytes; question state of at most
     /// [`MAX_PROMPT_STATE_BYTES`]; every `sent(n)` naming an earlier
-    /// message of the list. `Err` says what is wrong.
+    /// message of the list. `Err` says what is wrong. The host checks the
+    /// same whatever the plugin does; this is for tests and debugging.
     pub fn check(&self) -> Result<(), String> {
         if self.0.len() > MAX_ACTIONS {
             return Err(format!(
@@ -125,6 +128,7 @@ impl Actions {
             ));
         }
         let mut sent = 0u32;
+        let (mut asks, mut answers) = (0, 0);
         let earlier = |message: &MessageRef, sent: u32| match message {
             MessageRef::Sent(n) if *n >= sent => Err(format!(
                 "sent({n}) names no earlier message ({sent} sent before it)"
@@ -141,6 +145,10 @@ impl Actions {
                     sent += 1;
                 }
                 Action::Ask(question) => {
+                    asks += 1;
+                    if asks > 1 {
+                        return Err("more than one question (`ask`) in one answer".into());
+                    }
                     check_keyboard(&question.message.keyboard)?;
                     if let Some(message) = &question.message.reply_to {
                         earlier(message, sent)?;
@@ -167,7 +175,13 @@ impl Actions {
                 }
                 Action::Delete(message) => earlier(message, sent)?,
                 Action::React(reaction) => earlier(&reaction.message, sent)?,
-                Action::Typing | Action::Answer(_) => {}
+                Action::Answer(_) => {
+                    answers += 1;
+                    if answers > 1 {
+                        return Err("more than one notice: a button press is answered once".into());
+                    }
+                }
+                Action::Typing => {}
             }
         }
         Ok(())
@@ -181,10 +195,17 @@ fn check_keyboard(keyboard: &Keyboard) -> Result<(), String> {
             "{count} buttons on one message: at most {MAX_BUTTONS}"
         ));
     }
+    if let Some(row) = keyboard.iter().find(|row| row.len() > MAX_BUTTONS_PER_ROW) {
+        return Err(format!(
+            "{} buttons in one row: at most {MAX_BUTTONS_PER_ROW}",
+            row.len()
+        ));
+    }
     for button in keyboard.iter().flatten() {
-        if button.label.chars().count() > MAX_BUTTON_LABEL_CHARS {
+        let chars = button.label.trim().chars().count();
+        if chars == 0 || chars > MAX_BUTTON_LABEL_CHARS {
             return Err(format!(
-                "button label {:?}: at most {MAX_BUTTON_LABEL_CHARS} characters",
+                "button label {:?}: 1 to {MAX_BUTTON_LABEL_CHARS} characters",
                 button.label
             ));
         }

@@ -79,8 +79,10 @@
 //! sent by the same action list, or an id (`MessageRef::from(id)`,
 //! [`Event::message_ref`], [`ButtonPress::message`]). The host refuses more
 //! than [`MAX_ACTIONS`] actions, button data over [`MAX_BUTTON_DATA_BYTES`],
-//! labels over [`MAX_BUTTON_LABEL_CHARS`] and more than [`MAX_BUTTONS`]
-//! buttons on one message; [`Actions::check`] tells you before it does.
+//! labels over [`MAX_BUTTON_LABEL_CHARS`], more than [`MAX_BUTTONS`]
+//! buttons on one message (or [`MAX_BUTTONS_PER_ROW`] in a row), and more
+//! than one `ask` or one notice in a list; [`Actions::check`] tells you
+//! before it does.
 //!
 //! Capabilities are modules: [`log`], [`state`], [`secrets`], [`audit`],
 //! [`llm`], [`health`], [`cache`], [`vectors`]; each needs its grant in the
@@ -149,6 +151,8 @@ pub const MAX_BUTTON_DATA_BYTES: usize = 1024;
 pub const MAX_BUTTON_LABEL_CHARS: usize = 64;
 /// The host refuses more buttons on one message.
 pub const MAX_BUTTONS: usize = 100;
+/// The host refuses more buttons in one row.
+pub const MAX_BUTTONS_PER_ROW: usize = 8;
 /// The host keeps at most this much question state (bytes).
 pub const MAX_PROMPT_STATE_BYTES: usize = 16 * 1024;
 /// The longest a question may wait for its answer (a day, in seconds).
