@@ -1,48 +1,195 @@
-//! `/note <text>` keeps a note for this chat, `/notes` lists them,
-//! `/notes clear` forgets them. Notes survive restarts (state capability).
+//! `/note <text>` keeps a note for this chat, `/notes` lists them with a
+//! "✓" button each (a press marks that note done), `/notes clear` forgets
+//! them. `/note` alone asks what to note. Notes survive restarts (state).
+//!
+//! State: `chat:{id}:notes` holds the chat's notes, oldest first, each
+//! `{"id": n, "text": "..."}`. The first version kept plain strings; they
+//! are given ids (and saved so) the first time the list is read.
 
+use serde::{Deserialize, Serialize};
 use wasmbot_sdk::prelude::*;
 
 const MAX_NOTES: usize = 50;
+/// Characters of a note shown on its button.
+const LABEL_CHARS: usize = 24;
+/// Button data: this prefix and the note's id.
+const DONE: &str = "done:";
+/// State of the question `/note` asks.
+const ASKED: &str = "note";
 
-fn handle(msg: Message) -> HandlerResult {
-    let key = format!("chat:{}:notes", msg.chat_id);
-    let mut notes: Vec<String> = state::get(&key)?.unwrap_or_default();
-    match (msg.command.as_str(), msg.args.as_str()) {
-        ("note", "") => Ok(Reply::text(
-            "Usage: /note <text> keeps a note; /notes lists them.",
-        )),
-        ("note", text) => {
-            if notes.len() >= MAX_NOTES {
-                notes.remove(0);
-            }
-            notes.push(text.to_string());
-            state::set(&key, &notes)?;
-            audit::record(
-                "note_added",
-                audit::Status::Ok,
-                &json!({ "count": notes.len() }),
-            )?;
-            Ok(Reply::text(format!(
-                "Noted ({} in this chat).",
-                notes.len()
-            )))
-        }
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Note {
+    /// Stable and never reused: a press names the note by it.
+    id: u64,
+    text: String,
+}
+
+/// A stored note: the current shape, or the first version's plain text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Note(Note),
+    Text(String),
+}
+
+fn handle(event: Event) -> EventResult {
+    let key = format!("chat:{}:notes", event.chat_id);
+    // A command is never an answer: the host ends the question first.
+    if event.is_answer() && event.command().is_none() {
+        return answer(&event, &key);
+    }
+    if let Some(press) = event.press() {
+        return done(&key, press);
+    }
+    let Some(command) = event.command() else {
+        return Ok(Reply::text("Usage: /note <text> keeps a note; /notes lists them.").into());
+    };
+    match (command.name.as_str(), command.args.as_str()) {
+        ("note", "") => Ok(question("What should I note?").into()),
+        ("note", text) => Ok(add(&key, &event, text)?.into()),
         (_, "clear") => {
             state::delete(&key)?;
             audit::record("notes_cleared", audit::Status::Ok, &json!({}))?;
-            Ok(Reply::text("All notes of this chat are forgotten."))
+            Ok(Reply::text("All notes of this chat are forgotten.").into())
         }
-        _ if notes.is_empty() => Ok(Reply::text("No notes yet. Add one with /note <text>.")),
         _ => {
-            let list: Vec<String> = notes
-                .iter()
-                .enumerate()
-                .map(|(i, note)| format!("{}. {note}", i + 1))
-                .collect();
-            Ok(Reply::text(list.join("\n")))
+            let notes = load(&key)?;
+            if notes.is_empty() {
+                return Ok(Reply::text("No notes yet. Add one with /note <text>.").into());
+            }
+            Ok(list(&notes).into())
         }
     }
+}
+
+/// The chat's next message after `/note` asked for one.
+fn answer(event: &Event, key: &str) -> EventResult {
+    match (event.text_input().map(str::trim), event.press()) {
+        (Some(text), _) if !text.is_empty() => Ok(add(key, event, text)?.into()),
+        // A ✓ pressed meanwhile still works; the question goes on.
+        (_, Some(press)) if press.data.starts_with(DONE) => Ok(done(key, press)?.then(question(
+            "Still waiting for your note: send it as text, or /cancel.",
+        ))),
+        _ => Ok(question("Please send the note as text, or /cancel to stop.").into()),
+    }
+}
+
+fn question(text: &str) -> Ask {
+    ask(text).state_text(ASKED)
+}
+
+fn add(key: &str, event: &Event, text: &str) -> Result<Reply, String> {
+    let mut notes = load(key)?;
+    if notes.len() >= MAX_NOTES {
+        notes.remove(0);
+    }
+    notes.push(Note {
+        id: fresh_id(event.unique_id(), &notes),
+        text: text.to_string(),
+    });
+    state::set(key, &notes)?;
+    audit::record(
+        "note_added",
+        audit::Status::Ok,
+        &json!({ "count": notes.len() }),
+    )?;
+    Ok(Reply::text(format!(
+        "Noted ({} in this chat).",
+        notes.len()
+    )))
+}
+
+/// A ✓ press: the note leaves the list, and the pressed message shows what is left.
+fn done(key: &str, press: &ButtonPress) -> Result<Actions, String> {
+    let mut notes = load(key)?;
+    let id: Option<u64> = press.data.strip_prefix(DONE).and_then(|id| id.parse().ok());
+    let position = id.and_then(|id| notes.iter().position(|note| note.id == id));
+    let notice_text = match position {
+        Some(at) => {
+            let note = notes.remove(at);
+            state::set(key, &notes)?;
+            audit::record(
+                "note_done",
+                audit::Status::Ok,
+                &json!({ "count": notes.len() }),
+            )?;
+            format!("Done: {}", note.text)
+        }
+        None => "That note was already done.".to_string(),
+    };
+    let shown = if notes.is_empty() {
+        Reply::text("No notes left.")
+    } else {
+        list(&notes)
+    };
+    Ok(actions![edit(press.message(), shown), notice(notice_text)])
+}
+
+/// The numbered list, with one "✓" button a row per note.
+fn list(notes: &[Note]) -> Reply {
+    let lines: Vec<String> = notes
+        .iter()
+        .enumerate()
+        .map(|(i, note)| format!("{}. {}", i + 1, note.text))
+        .collect();
+    let mut reply = Reply::text(lines.join("\n"));
+    for (i, note) in notes.iter().enumerate() {
+        reply = reply
+            .button(label(i + 1, &note.text), format!("{DONE}{}", note.id))
+            .row();
+    }
+    reply
+}
+
+/// "✓ 2 buy milk", the note cut to fit a button.
+fn label(number: usize, text: &str) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut short: String = text.chars().take(LABEL_CHARS).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    format!("✓ {number} {short}")
+}
+
+/// The chat's notes, in the current shape: plain strings of the first
+/// version get ids, and the list is saved so those ids stay.
+fn load(key: &str) -> Result<Vec<Note>, String> {
+    let stored: Vec<Stored> = state::get(key)?.unwrap_or_default();
+    let legacy = stored.iter().any(|s| matches!(s, Stored::Text(_)));
+    let mut notes: Vec<Note> = Vec::with_capacity(stored.len());
+    for (i, entry) in stored.into_iter().enumerate() {
+        let note = match entry {
+            Stored::Note(note) => note,
+            Stored::Text(text) => {
+                let seed = fnv1a(&format!("{key}:{i}:{text}"));
+                Note {
+                    id: fresh_id(seed, &notes),
+                    text,
+                }
+            }
+        };
+        notes.push(note);
+    }
+    if legacy {
+        state::set(key, &notes)?;
+    }
+    Ok(notes)
+}
+
+/// An id from `seed` that no note in `notes` has, within JSON's safe integers.
+fn fresh_id(seed: u64, notes: &[Note]) -> u64 {
+    let mut id = seed & ((1 << 53) - 1);
+    while notes.iter().any(|note| note.id == id) {
+        id = (id + 1) & ((1 << 53) - 1);
+    }
+    id
+}
+
+/// FNV-1a: stable across builds.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 wasmbot_sdk::handler!(handle);
