@@ -13,9 +13,10 @@ fn handle(event: Event) -> EventResult {
         if press.data != RECHECK {
             return Ok(notice("This button no longer works. Send /health now.").into());
         }
+        // No `typing()`: actions run once the checks are done, so it would
+        // only linger after the edit.
         let report = report(health::check_now());
         return Ok(actions![
-            typing(),
             edit(press.message(), with_button(report)),
             notice("Checked"),
         ]);
