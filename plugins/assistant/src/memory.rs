@@ -1,5 +1,6 @@
 //! `/remember <text>` keeps a note as a vector, `/recall <question>` finds
-//! the notes of this chat closest in meaning, `/forget` clears this chat's.
+//! the notes of this chat closest in meaning, `/forget` clears this chat's;
+//! [`relevant`] finds the notes that may help Claude answer a question.
 //!
 //! Notes live in one collection per embedding size (`notes-1536`…), so the
 //! operator may switch embeddings models: a chat's notes made with the old
@@ -12,6 +13,10 @@ use wasmbot_sdk::vectors::{Distance, FieldMatch, Point, VectorError};
 
 const PREFIX: &str = "notes-";
 const RECALL_LIMIT: u32 = 5;
+/// Notes added to a question for Claude: at most this many...
+const CONTEXT_LIMIT: u32 = 3;
+/// ...at least this similar to the question (cosine).
+const CONTEXT_MIN_SCORE: f32 = 0.3;
 /// Notes moved per step: one embeddings request's worth.
 const MOVE_BATCH: u32 = 64;
 
@@ -23,29 +28,19 @@ struct Note {
     text: String,
 }
 
-fn handle(msg: Message) -> HandlerResult {
-    match (msg.command.as_str(), msg.args.as_str()) {
-        ("remember", "") => Ok(Reply::text("Usage: /remember <text>")),
-        ("remember", text) => remember(&msg, text),
-        ("recall", "") => Ok(Reply::text("Usage: /recall <what you are looking for>")),
-        ("recall", query) => recall(msg.chat_id, query),
-        _ => forget(msg.chat_id),
-    }
-}
-
-fn remember(msg: &Message, text: &str) -> HandlerResult {
+pub fn remember(event: &Event, text: &str) -> Result<Reply, String> {
     let vector = vectors::embed_one(text)?;
-    let collection = current_collection(msg.chat_id, vector.len())?;
+    let collection = current_collection(event.chat_id, vector.len())?;
     let note = Note {
-        chat: msg.chat_id,
-        time: msg.unix_time(),
+        chat: event.chat_id,
+        time: event.unix_time(),
         text: text.to_string(),
     };
-    vectors::upsert(&collection, msg.unique_id(), vector, &note)?;
+    vectors::upsert(&collection, event.unique_id(), vector, &note)?;
     Ok(Reply::text("Remembered. Ask me with /recall <question>."))
 }
 
-fn recall(chat: i64, query: &str) -> HandlerResult {
+pub fn recall(chat: i64, query: &str) -> Result<Reply, String> {
     let vector = vectors::embed_one(query)?;
     let collection = current_collection(chat, vector.len())?;
     let hits = vectors::search(&collection, &vector, RECALL_LIMIT, &[this_chat(chat)])?;
@@ -67,13 +62,35 @@ fn recall(chat: i64, query: &str) -> HandlerResult {
     Ok(Reply::text(lines.join("\n")))
 }
 
-fn forget(chat: i64) -> HandlerResult {
+pub fn forget(chat: i64) -> Result<Reply, String> {
     for collection in note_collections()? {
         vectors::delete_matching(&collection.name, &[this_chat(chat)])?;
     }
     Ok(Reply::text(
         "Forgotten: nothing is remembered in this chat now.",
     ))
+}
+
+/// The texts of `chat`'s notes closest to `question` (best first), for
+/// Claude's context. Empty when nothing is remembered, when no embeddings
+/// provider is configured, or on any error: the question is answered anyway.
+pub fn relevant(chat: i64, question: &str) -> Vec<String> {
+    let search = || -> Result<Vec<String>, VectorError> {
+        // No collection, no note: spare the embeddings request.
+        if note_collections()?.is_empty() {
+            return Ok(Vec::new());
+        }
+        let vector = vectors::embed_one(question)?;
+        let collection = current_collection(chat, vector.len())?;
+        let hits = vectors::search(&collection, &vector, CONTEXT_LIMIT, &[this_chat(chat)])?;
+        Ok(hits
+            .iter()
+            .filter(|hit| hit.score >= CONTEXT_MIN_SCORE)
+            .filter_map(|hit| hit.payload_as::<Note>().ok())
+            .map(|note| note.text)
+            .collect())
+    };
+    search().unwrap_or_default()
 }
 
 /// The collection for the embeddings model in use, holding every note of
@@ -134,5 +151,3 @@ fn note_collections() -> Result<Vec<vectors::CollectionInfo>, VectorError> {
 fn this_chat(chat: i64) -> FieldMatch {
     FieldMatch::integer("chat", chat)
 }
-
-wasmbot_sdk::handler!(handle);
