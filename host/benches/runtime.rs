@@ -108,12 +108,7 @@ fn install(dir: &Path, name: &str) -> anyhow::Result<()> {
 }
 
 fn message(chat_id: i64, text: &str) -> IncomingMessage {
-    IncomingMessage {
-        chat_id,
-        user_id: 1,
-        username: Some("bench".into()),
-        text: text.into(),
-    }
+    IncomingMessage::private(chat_id, 1, Some("bench"), text)
 }
 
 /// The same work as the `start` plugin, in Rust.
@@ -182,9 +177,9 @@ async fn one_task(d: &Dispatcher, text: &str, count: usize) -> anyhow::Result<La
         let reply = d.handle(message(1, text)).await.context("no reply")?;
         samples.push(t.elapsed());
         anyhow::ensure!(
-            reply.text.starts_with(GREETING_PREFIX) || reply.text == "done",
+            reply.text().starts_with(GREETING_PREFIX) || reply.text() == "done",
             "unexpected reply {:?}",
-            reply.text
+            reply.text()
         );
     }
     Ok(Latency::of(samples, started.elapsed()))
@@ -202,7 +197,7 @@ async fn all_cores(d: Arc<Dispatcher>, text: &'static str, count: usize) -> anyh
                 for _ in 0..count / tasks {
                     if d.handle(message(chat as i64, text))
                         .await
-                        .is_some_and(|r| r.text.starts_with(GREETING_PREFIX))
+                        .is_some_and(|r| r.text().starts_with(GREETING_PREFIX))
                     {
                         ok += 1;
                     }
@@ -683,10 +678,10 @@ async fn bench_reload(r: &mut Report) -> anyhow::Result<()> {
                 while !stop.load(Ordering::Relaxed) {
                     sent.fetch_add(1, Ordering::Relaxed);
                     match d.handle(message(chat, "/hello there")).await {
-                        Some(reply) if reply.text.starts_with("echo: there") => {
+                        Some(reply) if reply.text().starts_with("echo: there") => {
                             switched_at.lock().unwrap().get_or_insert_with(Instant::now);
                         }
-                        Some(reply) if reply.text.starts_with(GREETING_PREFIX) => {}
+                        Some(reply) if reply.text().starts_with(GREETING_PREFIX) => {}
                         _ => {
                             failed.fetch_add(1, Ordering::Relaxed);
                         }
@@ -1037,7 +1032,7 @@ async fn inbox_throughput(store: Store, d: Arc<Dispatcher>, count: usize) -> any
             let (store, d, wake, done) = (store.clone(), d.clone(), wake.clone(), done.clone());
             tokio::spawn(async move {
                 let reply = d.handle(message(update.chat_id, "/start")).await;
-                if reply.is_some_and(|r| r.text.starts_with(GREETING_PREFIX))
+                if reply.is_some_and(|r| r.text().starts_with(GREETING_PREFIX))
                     && store
                         .inbox_finish(2, update.update_id, "bench", InboxOutcome::Done, None)
                         .await
@@ -1144,7 +1139,7 @@ async fn bench_memory(r: &mut Report) -> anyhow::Result<()> {
             tokio::spawn(async move {
                 d.handle(message(chat, "/start"))
                     .await
-                    .is_some_and(|r| r.text.starts_with(GREETING_PREFIX))
+                    .is_some_and(|r| r.text().starts_with(GREETING_PREFIX))
             })
         })
         .collect();

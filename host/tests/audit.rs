@@ -168,18 +168,18 @@ async fn a_plugins_nul_and_control_bytes_are_sanitised_and_every_later_entry_lan
             .handle(common::message("/poison"))
             .await
             .expect("a reply to /poison");
-        assert_clean("the /poison reply", &poison.text);
+        assert_clean("the /poison reply", &poison.text());
         assert!(
             poison
-                .text
+                .text()
                 .starts_with("poison: bad\u{FFFD}byte \u{FFFD}[2J"),
             "{label}: {:?}",
-            poison.text
+            poison.text()
         );
         assert!(
-            poison.text.ends_with("\nnext line\tafter tab"),
+            poison.text().ends_with("\nnext line\tafter tab"),
             "{label}: newline and tab are kept: {:?}",
-            poison.text
+            poison.text()
         );
 
         // Then normal messages, one with a NUL as Telegram could deliver it.
@@ -190,11 +190,11 @@ async fn a_plugins_nul_and_control_bytes_are_sanitised_and_every_later_entry_lan
                 .handle(common::message(&format!("/echo hi{i}\0there")))
                 .await
                 .expect("a reply to /echo");
-            assert_clean("the /echo reply", &reply.text);
+            assert_clean("the /echo reply", &reply.text());
             assert!(
-                reply.text.contains(&format!("hi{i}\u{FFFD}there")),
+                reply.text().contains(&format!("hi{i}\u{FFFD}there")),
                 "{}",
-                reply.text
+                reply.text()
             );
             later.push(reply.correlation_id);
         }

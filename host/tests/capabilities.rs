@@ -112,9 +112,9 @@ async fn secrets_only_as_granted_masked_in_replies_and_denials_audited() {
             .handle(common::message("/reveal github_token"))
             .await
             .unwrap();
-        assert_eq!(reply.text, "secret: [redacted]", "{}", t.label);
+        assert_eq!(reply.text(), "secret: [redacted]", "{}", t.label);
         let denied = d.handle(common::message("/reveal bank_pin")).await.unwrap();
-        assert_eq!(denied.text, "error: this plugin may not read that secret");
+        assert_eq!(denied.text(), "error: this plugin may not read that secret");
         host.audit.shutdown(Duration::from_secs(5)).await;
 
         let read = t
@@ -226,7 +226,7 @@ async fn replies_flow_while_postgres_is_down_and_the_audit_lands_when_it_is_back
             .handle(common::message("/start"))
             .await
             .unwrap();
-        assert!(reply.text.starts_with(GREETING));
+        assert!(reply.text().starts_with(GREETING));
         assert!(
             started.elapsed() < Duration::from_millis(500),
             "a reply waited on the database"

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use common::{GREETING, ask, dispatcher, message, plugins_dir};
-use wasmbot::runtime::ReplyFormat;
+use wasmbot::runtime::{Format, ReplyFormat};
 
 const HELP: &str =
     "Here is what I can do:\n/help - show this list\n/start - Say hello and show how to begin";
@@ -18,16 +18,16 @@ async fn start_is_answered_by_the_component_with_the_users_name() {
     let dispatcher = dispatcher(dir.path()).await;
     let reply = dispatcher.handle(message("/start")).await.unwrap();
     assert_eq!(
-        reply.text,
+        reply.text(),
         "Hello, ada! I'm your wasmbot assistant. Send /help to see what I can do."
     );
-    assert_eq!(reply.format, ReplyFormat::Plain);
+    assert_eq!(reply.format(), Format::Plain);
     assert_eq!(reply.correlation_id.len(), 32);
 
     let mut anonymous = message("/start");
     anonymous.username = None;
     let reply = dispatcher.handle(anonymous).await.unwrap();
-    assert!(reply.text.starts_with("Hello, there!"), "{}", reply.text);
+    assert!(reply.text().starts_with("Hello, there!"), "{}", reply.text());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -44,14 +44,16 @@ async fn mentions_of_this_bot_are_answered_and_of_others_ignored() {
             .await
             .starts_with(GREETING)
     );
-    assert_eq!(
-        dispatcher.handle(message("/start@someone_else_bot")).await,
-        None
+    assert!(
+        dispatcher
+            .handle(message("/start@someone_else_bot"))
+            .await
+            .is_none()
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn help_unknown_commands_and_plain_text_list_the_commands() {
+async fn help_and_unknown_commands_list_the_commands_and_plain_text_points_to_help() {
     let dir = plugins_dir(&["start"]);
     let dispatcher = dispatcher(dir.path()).await;
     assert_eq!(ask(&dispatcher, "/help").await, HELP);
@@ -59,9 +61,10 @@ async fn help_unknown_commands_and_plain_text_list_the_commands() {
         ask(&dispatcher, "/nope").await,
         format!("Sorry, I don't know /nope.\n\n{HELP}")
     );
+    // Plain text goes to DEFAULT_PLUGIN; with none, a pointer to /help (not the list).
     assert_eq!(
         ask(&dispatcher, "good morning").await,
-        format!("I answer commands that start with a slash.\n\n{HELP}")
+        "I answer commands that start with a slash: send /help to see them."
     );
 }
 
@@ -73,8 +76,8 @@ async fn arguments_and_ids_reach_the_plugin_and_its_reply_format_comes_back() {
         .handle(message("/say   hello  world "))
         .await
         .unwrap();
-    assert_eq!(reply.text, "echo: hello  world (user 7 in chat 42)");
-    assert_eq!(reply.format, ReplyFormat::Markdown);
+    assert_eq!(reply.text(), "echo: hello  world (user 7 in chat 42)");
+    assert_eq!(reply.format(), Format::Markdown);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -88,7 +91,7 @@ async fn many_chats_at_once_each_get_their_answer() {
                 let mut msg = message(&format!("/echo {i}"));
                 msg.chat_id = i;
                 let reply = dispatcher.handle(msg).await.unwrap();
-                assert_eq!(reply.text, format!("echo: {i} (user 7 in chat {i})"));
+                assert_eq!(reply.text(), format!("echo: {i} (user 7 in chat {i})"));
                 reply.correlation_id
             })
         })
@@ -176,8 +179,8 @@ async fn a_native_command_takes_the_same_path_and_wins_over_a_plugin() {
     assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
     let reply = dispatcher.handle(message("/say hi")).await.unwrap();
     assert!(
-        reply.text.starts_with("echo: hi"),
+        reply.text().starts_with("echo: hi"),
         "the plugin keeps its other command: {}",
-        reply.text
+        reply.text()
     );
 }

@@ -77,12 +77,12 @@ async fn a_replaced_plugin_switches_versions_under_load_without_a_failed_message
                         .handle(message)
                         .await
                         .expect("every message is answered");
-                    let first_new = reply.text.starts_with("echo: there")
+                    let first_new = reply.text().starts_with("echo: there")
                         && !answers.iter().any(|a| a.starts_with("echo: there"));
                     if first_new {
                         switched.fetch_add(1, Ordering::Relaxed);
                     }
-                    answers.push(reply.text);
+                    answers.push(reply.text());
                     if answers.len() == 1 {
                         started_chats.fetch_add(1, Ordering::Relaxed);
                     }

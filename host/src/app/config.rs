@@ -63,12 +63,16 @@ pub struct Config {
     pub audit_cleanup_at: chrono::NaiveTime,
     /// `WORKER_STANDBY_SECS`: how often a standby worker tries to become the active one.
     pub worker_standby: std::time::Duration,
+    /// `DEFAULT_PLUGIN`: the plugin that receives plain text (default
+    /// `assistant`; `none` turns free text off).
+    pub default_plugin: Option<String>,
 }
 
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins/dist";
 pub const DEFAULT_PLUGIN_CACHE_DIR: &str = "data/plugin-cache";
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/wasmbot.db";
+pub const DEFAULT_FREE_TEXT_PLUGIN: &str = "assistant";
 
 impl Config {
     /// `HTTP_ADDR`, or the default for commands that always serve.
@@ -244,6 +248,25 @@ impl Config {
         )?);
         let telegram = TelegramSettings::from_lookup(get)?;
         let llm = LlmSettings::from_lookup(get)?;
+        let default_plugin = match get("DEFAULT_PLUGIN") {
+            None => Some(DEFAULT_FREE_TEXT_PLUGIN.to_string()),
+            Some(name) if name.trim().eq_ignore_ascii_case("none") => None,
+            Some(name) => {
+                let name = name.trim().to_string();
+                let valid = name.len() <= 32
+                    && name.starts_with(|c: char| c.is_ascii_lowercase())
+                    && name.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+                    });
+                if !valid {
+                    return Err(ConfigError::new(
+                        "DEFAULT_PLUGIN",
+                        format!("expected a plugin name (a-z, 0-9, '_', '-') or `none`, got {name:?}"),
+                    ));
+                }
+                Some(name)
+            }
+        };
 
         Ok(Self {
             plugins_dir,
@@ -264,6 +287,7 @@ impl Config {
             health,
             audit_cleanup_at,
             worker_standby,
+            default_plugin,
         })
     }
 }

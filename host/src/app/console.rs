@@ -26,8 +26,9 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
         .with_context(|| format!("watching {}", config.plugins_dir.display()))?;
     // Health and metrics only when asked for: the console is a local tool.
     let ops = host.serve_ops_if_configured(config);
-    let dispatcher =
-        Dispatcher::new(host.registry.clone(), None).with_services(host.services.clone());
+    let dispatcher = Dispatcher::new(host.registry.clone(), None)
+        .with_services(host.services.clone())
+        .with_default_plugin(config.default_plugin.clone());
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         println!("wasmbot console: type /help, or Ctrl-D to leave.");

@@ -132,6 +132,7 @@ impl Host {
             ops: ops_router(self.ops_state()),
             ops_addr: config.http_addr_or_default(),
             health_interval: config.health.interval,
+            default_plugin: config.default_plugin.clone(),
         };
         telegram::serve(bot, shutdown).await
     }

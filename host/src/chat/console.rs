@@ -1,9 +1,20 @@
 //! `wasmbot chat`: the console adapter. Each stdin line is a message from one
-//! local user; each reply is printed to stdout. Needs no external service.
+//! local user; every action is printed: messages as text, buttons as
+//! numbered `[N label]` that `/press N` presses, edits as a marked re-print,
+//! reactions, typing and notices as short lines. Needs no external service.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::dispatcher::{Dispatcher, IncomingMessage};
+use super::dispatcher::Dispatcher;
+use super::event::{IncomingMessage, IncomingPress, Keyboard, OutgoingMessage};
+use super::perform::{ChatOutput, perform};
+use crate::runtime::{ChatType, Format};
+
+/// The console's own command: presses button N of an earlier answer.
+pub const PRESS_COMMAND: &str = "/press";
 
 /// Who the console user is, as the plugins see them.
 #[derive(Debug, Clone)]
@@ -25,6 +36,7 @@ where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let screen = Screen::new();
     let mut lines = input.lines();
     loop {
         if prompt {
@@ -37,21 +49,231 @@ where
         if line.trim().is_empty() {
             continue;
         }
-        let incoming = IncomingMessage {
-            chat_id: user.chat_id,
-            user_id: user.user_id,
-            username: user.username.clone(),
-            text: line,
+        let answer = match press_number(&line) {
+            Some(Ok(number)) => match screen.button(number) {
+                Some((token, message_id)) => {
+                    dispatcher
+                        .handle(IncomingPress {
+                            chat_id: user.chat_id,
+                            user_id: user.user_id,
+                            username: user.username.clone(),
+                            chat_type: ChatType::Private,
+                            display_name: display_name(user),
+                            message_id,
+                            token,
+                        })
+                        .await
+                }
+                None => {
+                    screen.line(format!("(there is no button {number} on screen)"));
+                    None
+                }
+            },
+            Some(Err(())) => {
+                screen.line(format!(
+                    "(usage: {PRESS_COMMAND} N presses the button shown as [N ...])"
+                ));
+                None
+            }
+            None => {
+                let message_id = screen.next_id();
+                dispatcher
+                    .handle(IncomingMessage {
+                        message_id,
+                        display_name: display_name(user),
+                        ..IncomingMessage::private(
+                            user.chat_id,
+                            user.user_id,
+                            user.username.as_deref(),
+                            &line,
+                        )
+                    })
+                    .await
+            }
         };
-        if let Some(reply) = dispatcher.handle(incoming).await {
-            output.write_all(reply.text.as_bytes()).await?;
-            output.write_all(b"\n").await?;
-            output.flush().await?;
+        if let Some(answer) = answer {
+            let store = dispatcher.services().store.as_ref();
+            if let Err(error) = perform(&answer, user.chat_id, &screen, store).await {
+                screen.line(format!("(could not show the answer: {error:#})"));
+            }
         }
+        for text in screen.take_lines() {
+            output.write_all(text.as_bytes()).await?;
+            output.write_all(b"\n").await?;
+        }
+        output.flush().await?;
     }
     if prompt {
         output.write_all(b"\n").await?;
         output.flush().await?;
     }
     Ok(())
+}
+
+fn display_name(user: &ConsoleUser) -> String {
+    user.username.clone().unwrap_or_else(|| "you".to_string())
+}
+
+/// `Some(Ok(n))` for `/press n`, `Some(Err)` for a malformed `/press`.
+fn press_number(line: &str) -> Option<Result<usize, ()>> {
+    let rest = line.trim().strip_prefix(PRESS_COMMAND)?;
+    if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    Some(rest.trim().parse().map_err(drop))
+}
+
+/// What the console has printed: message ids it made up and the buttons
+/// on screen by number.
+struct Screen {
+    state: Mutex<ScreenState>,
+}
+
+struct ScreenState {
+    lines: Vec<String>,
+    next_id: i64,
+    /// Button number -> (token, message it is on).
+    buttons: HashMap<usize, (String, i64)>,
+    /// Message id -> its text, for edits that change only the buttons.
+    texts: HashMap<i64, String>,
+    next_button: usize,
+}
+
+impl Screen {
+    fn new() -> Self {
+        // Ids unique across runs: the host remembers which plugin sent which.
+        let start = chrono::Utc::now().timestamp_millis();
+        Self {
+            state: Mutex::new(ScreenState {
+                lines: Vec::new(),
+                next_id: start,
+                buttons: HashMap::new(),
+                texts: HashMap::new(),
+                next_button: 1,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ScreenState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn next_id(&self) -> i64 {
+        let mut state = self.lock();
+        state.next_id += 1;
+        state.next_id
+    }
+
+    fn line(&self, text: String) {
+        self.lock().lines.push(text);
+    }
+
+    fn take_lines(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().lines)
+    }
+
+    fn button(&self, number: usize) -> Option<(String, i64)> {
+        self.lock().buttons.get(&number).cloned()
+    }
+
+    /// Prints `text` (unless empty) and the keyboard under it.
+    fn show(&self, message_id: i64, prefix: &str, text: &str, keyboard: &Keyboard) {
+        let mut state = self.lock();
+        if !text.is_empty() {
+            state.lines.push(format!("{prefix}{text}"));
+        }
+        for row in keyboard {
+            let mut shown = Vec::new();
+            for button in row {
+                let number = state.next_button;
+                state.next_button += 1;
+                state
+                    .buttons
+                    .insert(number, (button.token.clone(), message_id));
+                shown.push(format!("[{number} {}]", button.label));
+            }
+            state.lines.push(shown.join(" "));
+        }
+    }
+}
+
+impl ChatOutput for Screen {
+    async fn send(
+        &self,
+        message: &OutgoingMessage,
+        _reply_to: Option<i64>,
+    ) -> anyhow::Result<Option<i64>> {
+        if message.text.trim().is_empty() {
+            return Ok(None);
+        }
+        let id = self.next_id();
+        self.lock().texts.insert(id, message.text.clone());
+        self.show(id, "", &message.text, &message.keyboard);
+        Ok(Some(id))
+    }
+
+    async fn edit(
+        &self,
+        message_id: i64,
+        text: Option<&str>,
+        _format: Format,
+        keyboard: &Keyboard,
+    ) -> anyhow::Result<()> {
+        let text = {
+            let mut state = self.lock();
+            // The buttons the old version carried are gone.
+            state.buttons.retain(|_, (_, on)| *on != message_id);
+            match text {
+                Some(text) => {
+                    state.texts.insert(message_id, text.to_string());
+                    text.to_string()
+                }
+                None => state.texts.get(&message_id).cloned().unwrap_or_default(),
+            }
+        };
+        self.show(message_id, "(edited) ", &text, keyboard);
+        Ok(())
+    }
+
+    async fn delete(&self, message_id: i64) -> anyhow::Result<()> {
+        let mut state = self.lock();
+        state.buttons.retain(|_, (_, on)| *on != message_id);
+        let text = state.texts.remove(&message_id).unwrap_or_default();
+        let preview: String = text.chars().take(40).collect();
+        state.lines.push(format!("(deleted: {preview})"));
+        Ok(())
+    }
+
+    async fn react(&self, _message_id: i64, emoji: &str) -> anyhow::Result<()> {
+        self.line(format!("(reacted {emoji})"));
+        Ok(())
+    }
+
+    async fn typing(&self) -> anyhow::Result<()> {
+        self.line("(typing…)".into());
+        Ok(())
+    }
+
+    async fn notice(&self, text: &str, alert: bool) -> anyhow::Result<()> {
+        if !text.is_empty() {
+            let kind = if alert { "alert" } else { "notice" };
+            self.line(format!("({kind}) {text}"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn press_lines() {
+        assert_eq!(press_number("/press 3"), Some(Ok(3)));
+        assert_eq!(press_number("  /press   12 "), Some(Ok(12)));
+        assert_eq!(press_number("/press"), Some(Err(())));
+        assert_eq!(press_number("/press x"), Some(Err(())));
+        assert_eq!(press_number("/pressure"), None);
+        assert_eq!(press_number("/note x"), None);
+    }
 }

@@ -1,6 +1,7 @@
-//! The single path every message takes, whichever adapter it came from:
-//! correlation id -> parse the command -> find the plugin in the current
-//! snapshot -> run it under its limits -> a reply for the user.
+//! The single path every event takes, whichever adapter it came from:
+//! correlation id -> access -> which plugin (a command's owner, the plugin
+//! whose question or button this answers, or the default plugin for free
+//! text) -> its call under its limits -> actions for the adapter.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,31 +10,19 @@ use tracing::Instrument as _;
 
 use super::access::{Access, AccessPolicy, REFUSAL_TEXT};
 use super::command;
+use super::conversation::{self, DeadButton};
+use super::event::{
+    Answer, ChatAction, Incoming, IncomingMessage, IncomingPress, OutgoingMessage, PromptChange,
+};
 use super::help;
 use crate::infra::metrics::{MessageLabels, label, metrics};
 use crate::infra::services::HostServices;
-use crate::infra::store::AuditEntry;
-use crate::infra::store::clean_text;
+use crate::infra::store::{AuditEntry, PendingPrompt, Store, clean_text};
 use crate::runtime::{
-    CallContext, HELP_COMMAND, Message, PluginFailure, PluginRegistry, Reply, ReplyFormat,
+    Action, ButtonPress, CANCEL_COMMAND, CallContext, ChatType, Command, Event, EventKind, Format,
+    HELP_COMMAND, LoadedPlugin, Message, PluginFailure, PluginRegistry, PluginSet, Reply,
+    ReplyFormat,
 };
-
-/// A message as an adapter received it.
-#[derive(Debug, Clone)]
-pub struct IncomingMessage {
-    pub chat_id: i64,
-    pub user_id: i64,
-    pub username: Option<String>,
-    pub text: String,
-}
-
-/// What the adapter should send back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingReply {
-    pub text: String,
-    pub format: ReplyFormat,
-    pub correlation_id: String,
-}
 
 /// A command handled by host code instead of a plugin (benchmarks compare
 /// the two through this same path).
@@ -42,13 +31,35 @@ pub type NativeHandler = Arc<dyn Fn(&Message) -> Reply + Send + Sync>;
 /// The plugin name native commands are logged, audited and counted under.
 const NATIVE: &str = "native";
 
+/// Said for plain text when no plugin takes it.
+const NO_FREE_TEXT: &str = "I answer commands that start with a slash: send /help to see them.";
+
 pub struct Dispatcher {
     registry: Arc<PluginRegistry>,
     native: std::collections::HashMap<String, NativeHandler>,
     services: Arc<HostServices>,
     access: AccessPolicy,
-    /// Our own @username: `/cmd@other_bot` in a group is for someone else.
+    /// Our own @username: `/cmd@other_bot` in a group is for someone else,
+    /// and free text in a group must mention us (or reply to us).
     bot_username: Option<String>,
+    /// The plugin that receives free text (`DEFAULT_PLUGIN`).
+    default_plugin: Option<String>,
+}
+
+/// Who handles an event, and with what.
+struct Call {
+    target: Target,
+    event: Event,
+    /// How the user knows the handler: "/note", or the plugin's name.
+    label: String,
+    /// What becomes of the chat's question unless the plugin asks another.
+    prompt: PromptChange,
+    pressed_message: Option<i64>,
+}
+
+enum Target {
+    Plugin(Arc<LoadedPlugin>),
+    Native(NativeHandler),
 }
 
 impl Dispatcher {
@@ -59,6 +70,7 @@ impl Dispatcher {
             access: AccessPolicy::everyone(),
             native: Default::default(),
             bot_username,
+            default_plugin: None,
         }
     }
 
@@ -80,6 +92,12 @@ impl Dispatcher {
         self
     }
 
+    /// The plugin that receives plain text (it must declare `free_text`).
+    pub fn with_default_plugin(mut self, plugin: Option<String>) -> Self {
+        self.default_plugin = plugin;
+        self
+    }
+
     pub fn services(&self) -> &HostServices {
         &self.services
     }
@@ -88,41 +106,25 @@ impl Dispatcher {
         &self.registry
     }
 
-    /// Handles one message. `None` means the message was not for us.
-    pub async fn handle(&self, incoming: IncomingMessage) -> Option<OutgoingReply> {
+    /// Handles one event. `None` means it was not for us.
+    pub async fn handle(&self, incoming: impl Into<Incoming>) -> Option<Answer> {
+        let incoming = incoming.into();
         let correlation_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let span = tracing::info_span!(
             "message",
             correlation_id = %correlation_id,
-            chat_id = incoming.chat_id,
-            user_id = incoming.user_id,
+            chat_id = incoming.chat_id(),
+            user_id = incoming.user_id(),
         );
         self.route(incoming, correlation_id).instrument(span).await
     }
 
-    async fn route(
-        &self,
-        incoming: IncomingMessage,
-        correlation_id: Arc<str>,
-    ) -> Option<OutgoingReply> {
+    async fn route(&self, incoming: Incoming, correlation_id: Arc<str>) -> Option<Answer> {
         let started = Instant::now();
-        let plugins = self.registry.snapshot();
-        // Every reply passes here: a plugin's answer or error text, and host
-        // texts that quote the user, reach the user with no control
-        // characters but newline and tab (see `infra/store/sanitize.rs`).
-        let reply = |text: String, format: ReplyFormat| {
-            let text = match clean_text(&text) {
-                std::borrow::Cow::Borrowed(_) => text,
-                std::borrow::Cow::Owned(clean) => clean,
-            };
-            Some(OutgoingReply {
-                text,
-                format,
-                correlation_id: correlation_id.to_string(),
-            })
-        };
+        let is_press = matches!(incoming, Incoming::Press(_));
+        let host = |text: String| Some(host_answer(&correlation_id, is_press, text));
 
-        let access = self.access.check(incoming.user_id);
+        let access = self.access.check(incoming.user_id());
         if access != Access::Allowed {
             tracing::warn!(
                 status = "denied",
@@ -130,54 +132,246 @@ impl Dispatcher {
             );
             self.audit_refusal(&incoming, &correlation_id);
             return match access {
-                Access::Refused => reply(REFUSAL_TEXT.to_string(), ReplyFormat::Plain),
+                Access::Refused => host(REFUSAL_TEXT.to_string()),
+                // A press is answered anyway, so the user's client stops waiting.
+                _ if is_press => host(String::new()),
                 _ => None,
             };
         }
 
-        let Some(parsed) = command::parse(&incoming.text) else {
-            tracing::info!(status = "not_a_command", "message handled");
-            return reply(help::not_a_command_text(&plugins), ReplyFormat::Plain);
+        let plugins = self.registry.snapshot();
+        let routed = match incoming {
+            Incoming::Message(message) => self.route_message(message, &plugins, &correlation_id).await,
+            Incoming::Press(press) => self.route_press(press, &plugins, &correlation_id).await,
         };
-        if let (Some(mention), Some(ours)) = (parsed.mention, &self.bot_username)
-            && !mention.eq_ignore_ascii_case(ours)
-        {
-            tracing::debug!(mention, "command addressed to another bot, ignored");
-            return None;
+        match routed {
+            Routed::Ignore => None,
+            Routed::Host(text) => host(text),
+            Routed::HostThen(text, prompt) => {
+                let mut answer = host_answer(&correlation_id, is_press, text);
+                answer.prompt = prompt;
+                Some(answer)
+            }
+            Routed::Call(call) => Some(self.call(call, is_press, started).await),
         }
-        if parsed.name == HELP_COMMAND {
-            tracing::info!(command = HELP_COMMAND, status = "ok", "message handled");
-            return reply(help::help_text(&plugins), ReplyFormat::Plain);
-        }
-        let native = self.native.get(&parsed.name).cloned();
-        let plugin = plugins.plugin_for(&parsed.name).cloned();
-        if native.is_none() && plugin.is_none() {
-            tracing::info!(command = %parsed.name, status = "unknown_command", "message handled");
-            return reply(
-                help::unknown_command_text(&parsed.name, &plugins),
-                ReplyFormat::Plain,
-            );
+    }
+
+    async fn route_message(
+        &self,
+        incoming: IncomingMessage,
+        plugins: &PluginSet,
+        correlation_id: &str,
+    ) -> Routed {
+        let store = self.services.store.as_ref();
+        let chat_id = incoming.chat_id;
+        if let Some(parsed) = command::parse(&incoming.text) {
+            if let (Some(mention), Some(ours)) = (parsed.mention, &self.bot_username)
+                && !mention.eq_ignore_ascii_case(ours)
+            {
+                tracing::debug!(mention, "command addressed to another bot, ignored");
+                return Routed::Ignore;
+            }
+            if parsed.name == HELP_COMMAND {
+                tracing::info!(command = HELP_COMMAND, status = "ok", "message handled");
+                return Routed::Host(help::help_text(plugins));
+            }
+            let waiting = match store {
+                Some(store) => waiting_question(store, chat_id).await,
+                None => None,
+            };
+            if parsed.name == CANCEL_COMMAND {
+                tracing::info!(command = CANCEL_COMMAND, status = "ok", "message handled");
+                return match waiting {
+                    Some(prompt) => Routed::HostThen(
+                        format!("Cancelled: {} no longer waits for your answer.", prompt.plugin),
+                        PromptChange::Clear,
+                    ),
+                    None => Routed::Host("There is no question to cancel.".into()),
+                };
+            }
+            // Any other command leaves a pending question and runs as usual.
+            let prompt = match waiting {
+                Some(_) => PromptChange::Clear,
+                None => PromptChange::Keep,
+            };
+            let target = match (self.native.get(&parsed.name), plugins.plugin_for(&parsed.name)) {
+                (Some(handler), _) => Target::Native(handler.clone()),
+                (None, Some(plugin)) => Target::Plugin(plugin.clone()),
+                (None, None) => {
+                    tracing::info!(command = %parsed.name, status = "unknown_command", "message handled");
+                    return Routed::HostThen(
+                        help::unknown_command_text(&parsed.name, plugins),
+                        prompt,
+                    );
+                }
+            };
+            let kind = EventKind::Command(Command {
+                name: parsed.name.clone(),
+                args: parsed.args.to_string(),
+            });
+            return Routed::Call(Call {
+                target,
+                label: format!("/{}", parsed.name),
+                event: self.event(&incoming, kind, None, correlation_id),
+                prompt,
+                pressed_message: None,
+            });
         }
 
-        let message = Message {
+        // Plain text. In a group it must be addressed to us.
+        let Some(text) = self.addressed_text(&incoming) else {
+            tracing::debug!("text in a group not addressed to the bot, ignored");
+            return Routed::Ignore;
+        };
+        if let Some(store) = store
+            && let Some(prompt) = waiting_question(store, chat_id).await
+        {
+            if let Some(plugin) = plugins.plugin(&prompt.plugin) {
+                let kind = EventKind::Text(text);
+                return Routed::Call(Call {
+                    target: Target::Plugin(plugin.clone()),
+                    label: plugin.name().to_string(),
+                    event: self.event(&incoming, kind, Some(prompt.state), correlation_id),
+                    prompt: PromptChange::Clear,
+                    pressed_message: None,
+                });
+            }
+            tracing::warn!(plugin = %prompt.plugin, "the plugin that asked a question is not loaded; its question is dropped");
+        }
+        match self.free_text_plugin(plugins) {
+            Some(plugin) => Routed::Call(Call {
+                target: Target::Plugin(plugin.clone()),
+                label: plugin.name().to_string(),
+                event: self.event(&incoming, EventKind::Text(text), None, correlation_id),
+                prompt: PromptChange::Keep,
+                pressed_message: None,
+            }),
+            None => {
+                tracing::info!(status = "not_a_command", "message handled");
+                Routed::Host(NO_FREE_TEXT.to_string())
+            }
+        }
+    }
+
+    async fn route_press(
+        &self,
+        press: IncomingPress,
+        plugins: &PluginSet,
+        correlation_id: &str,
+    ) -> Routed {
+        let Some(store) = self.services.store.as_ref() else {
+            return Routed::Host(DeadButton::Unknown.notice().to_string());
+        };
+        let button = match conversation::pressed(store, press.chat_id, &press.token).await {
+            Ok(Ok(button)) => button,
+            Ok(Err(dead)) => {
+                tracing::info!(status = "dead_button", reason = ?dead, "button press handled");
+                return Routed::Host(dead.notice().to_string());
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not read a button from the store");
+                return Routed::Host("Sorry, that did not work. Please try again.".into());
+            }
+        };
+        let Some(plugin) = plugins.plugin(&button.plugin) else {
+            tracing::info!(plugin = %button.plugin, status = "plugin_missing", "button press handled");
+            return Routed::Host(format!(
+                "This button belongs to {}, which is not available right now.",
+                button.plugin
+            ));
+        };
+        // A press on the buttons of the plugin that asked answers its question.
+        let (state, prompt) = match waiting_question(store, press.chat_id).await {
+            Some(waiting) if waiting.plugin == button.plugin => {
+                (Some(waiting.state), PromptChange::Clear)
+            }
+            _ => (None, PromptChange::Keep),
+        };
+        let event = Event {
+            correlation_id: correlation_id.to_string(),
+            chat_id: press.chat_id,
+            chat_type: press.chat_type,
+            user_id: press.user_id,
+            username: press.username.clone(),
+            display_name: press.display_name.clone(),
+            message_id: press.message_id,
+            reply_to: None,
+            kind: EventKind::Button(ButtonPress {
+                data: button.data,
+                message_id: press.message_id,
+            }),
+            text: String::new(),
+            prompt: state,
+        };
+        Routed::Call(Call {
+            target: Target::Plugin(plugin.clone()),
+            label: plugin.name().to_string(),
+            event,
+            prompt,
+            pressed_message: Some(press.message_id),
+        })
+    }
+
+    /// The text a plugin receives, or `None` when a group message is not for
+    /// us: it must reply to one of our messages or mention `@our_name`
+    /// (which is taken out of the text).
+    fn addressed_text(&self, incoming: &IncomingMessage) -> Option<String> {
+        let text = incoming.text.trim();
+        if incoming.chat_type == ChatType::Private {
+            return Some(text.to_string());
+        }
+        let mention = self.bot_username.as_ref().map(|name| format!("@{name}"));
+        if let Some(mention) = &mention
+            && let Some(at) = text.to_lowercase().find(&mention.to_lowercase())
+        {
+            let without = format!("{}{}", &text[..at], &text[at + mention.len()..]);
+            return Some(without.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+        let to_us = incoming.reply_to.as_ref().is_some_and(|quoted| quoted.from_bot);
+        to_us.then(|| text.to_string())
+    }
+
+    fn free_text_plugin<'p>(&self, plugins: &'p PluginSet) -> Option<&'p Arc<LoadedPlugin>> {
+        let name = self.default_plugin.as_deref()?;
+        plugins
+            .plugin(name)
+            .filter(|plugin| plugin.manifest().free_text)
+    }
+
+    fn event(
+        &self,
+        incoming: &IncomingMessage,
+        kind: EventKind,
+        prompt: Option<String>,
+        correlation_id: &str,
+    ) -> Event {
+        Event {
             correlation_id: correlation_id.to_string(),
             chat_id: incoming.chat_id,
+            chat_type: incoming.chat_type,
             user_id: incoming.user_id,
             username: incoming.username.clone(),
-            command: parsed.name.clone(),
-            args: parsed.args.to_string(),
+            display_name: incoming.display_name.clone(),
+            message_id: incoming.message_id,
+            reply_to: incoming.reply_to.clone(),
+            kind,
             text: incoming.text.clone(),
-        };
+            prompt,
+        }
+    }
+
+    /// Runs the call and turns its actions into what the adapter does.
+    async fn call(&self, call: Call, is_press: bool, started: Instant) -> Answer {
+        let event = &call.event;
         let ctx = CallContext {
-            correlation_id: correlation_id.clone(),
-            user_id: incoming.user_id,
-            chat_id: incoming.chat_id,
+            correlation_id: Arc::from(event.correlation_id.as_str()),
+            user_id: event.user_id,
+            chat_id: event.chat_id,
             services: self.services.clone(),
         };
-        let (handler_name, outcome) = match (&native, &plugin) {
-            (Some(handler), _) => (NATIVE, Ok(handler(&message))),
-            (None, Some(plugin)) => (plugin.name(), plugin.invoke(&message, &ctx).await),
-            (None, None) => return None,
+        let (handler_name, outcome) = match &call.target {
+            Target::Native(handler) => (NATIVE, native_call(handler, event)),
+            Target::Plugin(plugin) => (plugin.name(), plugin.invoke(event, &ctx).await),
         };
         // A short plugin call completes without ever waiting, so a loop of
         // them would hold a worker thread forever; take part in tokio's
@@ -185,25 +379,32 @@ impl Dispatcher {
         tokio::task::consume_budget().await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         count_message(handler_name, &outcome, started.elapsed().as_secs_f64());
-        let command = parsed.name.as_str();
-        self.audit_message(
-            &incoming,
-            &correlation_id,
-            handler_name,
-            command,
-            &outcome,
-            duration_ms,
-        );
+        self.audit_call(event, handler_name, &outcome, duration_ms);
+        let kind = kind_name(&event.kind);
+        let command = match &event.kind {
+            EventKind::Command(command) => command.name.as_str(),
+            _ => "",
+        };
+        let mut answer = Answer {
+            correlation_id: event.correlation_id.clone(),
+            plugin: Some(handler_name.to_string()),
+            pressed_message: call.pressed_message,
+            is_press,
+            actions: Vec::new(),
+            prompt: call.prompt,
+        };
         match outcome {
-            Ok(plugin_reply) => {
+            Ok(actions) => {
                 tracing::info!(
                     plugin = handler_name,
+                    kind,
                     command,
                     status = "ok",
                     duration_ms,
                     "message handled"
                 );
-                reply(plugin_reply.text, plugin_reply.format)
+                self.carry_out(&mut answer, handler_name, event.chat_id, actions)
+                    .await;
             }
             Err(failure) => {
                 let status = failure.status();
@@ -214,42 +415,213 @@ impl Dispatcher {
                     // A plugin's own error reply (usage, "not configured") is
                     // a normal answer; a full pool is load, not the plugin's fault.
                     PluginFailure::Declined(_) | PluginFailure::Busy => {
-                        tracing::info!(plugin = handler_name, command, status, duration_ms, %cause, "message handled")
+                        tracing::info!(plugin = handler_name, kind, command, status, duration_ms, %cause, "message handled")
                     }
                     _ => {
-                        tracing::error!(plugin = handler_name, command, status, duration_ms, %cause, "message handled")
+                        tracing::error!(plugin = handler_name, kind, command, status, duration_ms, %cause, "message handled")
                     }
                 }
-                reply(failure_text(command, &failure), ReplyFormat::Plain)
+                let text = clean_text(&failure_text(&call.label, &failure)).into_owned();
+                answer.actions.push(if is_press {
+                    ChatAction::Notice { text, alert: true }
+                } else {
+                    plain(text)
+                });
             }
         }
+        answer
+    }
+
+    /// The plugin's actions as the adapter carries them out: buttons get
+    /// tokens, a question becomes the chat's pending one.
+    async fn carry_out(&self, answer: &mut Answer, plugin: &str, chat_id: i64, actions: Vec<Action>) {
+        let store = self.services.store.as_ref();
+        for action in actions {
+            let chat_action = match action {
+                Action::Send(message) => ChatAction::Send(OutgoingMessage {
+                    keyboard: keyboard(store, plugin, chat_id, message.keyboard).await,
+                    text: message.text,
+                    format: message.format,
+                    reply_to: message.reply_to,
+                }),
+                Action::Ask(question) => {
+                    match store {
+                        Some(_) => {
+                            answer.prompt =
+                                PromptChange::Set(conversation::pending(plugin, &question))
+                        }
+                        None => tracing::warn!(
+                            plugin,
+                            "no store: the plugin's question cannot be kept, its answer will not reach it"
+                        ),
+                    }
+                    let message = question.message;
+                    ChatAction::Send(OutgoingMessage {
+                        keyboard: keyboard(store, plugin, chat_id, message.keyboard).await,
+                        text: message.text,
+                        format: message.format,
+                        reply_to: message.reply_to,
+                    })
+                }
+                Action::Edit(edit) => ChatAction::Edit {
+                    message: edit.message,
+                    text: edit.text,
+                    format: edit.format,
+                    keyboard: keyboard(store, plugin, chat_id, edit.keyboard).await,
+                },
+                Action::Delete(message) => ChatAction::Delete(message),
+                Action::React(reaction) => ChatAction::React {
+                    message: reaction.message,
+                    emoji: reaction.emoji,
+                },
+                Action::Typing => ChatAction::Typing,
+                Action::Answer(notice) if answer.is_press => ChatAction::Notice {
+                    text: notice.text,
+                    alert: notice.alert,
+                },
+                Action::Answer(_) => {
+                    tracing::debug!(plugin, "an `answer` outside a button press is ignored");
+                    continue;
+                }
+            };
+            answer.actions.push(chat_action);
+        }
+    }
+}
+
+/// Where routing ends.
+enum Routed {
+    /// Not for us (another bot's command, group chatter).
+    Ignore,
+    /// The host answers with this text itself.
+    Host(String),
+    /// The host answers, and the chat's question changes.
+    HostThen(String, PromptChange),
+    Call(Call),
+}
+
+async fn waiting_question(store: &Store, chat_id: i64) -> Option<PendingPrompt> {
+    match conversation::waiting_question(store, chat_id).await {
+        Ok(prompt) => prompt,
+        Err(error) => {
+            // Without the store the question cannot be answered now; the
+            // message is handled as if none were waiting.
+            tracing::error!(%error, "could not read the chat's pending question");
+            None
+        }
+    }
+}
+
+/// Tokens for the plugin's buttons; without a store (or when it fails) the
+/// message goes out without them.
+async fn keyboard(
+    store: Option<&Store>,
+    plugin: &str,
+    chat_id: i64,
+    rows: Vec<Vec<crate::runtime::Button>>,
+) -> super::event::Keyboard {
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let Some(store) = store else {
+        tracing::warn!(
+            plugin,
+            "no store: buttons cannot be kept, the message is sent without them"
+        );
+        return Vec::new();
+    };
+    match conversation::keep_buttons(store, plugin, chat_id, rows).await {
+        Ok(keyboard) => keyboard,
+        Err(error) => {
+            tracing::error!(plugin, %error, "could not keep the buttons; the message is sent without them");
+            Vec::new()
+        }
+    }
+}
+
+fn native_call(handler: &NativeHandler, event: &Event) -> Result<Vec<Action>, PluginFailure> {
+    let EventKind::Command(command) = &event.kind else {
+        return Ok(Vec::new());
+    };
+    let reply = handler(&Message {
+        correlation_id: event.correlation_id.clone(),
+        chat_id: event.chat_id,
+        user_id: event.user_id,
+        username: event.username.clone(),
+        command: command.name.clone(),
+        args: command.args.clone(),
+        text: event.text.clone(),
+    });
+    Ok(vec![Action::Send(crate::runtime::Outgoing {
+        text: reply.text,
+        format: match reply.format {
+            ReplyFormat::Plain => Format::Plain,
+            ReplyFormat::Markdown => Format::Markdown,
+            ReplyFormat::Html => Format::Html,
+        },
+        keyboard: Vec::new(),
+        reply_to: None,
+    })])
+}
+
+fn plain(text: String) -> ChatAction {
+    ChatAction::Send(OutgoingMessage {
+        text,
+        format: Format::Plain,
+        keyboard: Vec::new(),
+        reply_to: None,
+    })
+}
+
+/// The host's own text: a message, or the notice answering a press.
+fn host_answer(correlation_id: &str, is_press: bool, text: String) -> Answer {
+    let text = clean_text(&text).into_owned();
+    let action = if is_press {
+        ChatAction::Notice { text, alert: false }
+    } else {
+        plain(text)
+    };
+    Answer {
+        correlation_id: correlation_id.to_string(),
+        plugin: None,
+        pressed_message: None,
+        is_press,
+        actions: vec![action],
+        prompt: PromptChange::Keep,
+    }
+}
+
+fn kind_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::Command(_) => "command",
+        EventKind::Text(_) => "text",
+        EventKind::Button(_) => "button",
     }
 }
 
 impl Dispatcher {
     /// A message from someone not on the allow-list: no plugin ran.
-    fn audit_refusal(&self, incoming: &IncomingMessage, correlation_id: &str) {
+    fn audit_refusal(&self, incoming: &Incoming, correlation_id: &str) {
         let Some(writer) = &self.services.audit else {
             return;
         };
         writer.record(AuditEntry {
             correlation_id: Some(correlation_id.to_string()),
-            user_id: Some(incoming.user_id),
-            chat_id: Some(incoming.chat_id),
+            user_id: Some(incoming.user_id()),
+            chat_id: Some(incoming.chat_id()),
             error: Some("user is not in TELEGRAM_ALLOWED_USERS".into()),
-            metadata: sqlx::types::Json(serde_json::json!({ "username": incoming.username })),
+            metadata: sqlx::types::Json(serde_json::json!({ "username": incoming.username() })),
             ..AuditEntry::new("access", "denied")
         });
     }
 
-    /// One entry per handled message; queued, never awaited.
-    fn audit_message(
+    /// One entry per handled event (action `command`, `text` or `button`);
+    /// queued, never awaited.
+    fn audit_call(
         &self,
-        incoming: &IncomingMessage,
-        correlation_id: &str,
+        event: &Event,
         plugin: &str,
-        command: &str,
-        outcome: &Result<Reply, PluginFailure>,
+        outcome: &Result<Vec<Action>, PluginFailure>,
         duration_ms: f64,
     ) {
         let Some(writer) = &self.services.audit else {
@@ -259,21 +631,25 @@ impl Dispatcher {
             Ok(_) => ("ok", None),
             Err(failure) => (failure.status(), Some(failure.to_string())),
         };
+        let metadata = match &event.kind {
+            EventKind::Command(command) => serde_json::json!({ "command": command.name }),
+            _ => serde_json::json!({ "answers_question": event.prompt.is_some() }),
+        };
         writer.record(AuditEntry {
-            correlation_id: Some(correlation_id.to_string()),
-            user_id: Some(incoming.user_id),
-            chat_id: Some(incoming.chat_id),
+            correlation_id: Some(event.correlation_id.clone()),
+            user_id: Some(event.user_id),
+            chat_id: Some(event.chat_id),
             plugin: Some(plugin.to_string()),
             error,
             duration_ms: Some(duration_ms),
-            metadata: sqlx::types::Json(serde_json::json!({ "command": command })),
-            ..AuditEntry::new("command", status)
+            metadata: sqlx::types::Json(metadata),
+            ..AuditEntry::new(kind_name(&event.kind), status)
         });
     }
 }
 
-/// The message, its latency and (for a call the host ended) the failure, in the metrics.
-fn count_message(plugin: &str, outcome: &Result<Reply, PluginFailure>, seconds: f64) {
+/// The event, its latency and (for a call the host ended) the failure, in the metrics.
+fn count_message(plugin: &str, outcome: &Result<Vec<Action>, PluginFailure>, seconds: f64) {
     let status = match outcome {
         Ok(_) => "ok",
         Err(failure) => failure.status(),
@@ -294,20 +670,21 @@ fn count_message(plugin: &str, outcome: &Result<Reply, PluginFailure>, seconds: 
 }
 
 /// What the user reads when a call fails; the cause itself goes to the log.
-fn failure_text(command: &str, failure: &PluginFailure) -> String {
+/// `handler` is "/note" for a command, the plugin's name otherwise.
+fn failure_text(handler: &str, failure: &PluginFailure) -> String {
     match failure {
         PluginFailure::Declined(text) => text.clone(),
         PluginFailure::Timeout(_) => {
-            format!("Sorry, /{command} took too long and was stopped. Please try again later.")
+            format!("Sorry, {handler} took too long and was stopped. Please try again later.")
         }
         PluginFailure::OutOfMemory(_) => {
-            format!("Sorry, /{command} needed more memory than it is allowed and was stopped.")
+            format!("Sorry, {handler} needed more memory than it is allowed and was stopped.")
         }
-        PluginFailure::Crashed(_) => {
-            format!("Sorry, something went wrong in /{command}. The problem has been logged.")
+        PluginFailure::Crashed(_) | PluginFailure::Unsendable(_) => {
+            format!("Sorry, something went wrong in {handler}. The problem has been logged.")
         }
         PluginFailure::Busy => {
-            format!("The bot is busy right now; please send /{command} again in a moment.")
+            format!("The bot is busy right now; please send {handler} again in a moment.")
         }
     }
 }

@@ -13,10 +13,3 @@ pub fn help_text(plugins: &PluginSet) -> String {
 pub fn unknown_command_text(command: &str, plugins: &PluginSet) -> String {
     format!("Sorry, I don't know /{command}.\n\n{}", help_text(plugins))
 }
-
-pub fn not_a_command_text(plugins: &PluginSet) -> String {
-    format!(
-        "I answer commands that start with a slash.\n\n{}",
-        help_text(plugins)
-    )
-}

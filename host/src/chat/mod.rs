@@ -1,13 +1,23 @@
-//! From a chat message to a reply: adapters (console, Telegram)
-//! turn their input into an [`IncomingMessage`] and hand it to the one
-//! [`Dispatcher`], which routes it to a plugin.
+//! From a chat event to actions: adapters (console, Telegram) turn their
+//! input into an [`Incoming`] event and hand it to the one [`Dispatcher`],
+//! which routes it to a plugin; [`perform`] carries the plugin's actions
+//! out through the adapter's [`ChatOutput`].
 
 pub mod access;
 pub mod command;
 pub mod console;
+mod conversation;
 mod dispatcher;
+mod event;
 mod help;
 pub mod lanes;
+mod perform;
 pub mod telegram;
 
-pub use dispatcher::{Dispatcher, IncomingMessage, NativeHandler, OutgoingReply};
+pub use conversation::{BUTTON_LIFETIME, MESSAGE_MEMORY};
+pub use dispatcher::{Dispatcher, NativeHandler};
+pub use event::{
+    Answer, ChatAction, Incoming, IncomingMessage, IncomingPress, InlineButton, Keyboard,
+    OutgoingMessage, PromptChange,
+};
+pub use perform::{ChatOutput, perform};

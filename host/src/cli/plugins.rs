@@ -174,17 +174,21 @@ impl UsageSources {
 
 fn describe(plugin: &LoadedPlugin) -> String {
     let manifest = plugin.manifest();
-    let commands: Vec<String> = manifest
+    let mut commands: Vec<String> = manifest
         .commands
         .iter()
         .map(|c| format!("/{}", c.name))
         .collect();
+    if manifest.free_text {
+        commands.push("(free text)".into());
+    }
     let grants: Vec<&str> = manifest.capabilities.iter().map(|c| c.name).collect();
     format!(
-        "{}\t{}\tloaded\t{}\tgrants: {}\tsecrets: {}\tlimits: {} ms, {} MiB\tsha256:{}",
+        "{}\t{}\tloaded\t{}\tworld: {}\tgrants: {}\tsecrets: {}\tlimits: {} ms, {} MiB\tsha256:{}",
         plugin.name(),
         manifest.version,
         commands.join(" "),
+        plugin.world().label(),
         if grants.is_empty() {
             "none".to_string()
         } else {

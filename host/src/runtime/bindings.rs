@@ -18,6 +18,7 @@ pub mod conversation {
     wasmtime::component::bindgen!({
         world: "wasmbot:plugin/conversation@0.2.0",
         path: ["../wit", "../wit/v0.2"],
+        additional_derives: [PartialEq, Eq],
         imports: { default: async },
         exports: { default: async },
         with: {

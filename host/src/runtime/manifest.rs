@@ -16,8 +16,11 @@ pub const HELP_COMMAND: &str = "help";
 /// Telegram's limit on a command's description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 256;
 
+/// The command that leaves a plugin's pending question (`ask`).
+pub const CANCEL_COMMAND: &str = "cancel";
+
 /// Commands the host answers itself; a plugin may not claim them.
-pub const RESERVED_COMMANDS: &[&str] = &[HELP_COMMAND];
+pub const RESERVED_COMMANDS: &[&str] = &[HELP_COMMAND, CANCEL_COMMAND];
 
 /// The longest call a manifest (or `PLUGIN_TIMEOUT_MS`) may allow.
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
@@ -86,6 +89,9 @@ pub struct Manifest {
     /// Per-call budgets the manifest sets under `[limits]` (checked against
     /// the capability table); the operator's defaults fill the rest.
     pub budgets: BTreeMap<String, u64>,
+    /// Takes plain text (not a command) when the operator makes it the
+    /// `DEFAULT_PLUGIN`.
+    pub free_text: bool,
 }
 
 #[derive(Deserialize)]
@@ -93,7 +99,10 @@ pub struct Manifest {
 struct RawManifest {
     name: String,
     version: String,
+    #[serde(default)]
     commands: Vec<RawCommand>,
+    #[serde(default)]
+    free_text: bool,
     #[serde(default)]
     capabilities: Vec<String>,
     #[serde(default)]
@@ -148,8 +157,10 @@ impl Manifest {
         if raw.version.trim().is_empty() {
             return Err("`version` must not be empty".into());
         }
-        if raw.commands.is_empty() {
-            return Err("`commands` must list at least one command".into());
+        if raw.commands.is_empty() && !raw.free_text {
+            return Err(
+                "`commands` must list at least one command (or set `free_text = true`)".into(),
+            );
         }
         let mut seen = HashSet::new();
         let mut commands = Vec::with_capacity(raw.commands.len());
@@ -224,6 +235,7 @@ impl Manifest {
             secrets: raw.secrets,
             limits: PluginLimits::new(timeout_ms, memory_mb).with_reply_kb(reply_kb),
             budgets: raw.limits.budgets,
+            free_text: raw.free_text,
         })
     }
 

@@ -2,6 +2,7 @@
 //! the registry of loaded plugins. It links whatever capability table it is
 //! handed and names no capability itself.
 
+mod actions;
 pub mod bindings;
 mod budget;
 mod cache;
@@ -13,6 +14,11 @@ mod plugin;
 mod registry;
 mod watcher;
 
+pub use actions::{DEFAULT_PROMPT_WAIT, MAX_PROMPT_WAIT};
+pub use bindings::conversation::events::{
+    Action, Button, ButtonPress, ChatType, Command, Edit, Event, EventKind, Format, MessageRef,
+    Notice, Outgoing, Question, Quoted, Reaction,
+};
 pub use bindings::types::{Message, Reply, ReplyFormat};
 pub use budget::{Budget, BudgetDefaults, HOST_CALLS, OverBudget};
 pub use cache::{CompileStats, content_hash};
@@ -20,9 +26,9 @@ pub use call::{CallContext, CallState, MASK};
 pub use capability::{Capability, CapabilityTable};
 pub use engine::{Allocation, DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, PluginEngine};
 pub use manifest::{
-    CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_REPLY_KB, MAX_TIMEOUT_MS, Manifest,
+    CANCEL_COMMAND, CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_REPLY_KB, MAX_TIMEOUT_MS, Manifest,
     ManifestError, PluginLimits,
 };
-pub use plugin::{LoadError, LoadedPlugin, PluginFailure};
+pub use plugin::{LoadError, LoadedPlugin, PluginFailure, World};
 pub use registry::{PluginRegistry, PluginSet, ReloadOutcome};
 pub use watcher::{DEBOUNCE, PluginWatcher, watch};

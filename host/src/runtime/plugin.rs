@@ -11,8 +11,13 @@ use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 use crate::infra::metrics::{CutLabels, metrics};
 use crate::infra::store::clean_capped;
 
+use super::actions::{self, ActionLimits};
 use super::bindings::HandlerPre;
-use super::bindings::types::{Message, Reply};
+use super::bindings::conversation::ConversationPre;
+use super::bindings::conversation::events::{
+    Action, Event, EventKind, Format, MessageRef, Outgoing,
+};
+use super::bindings::types::{Message, Reply, ReplyFormat};
 use super::budget::{self, Budget, CallBudgets, HOST_CALLS};
 use super::cache::content_hash;
 use super::call::{CallContext, CallState};
@@ -60,6 +65,10 @@ pub enum PluginFailure {
     /// Every instance slot of the pool was in use: load, not the plugin's fault.
     #[error("no instance slot was free (the pool is exhausted)")]
     Busy,
+    /// The handler returned actions the host cannot carry out (too many,
+    /// a button too large, a reference to no message).
+    #[error("the plugin's actions were refused: {0}")]
+    Unsendable(String),
 }
 
 impl PluginFailure {
@@ -71,6 +80,7 @@ impl PluginFailure {
             PluginFailure::OutOfMemory(_) => "out_of_memory",
             PluginFailure::Crashed(_) => "error",
             PluginFailure::Busy => "busy",
+            PluginFailure::Unsendable(_) => "unsendable",
         }
     }
 }
@@ -84,7 +94,31 @@ pub struct LoadedPlugin {
     allowances: Arc<[(&'static Budget, u32)]>,
     /// Per-plugin quotas of what the manifest grants.
     quotas: Arc<[(&'static Budget, u32)]>,
-    pre: HandlerPre<CallState>,
+    entry: Entry,
+}
+
+/// The world a plugin was built for, found from what its component exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    /// `wasmbot:plugin/handler@0.1.0`: one command in, one reply out.
+    Handler,
+    /// `wasmbot:plugin/conversation@0.2.0`: events in, actions out.
+    Conversation,
+}
+
+impl World {
+    /// As `plugins list` shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            World::Handler => "handler@0.1.0",
+            World::Conversation => "conversation@0.2.0",
+        }
+    }
+}
+
+enum Entry {
+    Handler(HandlerPre<CallState>),
+    Conversation(ConversationPre<CallState>),
 }
 
 impl LoadedPlugin {
@@ -157,12 +191,26 @@ impl LoadedPlugin {
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|error| LoadError::new(&name, format!("cannot be linked: {error:#}")))?;
-        let pre = HandlerPre::new(instance_pre).map_err(|error| {
-            LoadError::new(
+        let entry = match ConversationPre::new(instance_pre.clone()) {
+            Ok(pre) => Entry::Conversation(pre),
+            Err(conversation) => match HandlerPre::new(instance_pre) {
+                Ok(pre) => Entry::Handler(pre),
+                Err(handler) => {
+                    return Err(LoadError::new(
+                        &name,
+                        format!(
+                            "exports neither the `conversation` world's (0.2.0) nor the `handler` world's (0.1.0) `handle` function: {conversation:#}; {handler:#}"
+                        ),
+                    ));
+                }
+            },
+        };
+        if manifest.free_text && matches!(entry, Entry::Handler(_)) {
+            return Err(LoadError::new(
                 &name,
-                format!("does not export the `handler` world's `handle` function: {error:#}"),
-            )
-        })?;
+                "`free_text = true` needs the `conversation` world (wasmbot:plugin@0.2.0); this component is built for `handler` (0.1.0)",
+            ));
+        }
         let granted = manifest
             .capabilities
             .iter()
@@ -189,8 +237,16 @@ impl LoadedPlugin {
             quotas: quotas.into(),
             manifest,
             content_hash,
-            pre,
+            entry,
         })
+    }
+
+    /// The world the component was built for.
+    pub fn world(&self) -> World {
+        match self.entry {
+            Entry::Handler(_) => World::Handler,
+            Entry::Conversation(_) => World::Conversation,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -211,13 +267,14 @@ impl LoadedPlugin {
         &self.content_hash
     }
 
-    /// Runs `handle(message)` in a fresh instance under the plugin's limits.
-    /// Whatever happens inside the guest ends here: the host goes on.
+    /// Runs `handle(event)` in a fresh instance under the plugin's limits
+    /// and returns the actions to carry out, checked and capped. Whatever
+    /// happens inside the guest ends here: the host goes on.
     pub async fn invoke(
         &self,
-        message: &Message,
+        event: &Event,
         ctx: &CallContext,
-    ) -> Result<Reply, PluginFailure> {
+    ) -> Result<Vec<Action>, PluginFailure> {
         let limits = self.manifest.limits;
         let state = CallState::new(
             self.name.clone(),
@@ -227,7 +284,11 @@ impl LoadedPlugin {
             CallBudgets::new(&self.allowances),
             self.quotas.clone(),
         );
-        let mut store = Store::new(self.pre.engine(), state);
+        let engine = match &self.entry {
+            Entry::Handler(pre) => pre.engine(),
+            Entry::Conversation(pre) => pre.engine(),
+        };
+        let mut store = Store::new(engine, state);
         store.limiter(|state| state.limiter());
         store.set_epoch_deadline(deadline_ticks(limits.timeout));
         store.epoch_deadline_trap();
@@ -235,8 +296,21 @@ impl LoadedPlugin {
         // The epoch deadline stops guest code; this outer timeout also stops a
         // call stuck awaiting a host function.
         let outcome = tokio::time::timeout(limits.timeout + EPOCH_TICK * 5, async {
-            let handler = self.pre.instantiate_async(&mut store).await?;
-            handler.call_handle(&mut store, message).await
+            match &self.entry {
+                Entry::Conversation(pre) => {
+                    let plugin = pre.instantiate_async(&mut store).await?;
+                    plugin.call_handle(&mut store, event).await
+                }
+                Entry::Handler(pre) => {
+                    let Some(message) = legacy_message(event) else {
+                        // Only commands are routed to a 0.1.0 plugin.
+                        return Ok(Ok(Vec::new()));
+                    };
+                    let handler = pre.instantiate_async(&mut store).await?;
+                    let reply = handler.call_handle(&mut store, &message).await?;
+                    Ok(reply.map(|reply| vec![legacy_send(reply)]))
+                }
+            }
         })
         .await;
         store.data().forward_output();
@@ -244,14 +318,16 @@ impl LoadedPlugin {
 
         match outcome {
             Err(_elapsed) => Err(PluginFailure::Timeout(limits.timeout)),
-            Ok(Ok(Ok(reply))) => {
-                if reply.text.len() > limits.reply_bytes {
-                    report_cut(&self.name, "reply", reply.text.len(), limits.reply_bytes);
+            Ok(Ok(Ok(actions))) => {
+                let limits = ActionLimits {
+                    text_bytes: limits.reply_bytes,
+                };
+                let bounded = actions::bound(actions, limits, |text| store.data().mask(text))
+                    .map_err(PluginFailure::Unsendable)?;
+                if let Some(total) = bounded.cut_from {
+                    report_cut(&self.name, "reply", total, limits.text_bytes);
                 }
-                Ok(Reply {
-                    text: cap_reply(store.data().mask(&reply.text), limits.reply_bytes),
-                    format: reply.format,
-                })
+                Ok(bounded.actions)
             }
             Ok(Ok(Err(text))) => {
                 if text.len() > MAX_ERROR_BYTES {
@@ -280,6 +356,36 @@ impl LoadedPlugin {
     }
 }
 
+/// What a 0.1.0 handler receives for a command event.
+fn legacy_message(event: &Event) -> Option<Message> {
+    let EventKind::Command(command) = &event.kind else {
+        return None;
+    };
+    Some(Message {
+        correlation_id: event.correlation_id.clone(),
+        chat_id: event.chat_id,
+        user_id: event.user_id,
+        username: event.username.clone(),
+        command: command.name.clone(),
+        args: command.args.clone(),
+        text: event.text.clone(),
+    })
+}
+
+/// A 0.1.0 reply is one message sent.
+fn legacy_send(reply: Reply) -> Action {
+    Action::Send(Outgoing {
+        text: reply.text,
+        format: match reply.format {
+            ReplyFormat::Plain => Format::Plain,
+            ReplyFormat::Markdown => Format::Markdown,
+            ReplyFormat::Html => Format::Html,
+        },
+        keyboard: Vec::new(),
+        reply_to: None::<MessageRef>,
+    })
+}
+
 /// The longest error text (`Err(text)`) kept; it reaches the user, the log
 /// and the audit trail.
 pub const MAX_ERROR_BYTES: usize = 1024;
@@ -302,20 +408,6 @@ fn report_cut(plugin: &str, what: &'static str, bytes: usize, limit: usize) {
         limit,
         "the plugin's text was cut to its limit"
     );
-}
-
-/// A reply past the limit is cut, and says so.
-fn cap_reply(text: String, max_bytes: usize) -> String {
-    if text.len() <= max_bytes {
-        return text;
-    }
-    let total_kib = text.len().div_ceil(1024);
-    let mut cut = clean_capped(&text, max_bytes).into_owned();
-    cut.push_str(&format!(
-        "\n(cut: the reply was {total_kib} KiB; this plugin may send {} KiB)",
-        max_bytes >> 10
-    ));
-    cut
 }
 
 fn deadline_ticks(timeout: Duration) -> u64 {
@@ -344,8 +436,9 @@ fn check_imports(
             .strip_prefix(PLUGIN_PACKAGE)
             .map(|rest| rest.split('@').next().unwrap_or(rest));
         let reason = match interface {
-            // `types` holds only type definitions; nothing to grant.
-            Some("types") => continue,
+            // `types` (0.1.0) and `events` (0.2.0) hold only type
+            // definitions; nothing to grant.
+            Some("types" | "events") => continue,
             Some(name) => match Capability::find(known, name) {
                 Some(capability) if manifest.grants(capability.name) => continue,
                 Some(_) => format!(

@@ -1,8 +1,11 @@
 //! A local Telegram Bot API emulator: a real HTTP server on 127.0.0.1
 //! speaking the Bot API's JSON (getMe, getUpdates with long polling,
-//! sendMessage, setMyCommands, setWebhook/deleteWebhook/getWebhookInfo),
-//! recording what the bot sent and able to answer 429 or reject markup
-//! like the real server does.
+//! sendMessage with inline keyboards and replies, editMessageText,
+//! editMessageReplyMarkup, deleteMessage, setMessageReaction,
+//! sendChatAction, answerCallbackQuery, setMyCommands,
+//! setWebhook/deleteWebhook/getWebhookInfo), delivering callback queries,
+//! recording what the bot did and able to answer 429 or reject markup like
+//! the real server does.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,6 +27,47 @@ pub struct Sent {
     pub text: String,
     pub parse_mode: Option<String>,
     pub at: Instant,
+    pub message_id: i64,
+    /// `reply_markup` as sent (an inline keyboard), if any.
+    pub reply_markup: Option<Value>,
+    /// `reply_parameters.message_id`, if any.
+    pub reply_to: Option<i64>,
+}
+
+impl Sent {
+    /// The inline keyboard's buttons as (label, callback_data), row by row.
+    pub fn buttons(&self) -> Vec<(String, String)> {
+        buttons_of(self.reply_markup.as_ref())
+    }
+}
+
+/// A message as the emulator holds it now (after edits).
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub chat_id: i64,
+    pub text: String,
+    pub reply_markup: Option<Value>,
+}
+
+impl Held {
+    pub fn buttons(&self) -> Vec<(String, String)> {
+        buttons_of(self.reply_markup.as_ref())
+    }
+}
+
+fn buttons_of(markup: Option<&Value>) -> Vec<(String, String)> {
+    markup
+        .and_then(|m| m["inline_keyboard"].as_array())
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+        .map(|b| {
+            (
+                b["text"].as_str().unwrap_or_default().to_string(),
+                b["callback_data"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -45,6 +89,15 @@ pub struct BotApi {
     pub throttled_at: Mutex<Option<Instant>>,
     /// Offsets the bot asked getUpdates for.
     pub offsets: Mutex<Vec<i64>>,
+    /// Ids for the messages the bot sends.
+    message_ids: AtomicU32,
+    /// Every message the bot sent and did not delete, as it is now.
+    pub messages: Mutex<std::collections::HashMap<i64, Held>>,
+    /// Requests other than sendMessage that act in a chat, in order:
+    /// (method, body) for editmessagetext, editmessagereplymarkup,
+    /// deletemessage, setmessagereaction, sendchataction, answercallbackquery.
+    pub actions: Mutex<Vec<(String, Value)>>,
+    new_action: Notify,
 }
 
 impl BotApi {
@@ -53,6 +106,7 @@ impl BotApi {
         let api = Arc::new(Self {
             token: token.to_string(),
             update_ids: AtomicU32::new(1000),
+            message_ids: AtomicU32::new(5000),
             ..Default::default()
         });
         let app = axum::Router::new()
@@ -80,6 +134,128 @@ impl BotApi {
                 json!([{"type": "bot_command", "offset": 0, "length": text.split_whitespace().next().unwrap_or("").chars().count()}])
             } else { json!([]) }
         }})
+    }
+
+    /// A press on an inline button of message `message_id` (which the bot
+    /// sent to `chat_id`), as a callback query with `data`.
+    pub fn press_update(&self, chat_id: i64, user_id: i64, message_id: i64, data: &str) -> Value {
+        let id = self.update_ids.fetch_add(1, Ordering::SeqCst);
+        let chat = if chat_id < 0 {
+            json!({"id": chat_id, "type": "supergroup", "title": "Test group"})
+        } else {
+            json!({"id": chat_id, "type": "private", "first_name": "Ada", "username": "ada"})
+        };
+        let text = self
+            .messages
+            .lock()
+            .unwrap()
+            .get(&message_id)
+            .map(|m| m.text.clone())
+            .unwrap_or_default();
+        json!({"update_id": id, "callback_query": {
+            "id": format!("cq{id}"),
+            "from": {"id": user_id, "is_bot": false, "first_name": "Ada", "username": "ada"},
+            "message": {"message_id": message_id, "date": 1_764_000_000, "chat": chat,
+                "from": {"id": 4242, "is_bot": true, "first_name": "Test", "username": BOT_USERNAME},
+                "text": text},
+            "chat_instance": "42",
+            "data": data,
+        }})
+    }
+
+    /// Queues a press (see [`Self::press_update`]); returns its callback query id.
+    pub fn press(&self, chat_id: i64, user_id: i64, message_id: i64, data: &str) -> String {
+        let update = self.press_update(chat_id, user_id, message_id, data);
+        let id = update["callback_query"]["id"].as_str().unwrap().to_string();
+        self.push_update(update);
+        id
+    }
+
+    /// A text message replying to `reply_to` (one of the bot's messages).
+    pub fn reply_update(&self, chat_id: i64, user_id: i64, text: &str, reply_to: i64) -> Value {
+        let mut update = self.update(chat_id, user_id, text);
+        let quoted = self
+            .messages
+            .lock()
+            .unwrap()
+            .get(&reply_to)
+            .map(|m| m.text.clone())
+            .unwrap_or_default();
+        update["message"]["reply_to_message"] = json!({"message_id": reply_to, "date": 1_764_000_000,
+            "chat": update["message"]["chat"].clone(),
+            "from": {"id": 4242, "is_bot": true, "first_name": "Test", "username": BOT_USERNAME},
+            "text": quoted});
+        update
+    }
+
+    pub fn held(&self, message_id: i64) -> Option<Held> {
+        self.messages.lock().unwrap().get(&message_id).cloned()
+    }
+
+    /// Waits until `count` requests of `method` (lower case) were made; returns their bodies.
+    pub async fn wait_for_action(&self, method: &str, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let notified = self.new_action.notified();
+            let done: Vec<Value> = self
+                .actions
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(m, _)| m == method)
+                .map(|(_, body)| body.clone())
+                .collect();
+            if done.len() >= count {
+                return done;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "{} of {count} {method} requests arrived: {done:?}",
+                done.len()
+            );
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
+    fn record_action(&self, method: &str, body: &Value) {
+        self.actions
+            .lock()
+            .unwrap()
+            .push((method.to_string(), body.clone()));
+        self.new_action.notify_waiters();
+    }
+
+    /// editMessageText / editMessageReplyMarkup: the message must be the
+    /// bot's, in that chat, and actually change (as Telegram insists).
+    fn edit(&self, method: &str, body: &Value) -> Response {
+        let chat_id = body["chat_id"].as_i64().expect("chat_id");
+        let message_id = body["message_id"].as_i64().expect("message_id");
+        let mut messages = self.messages.lock().unwrap();
+        let Some(held) = messages.get_mut(&message_id).filter(|m| m.chat_id == chat_id) else {
+            return error(StatusCode::BAD_REQUEST, 400, "Bad Request: message to edit not found", None);
+        };
+        let markup = body.get("reply_markup").cloned().filter(|m| !m.is_null());
+        let text = match method {
+            "editmessagetext" => body["text"].as_str().expect("text").to_string(),
+            _ => held.text.clone(),
+        };
+        if text == held.text && markup == held.reply_markup {
+            return error(
+                StatusCode::BAD_REQUEST,
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
+                None,
+            );
+        }
+        held.text = text.clone();
+        held.reply_markup = markup;
+        drop(messages);
+        self.record_action(method, body);
+        ok(json!({"message_id": message_id, "date": 1_764_000_001,
+            "chat": {"id": chat_id, "type": "private"},
+            "from": {"id": 4242, "is_bot": true, "first_name": "Test", "username": BOT_USERNAME},
+            "text": text}))
     }
 
     /// Queues a text message for getUpdates; returns the update.
@@ -205,11 +381,24 @@ impl BotApi {
                 None,
             );
         }
+        let message_id = i64::from(self.message_ids.fetch_add(1, Ordering::SeqCst));
+        let reply_markup = body.get("reply_markup").cloned().filter(|m| !m.is_null());
+        self.messages.lock().unwrap().insert(
+            message_id,
+            Held {
+                chat_id,
+                text: text.clone(),
+                reply_markup: reply_markup.clone(),
+            },
+        );
         self.sent.lock().unwrap().push(Sent {
             chat_id,
             text: text.clone(),
             parse_mode,
             at: Instant::now(),
+            message_id,
+            reply_markup,
+            reply_to: body["reply_parameters"]["message_id"].as_i64(),
         });
         self.new_sent.notify_waiters();
         let chat = if chat_id < 0 {
@@ -217,7 +406,7 @@ impl BotApi {
         } else {
             json!({"id": chat_id, "type": "private"})
         };
-        ok(json!({"message_id": 1, "date": 1_764_000_001, "chat": chat,
+        ok(json!({"message_id": message_id, "date": 1_764_000_001, "chat": chat,
             "from": {"id": 4242, "is_bot": true, "first_name": "Test", "username": BOT_USERNAME},
             "text": text}))
     }
@@ -302,6 +491,19 @@ async fn handle(
             ok(api.get_updates(&body).await)
         }
         "sendmessage" => api.send_message(&body),
+        "editmessagetext" | "editmessagereplymarkup" => api.edit(&method, &body),
+        "deletemessage" => {
+            let message_id = body["message_id"].as_i64().expect("message_id");
+            if api.messages.lock().unwrap().remove(&message_id).is_none() {
+                return error(StatusCode::BAD_REQUEST, 400, "Bad Request: message to delete not found", None);
+            }
+            api.record_action(&method, &body);
+            ok(json!(true))
+        }
+        "setmessagereaction" | "sendchataction" | "answercallbackquery" => {
+            api.record_action(&method, &body);
+            ok(json!(true))
+        }
         "setmycommands" => {
             let commands = body["commands"]
                 .as_array()

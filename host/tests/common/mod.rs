@@ -87,12 +87,7 @@ pub async fn dispatcher(dir: &Path) -> Dispatcher {
 }
 
 pub fn message(text: &str) -> IncomingMessage {
-    IncomingMessage {
-        chat_id: 42,
-        user_id: 7,
-        username: Some("ada".into()),
-        text: text.into(),
-    }
+    IncomingMessage::private(42, 7, Some("ada"), text)
 }
 
 /// Sends `text` and returns the reply text; panics when there is no reply.
@@ -101,7 +96,7 @@ pub async fn ask(dispatcher: &Dispatcher, text: &str) -> String {
         .handle(message(text))
         .await
         .unwrap_or_else(|| panic!("no reply to {text:?}"))
-        .text
+        .text()
 }
 
 pub const GREETING: &str = "Hello, ada! I'm your wasmbot assistant.";

@@ -3,15 +3,14 @@
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use teloxide::prelude::Bot;
 use teloxide::types::Update;
 use tokio::sync::watch;
 
 use super::inbox::Inbox;
-use super::replies::ReplySender;
-use super::updates::incoming_message;
-use crate::chat::dispatcher::Dispatcher;
+use super::replies::{ReplySender, TelegramChat};
+use super::updates::incoming;
+use crate::chat::{Dispatcher, perform};
 use crate::infra::services::HostServices;
 
 /// Everything one update needs on its way through.
@@ -23,25 +22,23 @@ pub struct TelegramAdapter {
 }
 
 impl TelegramAdapter {
-    /// Handles one claimed update: the plugin's answer is sent before this
-    /// returns Ok. An error (the reply could not be sent) means "try again".
+    /// Handles one claimed update: the plugin's actions are carried out
+    /// before this returns Ok. An error (a message could not be sent) means
+    /// "try again".
     pub(super) async fn handle(&self, update: Update) -> anyhow::Result<()> {
-        let Some(incoming) = incoming_message(&update) else {
+        let Some((event, callback_id)) = incoming(&update, self.inbox.bot_id) else {
             return Ok(());
         };
-        let chat_id = incoming.chat_id;
-        let Some(reply) = self.dispatcher.handle(incoming).await else {
+        let chat_id = event.chat_id();
+        let Some(answer) = self.dispatcher.handle(event).await else {
             return Ok(());
         };
-        self.replies
-            .send(chat_id, &reply.text, reply.format)
-            .await
-            .with_context(|| {
-                format!(
-                    "sending the reply (correlation id {}) to chat {chat_id}",
-                    reply.correlation_id
-                )
-            })
+        let chat = TelegramChat {
+            replies: &self.replies,
+            chat_id,
+            callback_id,
+        };
+        perform(&answer, chat_id, &chat, self.services().store.as_ref()).await
     }
 
     pub(super) fn services(&self) -> &HostServices {

@@ -33,7 +33,7 @@ pub async fn run(adapter: Arc<TelegramAdapter>, mut stop: watch::Receiver<bool>)
             .get_updates()
             .offset(offset)
             .timeout(POLL_TIMEOUT_SECS)
-            .allowed_updates([AllowedUpdate::Message]);
+            .allowed_updates([AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
         let result = tokio::select! {
             result = request => result,
             _ = stopped(&mut stop) => break,

@@ -1,25 +1,38 @@
-//! Sending replies: rendered as the plugin asked (plain, MarkdownV2, HTML),
-//! retried as plain text if Telegram rejects the markup, split on line
-//! boundaries at Telegram's 4096-character limit, with 429 `retry_after`
-//! waited out and network errors retried with backoff.
+//! Carrying out a plugin's actions in one Telegram chat: messages rendered
+//! as the plugin asked (plain, MarkdownV2, HTML), retried as plain text if
+//! Telegram rejects the markup, split on line boundaries at Telegram's
+//! 4096-character limit, inline keyboards, edits, deletes, reactions,
+//! "typing" and callback answers. Every request waits out 429
+//! `retry_after` and retries network errors with backoff.
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use teloxide::ApiError;
 use teloxide::RequestError;
-use teloxide::payloads::SendMessageSetters as _;
+use teloxide::payloads::{
+    AnswerCallbackQuerySetters as _, EditMessageReplyMarkupSetters as _,
+    EditMessageTextSetters as _, SendMessageSetters as _, SetMessageReactionSetters as _,
+};
+use teloxide::requests::Payload;
 use teloxide::prelude::{Bot, Requester as _};
-use teloxide::types::{ChatId, ParseMode};
+use teloxide::requests::Request;
+use teloxide::types::{
+    CallbackQueryId, ChatAction as TypingAction, ChatId, InlineKeyboardButton,
+    InlineKeyboardMarkup, MessageId, ParseMode, ReactionType, ReplyParameters,
+};
 
-use crate::runtime::ReplyFormat;
+use crate::chat::{ChatOutput, Keyboard, OutgoingMessage};
+use crate::infra::store::clean_capped;
+use crate::runtime::Format;
 
 /// Telegram's limit for one message's text, in UTF-16 code units.
 pub const MESSAGE_LIMIT: usize = 4096;
 
-/// Attempts per message part before giving up (429s and network errors).
+/// Attempts per request before giving up (429s and network errors).
 const MAX_ATTEMPTS: u32 = 5;
 
-/// The longest `retry_after` we wait out; beyond it the part is given up.
+/// The longest `retry_after` we wait out; beyond it the request is given up.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 
 #[derive(Clone)]
@@ -37,58 +50,229 @@ impl ReplySender {
         &self,
         chat_id: i64,
         text: &str,
-        format: ReplyFormat,
+        format: Format,
     ) -> Result<(), RequestError> {
-        for part in split_message(text, MESSAGE_LIMIT) {
-            self.send_part(chat_id, &part, format).await?;
-        }
-        Ok(())
+        let message = OutgoingMessage {
+            text: text.to_string(),
+            format,
+            keyboard: Vec::new(),
+            reply_to: None,
+        };
+        self.send_message(chat_id, &message, None).await.map(drop)
     }
 
-    async fn send_part(
+    /// Sends the message, split at the limit: the first part replies to
+    /// `reply_to`, the last carries the keyboard. Returns the last part's id.
+    async fn send_message(
         &self,
         chat_id: i64,
-        text: &str,
-        format: ReplyFormat,
-    ) -> Result<(), RequestError> {
-        let mut parse_mode = match format {
-            ReplyFormat::Plain => None,
-            ReplyFormat::Markdown => Some(ParseMode::MarkdownV2),
-            ReplyFormat::Html => Some(ParseMode::Html),
+        message: &OutgoingMessage,
+        reply_to: Option<i64>,
+    ) -> Result<Option<i64>, RequestError> {
+        let parts = split_message(&message.text, MESSAGE_LIMIT);
+        let count = parts.len();
+        let mut last = None;
+        for (index, part) in parts.iter().enumerate() {
+            let keyboard = (index + 1 == count).then_some(&message.keyboard);
+            let reply_to = if index == 0 { reply_to } else { None };
+            let sent = retrying(message.format, |mode| {
+                let mut request = self.bot.send_message(ChatId(chat_id), part.as_str());
+                if let Some(mode) = mode {
+                    request = request.parse_mode(mode);
+                }
+                if let Some(keyboard) = keyboard.filter(|keyboard| !keyboard.is_empty()) {
+                    request = request.reply_markup(markup(keyboard));
+                }
+                if let Some(id) = reply_to {
+                    request = request
+                        .reply_parameters(ReplyParameters::new(message_id(id)).allow_sending_without_reply());
+                }
+                request
+            })
+            .await?;
+            last = Some(i64::from(sent.id.0));
+        }
+        Ok(last)
+    }
+}
+
+/// One chat of one update: what [`crate::chat::perform`] drives.
+pub struct TelegramChat<'a> {
+    pub replies: &'a ReplySender,
+    pub chat_id: i64,
+    /// The callback query to answer when the update was a button press.
+    pub callback_id: Option<String>,
+}
+
+impl ChatOutput for TelegramChat<'_> {
+    async fn send(&self, message: &OutgoingMessage, reply_to: Option<i64>) -> anyhow::Result<Option<i64>> {
+        Ok(self
+            .replies
+            .send_message(self.chat_id, message, reply_to)
+            .await?)
+    }
+
+    async fn edit(
+        &self,
+        id: i64,
+        text: Option<&str>,
+        format: Format,
+        keyboard: &Keyboard,
+    ) -> anyhow::Result<()> {
+        let bot = &self.replies.bot;
+        let chat = ChatId(self.chat_id);
+        let result = match text {
+            Some(text) => {
+                // An edit cannot be split: cut to one message.
+                let text = within_limit(text);
+                retrying(format, |mode| {
+                    let mut request = bot.edit_message_text(chat, message_id(id), text.as_str());
+                    if let Some(mode) = mode {
+                        request = request.parse_mode(mode);
+                    }
+                    if !keyboard.is_empty() {
+                        request = request.reply_markup(markup(keyboard));
+                    }
+                    request
+                })
+                .await
+                .map(drop)
+            }
+            None => retrying(Format::Plain, |_| {
+                bot.edit_message_reply_markup(chat, message_id(id))
+                    .reply_markup(markup(keyboard))
+            })
+            .await
+            .map(drop),
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = self.bot.send_message(ChatId(chat_id), text);
-            if let Some(mode) = parse_mode {
-                request = request.parse_mode(mode);
+        match result {
+            // Pressing "check again" with nothing changed is not a failure.
+            Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),
+            other => other.with_context(|| format!("editing message {id}")),
+        }
+    }
+
+    async fn delete(&self, id: i64) -> anyhow::Result<()> {
+        let bot = &self.replies.bot;
+        retrying(Format::Plain, |_| bot.delete_message(ChatId(self.chat_id), message_id(id)))
+            .await
+            .map(drop)
+            .with_context(|| format!("deleting message {id}"))
+    }
+
+    async fn react(&self, id: i64, emoji: &str) -> anyhow::Result<()> {
+        let bot = &self.replies.bot;
+        let reaction: Vec<ReactionType> = if emoji.is_empty() {
+            Vec::new()
+        } else {
+            vec![ReactionType::Emoji {
+                emoji: emoji.to_string(),
+            }]
+        };
+        retrying(Format::Plain, |_| {
+            bot.set_message_reaction(ChatId(self.chat_id), message_id(id))
+                .reaction(reaction.clone())
+        })
+        .await
+        .map(drop)
+        .with_context(|| format!("reacting {emoji} to message {id}"))
+    }
+
+    async fn typing(&self) -> anyhow::Result<()> {
+        let bot = &self.replies.bot;
+        retrying(Format::Plain, |_| {
+            bot.send_chat_action(ChatId(self.chat_id), TypingAction::Typing)
+        })
+        .await
+        .map(drop)
+        .context("showing typing")
+    }
+
+    async fn notice(&self, text: &str, alert: bool) -> anyhow::Result<()> {
+        let Some(id) = &self.callback_id else {
+            return Ok(());
+        };
+        let bot = &self.replies.bot;
+        retrying(Format::Plain, |_| {
+            let mut request = bot
+                .answer_callback_query(CallbackQueryId(id.clone()))
+                .show_alert(alert);
+            if !text.is_empty() {
+                request = request.text(text);
             }
-            let error = match request.await {
-                Ok(_) => return Ok(()),
-                Err(error) => error,
-            };
-            match &error {
-                RequestError::Api(ApiError::CantParseEntities(detail)) if parse_mode.is_some() => {
-                    tracing::warn!(%detail, "Telegram rejected the reply's markup; sending it as plain text");
-                    parse_mode = None;
-                    attempt -= 1;
-                }
-                RequestError::RetryAfter(wait)
-                    if attempt < MAX_ATTEMPTS && wait.duration() <= MAX_RETRY_AFTER =>
-                {
-                    tracing::warn!(
-                        retry_after_s = wait.seconds(),
-                        "Telegram asked us to slow down; waiting"
-                    );
-                    tokio::time::sleep(wait.duration()).await;
-                }
-                RequestError::Network(_) | RequestError::Io(_) if attempt < MAX_ATTEMPTS => {
-                    let backoff = Duration::from_millis(250 << attempt);
-                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "sending a reply failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                }
-                _ => return Err(error),
+            request
+        })
+        .await
+        .map(drop)
+        .context("answering the button press")
+    }
+}
+
+fn message_id(id: i64) -> MessageId {
+    // Telegram message ids are 32-bit; a larger id is no message of ours.
+    MessageId(i32::try_from(id).unwrap_or(i32::MAX))
+}
+
+fn markup(keyboard: &Keyboard) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(keyboard.iter().map(|row| {
+        row.iter()
+            .map(|button| InlineKeyboardButton::callback(button.label.clone(), button.token.clone()))
+            .collect::<Vec<_>>()
+    }))
+}
+
+/// The text cut to one Telegram message (UTF-16 units), with an ellipsis.
+fn within_limit(text: &str) -> String {
+    if telegram_len(text) <= MESSAGE_LIMIT {
+        return text.to_string();
+    }
+    let (bytes, _) = prefix_within(text, MESSAGE_LIMIT - 1);
+    clean_capped(&text[..bytes], bytes).into_owned() + "…"
+}
+
+/// Sends the request `make` builds (given the parse mode to use), waiting
+/// out 429s, retrying network errors with backoff, and falling back to
+/// plain text once when Telegram rejects the markup.
+async fn retrying<R>(
+    format: Format,
+    make: impl Fn(Option<ParseMode>) -> R,
+) -> Result<<R::Payload as Payload>::Output, RequestError>
+where
+    R: Request<Err = RequestError>,
+{
+    let mut parse_mode = match format {
+        Format::Plain => None,
+        Format::Markdown => Some(ParseMode::MarkdownV2),
+        Format::Html => Some(ParseMode::Html),
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let error = match make(parse_mode).send().await {
+            Ok(output) => return Ok(output),
+            Err(error) => error,
+        };
+        match &error {
+            RequestError::Api(ApiError::CantParseEntities(detail)) if parse_mode.is_some() => {
+                tracing::warn!(%detail, "Telegram rejected the reply's markup; sending it as plain text");
+                parse_mode = None;
+                attempt -= 1;
             }
+            RequestError::RetryAfter(wait)
+                if attempt < MAX_ATTEMPTS && wait.duration() <= MAX_RETRY_AFTER =>
+            {
+                tracing::warn!(
+                    retry_after_s = wait.seconds(),
+                    "Telegram asked us to slow down; waiting"
+                );
+                tokio::time::sleep(wait.duration()).await;
+            }
+            RequestError::Network(_) | RequestError::Io(_) if attempt < MAX_ATTEMPTS => {
+                let backoff = Duration::from_millis(250 << attempt);
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "a Telegram request failed; retrying");
+                tokio::time::sleep(backoff).await;
+            }
+            _ => return Err(error),
         }
     }
 }

@@ -17,10 +17,10 @@ use super::replies::ReplySender;
 use super::settings::TelegramSettings;
 use super::{menu, polling, runner, webhook};
 use crate::chat::access::AccessPolicy;
-use crate::chat::dispatcher::Dispatcher;
+use crate::chat::Dispatcher;
 use crate::infra::alert::{AlertSink, SinkFuture};
 use crate::infra::services::HostServices;
-use crate::runtime::{PluginRegistry, ReloadOutcome, ReplyFormat};
+use crate::runtime::{Format, PluginRegistry, ReloadOutcome};
 
 /// How long shutdown waits for messages in flight.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -36,6 +36,8 @@ pub struct BotHost<'a> {
     pub ops_addr: SocketAddr,
     /// `HEALTH_INTERVAL_SECS`: how often the health monitor checks.
     pub health_interval: Duration,
+    /// `DEFAULT_PLUGIN`: who receives plain text.
+    pub default_plugin: Option<String>,
 }
 
 /// Runs the bot until `shutdown` resolves, then stops taking updates and
@@ -90,7 +92,8 @@ pub async fn serve(
     let alerter = services.alerter.clone();
     let dispatcher = Dispatcher::new(host.registry.clone(), username)
         .with_services(services)
-        .with_access(access);
+        .with_access(access)
+        .with_default_plugin(host.default_plugin.clone());
     let adapter = Arc::new(TelegramAdapter {
         bot: bot.clone(),
         dispatcher: Arc::new(dispatcher),
@@ -242,7 +245,7 @@ impl AlertSink for AdminChat {
         let (replies, chat_id) = (self.replies.clone(), self.chat_id);
         Box::pin(async move {
             replies
-                .send(chat_id, &text, ReplyFormat::Plain)
+                .send(chat_id, &text, Format::Plain)
                 .await
                 .with_context(|| format!("sending an alert to TELEGRAM_ADMIN_CHAT_ID {chat_id}"))
         })

@@ -34,7 +34,7 @@ struct WebhookState {
 pub async fn register(bot: &teloxide::Bot, url: &Url, secret: &str) -> anyhow::Result<()> {
     bot.set_webhook(url.clone())
         .secret_token(secret.to_string())
-        .allowed_updates([AllowedUpdate::Message])
+        .allowed_updates([AllowedUpdate::Message, AllowedUpdate::CallbackQuery])
         .await
         .context("registering WEBHOOK_URL with Telegram (setWebhook)")?;
     tracing::info!(path = url.path(), "receiving Telegram updates by webhook");

@@ -3,6 +3,7 @@
 //! dialects. Every query runs under a timeout.
 
 mod audit;
+mod conversation;
 mod credentials;
 mod inbox;
 mod pool;
@@ -10,6 +11,7 @@ mod sanitize;
 mod state;
 
 pub use audit::{AuditEntry, KeyedAuditEntry, RejectedAudit};
+pub use conversation::{PendingPrompt, StoredButton, unix_now};
 pub use credentials::{CredentialInfo, StoredCredential};
 pub use inbox::{ClaimedUpdate, InboxCounts, InboxOutcome, InboxUpdate};
 pub use pool::{Store, StoreError, StoreResult, now};

@@ -1,0 +1,192 @@
+//! What adapters hand the dispatcher (a message or a button press) and what
+//! they get back: actions to carry out, in order, in the event's chat.
+
+use crate::infra::store::PendingPrompt;
+use crate::runtime::{ChatType, Format, MessageRef, Quoted};
+
+/// A message as an adapter received it.
+#[derive(Debug, Clone)]
+pub struct IncomingMessage {
+    pub chat_id: i64,
+    pub user_id: i64,
+    pub username: Option<String>,
+    pub text: String,
+    pub chat_type: ChatType,
+    /// First and last name (Telegram); the console uses the username.
+    pub display_name: String,
+    pub message_id: i64,
+    /// The message this one replies to.
+    pub reply_to: Option<Quoted>,
+}
+
+impl IncomingMessage {
+    /// A text from a private chat with no reply and no message id (tests, benchmarks).
+    pub fn private(chat_id: i64, user_id: i64, username: Option<&str>, text: &str) -> Self {
+        Self {
+            chat_id,
+            user_id,
+            username: username.map(str::to_string),
+            text: text.to_string(),
+            chat_type: ChatType::Private,
+            display_name: username.unwrap_or_default().to_string(),
+            message_id: 0,
+            reply_to: None,
+        }
+    }
+}
+
+/// A press on an inline button.
+#[derive(Debug, Clone)]
+pub struct IncomingPress {
+    pub chat_id: i64,
+    pub user_id: i64,
+    pub username: Option<String>,
+    pub chat_type: ChatType,
+    pub display_name: String,
+    /// The message the button is on.
+    pub message_id: i64,
+    /// What the host gave the adapter for the button (Telegram's callback_data).
+    pub token: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    Message(IncomingMessage),
+    Press(IncomingPress),
+}
+
+impl Incoming {
+    pub fn chat_id(&self) -> i64 {
+        match self {
+            Incoming::Message(message) => message.chat_id,
+            Incoming::Press(press) => press.chat_id,
+        }
+    }
+
+    pub fn user_id(&self) -> i64 {
+        match self {
+            Incoming::Message(message) => message.user_id,
+            Incoming::Press(press) => press.user_id,
+        }
+    }
+
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            Incoming::Message(message) => message.username.as_deref(),
+            Incoming::Press(press) => press.username.as_deref(),
+        }
+    }
+}
+
+impl From<IncomingMessage> for Incoming {
+    fn from(message: IncomingMessage) -> Self {
+        Incoming::Message(message)
+    }
+}
+
+impl From<IncomingPress> for Incoming {
+    fn from(press: IncomingPress) -> Self {
+        Incoming::Press(press)
+    }
+}
+
+/// A button as the adapter shows it: the plugin's label, the host's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineButton {
+    pub label: String,
+    pub token: String,
+}
+
+pub type Keyboard = Vec<Vec<InlineButton>>;
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub text: String,
+    pub format: Format,
+    pub keyboard: Keyboard,
+    pub reply_to: Option<MessageRef>,
+}
+
+/// One thing the adapter does in the event's chat, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatAction {
+    Send(OutgoingMessage),
+    Edit {
+        message: MessageRef,
+        text: Option<String>,
+        format: Format,
+        keyboard: Keyboard,
+    },
+    Delete(MessageRef),
+    React {
+        message: MessageRef,
+        emoji: String,
+    },
+    Typing,
+    /// Answers the button press this event was (Telegram's answerCallbackQuery).
+    Notice {
+        text: String,
+        alert: bool,
+    },
+}
+
+/// The dispatcher's answer to one event.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub correlation_id: String,
+    /// The plugin acting (its messages are recorded as its own); `None`
+    /// for the host's own texts.
+    pub plugin: Option<String>,
+    /// The message a press was on, when its button is this plugin's: the
+    /// plugin may edit or delete it.
+    pub pressed_message: Option<i64>,
+    /// Whether the event was a press (answered even with no notice).
+    pub is_press: bool,
+    pub actions: Vec<ChatAction>,
+    /// What becomes of the chat's pending question once the actions are done.
+    pub prompt: PromptChange,
+}
+
+/// Applied after the answer was delivered, so a question is neither lost
+/// nor left behind when sending fails and the event is handled again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PromptChange {
+    #[default]
+    Keep,
+    /// The question was answered, cancelled or interrupted by a command.
+    Clear,
+    /// The plugin asked a (new) question.
+    Set(PendingPrompt),
+}
+
+impl Answer {
+    /// What the user reads, in order: every sent text and every edited
+    /// text and notice, one per line (the console, tests).
+    pub fn text(&self) -> String {
+        let texts: Vec<&str> = self
+            .actions
+            .iter()
+            .filter_map(|action| match action {
+                ChatAction::Send(message) => Some(message.text.as_str()),
+                ChatAction::Edit {
+                    text: Some(text), ..
+                } => Some(text.as_str()),
+                ChatAction::Notice { text, .. } if !text.is_empty() => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        texts.join("\n")
+    }
+
+    /// The format of the first message sent (plain when none).
+    pub fn format(&self) -> Format {
+        self.actions
+            .iter()
+            .find_map(|action| match action {
+                ChatAction::Send(message) => Some(message.format),
+                _ => None,
+            })
+            .unwrap_or(Format::Plain)
+    }
+}
