@@ -1,4 +1,4 @@
-//! The llm capability and the `ask` plugin against a fake Anthropic server:
+//! The llm capability and the `assistant` plugin (`/ask`) against a fake Anthropic server:
 //! what is sent, what is logged and audited, and the error policy (friendly
 //! replies, admin alerts at most once per 5 minutes, one recovery notice).
 
@@ -88,7 +88,7 @@ impl LlmHost {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_question_is_sent_with_the_key_in_the_header_answered_remembered_and_audited() {
-    let host = llm_host(&[("ANTHROPIC_API_KEY", API_KEY)], &["ask"]).await;
+    let host = llm_host(&[("ANTHROPIC_API_KEY", API_KEY)], &["assistant"]).await;
     let d = &host.dispatcher;
     assert_eq!(
         ask(d, "/ask What is Rust?").await,
@@ -145,7 +145,7 @@ async fn a_question_is_sent_with_the_key_in_the_header_answered_remembered_and_a
             llm.model.as_deref(),
             llm.plugin.as_deref()
         ),
-        ("ok", Some(MODEL), Some("ask"))
+        ("ok", Some(MODEL), Some("assistant"))
     );
     assert_eq!(llm.metadata.0["input_tokens"], 30);
     assert_eq!(llm.metadata.0["output_tokens"], 7);
@@ -158,7 +158,11 @@ async fn a_question_is_sent_with_the_key_in_the_header_answered_remembered_and_a
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oauth_token_is_sent_as_a_bearer_with_the_beta_header() {
-    let host = llm_host(&[("ANTHROPIC_AUTH_TOKEN", "sk-ant-oat01-TOKEN")], &["ask"]).await;
+    let host = llm_host(
+        &[("ANTHROPIC_AUTH_TOKEN", "sk-ant-oat01-TOKEN")],
+        &["assistant"],
+    )
+    .await;
     ask(&host.dispatcher, "/ask hi").await;
     let headers = &host.fake.requests()[0].headers;
     assert_eq!(headers["authorization"], "Bearer sk-ant-oat01-TOKEN");
@@ -168,7 +172,7 @@ async fn an_oauth_token_is_sent_as_a_bearer_with_the_beta_header() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn overloaded_and_down_are_unavailable_with_one_alert_and_one_recovery_notice() {
-    let host = llm_host(&[("ANTHROPIC_API_KEY", API_KEY)], &["ask"]).await;
+    let host = llm_host(&[("ANTHROPIC_API_KEY", API_KEY)], &["assistant"]).await;
     host.fake.script([
         Answer::Error(529, "overloaded_error", None),
         Answer::Error(503, "api_error", None),
@@ -206,7 +210,7 @@ async fn overloaded_and_down_are_unavailable_with_one_alert_and_one_recovery_not
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limited_is_a_warning_without_alert_and_a_refused_key_alerts() {
-    let host = llm_host(&[("ANTHROPIC_API_KEY", API_KEY)], &["ask"]).await;
+    let host = llm_host(&[("ANTHROPIC_API_KEY", API_KEY)], &["assistant"]).await;
     host.fake.script([
         Answer::Error(429, "rate_limit_error", Some(7)),
         Answer::Error(401, "authentication_error", None),
@@ -240,7 +244,7 @@ async fn rate_limited_is_a_warning_without_alert_and_a_refused_key_alerts() {
 async fn a_slow_server_is_a_timeout_and_no_key_is_not_configured() {
     let host = llm_host(
         &[("ANTHROPIC_API_KEY", API_KEY), ("LLM_TIMEOUT_SECS", "1")],
-        &["ask"],
+        &["assistant"],
     )
     .await;
     host.fake.script([Answer::Slow(Duration::from_secs(3))]);
@@ -262,7 +266,7 @@ async fn a_slow_server_is_a_timeout_and_no_key_is_not_configured() {
         "{entries:?}"
     );
 
-    let unconfigured = llm_host(&[], &["ask"]).await;
+    let unconfigured = llm_host(&[], &["assistant"]).await;
     let reply = ask(&unconfigured.dispatcher, "/ask anyone there?").await;
     assert!(
         reply.starts_with("I can't answer that: no language model is configured"),
@@ -278,13 +282,13 @@ async fn a_slow_server_is_a_timeout_and_no_key_is_not_configured() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plugin_without_the_llm_grant_cannot_import_it() {
-    let dir = plugins_dir(&["ask"]);
-    let manifest = std::fs::read_to_string(dir.path().join("ask.toml")).unwrap();
+    let dir = plugins_dir(&["assistant"]);
+    let manifest = std::fs::read_to_string(dir.path().join("assistant.toml")).unwrap();
     std::fs::write(
-        dir.path().join("ask.toml"),
+        dir.path().join("assistant.toml"),
         manifest.replace(
-            "capabilities = [\"llm\", \"state\", \"cache\"]",
-            "capabilities = [\"state\", \"cache\"]",
+            "capabilities = [\"llm\", \"state\", \"cache\", \"vectors\"]",
+            "capabilities = [\"state\", \"cache\", \"vectors\"]",
         ),
     )
     .unwrap();
@@ -300,7 +304,7 @@ async fn a_plugin_without_the_llm_grant_cannot_import_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_logs_llm_response_with_the_correlation_id_and_never_the_key() {
     let (fake, url) = FakeAnthropic::start().await;
-    let plugins = plugins_dir(&["ask"]);
+    let plugins = plugins_dir(&["assistant"]);
     let data = tempfile::tempdir().unwrap();
     let output = tokio::task::spawn_blocking({
         let (plugins, data) = (plugins.path().to_path_buf(), data.path().to_path_buf());
@@ -353,7 +357,7 @@ async fn the_console_logs_llm_response_with_the_correlation_id_and_never_the_key
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_eleventh_question_in_a_minute_waits_without_spending_tokens() {
-    let host = llm_host(&[("ANTHROPIC_API_KEY", API_KEY)], &["ask"]).await;
+    let host = llm_host(&[("ANTHROPIC_API_KEY", API_KEY)], &["assistant"]).await;
     for i in 1..=10 {
         let reply = ask(&host.dispatcher, &format!("/ask question {i}")).await;
         assert_eq!(reply, format!("Claude says: question {i}"));

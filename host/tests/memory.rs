@@ -1,5 +1,5 @@
-//! The memory plugin end to end: `/remember`, `/recall`, `/forget` through
-//! the real component, the embedded vector engine and a fake embeddings
+//! The assistant plugin's memory end to end: `/remember`, `/recall`, `/forget`
+//! through the real component, the embedded vector engine and a fake embeddings
 //! server speaking the OpenAI wire format; then the real `wasmbot chat`
 //! binary across a restart, configured only with EMBEDDINGS_URL.
 
@@ -43,7 +43,7 @@ async fn memory_bot(
         alerter: alerter.clone(),
         ..HostServices::default()
     };
-    let dir = plugins_dir(&["memory"]);
+    let dir = plugins_dir(&["assistant"]);
     let registry = registry(dir.path()).await;
     assert!(
         registry.snapshot().errors().is_empty(),
@@ -149,7 +149,7 @@ async fn switching_embeddings_models_loses_no_note() {
     }
     say(&bot, 99, "/remember chat 99 parks on level three").await;
     let collections = |names: &[&str]| {
-        let mut found: Vec<String> = std::fs::read_dir(vectors.path().join("memory"))
+        let mut found: Vec<String> = std::fs::read_dir(vectors.path().join("assistant"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
@@ -248,7 +248,7 @@ fn chat(
 #[tokio::test(flavor = "multi_thread")]
 async fn wasmbot_chat_remembers_across_a_restart_with_only_embeddings_url_set() {
     let (_fake, url) = FakeEmbeddings::start().await;
-    let plugins = plugins_dir(&["memory"]);
+    let plugins = plugins_dir(&["assistant"]);
     let data = tempfile::tempdir().unwrap();
     let (p, d) = (plugins.path().to_path_buf(), data.path().to_path_buf());
     let first = {
@@ -278,7 +278,9 @@ async fn wasmbot_chat_remembers_across_a_restart_with_only_embeddings_url_set() 
         "{second}"
     );
     assert!(
-        data.path().join("data/vectors/memory/notes-128").is_dir(),
+        data.path()
+            .join("data/vectors/assistant/notes-128")
+            .is_dir(),
         "the embedded default lives under data/"
     );
 }
@@ -295,7 +297,7 @@ async fn wasmbot_chat_uses_qdrant_and_redis_when_their_urls_are_set() {
         std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     // A user of its own, so the question counter is this run's alone.
     let user_id = i64::from(std::process::id()) * 1000 + 7;
-    let plugins = plugins_dir(&["memory", "ask"]);
+    let plugins = plugins_dir(&["assistant"]);
     let data = tempfile::tempdir().unwrap();
     let (p, d) = (plugins.path().to_path_buf(), data.path().to_path_buf());
     let (redis, qdrant_for_chat) = (redis_url.clone(), qdrant_url.clone());
@@ -320,8 +322,8 @@ async fn wasmbot_chat_uses_qdrant_and_redis_when_their_urls_are_set() {
     );
     assert!(output.contains("Claude says: hello"), "{output}");
 
-    assert_eq!(qdrant.collections(), ["wasmbot.memory.notes-128"]);
-    assert_eq!(qdrant.points("wasmbot.memory.notes-128"), Some(1));
+    assert_eq!(qdrant.collections(), ["wasmbot.assistant.notes-128"]);
+    assert_eq!(qdrant.points("wasmbot.assistant.notes-128"), Some(1));
     assert!(
         !data.path().join("data/vectors").exists(),
         "nothing in the embedded engine"
@@ -329,7 +331,7 @@ async fn wasmbot_chat_uses_qdrant_and_redis_when_their_urls_are_set() {
 
     let client = redis::Client::open(redis_url.as_str()).unwrap();
     let mut redis = client.get_multiplexed_async_connection().await.unwrap();
-    let key = format!("wasmbot:plugin:ask:questions:{user_id}");
+    let key = format!("wasmbot:plugin:assistant:questions:{user_id}");
     let (count, ttl_ms): (Option<i64>, i64) = redis::pipe()
         .get(&key)
         .pttl(&key)
@@ -366,8 +368,8 @@ async fn a_full_memory_says_so_and_forgetting_makes_room() {
             .map(|s| Arc::new(EmbeddingsClient::new(s).unwrap())),
         ..HostServices::default()
     };
-    let dir = plugins_dir(&["memory"]);
-    common::set_limits(dir.path(), "memory", "vector_points = 2");
+    let dir = plugins_dir(&["assistant"]);
+    common::set_limits(dir.path(), "assistant", "vector_points = 2");
     let bot = Dispatcher::new(registry(dir.path()).await, None).with_services(services);
     for note in ["the key is under the pot", "the bike is in the shed"] {
         let reply = say(&bot, 42, &format!("/remember {note}")).await;
