@@ -193,3 +193,48 @@ fn fnv1a(text: &str) -> u64 {
 }
 
 wasmbot_sdk::handler!(handle);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_and_new_notes_read_alike() {
+        let stored: Vec<Stored> =
+            serde_json::from_str(r#"["buy milk", {"id": 7, "text": "call mom"}]"#).unwrap();
+        assert!(matches!(&stored[0], Stored::Text(text) if text == "buy milk"));
+        assert!(matches!(&stored[1], Stored::Note(note) if note.id == 7));
+    }
+
+    #[test]
+    fn labels_are_short_and_ids_fresh() {
+        assert_eq!(label(2, "buy  milk"), "✓ 2 buy milk");
+        let long = label(10, &"x".repeat(100));
+        assert!(long.ends_with('…') && long.chars().count() <= wasmbot_sdk::MAX_BUTTON_LABEL_CHARS);
+        let notes = [Note {
+            id: 5,
+            text: String::new(),
+        }];
+        assert_eq!(fresh_id(5, &notes), 6);
+        assert!(fresh_id(u64::MAX, &[]) < 1 << 53);
+    }
+
+    #[test]
+    fn the_list_has_a_button_row_per_note() {
+        let notes = vec![
+            Note {
+                id: 1,
+                text: "a".into(),
+            },
+            Note {
+                id: 2,
+                text: "b".into(),
+            },
+        ];
+        let sent = wasmbot_sdk::Outgoing::from(list(&notes));
+        assert_eq!(sent.text, "1. a\n2. b");
+        assert_eq!(sent.keyboard.len(), 2, "{:?}", sent.keyboard);
+        assert_eq!(sent.keyboard[1][0].data, "done:2");
+        assert!(Actions::from(list(&notes)).check().is_ok());
+    }
+}
