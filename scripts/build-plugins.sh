@@ -33,6 +33,25 @@ fi
 cargo build --quiet --release --target wasm32-wasip2 "${packages[@]}"
 
 mkdir -p "$out"
+# A plugin whose source is gone (renamed, merged) must not stay installed:
+# remove what this script installed last time and no longer builds.
+# (Before that list existed, everything in OUT was installed by this script.)
+if [ ! -f "$out/.installed" ]; then
+  for manifest in "$out"/*.toml; do
+    [ -e "$manifest" ] && basename "$manifest" .toml
+  done > "$out/.installed"
+fi
+if [ -f "$out/.installed" ]; then
+  while read -r old; do
+    keep=false
+    for plugin in "${plugin_of[@]}"; do [ "$plugin" = "$old" ] && keep=true; done
+    if ! $keep && [ -n "$old" ]; then
+      rm -f "$out/$old.wasm" "$out/$old.toml"
+      echo "removed $out/$old.wasm (no source under $src any more)"
+    fi
+  done < "$out/.installed"
+fi
+printf '%s\n' "${plugin_of[@]}" | sort > "$out/.installed"
 for package in "${!plugin_of[@]}"; do
   plugin=${plugin_of[$package]}
   built="$target_dir/wasm32-wasip2/release/${package//-/_}.wasm"

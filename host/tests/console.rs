@@ -179,7 +179,7 @@ fn state_persists_in_sqlite_across_restarts() {
     let second = wasmbot(&["chat"], &envs, "/notes\n");
     assert_eq!(
         String::from_utf8_lossy(&second.stdout),
-        "1. buy milk\n2. call mom\n"
+        "1. buy milk\n2. call mom\n[1 ✓ 1 buy milk]\n[2 ✓ 2 call mom]\n"
     );
 }
 

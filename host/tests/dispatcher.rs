@@ -27,7 +27,11 @@ async fn start_is_answered_by_the_component_with_the_users_name() {
     let mut anonymous = message("/start");
     anonymous.username = None;
     let reply = dispatcher.handle(anonymous).await.unwrap();
-    assert!(reply.text().starts_with("Hello, there!"), "{}", reply.text());
+    assert!(
+        reply.text().starts_with("Hello, there!"),
+        "{}",
+        reply.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -112,7 +112,7 @@ async fn a_question_is_sent_with_the_key_in_the_header_answered_remembered_and_a
 
     // A follow-up carries the previous turn; reset forgets it.
     let reply = d.handle(common::message("/ask And why?")).await.unwrap();
-    assert_eq!(reply.text, "Claude says: And why?");
+    assert_eq!(reply.text(), "Claude says: And why?");
     let requests = host.fake.requests();
     let roles: Vec<&str> = requests[1].body["messages"]
         .as_array()
@@ -254,9 +254,9 @@ async fn a_slow_server_is_a_timeout_and_no_key_is_not_configured() {
         .await
         .unwrap();
     assert!(
-        reply.text.starts_with("Claude took too long to answer."),
+        reply.text().starts_with("Claude took too long to answer."),
         "{}",
-        reply.text
+        reply.text()
     );
     let entries = host.audit_of(&reply.correlation_id).await;
     assert!(
@@ -374,6 +374,6 @@ async fn the_eleventh_question_in_a_minute_waits_without_spending_tokens() {
         user_id: 8,
         ..common::message("/ask my turn")
     };
-    let reply = host.dispatcher.handle(other).await.unwrap().text;
+    let reply = host.dispatcher.handle(other).await.unwrap().text();
     assert_eq!(reply, "Claude says: my turn");
 }

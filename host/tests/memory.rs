@@ -58,16 +58,11 @@ async fn memory_bot(
 }
 
 async fn say(bot: &Dispatcher, chat_id: i64, text: &str) -> String {
-    let message = IncomingMessage {
-        chat_id,
-        user_id: 7,
-        username: Some("ada".into()),
-        text: text.into(),
-    };
+    let message = IncomingMessage::private(chat_id, 7, Some("ada"), text);
     bot.handle(message)
         .await
         .unwrap_or_else(|| panic!("no reply to {text:?}"))
-        .text
+        .text()
 }
 
 #[tokio::test(flavor = "multi_thread")]

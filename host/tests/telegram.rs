@@ -4,132 +4,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::bot_api::{BOT_USERNAME, BotApi};
-use wasmbot::app::config::Config;
-use wasmbot::app::root::Host;
+use common::running_bot::{RunningBot, TOKEN};
 
-const TOKEN: &str = "123456:TEST-token_abc";
-const ADMIN_CHAT: i64 = 999;
-const ALLOWED: i64 = 7;
+const ADMIN_CHAT: i64 = common::running_bot::ADMIN_CHAT;
+const ALLOWED: i64 = common::running_bot::ALLOWED;
 const STRANGER: i64 = 666;
-
-struct RunningBot {
-    api: Arc<BotApi>,
-    plugins: tempfile::TempDir,
-    data: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl RunningBot {
-    async fn start(extra: &[(&str, String)]) -> Self {
-        let (api, url) = BotApi::start(TOKEN).await;
-        let plugins = common::plugins_dir(&["start", "echo"]);
-        let data = tempfile::tempdir().unwrap();
-        let mut vars: Vec<(String, String)> = vec![
-            ("PLUGINS_DIR".into(), plugins.path().display().to_string()),
-            (
-                "PLUGIN_CACHE_DIR".into(),
-                data.path().join("cache").display().to_string(),
-            ),
-            (
-                "DATABASE_URL".into(),
-                format!("sqlite://{}/bot.db", data.path().display()),
-            ),
-            ("TELEGRAM_BOT_TOKEN".into(), TOKEN.into()),
-            ("TELEGRAM_API_URL".into(), url),
-            ("TELEGRAM_ALLOWED_USERS".into(), format!("{ALLOWED}, 8")),
-            ("TELEGRAM_ADMIN_CHAT_ID".into(), ADMIN_CHAT.to_string()),
-            // Health and metrics on a port of their own: tests run side by side.
-            ("HTTP_ADDR".into(), "127.0.0.1:0".into()),
-        ];
-        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        let config = Config::from_lookup(|name| {
-            vars.iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
-        .unwrap();
-        let host = Host::start(&config, true).await.unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let result = host
-                .serve_telegram(&config, async {
-                    let _ = stopped.await;
-                })
-                .await;
-            host.shutdown().await;
-            result
-        });
-        let bot = Self {
-            api,
-            plugins,
-            data,
-            stop: Some(stop),
-            task,
-        };
-        bot.wait_until(|api| api.called("getUpdates") || api.webhook.lock().unwrap().is_some())
-            .await;
-        bot
-    }
-
-    async fn wait_until(&self, ready: impl Fn(&BotApi) -> bool) {
-        let started = Instant::now();
-        while !ready(&self.api) {
-            assert!(
-                !self.task.is_finished(),
-                "the bot stopped: {:?}",
-                self.api.calls.lock().unwrap()
-            );
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "timed out; calls: {:?}",
-                self.api.calls.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Waits until `count` updates were handled (done in the inbox): stopping
-    /// leaves updates not yet claimed for the next start.
-    async fn wait_handled(&self, count: i64) {
-        let url = format!("sqlite://{}", self.data.path().join("bot.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let started = Instant::now();
-        loop {
-            let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE status = 'done'")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-            if done >= count {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "{done} of {count} updates handled"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        pool.close().await;
-    }
-
-    /// Stops the bot like SIGTERM does and waits for a clean exit.
-    async fn stop(mut self) -> (Arc<BotApi>, PathBuf, tempfile::TempDir) {
-        self.stop.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("the bot stops within the deadline")
-            .unwrap()
-            .expect("the bot stops without an error");
-        (self.api, self.data.path().join("bot.db"), self.data)
-    }
-}
 
 /// (user_id, plugin, action, status) of every audit entry.
 async fn audit_rows(db: &std::path::Path) -> Vec<(Option<i64>, Option<String>, String, String)> {

@@ -261,7 +261,9 @@ impl Config {
                 if !valid {
                     return Err(ConfigError::new(
                         "DEFAULT_PLUGIN",
-                        format!("expected a plugin name (a-z, 0-9, '_', '-') or `none`, got {name:?}"),
+                        format!(
+                            "expected a plugin name (a-z, 0-9, '_', '-') or `none`, got {name:?}"
+                        ),
                     ));
                 }
                 Some(name)

@@ -155,7 +155,9 @@ impl Screen {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ScreenState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn next_id(&self) -> i64 {

@@ -141,7 +141,9 @@ impl Dispatcher {
 
         let plugins = self.registry.snapshot();
         let routed = match incoming {
-            Incoming::Message(message) => self.route_message(message, &plugins, &correlation_id).await,
+            Incoming::Message(message) => {
+                self.route_message(message, &plugins, &correlation_id).await
+            }
             Incoming::Press(press) => self.route_press(press, &plugins, &correlation_id).await,
         };
         match routed {
@@ -183,7 +185,10 @@ impl Dispatcher {
                 tracing::info!(command = CANCEL_COMMAND, status = "ok", "message handled");
                 return match waiting {
                     Some(prompt) => Routed::HostThen(
-                        format!("Cancelled: {} no longer waits for your answer.", prompt.plugin),
+                        format!(
+                            "Cancelled: {} no longer waits for your answer.",
+                            prompt.plugin
+                        ),
                         PromptChange::Clear,
                     ),
                     None => Routed::Host("There is no question to cancel.".into()),
@@ -194,7 +199,10 @@ impl Dispatcher {
                 Some(_) => PromptChange::Clear,
                 None => PromptChange::Keep,
             };
-            let target = match (self.native.get(&parsed.name), plugins.plugin_for(&parsed.name)) {
+            let target = match (
+                self.native.get(&parsed.name),
+                plugins.plugin_for(&parsed.name),
+            ) {
                 (Some(handler), _) => Target::Native(handler.clone()),
                 (None, Some(plugin)) => Target::Plugin(plugin.clone()),
                 (None, None) => {
@@ -327,7 +335,10 @@ impl Dispatcher {
             let without = format!("{}{}", &text[..at], &text[at + mention.len()..]);
             return Some(without.split_whitespace().collect::<Vec<_>>().join(" "));
         }
-        let to_us = incoming.reply_to.as_ref().is_some_and(|quoted| quoted.from_bot);
+        let to_us = incoming
+            .reply_to
+            .as_ref()
+            .is_some_and(|quoted| quoted.from_bot);
         to_us.then(|| text.to_string())
     }
 
@@ -434,7 +445,13 @@ impl Dispatcher {
 
     /// The plugin's actions as the adapter carries them out: buttons get
     /// tokens, a question becomes the chat's pending one.
-    async fn carry_out(&self, answer: &mut Answer, plugin: &str, chat_id: i64, actions: Vec<Action>) {
+    async fn carry_out(
+        &self,
+        answer: &mut Answer,
+        plugin: &str,
+        chat_id: i64,
+        actions: Vec<Action>,
+    ) {
         let store = self.services.store.as_ref();
         for action in actions {
             let chat_action = match action {

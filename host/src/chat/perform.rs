@@ -29,8 +29,11 @@ pub trait ChatOutput {
         keyboard: &Keyboard,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
     fn delete(&self, message_id: i64) -> impl Future<Output = anyhow::Result<()>> + Send;
-    fn react(&self, message_id: i64, emoji: &str)
-    -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn react(
+        &self,
+        message_id: i64,
+        emoji: &str,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
     fn typing(&self) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Answers the press this event was; `text` may be empty.
     fn notice(&self, text: &str, alert: bool) -> impl Future<Output = anyhow::Result<()>> + Send;
@@ -54,17 +57,15 @@ pub async fn perform(
                         Some(target) => resolve(target, &sent),
                         None => None,
                     };
-                    let id = output
-                        .send(message, reply_to)
-                        .await
-                        .with_context(|| {
-                            format!(
-                                "sending the reply (correlation id {}) to chat {chat_id}",
-                                answer.correlation_id
-                            )
-                        })?;
+                    let id = output.send(message, reply_to).await.with_context(|| {
+                        format!(
+                            "sending the reply (correlation id {}) to chat {chat_id}",
+                            answer.correlation_id
+                        )
+                    })?;
                     if let (Some(store), Some(plugin), Some(id)) = (store, plugin, id)
-                        && let Err(error) = conversation::note_sent(store, chat_id, id, plugin).await
+                        && let Err(error) =
+                            conversation::note_sent(store, chat_id, id, plugin).await
                     {
                         tracing::warn!(%error, message_id = id, "could not note which plugin sent a message; it cannot edit it later");
                     }
@@ -77,7 +78,10 @@ pub async fn perform(
                     keyboard,
                 } => {
                     if let Some(id) = own_message(answer, *message, &sent, chat_id, store).await {
-                        log_failure("edit", output.edit(id, text.as_deref(), *format, keyboard).await);
+                        log_failure(
+                            "edit",
+                            output.edit(id, text.as_deref(), *format, keyboard).await,
+                        );
                     }
                     Ok(None)
                 }

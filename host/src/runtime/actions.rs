@@ -61,7 +61,7 @@ pub fn bound(
             Action::Send(message) => {
                 check_ref(message.reply_to.as_ref(), sent).map_err(at)?;
                 check_keyboard(&mut message.keyboard, &mask).map_err(at)?;
-                message.text = capped(&mask(&message.text), &mut left, total);
+                message.text = capped(&mask(&message.text), &mut left, total, limits.text_bytes);
                 sent += 1;
             }
             Action::Ask(question) => {
@@ -85,24 +85,21 @@ pub fn bound(
                 let message = &mut question.message;
                 check_ref(message.reply_to.as_ref(), sent).map_err(at)?;
                 check_keyboard(&mut message.keyboard, &mask).map_err(at)?;
-                message.text = capped(&mask(&message.text), &mut left, total);
+                message.text = capped(&mask(&message.text), &mut left, total, limits.text_bytes);
                 sent += 1;
             }
             Action::Edit(edit) => {
                 check_ref(Some(&edit.message), sent).map_err(at)?;
                 check_keyboard(&mut edit.keyboard, &mask).map_err(at)?;
                 if let Some(text) = &mut edit.text {
-                    *text = capped(&mask(text), &mut left, total);
+                    *text = capped(&mask(text), &mut left, total, limits.text_bytes);
                 }
             }
             Action::Delete(message) => check_ref(Some(message), sent).map_err(at)?,
             Action::React(reaction) => {
                 check_ref(Some(&reaction.message), sent).map_err(at)?;
                 if reaction.emoji.len() > 32 || reaction.emoji.chars().any(char::is_control) {
-                    return Err(at(format!(
-                        "{:?} is not a reaction emoji",
-                        reaction.emoji
-                    )));
+                    return Err(at(format!("{:?} is not a reaction emoji", reaction.emoji)));
                 }
             }
             Action::Typing => {}
@@ -171,7 +168,7 @@ fn check_keyboard(rows: &mut [Vec<Button>], mask: impl Fn(&str) -> String) -> Re
 
 /// The text with the share of `left` it may take; the first text past the
 /// limit says so.
-fn capped(text: &str, left: &mut usize, total: usize) -> String {
+fn capped(text: &str, left: &mut usize, total: usize, limit: usize) -> String {
     if text.len() <= *left {
         *left -= text.len();
         return clean_text(text).into_owned();
@@ -181,9 +178,9 @@ fn capped(text: &str, left: &mut usize, total: usize) -> String {
     }
     let mut cut = clean_capped(text, *left).into_owned();
     cut.push_str(&format!(
-        "\n(cut: the answer was {} KiB; this plugin may send {} KiB)",
+        "\n(cut: the reply was {} KiB; this plugin may send {} KiB)",
         total.div_ceil(1024),
-        (total - text.len() + *left) >> 10
+        limit >> 10
     ));
     *left = 0;
     cut
@@ -233,7 +230,10 @@ mod tests {
     #[test]
     fn texts_share_the_limit_and_the_cut_says_so() {
         let bounded = bound(
-            vec![send(&"a".repeat(1500), vec![]), send(&"b".repeat(1500), vec![])],
+            vec![
+                send(&"a".repeat(1500), vec![]),
+                send(&"b".repeat(1500), vec![]),
+            ],
             limits(2048),
             str::to_string,
         )
@@ -243,25 +243,37 @@ mod tests {
             panic!()
         };
         assert!(second.text.starts_with("bbb"), "{}", second.text);
-        assert!(second.text.contains("(cut: the answer was 3 KiB"), "{}", second.text);
+        assert!(
+            second
+                .text
+                .contains("(cut: the reply was 3 KiB; this plugin may send 2 KiB)"),
+            "{}",
+            second.text
+        );
     }
 
     #[test]
     fn bad_lists_are_refused_with_the_reason() {
         let many = vec![send("x", vec![]); MAX_ACTIONS + 1];
-        assert!(bound(many, limits(1 << 14), str::to_string)
-            .unwrap_err()
-            .contains("at most 20"));
+        assert!(
+            bound(many, limits(1 << 14), str::to_string)
+                .unwrap_err()
+                .contains("at most 20")
+        );
         let big = send("x", vec![vec![button("ok", &"d".repeat(1025))]]);
-        assert!(bound(vec![big], limits(1 << 14), str::to_string)
-            .unwrap_err()
-            .contains("1025 bytes of data"));
+        assert!(
+            bound(vec![big], limits(1 << 14), str::to_string)
+                .unwrap_err()
+                .contains("1025 bytes of data")
+        );
         let empty_label = send("x", vec![vec![button("  ", "d")]]);
         assert!(bound(vec![empty_label], limits(1 << 14), str::to_string).is_err());
         let forward = Action::Delete(MessageRef::Sent(0));
-        assert!(bound(vec![forward], limits(1 << 14), str::to_string)
-            .unwrap_err()
-            .contains("only 0 were sent before"));
+        assert!(
+            bound(vec![forward], limits(1 << 14), str::to_string)
+                .unwrap_err()
+                .contains("only 0 were sent before")
+        );
         let backward = vec![send("x", vec![]), Action::Delete(MessageRef::Sent(0))];
         assert!(bound(backward, limits(1 << 14), str::to_string).is_ok());
     }

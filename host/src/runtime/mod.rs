@@ -26,8 +26,8 @@ pub use call::{CallContext, CallState, MASK};
 pub use capability::{Capability, CapabilityTable};
 pub use engine::{Allocation, DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, PluginEngine};
 pub use manifest::{
-    CANCEL_COMMAND, CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_REPLY_KB, MAX_TIMEOUT_MS, Manifest,
-    ManifestError, PluginLimits,
+    CANCEL_COMMAND, CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_REPLY_KB, MAX_TIMEOUT_MS,
+    Manifest, ManifestError, PluginLimits,
 };
 pub use plugin::{LoadError, LoadedPlugin, PluginFailure, World};
 pub use registry::{PluginRegistry, PluginSet, ReloadOutcome};

@@ -232,8 +232,16 @@ impl BotApi {
         let chat_id = body["chat_id"].as_i64().expect("chat_id");
         let message_id = body["message_id"].as_i64().expect("message_id");
         let mut messages = self.messages.lock().unwrap();
-        let Some(held) = messages.get_mut(&message_id).filter(|m| m.chat_id == chat_id) else {
-            return error(StatusCode::BAD_REQUEST, 400, "Bad Request: message to edit not found", None);
+        let Some(held) = messages
+            .get_mut(&message_id)
+            .filter(|m| m.chat_id == chat_id)
+        else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                400,
+                "Bad Request: message to edit not found",
+                None,
+            );
         };
         let markup = body.get("reply_markup").cloned().filter(|m| !m.is_null());
         let text = match method {
@@ -406,9 +414,11 @@ impl BotApi {
         } else {
             json!({"id": chat_id, "type": "private"})
         };
-        ok(json!({"message_id": message_id, "date": 1_764_000_001, "chat": chat,
+        ok(
+            json!({"message_id": message_id, "date": 1_764_000_001, "chat": chat,
             "from": {"id": 4242, "is_bot": true, "first_name": "Test", "username": BOT_USERNAME},
-            "text": text}))
+            "text": text}),
+        )
     }
 }
 
@@ -495,7 +505,12 @@ async fn handle(
         "deletemessage" => {
             let message_id = body["message_id"].as_i64().expect("message_id");
             if api.messages.lock().unwrap().remove(&message_id).is_none() {
-                return error(StatusCode::BAD_REQUEST, 400, "Bad Request: message to delete not found", None);
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    400,
+                    "Bad Request: message to delete not found",
+                    None,
+                );
             }
             api.record_action(&method, &body);
             ok(json!(true))

@@ -9,6 +9,7 @@ pub mod bot_api;
 pub mod embeddings;
 pub mod proxy;
 pub mod qdrant;
+pub mod running_bot;
 pub mod stores;
 
 use std::io::Write;

@@ -14,8 +14,8 @@ use teloxide::payloads::{
     AnswerCallbackQuerySetters as _, EditMessageReplyMarkupSetters as _,
     EditMessageTextSetters as _, SendMessageSetters as _, SetMessageReactionSetters as _,
 };
-use teloxide::requests::Payload;
 use teloxide::prelude::{Bot, Requester as _};
+use teloxide::requests::Payload;
 use teloxide::requests::Request;
 use teloxide::types::{
     CallbackQueryId, ChatAction as TypingAction, ChatId, InlineKeyboardButton,
@@ -46,12 +46,7 @@ impl ReplySender {
     }
 
     /// Sends `text` to `chat_id` as one or more messages; an empty text sends nothing.
-    pub async fn send(
-        &self,
-        chat_id: i64,
-        text: &str,
-        format: Format,
-    ) -> Result<(), RequestError> {
+    pub async fn send(&self, chat_id: i64, text: &str, format: Format) -> Result<(), RequestError> {
         let message = OutgoingMessage {
             text: text.to_string(),
             format,
@@ -84,8 +79,9 @@ impl ReplySender {
                     request = request.reply_markup(markup(keyboard));
                 }
                 if let Some(id) = reply_to {
-                    request = request
-                        .reply_parameters(ReplyParameters::new(message_id(id)).allow_sending_without_reply());
+                    request = request.reply_parameters(
+                        ReplyParameters::new(message_id(id)).allow_sending_without_reply(),
+                    );
                 }
                 request
             })
@@ -105,7 +101,11 @@ pub struct TelegramChat<'a> {
 }
 
 impl ChatOutput for TelegramChat<'_> {
-    async fn send(&self, message: &OutgoingMessage, reply_to: Option<i64>) -> anyhow::Result<Option<i64>> {
+    async fn send(
+        &self,
+        message: &OutgoingMessage,
+        reply_to: Option<i64>,
+    ) -> anyhow::Result<Option<i64>> {
         Ok(self
             .replies
             .send_message(self.chat_id, message, reply_to)
@@ -154,10 +154,12 @@ impl ChatOutput for TelegramChat<'_> {
 
     async fn delete(&self, id: i64) -> anyhow::Result<()> {
         let bot = &self.replies.bot;
-        retrying(Format::Plain, |_| bot.delete_message(ChatId(self.chat_id), message_id(id)))
-            .await
-            .map(drop)
-            .with_context(|| format!("deleting message {id}"))
+        retrying(Format::Plain, |_| {
+            bot.delete_message(ChatId(self.chat_id), message_id(id))
+        })
+        .await
+        .map(drop)
+        .with_context(|| format!("deleting message {id}"))
     }
 
     async fn react(&self, id: i64, emoji: &str) -> anyhow::Result<()> {
@@ -216,7 +218,9 @@ fn message_id(id: i64) -> MessageId {
 fn markup(keyboard: &Keyboard) -> InlineKeyboardMarkup {
     InlineKeyboardMarkup::new(keyboard.iter().map(|row| {
         row.iter()
-            .map(|button| InlineKeyboardButton::callback(button.label.clone(), button.token.clone()))
+            .map(|button| {
+                InlineKeyboardButton::callback(button.label.clone(), button.token.clone())
+            })
             .collect::<Vec<_>>()
     }))
 }

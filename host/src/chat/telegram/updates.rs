@@ -10,8 +10,9 @@ use crate::runtime::{ChatType, Quoted};
 /// the callback query id it must be answered with.
 pub fn incoming(update: &Update, bot_user_id: i64) -> Option<(Incoming, Option<String>)> {
     match &update.kind {
-        UpdateKind::Message(_) => incoming_message(update, bot_user_id)
-            .map(|message| (Incoming::Message(message), None)),
+        UpdateKind::Message(_) => {
+            incoming_message(update, bot_user_id).map(|message| (Incoming::Message(message), None))
+        }
         UpdateKind::CallbackQuery(query) => {
             let message = query.message.as_ref()?;
             let press = IncomingPress {

@@ -162,7 +162,11 @@ impl Store {
     }
 
     /// Which plugin sent `message_id`, if the host knows.
-    pub async fn message_sender(&self, chat_id: i64, message_id: i64) -> StoreResult<Option<String>> {
+    pub async fn message_sender(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+    ) -> StoreResult<Option<String>> {
         let sql = dialect(
             self,
             "SELECT plugin FROM chat_messages WHERE chat_id = $1 AND message_id = $2",

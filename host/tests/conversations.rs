@@ -1,0 +1,325 @@
+//! Conversations (WIT 0.2) end to end: inline buttons and their presses,
+//! plain text to the default plugin, questions that wait for the next
+//! message, across restarts; a 0.1.0 plugin still answered. Through the
+//! Telegram adapter against the Bot API emulator, and through the real
+//! `wasmbot chat` binary with piped stdin.
+
+mod common;
+
+use std::time::Duration;
+
+use common::anthropic::FakeAnthropic;
+use common::bot_api::{BOT_USERNAME, BotApi, Sent};
+use common::running_bot::{ALLOWED, RunningBot, TOKEN};
+use serde_json::Value;
+
+const GROUP: i64 = -1_001_234_567_890;
+
+async fn bot(plugins: &[&str], extra: &[(&str, String)]) -> RunningBot {
+    let emulator = BotApi::start(TOKEN).await;
+    let plugins = common::plugins_dir(plugins);
+    RunningBot::start_with(emulator, plugins, tempfile::tempdir().unwrap(), extra).await
+}
+
+/// Stops the bot and starts it again on the same database and emulator.
+async fn restart(bot: RunningBot, extra: &[(&str, String)]) -> RunningBot {
+    let emulator = bot.emulator();
+    let plugins = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(bot.plugins.path()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, plugins.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let (_api, _db, data) = bot.stop().await;
+    RunningBot::start_with(emulator, plugins, data, extra).await
+}
+
+/// Sends `text` from the allowed user and returns the bot's next message.
+async fn say(bot: &RunningBot, chat: i64, text: &str) -> Sent {
+    let before = sent_to(&bot.api, chat).len();
+    bot.api.push(chat, ALLOWED, text);
+    bot.api.wait_for_sent(chat, before + 1).await[before].clone()
+}
+
+fn sent_to(api: &BotApi, chat: i64) -> Vec<Sent> {
+    api.sent()
+        .into_iter()
+        .filter(|s| s.chat_id == chat)
+        .collect()
+}
+
+/// Presses the button labelled `label` on `message_id`; returns the
+/// callback answer's body once the bot answered it.
+async fn press(bot: &RunningBot, chat: i64, message_id: i64, label: &str) -> Value {
+    let held = bot.api.held(message_id).expect("the message is there");
+    let (_, token) = held
+        .buttons()
+        .into_iter()
+        .find(|(l, _)| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no button {label:?} in {:?}", held.buttons()));
+    press_token(bot, chat, message_id, &token).await
+}
+
+async fn press_token(bot: &RunningBot, chat: i64, message_id: i64, token: &str) -> Value {
+    let query = bot.api.press(chat, ALLOWED, message_id, token);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let answers = bot.api.wait_for_action("answercallbackquery", 1).await;
+        if let Some(answer) = answers
+            .into_iter()
+            .find(|a| a["callback_query_id"] == query.as_str())
+        {
+            return answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the press {query} was never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notes_buttons_edit_the_list_in_place_and_every_press_is_answered() {
+    let bot = bot(&["notes"], &[]).await;
+    say(&bot, ALLOWED, "/note buy milk").await;
+    say(&bot, ALLOWED, "/note call mom").await;
+    let list = say(&bot, ALLOWED, "/notes").await;
+    assert_eq!(list.text, "1. buy milk\n2. call mom");
+    let buttons = list.buttons();
+    assert_eq!(buttons.len(), 2, "{buttons:?}");
+    for (label, token) in &buttons {
+        assert!(label.starts_with('✓'), "{label}");
+        // Telegram gets an opaque token within its 64 bytes, never the plugin's data.
+        assert!(token.len() <= 64 && token.starts_with('b'), "{token}");
+        assert!(!token.contains("done"), "{token}");
+    }
+
+    let answer = press(&bot, ALLOWED, list.message_id, "✓ 1").await;
+    assert_eq!(answer["text"], "Done: buy milk");
+    let edited = bot.api.held(list.message_id).unwrap();
+    assert_eq!(edited.text, "1. call mom");
+    assert_eq!(edited.buttons().len(), 1);
+    // The press edited the list; it sent no new message.
+    assert_eq!(sent_to(&bot.api, ALLOWED).len(), 3);
+
+    let answer = press(&bot, ALLOWED, list.message_id, "✓ 1").await;
+    assert_eq!(answer["text"], "Done: call mom");
+    let edited = bot.api.held(list.message_id).unwrap();
+    assert_eq!(edited.text, "No notes left.");
+    assert!(edited.buttons().is_empty());
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_button_works_after_a_restart_and_expired_forged_or_foreign_ones_get_a_notice() {
+    let bot = bot(&["notes"], &[]).await;
+    say(&bot, ALLOWED, "/note water the plants").await;
+    say(&bot, ALLOWED, "/note pay rent").await;
+    let list = say(&bot, ALLOWED, "/notes").await;
+
+    let bot = restart(bot, &[]).await;
+    let answer = press(&bot, ALLOWED, list.message_id, "✓ 2").await;
+    assert_eq!(answer["text"], "Done: pay rent");
+    assert_eq!(
+        bot.api.held(list.message_id).unwrap().text,
+        "1. water the plants"
+    );
+
+    // A forged token and a token pressed in another chat reach no plugin.
+    let answer = press_token(&bot, ALLOWED, list.message_id, "bdeadbeef").await;
+    assert_eq!(
+        answer["text"],
+        "This button no longer works. Send the command again."
+    );
+    let (_, token) = bot.api.held(list.message_id).unwrap().buttons()[0].clone();
+    let answer = press_token(&bot, 8, list.message_id, &token).await;
+    assert_eq!(answer["text"], "This button belongs to another chat.");
+
+    // Buttons expire (30 days); an expired one says so and changes nothing.
+    let db = bot.data.path().join("bot.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE chat_buttons SET expires_at = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let answer = press(&bot, ALLOWED, list.message_id, "✓ 1").await;
+    assert_eq!(
+        answer["text"],
+        "This button has expired. Send the command again."
+    );
+    assert_eq!(
+        bot.api.held(list.message_id).unwrap().text,
+        "1. water the plants"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_question_waits_for_the_next_message_across_a_restart_and_cancel_leaves_it() {
+    let bot = bot(&["notes", "start"], &[]).await;
+    let question = say(&bot, ALLOWED, "/note").await;
+    assert_eq!(question.text, "What should I note?");
+
+    let bot = restart(bot, &[]).await;
+    assert_eq!(
+        say(&bot, ALLOWED, "buy bread").await.text,
+        "Noted (1 in this chat)."
+    );
+    assert_eq!(say(&bot, ALLOWED, "/notes").await.text, "1. buy bread");
+
+    // Answered once: the next text is no answer (and no plugin takes free text here).
+    assert_eq!(
+        say(&bot, ALLOWED, "more bread").await.text,
+        "I answer commands that start with a slash: send /help to see them."
+    );
+
+    // /cancel leaves the question; a command interrupts it.
+    say(&bot, ALLOWED, "/note").await;
+    assert_eq!(
+        say(&bot, ALLOWED, "/cancel").await.text,
+        "Cancelled: notes no longer waits for your answer."
+    );
+    assert_eq!(
+        say(&bot, ALLOWED, "/cancel").await.text,
+        "There is no question to cancel."
+    );
+    say(&bot, ALLOWED, "/note").await;
+    assert!(
+        say(&bot, ALLOWED, "/start")
+            .await
+            .text
+            .starts_with("Hello, ada!")
+    );
+    assert_eq!(
+        say(&bot, ALLOWED, "not a note").await.text,
+        "I answer commands that start with a slash: send /help to see them."
+    );
+    assert_eq!(say(&bot, ALLOWED, "/notes").await.text, "1. buy bread");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn free_text_goes_to_the_assistant_and_in_groups_only_when_addressed() {
+    let (claude, url) = FakeAnthropic::start().await;
+    let extra = [
+        ("ANTHROPIC_BASE_URL", url),
+        ("ANTHROPIC_API_KEY", "sk-ant-test".to_string()),
+    ];
+    let bot = bot(&["assistant"], &extra).await;
+    assert_eq!(
+        say(&bot, ALLOWED, "what is wasm?").await.text,
+        "Claude says: what is wasm?"
+    );
+    // The conversation goes on with the history, and /ask is the same conversation.
+    assert_eq!(
+        say(&bot, ALLOWED, "/ask and why?").await.text,
+        "Claude says: and why?"
+    );
+    let last = claude.requests().last().unwrap().body.clone();
+    assert_eq!(last["messages"].as_array().unwrap().len(), 3, "{last}");
+
+    // In a group, chatter is not for the bot; a mention or a reply to it is.
+    let asked = claude.requests().len();
+    bot.api.push(GROUP, ALLOWED, "lunch at noon?");
+    let reply = say(&bot, GROUP, &format!("@{BOT_USERNAME} what time is it")).await;
+    assert_eq!(reply.text, "Claude says: what time is it");
+    let update = bot
+        .api
+        .reply_update(GROUP, ALLOWED, "and tomorrow?", reply.message_id);
+    bot.api.push_update(update);
+    let sent = bot.api.wait_for_sent(GROUP, 2).await;
+    assert_eq!(sent[1].text, "Claude says: and tomorrow?");
+    bot.wait_handled(5).await;
+    assert_eq!(
+        claude.requests().len(),
+        asked + 2,
+        "the group chatter reached no model"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_now_edits_its_own_message_and_a_0_1_0_plugin_is_still_answered() {
+    let bot = bot(&["health", "legacy"], &[]).await;
+    assert_eq!(
+        say(&bot, ALLOWED, "/legacy still here").await.text,
+        "legacy 0.1.0 plugin: still here"
+    );
+    let report = say(&bot, ALLOWED, "/health now").await;
+    assert_eq!(report.buttons().len(), 1, "{:?}", report.reply_markup);
+    let answer = press(&bot, ALLOWED, report.message_id, "Check again").await;
+    assert_eq!(answer["text"], "Checked");
+    // The same message, re-checked (Telegram refuses an edit that changes nothing,
+    // and the host takes that as done).
+    let held = bot.api.held(report.message_id).unwrap();
+    assert_eq!(held.buttons().len(), 1);
+    assert_eq!(sent_to(&bot.api, ALLOWED).len(), 2);
+    bot.stop().await;
+}
+
+#[test]
+fn the_console_shows_buttons_presses_them_and_answers_questions() {
+    let dir = common::plugins_dir(&["notes", "legacy", "start"]);
+    let data = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/wasmbot.db", data.path().display());
+    let env = [
+        ("PLUGINS_DIR", dir.path().to_str().unwrap()),
+        ("DATABASE_URL", database.as_str()),
+    ];
+    let input =
+        "/note buy milk\n/notes\n/press 1\n/press 9\n/note\nbread\n/notes\n/legacy hi\nhello\n";
+    let output = common::chat_binary(data.path(), &env, &[], input);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "Noted (1 in this chat).\n\
+         1. buy milk\n\
+         [1 ✓ 1 buy milk]\n\
+         (edited) No notes left.\n\
+         (notice) Done: buy milk\n\
+         (there is no button 9 on screen)\n\
+         What should I note?\n\
+         Noted (1 in this chat).\n\
+         1. bread\n\
+         [2 ✓ 1 bread]\n\
+         legacy 0.1.0 plugin: hi\n\
+         I answer commands that start with a slash: send /help to see them.\n"
+    );
+
+    // The question survives a restart of the console too.
+    let first = common::chat_binary(data.path(), &env, &[], "/note\n");
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        "What should I note?\n"
+    );
+    let second = common::chat_binary(data.path(), &env, &[], "eggs\n/notes\n");
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        "Noted (2 in this chat).\n1. bread\n2. eggs\n[1 ✓ 1 bread]\n[2 ✓ 2 eggs]\n"
+    );
+}
+
+#[test]
+fn plugins_list_names_each_plugins_world() {
+    let dir = common::plugins_dir(&["notes", "legacy"]);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .args(["plugins", "list"])
+        .env_clear()
+        .env("PLUGINS_DIR", dir.path())
+        .env("DATABASE_URL", "sqlite://nowhere/none.db")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("legacy\t0.1.0\tloaded\t/legacy\tworld: handler@0.1.0\t"),
+        "{text}"
+    );
+    assert!(text.contains("\tworld: conversation@0.2.0\t"), "{text}");
+}
