@@ -311,6 +311,8 @@ fn plugins_list_names_each_plugins_world() {
     let dir = common::plugins_dir(&["notes", "legacy"]);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
         .args(["plugins", "list"])
+        // Its compile cache goes under the working folder.
+        .current_dir(dir.path())
         .env_clear()
         .env("PLUGINS_DIR", dir.path())
         .env("DATABASE_URL", "sqlite://nowhere/none.db")
