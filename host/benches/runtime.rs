@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use wasmbot::chat::{Dispatcher, IncomingMessage};
+use wasmbot::chat::{ChatAction, Dispatcher, IncomingMessage, IncomingPress};
 use wasmbot::infra::audit::AuditWriter;
 use wasmbot::infra::cache::{CacheStore, plugin_key};
 use wasmbot::infra::services::HostServices;
@@ -312,6 +312,78 @@ async fn bench_dispatch(r: &mut Report) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// What conversations add on the embedded store: a command now looks for
+/// the chat's pending question; buttons are kept; a press is looked up.
+async fn bench_conversation(r: &mut Report) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    install(dir.path(), "start")?;
+    install(dir.path(), "notes")?;
+    let services = HostServices {
+        store: Some(sqlite_store(dir.path()).await?),
+        ..HostServices::default()
+    };
+    let d = dispatcher(dir.path(), Allocation::Pooling, services).await?;
+    let n = 5_000;
+    let start = one_task(&d, "/start", n).await?;
+    r.add(
+        "conversation",
+        "/start with a SQLite store (looks for a pending question) p50",
+        "conversation.start_sqlite.p50_us",
+        start.p50_us,
+        "µs",
+    );
+    for i in 0..3 {
+        d.handle(message(1, &format!("/note item {i}"))).await;
+    }
+    let list = one_task(&d, "/notes", 1_000).await?;
+    r.add(
+        "conversation",
+        "/notes: 3 notes, 3 buttons kept (SQLite) p50",
+        "conversation.notes_buttons.p50_us",
+        list.p50_us,
+        "µs",
+    );
+    // A press on a note's button: token looked up, the plugin edits the list.
+    let answer = d.handle(message(1, "/notes")).await.context("no list")?;
+    let token = answer
+        .actions
+        .iter()
+        .find_map(|action| match action {
+            ChatAction::Send(message) => message.keyboard.first()?.first().map(|b| b.token.clone()),
+            _ => None,
+        })
+        .context("no button")?;
+    let press = IncomingPress {
+        chat_id: 1,
+        user_id: 1,
+        username: Some("bench".into()),
+        chat_type: wasmbot::runtime::ChatType::Private,
+        display_name: "bench".into(),
+        message_id: 1,
+        token,
+    };
+    let mut samples = Vec::with_capacity(1_000);
+    let started = Instant::now();
+    for _ in 0..1_000 {
+        let t = Instant::now();
+        let answer = d
+            .handle(press.clone())
+            .await
+            .context("no answer to the press")?;
+        samples.push(t.elapsed());
+        anyhow::ensure!(!answer.actions.is_empty(), "the press did nothing");
+    }
+    let pressed = Latency::of(samples, started.elapsed());
+    r.add(
+        "conversation",
+        "button press (token lookup + plugin call, SQLite) p50",
+        "conversation.press.p50_us",
+        pressed.p50_us,
+        "µs",
+    );
     Ok(())
 }
 
@@ -1273,6 +1345,9 @@ fn main() -> anyhow::Result<()> {
         }
         if run("dispatch") {
             bench_dispatch(&mut report).await?;
+        }
+        if run("conversation") {
+            bench_conversation(&mut report).await?;
         }
         if run("calls") {
             bench_capability_calls(&mut report).await?;

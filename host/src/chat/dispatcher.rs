@@ -154,7 +154,7 @@ impl Dispatcher {
                 answer.prompt = prompt;
                 Some(answer)
             }
-            Routed::Call(call) => Some(self.call(call, is_press, started).await),
+            Routed::Call(call) => Some(self.call(*call, is_press, started).await),
         }
     }
 
@@ -217,13 +217,13 @@ impl Dispatcher {
                 name: parsed.name.clone(),
                 args: parsed.args.to_string(),
             });
-            return Routed::Call(Call {
+            return Routed::Call(Box::new(Call {
                 target,
                 label: format!("/{}", parsed.name),
                 event: self.event(&incoming, kind, None, correlation_id),
                 prompt,
                 pressed_message: None,
-            });
+            }));
         }
 
         // Plain text. In a group it must be addressed to us.
@@ -236,24 +236,24 @@ impl Dispatcher {
         {
             if let Some(plugin) = plugins.plugin(&prompt.plugin) {
                 let kind = EventKind::Text(text);
-                return Routed::Call(Call {
+                return Routed::Call(Box::new(Call {
                     target: Target::Plugin(plugin.clone()),
                     label: plugin.name().to_string(),
                     event: self.event(&incoming, kind, Some(prompt.state), correlation_id),
                     prompt: PromptChange::Clear,
                     pressed_message: None,
-                });
+                }));
             }
             tracing::warn!(plugin = %prompt.plugin, "the plugin that asked a question is not loaded; its question is dropped");
         }
         match self.free_text_plugin(plugins) {
-            Some(plugin) => Routed::Call(Call {
+            Some(plugin) => Routed::Call(Box::new(Call {
                 target: Target::Plugin(plugin.clone()),
                 label: plugin.name().to_string(),
                 event: self.event(&incoming, EventKind::Text(text), None, correlation_id),
                 prompt: PromptChange::Keep,
                 pressed_message: None,
-            }),
+            })),
             None => {
                 tracing::info!(status = "not_a_command", "message handled");
                 Routed::Host(NO_FREE_TEXT.to_string())
@@ -311,13 +311,13 @@ impl Dispatcher {
             text: String::new(),
             prompt: state,
         };
-        Routed::Call(Call {
+        Routed::Call(Box::new(Call {
             target: Target::Plugin(plugin.clone()),
             label: plugin.name().to_string(),
             event,
             prompt,
             pressed_message: Some(press.message_id),
-        })
+        }))
     }
 
     /// The text a plugin receives, or `None` when a group message is not for
@@ -514,7 +514,7 @@ enum Routed {
     Host(String),
     /// The host answers, and the chat's question changes.
     HostThen(String, PromptChange),
-    Call(Call),
+    Call(Box<Call>),
 }
 
 async fn waiting_question(store: &Store, chat_id: i64) -> Option<PendingPrompt> {
