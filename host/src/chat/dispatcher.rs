@@ -21,7 +21,7 @@ use crate::infra::store::{AuditEntry, PendingPrompt, Store, clean_text};
 use crate::runtime::{
     Action, ButtonPress, CANCEL_COMMAND, CallContext, ChatType, Command, Event, EventKind, Format,
     HELP_COMMAND, LoadedPlugin, Message, PluginFailure, PluginRegistry, PluginSet, Reply,
-    ReplyFormat,
+    legacy_message, legacy_send,
 };
 
 /// A command handled by host code instead of a plugin (benchmarks compare
@@ -557,28 +557,9 @@ async fn keyboard(
 }
 
 fn native_call(handler: &NativeHandler, event: &Event) -> Result<Vec<Action>, PluginFailure> {
-    let EventKind::Command(command) = &event.kind else {
-        return Ok(Vec::new());
-    };
-    let reply = handler(&Message {
-        correlation_id: event.correlation_id.clone(),
-        chat_id: event.chat_id,
-        user_id: event.user_id,
-        username: event.username.clone(),
-        command: command.name.clone(),
-        args: command.args.clone(),
-        text: event.text.clone(),
-    });
-    Ok(vec![Action::Send(crate::runtime::Outgoing {
-        text: reply.text,
-        format: match reply.format {
-            ReplyFormat::Plain => Format::Plain,
-            ReplyFormat::Markdown => Format::Markdown,
-            ReplyFormat::Html => Format::Html,
-        },
-        keyboard: Vec::new(),
-        reply_to: None,
-    })])
+    Ok(legacy_message(event)
+        .map(|message| vec![legacy_send(handler(&message))])
+        .unwrap_or_default())
 }
 
 fn plain(text: String) -> ChatAction {

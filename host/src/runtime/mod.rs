@@ -29,6 +29,6 @@ pub use manifest::{
     CANCEL_COMMAND, CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_REPLY_KB, MAX_TIMEOUT_MS,
     Manifest, ManifestError, PluginLimits,
 };
-pub use plugin::{LoadError, LoadedPlugin, PluginFailure, World};
+pub use plugin::{LoadError, LoadedPlugin, PluginFailure, World, legacy_message, legacy_send};
 pub use registry::{PluginRegistry, PluginSet, ReloadOutcome};
 pub use watcher::{DEBOUNCE, PluginWatcher, watch};

@@ -356,8 +356,8 @@ impl LoadedPlugin {
     }
 }
 
-/// What a 0.1.0 handler receives for a command event.
-fn legacy_message(event: &Event) -> Option<Message> {
+/// What a 0.1.0 handler (or a native command) receives for a command event.
+pub fn legacy_message(event: &Event) -> Option<Message> {
     let EventKind::Command(command) = &event.kind else {
         return None;
     };
@@ -373,7 +373,7 @@ fn legacy_message(event: &Event) -> Option<Message> {
 }
 
 /// A 0.1.0 reply is one message sent.
-fn legacy_send(reply: Reply) -> Action {
+pub fn legacy_send(reply: Reply) -> Action {
     Action::Send(Outgoing {
         text: reply.text,
         format: match reply.format {
