@@ -242,6 +242,30 @@ async fn free_text_goes_to_the_assistant_and_in_groups_only_when_addressed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_assistant_tells_claude_the_remembered_notes_closest_to_the_question() {
+    let (claude, claude_url) = FakeAnthropic::start().await;
+    let (_embeddings, embeddings_url) = common::embeddings::FakeEmbeddings::start().await;
+    let vectors = tempfile::tempdir().unwrap();
+    let extra = [
+        ("ANTHROPIC_BASE_URL", claude_url),
+        ("ANTHROPIC_API_KEY", "sk-ant-test".to_string()),
+        ("EMBEDDINGS_URL", embeddings_url),
+        ("VECTORS_DIR", vectors.path().display().to_string()),
+    ];
+    let bot = bot(&["assistant"], &extra).await;
+    say(&bot, ALLOWED, "/remember the spare key is under the blue flower pot").await;
+    let reply = say(&bot, ALLOWED, "where is the spare key?").await;
+    assert_eq!(reply.text, "Claude says: where is the spare key?");
+    let request = claude.requests().last().unwrap().body.clone();
+    let system = request["system"].as_str().unwrap_or_default().to_string();
+    assert!(
+        system.contains("the spare key is under the blue flower pot"),
+        "the note reached Claude's instructions: {request}"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn health_now_edits_its_own_message_and_a_0_1_0_plugin_is_still_answered() {
     let bot = bot(&["health", "legacy"], &[]).await;
     assert_eq!(
