@@ -253,7 +253,12 @@ async fn the_assistant_tells_claude_the_remembered_notes_closest_to_the_question
         ("VECTORS_DIR", vectors.path().display().to_string()),
     ];
     let bot = bot(&["assistant"], &extra).await;
-    say(&bot, ALLOWED, "/remember the spare key is under the blue flower pot").await;
+    say(
+        &bot,
+        ALLOWED,
+        "/remember the spare key is under the blue flower pot",
+    )
+    .await;
     let reply = say(&bot, ALLOWED, "where is the spare key?").await;
     assert_eq!(reply.text, "Claude says: where is the spare key?");
     let request = claude.requests().last().unwrap().body.clone();

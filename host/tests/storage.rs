@@ -221,3 +221,91 @@ async fn the_audit_trail_is_append_only_except_the_retention_cleanup() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buttons_questions_and_message_senders_are_kept_on_both_backends() {
+    use wasmbot::infra::store::PendingPrompt;
+    for t in common::stores::all().await {
+        let store = &t.store;
+        let label = t.label;
+        let buttons = [
+            ("bt1".to_string(), "done:1".to_string()),
+            ("bt2".to_string(), "x".repeat(1024)),
+        ];
+        store
+            .buttons_create("notes", 42, &buttons, 2_000_000_000, 0)
+            .await
+            .unwrap();
+        let kept = store.button("bt2").await.unwrap().expect(label);
+        assert_eq!(
+            (
+                kept.plugin.as_str(),
+                kept.chat_id,
+                kept.data.len(),
+                kept.expires_at
+            ),
+            ("notes", 42, 1024, 2_000_000_000),
+            "{label}"
+        );
+        assert!(store.button("nope").await.unwrap().is_none(), "{label}");
+        // Buttons expired before `forget_before` go when new ones are kept.
+        store
+            .buttons_create(
+                "notes",
+                42,
+                &[("bt3".into(), "d".into())],
+                2_000_000_000,
+                2_100_000_000,
+            )
+            .await
+            .unwrap();
+        assert!(store.button("bt1").await.unwrap().is_none(), "{label}");
+
+        assert!(store.prompt(42).await.unwrap().is_none(), "{label}");
+        let prompt = PendingPrompt {
+            plugin: "notes".into(),
+            state: "{\"step\":1}".into(),
+            expires_at: 1_900_000_000,
+        };
+        store.prompt_set(42, &prompt).await.unwrap();
+        let replaced = PendingPrompt {
+            plugin: "quiz".into(),
+            ..prompt
+        };
+        store.prompt_set(42, &replaced).await.unwrap();
+        assert_eq!(store.prompt(42).await.unwrap(), Some(replaced), "{label}");
+        assert!(store.prompt_clear(42).await.unwrap(), "{label}");
+        assert!(!store.prompt_clear(42).await.unwrap(), "{label}");
+
+        store.message_sent(42, 5001, "notes", 100, 0).await.unwrap();
+        store
+            .message_sent(42, 5002, "health", 200, 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.message_sender(42, 5001).await.unwrap().as_deref(),
+            Some("notes"),
+            "{label}"
+        );
+        assert_eq!(
+            store.message_sender(43, 5001).await.unwrap(),
+            None,
+            "{label}"
+        );
+        // Older than `forget_before`: forgotten.
+        store
+            .message_sent(42, 5003, "notes", 300, 150)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.message_sender(42, 5001).await.unwrap(),
+            None,
+            "{label}"
+        );
+        assert_eq!(
+            store.message_sender(42, 5002).await.unwrap().as_deref(),
+            Some("health"),
+            "{label}"
+        );
+    }
+}
