@@ -232,12 +232,56 @@ async fn free_text_goes_to_the_assistant_and_in_groups_only_when_addressed() {
     bot.api.push_update(update);
     let sent = bot.api.wait_for_sent(GROUP, 2).await;
     assert_eq!(sent[1].text, "Claude says: and tomorrow?");
-    bot.wait_handled(5).await;
+    // A stranger's chatter is not refused in the group: it is not for the bot.
+    bot.api.push(GROUP, 666, "anyone for lunch?");
+    // Not a mention: another name that starts like ours, an e-mail address.
+    bot.api
+        .push(GROUP, ALLOWED, &format!("@{BOT_USERNAME}s hi"));
+    bot.api
+        .push(GROUP, ALLOWED, &format!("write to me@{BOT_USERNAME}.com"));
+    // A mention keeps the rest of the text as written, line breaks and all.
+    let reply = say(
+        &bot,
+        GROUP,
+        &format!("İstanbul @{BOT_USERNAME} éé\nline two"),
+    )
+    .await;
+    assert_eq!(reply.text, "Claude says: İstanbul éé\nline two");
+    bot.wait_handled(9).await;
     assert_eq!(
         claude.requests().len(),
-        asked + 2,
+        asked + 3,
         "the group chatter reached no model"
     );
+    assert_eq!(
+        sent_to(&bot.api, GROUP).len(),
+        3,
+        "nothing else was said in the group"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_group_only_the_user_who_was_asked_answers_the_question() {
+    let bot = bot(&["notes"], &[]).await;
+    let question = say(&bot, GROUP, "/note").await;
+    assert_eq!(question.text, "What should I note?");
+    // Another member replying to the question does not answer it.
+    let other = bot
+        .api
+        .reply_update(GROUP, 8, "not my note", question.message_id);
+    bot.api.push_update(other);
+    let sent = bot.api.wait_for_sent(GROUP, 2).await;
+    assert_eq!(
+        sent[1].text,
+        "I answer commands that start with a slash: send /help to see them."
+    );
+    let mine = bot
+        .api
+        .reply_update(GROUP, ALLOWED, "buy bread", question.message_id);
+    bot.api.push_update(mine);
+    let sent = bot.api.wait_for_sent(GROUP, 3).await;
+    assert_eq!(sent[2].text, "Noted (1 in this chat).");
     bot.stop().await;
 }
 

@@ -264,16 +264,29 @@ async fn buttons_questions_and_message_senders_are_kept_on_both_backends() {
         assert!(store.prompt(42).await.unwrap().is_none(), "{label}");
         let prompt = PendingPrompt {
             plugin: "notes".into(),
+            user_id: 7,
             state: "{\"step\":1}".into(),
             expires_at: 1_900_000_000,
         };
-        store.prompt_set(42, &prompt).await.unwrap();
+        store.prompt_set(42, &prompt, 100).await.unwrap();
         let replaced = PendingPrompt {
             plugin: "quiz".into(),
             ..prompt
         };
-        store.prompt_set(42, &replaced).await.unwrap();
-        assert_eq!(store.prompt(42).await.unwrap(), Some(replaced), "{label}");
+        store.prompt_set(42, &replaced, 100).await.unwrap();
+        assert_eq!(
+            store.prompt(42).await.unwrap(),
+            Some(replaced.clone()),
+            "{label}"
+        );
+        // Another chat's question that expired goes when a question is kept.
+        let lapsed = PendingPrompt {
+            expires_at: 50,
+            ..replaced.clone()
+        };
+        store.prompt_set(43, &lapsed, 100).await.unwrap();
+        store.prompt_set(44, &replaced, 100).await.unwrap();
+        assert!(store.prompt(43).await.unwrap().is_none(), "{label}");
         assert!(store.prompt_clear(42).await.unwrap(), "{label}");
         assert!(!store.prompt_clear(42).await.unwrap(), "{label}");
 

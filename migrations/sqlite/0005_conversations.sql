@@ -13,10 +13,12 @@ CREATE TABLE chat_buttons (
 );
 CREATE INDEX chat_buttons_expiry ON chat_buttons (expires_at);
 
--- The one question (`ask`) a chat's next message answers.
+-- The one question (`ask`) a chat's next message answers (in a group, the
+-- next message of the user who was asked).
 CREATE TABLE chat_prompts (
     chat_id    BIGINT PRIMARY KEY,
     plugin     TEXT NOT NULL,
+    user_id    BIGINT NOT NULL,
     state      TEXT NOT NULL,
     expires_at BIGINT NOT NULL
 );

@@ -94,14 +94,15 @@ pub async fn pressed(
     })
 }
 
-/// The question a chat waits on, as it will be kept.
-pub fn pending(plugin: &str, question: &Question) -> PendingPrompt {
+/// The question a chat waits on (asked of `user_id`), as it will be kept.
+pub fn pending(plugin: &str, user_id: i64, question: &Question) -> PendingPrompt {
     let wait = match question.timeout_secs {
         0 => DEFAULT_PROMPT_WAIT.as_secs() as i64,
         secs => i64::from(secs),
     };
     PendingPrompt {
         plugin: plugin.to_string(),
+        user_id,
         state: question.state.clone(),
         expires_at: unix_now() + wait,
     }

@@ -124,6 +124,13 @@ impl Dispatcher {
         let is_press = matches!(incoming, Incoming::Press(_));
         let host = |text: String| Some(host_answer(&correlation_id, is_press, text));
 
+        // Group chatter and other bots' commands are not for us, whoever sent them.
+        if let Incoming::Message(message) = &incoming
+            && !self.for_us(message)
+        {
+            tracing::debug!("a message not addressed to the bot, ignored");
+            return None;
+        }
         let access = self.access.check(incoming.user_id());
         if access != Access::Allowed {
             tracing::warn!(
@@ -147,7 +154,6 @@ impl Dispatcher {
             Incoming::Press(press) => self.route_press(press, &plugins, &correlation_id).await,
         };
         match routed {
-            Routed::Ignore => None,
             Routed::Host(text) => host(text),
             Routed::HostThen(text, prompt) => {
                 let mut answer = host_answer(&correlation_id, is_press, text);
@@ -167,12 +173,6 @@ impl Dispatcher {
         let store = self.services.store.as_ref();
         let chat_id = incoming.chat_id;
         if let Some(parsed) = command::parse(&incoming.text) {
-            if let (Some(mention), Some(ours)) = (parsed.mention, &self.bot_username)
-                && !mention.eq_ignore_ascii_case(ours)
-            {
-                tracing::debug!(mention, "command addressed to another bot, ignored");
-                return Routed::Ignore;
-            }
             if parsed.name == HELP_COMMAND {
                 tracing::info!(command = HELP_COMMAND, status = "ok", "message handled");
                 return Routed::Host(help::help_text(plugins));
@@ -226,13 +226,12 @@ impl Dispatcher {
             }));
         }
 
-        // Plain text. In a group it must be addressed to us.
-        let Some(text) = self.addressed_text(&incoming) else {
-            tracing::debug!("text in a group not addressed to the bot, ignored");
-            return Routed::Ignore;
-        };
+        // Plain text (in a group, addressed to us: see `for_us`).
+        let text = self.text_for_plugin(&incoming);
+        let mut prompt_change = PromptChange::Keep;
         if let Some(store) = store
             && let Some(prompt) = waiting_question(store, chat_id).await
+            && answers(&prompt, &incoming)
         {
             if let Some(plugin) = plugins.plugin(&prompt.plugin) {
                 let kind = EventKind::Text(text);
@@ -245,18 +244,19 @@ impl Dispatcher {
                 }));
             }
             tracing::warn!(plugin = %prompt.plugin, "the plugin that asked a question is not loaded; its question is dropped");
+            prompt_change = PromptChange::Clear;
         }
         match self.free_text_plugin(plugins) {
             Some(plugin) => Routed::Call(Box::new(Call {
                 target: Target::Plugin(plugin.clone()),
                 label: plugin.name().to_string(),
                 event: self.event(&incoming, EventKind::Text(text), None, correlation_id),
-                prompt: PromptChange::Keep,
+                prompt: prompt_change,
                 pressed_message: None,
             })),
             None => {
                 tracing::info!(status = "not_a_command", "message handled");
-                Routed::Host(NO_FREE_TEXT.to_string())
+                Routed::HostThen(NO_FREE_TEXT.to_string(), prompt_change)
             }
         }
     }
@@ -290,7 +290,11 @@ impl Dispatcher {
         };
         // A press on the buttons of the plugin that asked answers its question.
         let (state, prompt) = match waiting_question(store, press.chat_id).await {
-            Some(waiting) if waiting.plugin == button.plugin => {
+            Some(waiting)
+                if waiting.plugin == button.plugin
+                    && (press.chat_type == ChatType::Private
+                        || waiting.user_id == press.user_id) =>
+            {
                 (Some(waiting.state), PromptChange::Clear)
             }
             _ => (None, PromptChange::Keep),
@@ -320,26 +324,62 @@ impl Dispatcher {
         }))
     }
 
-    /// The text a plugin receives, or `None` when a group message is not for
-    /// us: it must reply to one of our messages or mention `@our_name`
-    /// (which is taken out of the text).
-    fn addressed_text(&self, incoming: &IncomingMessage) -> Option<String> {
+    /// Whether a message is for this bot: in a private chat always; in a
+    /// group, a command not addressed to another bot (`/cmd@other_bot`), or
+    /// text that replies to one of our messages or mentions `@our_name`.
+    fn for_us(&self, incoming: &IncomingMessage) -> bool {
+        if let Some(parsed) = command::parse(&incoming.text) {
+            return match (parsed.mention, &self.bot_username) {
+                (Some(mention), Some(ours)) => mention.eq_ignore_ascii_case(ours),
+                _ => true,
+            };
+        }
+        incoming.chat_type == ChatType::Private
+            || incoming
+                .reply_to
+                .as_ref()
+                .is_some_and(|quoted| quoted.from_bot)
+            || self.mention_in(incoming.text.trim()).is_some()
+    }
+
+    /// Where `@our_name` stands in `text` as a whole word (bytes).
+    fn mention_in(&self, text: &str) -> Option<std::ops::Range<usize>> {
+        let mention = format!("@{}", self.bot_username.as_deref()?);
+        // Usernames are ASCII: the lower-cased copy has the same byte offsets.
+        let lower = text.to_ascii_lowercase();
+        let wanted = mention.to_ascii_lowercase();
+        lower.match_indices(&wanted).find_map(|(at, _)| {
+            let end = at + wanted.len();
+            let word_goes_on = lower[end..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            let inside_word = lower[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            (!word_goes_on && !inside_word).then_some(at..end)
+        })
+    }
+
+    /// The plain text a plugin receives: trimmed, and in a group without
+    /// the mention of the bot (the rest, line breaks included, is kept).
+    fn text_for_plugin(&self, incoming: &IncomingMessage) -> String {
         let text = incoming.text.trim();
         if incoming.chat_type == ChatType::Private {
-            return Some(text.to_string());
+            return text.to_string();
         }
-        let mention = self.bot_username.as_ref().map(|name| format!("@{name}"));
-        if let Some(mention) = &mention
-            && let Some(at) = text.to_lowercase().find(&mention.to_lowercase())
-        {
-            let without = format!("{}{}", &text[..at], &text[at + mention.len()..]);
-            return Some(without.split_whitespace().collect::<Vec<_>>().join(" "));
+        match self.mention_in(text) {
+            Some(range) => {
+                let before = text[..range.start].trim_end();
+                let after = text[range.end..].trim_start();
+                match (before.is_empty(), after.is_empty()) {
+                    (false, false) => format!("{before} {after}"),
+                    _ => format!("{before}{after}"),
+                }
+            }
+            None => text.to_string(),
         }
-        let to_us = incoming
-            .reply_to
-            .as_ref()
-            .is_some_and(|quoted| quoted.from_bot);
-        to_us.then(|| text.to_string())
     }
 
     fn free_text_plugin<'p>(&self, plugins: &'p PluginSet) -> Option<&'p Arc<LoadedPlugin>> {
@@ -414,8 +454,13 @@ impl Dispatcher {
                     duration_ms,
                     "message handled"
                 );
-                self.carry_out(&mut answer, handler_name, event.chat_id, actions)
-                    .await;
+                self.carry_out(
+                    &mut answer,
+                    handler_name,
+                    (event.chat_id, event.user_id),
+                    actions,
+                )
+                .await;
             }
             Err(failure) => {
                 let status = failure.status();
@@ -431,6 +476,10 @@ impl Dispatcher {
                     _ => {
                         tracing::error!(plugin = handler_name, kind, command, status, duration_ms, %cause, "message handled")
                     }
+                }
+                if matches!(failure, PluginFailure::Busy) && answer.prompt == PromptChange::Clear {
+                    // "Send it again" must reach the same question.
+                    answer.prompt = PromptChange::Keep;
                 }
                 let text = clean_text(&failure_text(&call.label, &failure)).into_owned();
                 answer.actions.push(if is_press {
@@ -449,7 +498,7 @@ impl Dispatcher {
         &self,
         answer: &mut Answer,
         plugin: &str,
-        chat_id: i64,
+        (chat_id, user_id): (i64, i64),
         actions: Vec<Action>,
     ) {
         let store = self.services.store.as_ref();
@@ -465,7 +514,7 @@ impl Dispatcher {
                     match store {
                         Some(_) => {
                             answer.prompt =
-                                PromptChange::Set(conversation::pending(plugin, &question))
+                                PromptChange::Set(conversation::pending(plugin, user_id, &question))
                         }
                         None => tracing::warn!(
                             plugin,
@@ -508,13 +557,17 @@ impl Dispatcher {
 
 /// Where routing ends.
 enum Routed {
-    /// Not for us (another bot's command, group chatter).
-    Ignore,
     /// The host answers with this text itself.
     Host(String),
     /// The host answers, and the chat's question changes.
     HostThen(String, PromptChange),
     Call(Box<Call>),
+}
+
+/// Whether `incoming` answers `prompt`: in a private chat any message, in a
+/// group only one from the user who was asked.
+fn answers(prompt: &PendingPrompt, incoming: &IncomingMessage) -> bool {
+    incoming.chat_type == ChatType::Private || prompt.user_id == incoming.user_id
 }
 
 async fn waiting_question(store: &Store, chat_id: i64) -> Option<PendingPrompt> {

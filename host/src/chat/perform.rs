@@ -7,7 +7,7 @@ use anyhow::Context as _;
 
 use super::conversation;
 use super::event::{Answer, ChatAction, Keyboard, OutgoingMessage, PromptChange};
-use crate::infra::store::Store;
+use crate::infra::store::{Store, unix_now};
 use crate::runtime::{Format, MessageRef};
 
 /// What an adapter can do in one chat. Errors from `send` make the whole
@@ -108,9 +108,16 @@ pub async fn perform(
                 }
             }
         };
-        if let Some(id) = step.await? {
+        match step.await {
             // `None` (nothing sent) keeps the numbering of later references.
-            sent.push(id);
+            Ok(Some(id)) => sent.push(id),
+            Ok(None) => {}
+            Err(error) => {
+                if answer.is_press && !noticed {
+                    log_failure("answer the press", output.notice("", false).await);
+                }
+                return Err(error);
+            }
         }
         noticed |= matches!(action, ChatAction::Notice { .. });
     }
@@ -170,16 +177,27 @@ fn log_failure(what: &str, result: anyhow::Result<()>) {
     }
 }
 
+/// Keeps or clears the chat's question, retrying briefly: a question lost
+/// here would send its answer to the default plugin instead.
 async fn settle_prompt(change: &PromptChange, chat_id: i64, store: Option<&Store>) {
     let Some(store) = store else {
         return;
     };
-    let result = match change {
-        PromptChange::Keep => return,
-        PromptChange::Clear => store.prompt_clear(chat_id).await.map(drop),
-        PromptChange::Set(prompt) => store.prompt_set(chat_id, prompt).await,
-    };
-    if let Err(error) = result {
-        tracing::error!(%error, "could not keep the chat's question");
+    let mut wait = std::time::Duration::from_millis(100);
+    for attempt in 1..=4 {
+        let result = match change {
+            PromptChange::Keep => return,
+            PromptChange::Clear => store.prompt_clear(chat_id).await.map(drop),
+            PromptChange::Set(prompt) => store.prompt_set(chat_id, prompt, unix_now()).await,
+        };
+        match result {
+            Ok(()) => return,
+            Err(error) if attempt < 4 => {
+                tracing::warn!(%error, "could not keep the chat's question; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(error) => tracing::error!(%error, "could not keep the chat's question"),
+        }
     }
 }

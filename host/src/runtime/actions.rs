@@ -69,6 +69,9 @@ pub fn bound(
                 if asks > 1 {
                     return Err(at("only one question (`ask`) per call".into()));
                 }
+                if question.state.contains('\0') {
+                    return Err(at("the question's state contains a NUL character".into()));
+                }
                 if question.state.len() > MAX_PROMPT_STATE_BYTES {
                     return Err(at(format!(
                         "the question's state is {} bytes; at most {MAX_PROMPT_STATE_BYTES}",
@@ -99,7 +102,8 @@ pub fn bound(
             Action::React(reaction) => {
                 check_ref(Some(&reaction.message), sent).map_err(at)?;
                 if reaction.emoji.len() > 32 || reaction.emoji.chars().any(char::is_control) {
-                    return Err(at(format!("{:?} is not a reaction emoji", reaction.emoji)));
+                    let quoted = clean_capped(&mask(&reaction.emoji), 64).into_owned();
+                    return Err(at(format!("{quoted:?} is not a reaction emoji")));
                 }
             }
             Action::Typing => {}
@@ -129,7 +133,12 @@ fn check_ref(message: Option<&MessageRef>, sent_before: u32) -> Result<(), Strin
     }
 }
 
-fn check_keyboard(rows: &mut [Vec<Button>], mask: impl Fn(&str) -> String) -> Result<(), String> {
+fn check_keyboard(
+    rows: &mut Vec<Vec<Button>>,
+    mask: impl Fn(&str) -> String,
+) -> Result<(), String> {
+    // An empty row shows nothing (and Telegram may refuse it).
+    rows.retain(|row| !row.is_empty());
     let buttons: usize = rows.iter().map(Vec::len).sum();
     if buttons > MAX_BUTTONS {
         return Err(format!(
@@ -146,21 +155,27 @@ fn check_keyboard(rows: &mut [Vec<Button>], mask: impl Fn(&str) -> String) -> Re
         for button in row.iter_mut() {
             let label = mask(&button.label);
             let label = clean_text(&label);
+            // Errors quote the label masked, and only its start.
+            let quoted = clean_capped(&label, 80);
             let chars = label.trim().chars().count();
             if chars == 0 || chars > MAX_BUTTON_LABEL_CHARS {
                 return Err(format!(
-                    "button label {:?} must be 1-{MAX_BUTTON_LABEL_CHARS} characters",
-                    button.label
+                    "button label {quoted:?} must be 1-{MAX_BUTTON_LABEL_CHARS} characters"
                 ));
             }
             if button.data.len() > MAX_BUTTON_DATA_BYTES {
                 return Err(format!(
-                    "button {:?} carries {} bytes of data; at most {MAX_BUTTON_DATA_BYTES}",
-                    button.label,
+                    "button {quoted:?} carries {} bytes of data; at most {MAX_BUTTON_DATA_BYTES}",
                     button.data.len()
                 ));
             }
-            button.label = label.into_owned();
+            if button.data.contains('\0') {
+                return Err(format!(
+                    "button {quoted:?} carries a NUL character in its data"
+                ));
+            }
+            let label = label.into_owned();
+            button.label = label;
         }
     }
     Ok(())

@@ -26,6 +26,9 @@ use crate::chat::{ChatOutput, Keyboard, OutgoingMessage};
 use crate::infra::store::clean_capped;
 use crate::runtime::Format;
 
+/// Characters Telegram shows in a callback answer.
+const NOTICE_LIMIT: usize = 200;
+
 /// Telegram's limit for one message's text, in UTF-16 code units.
 pub const MESSAGE_LIMIT: usize = 4096;
 
@@ -106,10 +109,21 @@ impl ChatOutput for TelegramChat<'_> {
         message: &OutgoingMessage,
         reply_to: Option<i64>,
     ) -> anyhow::Result<Option<i64>> {
-        Ok(self
+        match self
             .replies
             .send_message(self.chat_id, message, reply_to)
-            .await?)
+            .await
+        {
+            Ok(id) => Ok(id),
+            // Telegram refused it (no rights, blocked, no such chat): sending
+            // again will not help, and the update is not retried for it.
+            Err(RequestError::Api(error)) => {
+                tracing::error!(chat_id = self.chat_id, %error, "Telegram refused a message; it is not sent");
+                Ok(None)
+            }
+            // A network failure after the retries: the update is tried again later.
+            Err(error) => Err(error.into()),
+        }
     }
 
     async fn edit(
@@ -195,18 +209,33 @@ impl ChatOutput for TelegramChat<'_> {
             return Ok(());
         };
         let bot = &self.replies.bot;
-        retrying(Format::Plain, |_| {
-            let mut request = bot
-                .answer_callback_query(CallbackQueryId(id.clone()))
-                .show_alert(alert);
-            if !text.is_empty() {
-                request = request.text(text);
+        // Telegram shows (and takes) at most 200 characters.
+        let text = if text.chars().count() > NOTICE_LIMIT {
+            text.chars().take(NOTICE_LIMIT - 1).collect::<String>() + "…"
+        } else {
+            text.to_string()
+        };
+        let answer = |text: &str| {
+            let text = text.to_string();
+            retrying(Format::Plain, move |_| {
+                let mut request = bot
+                    .answer_callback_query(CallbackQueryId(id.clone()))
+                    .show_alert(alert);
+                if !text.is_empty() {
+                    request = request.text(text.clone());
+                }
+                request
+            })
+        };
+        if let Err(error) = answer(&text).await {
+            if text.is_empty() {
+                return Err(error).context("answering the button press");
             }
-            request
-        })
-        .await
-        .map(drop)
-        .context("answering the button press")
+            // The press must be answered, if not with this text then without.
+            tracing::warn!(%error, "Telegram refused the notice; answering the press without it");
+            answer("").await.context("answering the button press")?;
+        }
+        Ok(())
     }
 }
 

@@ -17,6 +17,8 @@ pub struct StoredButton {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingPrompt {
     pub plugin: String,
+    /// Who was asked: in a group only they answer.
+    pub user_id: i64,
     pub state: String,
     pub expires_at: i64,
 }
@@ -80,19 +82,28 @@ impl Store {
         }))
     }
 
-    /// Makes `plugin`'s question the one `chat_id` waits on, replacing any other.
-    pub async fn prompt_set(&self, chat_id: i64, prompt: &PendingPrompt) -> StoreResult<()> {
+    /// Makes `plugin`'s question the one `chat_id` waits on, replacing any
+    /// other, and forgets questions that expired before `now`.
+    pub async fn prompt_set(
+        &self,
+        chat_id: i64,
+        prompt: &PendingPrompt,
+        now: i64,
+    ) -> StoreResult<()> {
+        let purge = dialect(self, "DELETE FROM chat_prompts WHERE expires_at < $1");
         let sql = dialect(
             self,
-            "INSERT INTO chat_prompts (chat_id, plugin, state, expires_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (chat_id) DO UPDATE SET plugin = excluded.plugin,
+            "INSERT INTO chat_prompts (chat_id, plugin, user_id, state, expires_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (chat_id) DO UPDATE SET plugin = excluded.plugin, user_id = excluded.user_id,
                  state = excluded.state, expires_at = excluded.expires_at",
         );
         on_either!(self, pool => {
+            timed(sqlx::query(&purge).bind(now).execute(pool)).await?;
             timed(
                 sqlx::query(&sql)
                     .bind(chat_id)
                     .bind(&prompt.plugin)
+                    .bind(prompt.user_id)
                     .bind(&prompt.state)
                     .bind(prompt.expires_at)
                     .execute(pool),
@@ -106,17 +117,20 @@ impl Store {
     pub async fn prompt(&self, chat_id: i64) -> StoreResult<Option<PendingPrompt>> {
         let sql = dialect(
             self,
-            "SELECT plugin, state, expires_at FROM chat_prompts WHERE chat_id = $1",
+            "SELECT plugin, user_id, state, expires_at FROM chat_prompts WHERE chat_id = $1",
         );
-        let row: Option<(String, String, i64)> = on_either!(self, pool => timed(
+        let row: Option<(String, i64, String, i64)> = on_either!(self, pool => timed(
             sqlx::query_as(&sql).bind(chat_id).fetch_optional(pool)
         )
         .await?);
-        Ok(row.map(|(plugin, state, expires_at)| PendingPrompt {
-            plugin,
-            state,
-            expires_at,
-        }))
+        Ok(
+            row.map(|(plugin, user_id, state, expires_at)| PendingPrompt {
+                plugin,
+                user_id,
+                state,
+                expires_at,
+            }),
+        )
     }
 
     /// Leaves the chat's pending question; returns whether there was one.
