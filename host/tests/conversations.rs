@@ -333,6 +333,37 @@ async fn health_now_edits_its_own_message_and_a_0_1_0_plugin_is_still_answered()
     bot.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_message_is_edited_and_deleted_by_later_calls_even_after_a_restart() {
+    let bot = bot(&["status"], &[]).await;
+    let status = say(&bot, ALLOWED, "/status new building…").await;
+    bot.api.push(ALLOWED, ALLOWED, "/status set built");
+    bot.api.wait_for_action("editmessagetext", 1).await;
+    assert_eq!(bot.api.held(status.message_id).unwrap().text, "built");
+
+    let bot = restart(bot, &[]).await;
+    // A newer message takes the name over; the old one is left alone.
+    let newer = say(&bot, ALLOWED, "/status new deploying…").await;
+    bot.api.push(ALLOWED, ALLOWED, "/status set deployed");
+    bot.api.wait_for_action("editmessagetext", 2).await;
+    assert_eq!(bot.api.held(newer.message_id).unwrap().text, "deployed");
+    assert_eq!(bot.api.held(status.message_id).unwrap().text, "built");
+
+    // A plugin may not change a message it did not send (here the user's own).
+    bot.api.push(ALLOWED, ALLOWED, "/status theirs");
+    bot.api.push(ALLOWED, ALLOWED, "/status delete");
+    bot.api.wait_for_action("deletemessage", 1).await;
+    assert!(bot.api.held(newer.message_id).is_none());
+    bot.wait_handled(6).await;
+    let edits = bot.api.wait_for_action("editmessagetext", 2).await;
+    assert_eq!(
+        edits.len(),
+        2,
+        "the user's message was not edited: {edits:?}"
+    );
+    bot.stop().await;
+}
+
 #[test]
 fn the_console_shows_buttons_presses_them_and_answers_questions() {
     let dir = common::plugins_dir(&["notes", "legacy", "start"]);

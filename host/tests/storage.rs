@@ -290,9 +290,12 @@ async fn buttons_questions_and_message_senders_are_kept_on_both_backends() {
         assert!(store.prompt_clear(42).await.unwrap(), "{label}");
         assert!(!store.prompt_clear(42).await.unwrap(), "{label}");
 
-        store.message_sent(42, 5001, "notes", 100, 0).await.unwrap();
         store
-            .message_sent(42, 5002, "health", 200, 0)
+            .message_sent(42, 5001, "notes", Some("list"), 100, 0)
+            .await
+            .unwrap();
+        store
+            .message_sent(42, 5002, "health", Some("list"), 200, 0)
             .await
             .unwrap();
         assert_eq!(
@@ -305,9 +308,34 @@ async fn buttons_questions_and_message_senders_are_kept_on_both_backends() {
             None,
             "{label}"
         );
+        // A name belongs to one plugin in one chat; the latest message has it.
+        assert_eq!(
+            store.message_named(42, "notes", "list").await.unwrap(),
+            Some(5001),
+            "{label}"
+        );
+        assert_eq!(
+            store.message_named(42, "health", "list").await.unwrap(),
+            Some(5002),
+            "{label}"
+        );
+        store
+            .message_sent(42, 5004, "notes", Some("list"), 250, 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.message_named(42, "notes", "list").await.unwrap(),
+            Some(5004),
+            "{label}"
+        );
+        assert_eq!(
+            store.message_named(43, "notes", "list").await.unwrap(),
+            None,
+            "{label}"
+        );
         // Older than `forget_before`: forgotten.
         store
-            .message_sent(42, 5003, "notes", 300, 150)
+            .message_sent(42, 5003, "notes", None, 300, 150)
             .await
             .unwrap();
         assert_eq!(

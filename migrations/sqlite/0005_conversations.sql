@@ -23,12 +23,15 @@ CREATE TABLE chat_prompts (
     expires_at BIGINT NOT NULL
 );
 
--- Which plugin sent which message: a plugin edits and deletes only its own.
+-- Which plugin sent which message: a plugin edits and deletes only its own,
+-- by id or by a name of its own (`outgoing.name`).
 CREATE TABLE chat_messages (
     chat_id    BIGINT NOT NULL,
     message_id BIGINT NOT NULL,
     plugin     TEXT NOT NULL,
     sent_at    BIGINT NOT NULL,
+    name       TEXT,
     PRIMARY KEY (chat_id, message_id)
 );
 CREATE INDEX chat_messages_age ON chat_messages (sent_at);
+CREATE INDEX chat_messages_name ON chat_messages (chat_id, plugin, name);

@@ -133,6 +133,9 @@ impl Actions {
             MessageRef::Sent(n) if *n >= sent => Err(format!(
                 "sent({n}) names no earlier message ({sent} sent before it)"
             )),
+            MessageRef::Named(name) if name.is_empty() || name.len() > 64 => {
+                Err(format!("named({name:?}): a name is 1-64 bytes"))
+            }
             _ => Ok(()),
         };
         for action in &self.0 {
@@ -319,6 +322,7 @@ mod tests {
                     vec![Button::new("c", "3")],
                 ],
                 reply_to: Some(MessageRef::Id(7)),
+                name: None,
             })]
         );
     }

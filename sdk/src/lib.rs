@@ -131,7 +131,7 @@ pub use event::FromEvent;
 pub use message::{Message, escape_html, escape_markdown};
 pub use reply::{
     Ask, Buttons, DEFAULT_ASK_TIMEOUT_SECS, Reply, alert, ask, clear_buttons, delete, edit,
-    edit_buttons, notice, react, send, sent, typing,
+    edit_buttons, named, notice, react, send, sent, typing,
 };
 
 /// The first SDK's name for [`Format`].
@@ -164,8 +164,8 @@ pub mod prelude {
         Action, Actions, Ask, Button, ButtonPress, Buttons, ChatType, Command, Event, EventKind,
         EventResult, Format, FromEvent, HandlerResult, IntoActions, Message, MessageRef, Reply,
         ReplyFormat, actions, alert, ask, audit, cache, clear_buttons, delete, edit, edit_buttons,
-        escape_html, escape_markdown, health, llm, log, notice, react, secrets, send, sent, state,
-        typing, vectors,
+        escape_html, escape_markdown, health, llm, log, named, notice, react, secrets, send, sent,
+        state, typing, vectors,
     };
     pub use serde_json::json;
 }

@@ -28,6 +28,8 @@ pub struct Reply {
     /// Rows of buttons; empty for none.
     pub keyboard: Keyboard,
     pub reply_to: Option<MessageRef>,
+    /// The plugin's own name for the message ([`Reply::named`]).
+    pub name: Option<String>,
 }
 
 impl Reply {
@@ -37,6 +39,7 @@ impl Reply {
             format,
             keyboard: Vec::new(),
             reply_to: None,
+            name: None,
         }
     }
 
@@ -80,6 +83,20 @@ impl Reply {
         self.reply_to = Some(message.into());
         self
     }
+
+    /// Gives the message a name of this plugin's own (1-64 bytes), so a
+    /// later call can edit or delete it with [`named`]`(name)`; a newer
+    /// message with the same name in the chat takes the name over.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// The latest message this plugin sent in this chat under `name`
+/// ([`Reply::named`]), from this call or an earlier one.
+pub fn named(name: impl Into<String>) -> MessageRef {
+    MessageRef::Named(name.into())
 }
 
 impl From<String> for Reply {
@@ -101,6 +118,7 @@ impl From<Reply> for Outgoing {
             format: reply.format,
             keyboard: rows(reply.keyboard),
             reply_to: reply.reply_to,
+            name: reply.name,
         }
     }
 }

@@ -116,12 +116,13 @@ pub async fn waiting_question(store: &Store, chat_id: i64) -> StoreResult<Option
         .filter(|prompt| prompt.expires_at > unix_now()))
 }
 
-/// Notes that `plugin` sent `message_id`.
+/// Notes that `plugin` sent `message_id` (under `name`, when it gave one).
 pub async fn note_sent(
     store: &Store,
     chat_id: i64,
     message_id: i64,
     plugin: &str,
+    name: Option<&str>,
 ) -> StoreResult<()> {
     let now = unix_now();
     store
@@ -129,6 +130,7 @@ pub async fn note_sent(
             chat_id,
             message_id,
             plugin,
+            name,
             now,
             now - MESSAGE_MEMORY.as_secs() as i64,
         )

@@ -504,12 +504,9 @@ impl Dispatcher {
         let store = self.services.store.as_ref();
         for action in actions {
             let chat_action = match action {
-                Action::Send(message) => ChatAction::Send(OutgoingMessage {
-                    keyboard: keyboard(store, plugin, chat_id, message.keyboard).await,
-                    text: message.text,
-                    format: message.format,
-                    reply_to: message.reply_to,
-                }),
+                Action::Send(message) => {
+                    ChatAction::Send(outgoing(store, plugin, chat_id, message).await)
+                }
                 Action::Ask(question) => {
                     match store {
                         Some(_) => {
@@ -521,13 +518,7 @@ impl Dispatcher {
                             "no store: the plugin's question cannot be kept, its answer will not reach it"
                         ),
                     }
-                    let message = question.message;
-                    ChatAction::Send(OutgoingMessage {
-                        keyboard: keyboard(store, plugin, chat_id, message.keyboard).await,
-                        text: message.text,
-                        format: message.format,
-                        reply_to: message.reply_to,
-                    })
+                    ChatAction::Send(outgoing(store, plugin, chat_id, question.message).await)
                 }
                 Action::Edit(edit) => ChatAction::Edit {
                     message: edit.message,
@@ -582,6 +573,22 @@ async fn waiting_question(store: &Store, chat_id: i64) -> Option<PendingPrompt> 
     }
 }
 
+/// A plugin's message as the adapter sends it: buttons with tokens.
+async fn outgoing(
+    store: Option<&Store>,
+    plugin: &str,
+    chat_id: i64,
+    message: crate::runtime::Outgoing,
+) -> OutgoingMessage {
+    OutgoingMessage {
+        keyboard: keyboard(store, plugin, chat_id, message.keyboard).await,
+        text: message.text,
+        format: message.format,
+        reply_to: message.reply_to,
+        name: message.name,
+    }
+}
+
 /// Tokens for the plugin's buttons; without a store (or when it fails) the
 /// message goes out without them.
 async fn keyboard(
@@ -621,6 +628,7 @@ fn plain(text: String) -> ChatAction {
         format: Format::Plain,
         keyboard: Vec::new(),
         reply_to: None,
+        name: None,
     })
 }
 

@@ -106,6 +106,8 @@ pub struct OutgoingMessage {
     pub format: Format,
     pub keyboard: Keyboard,
     pub reply_to: Option<MessageRef>,
+    /// The plugin's name for it (`message-ref::named`).
+    pub name: Option<String>,
 }
 
 /// One thing the adapter does in the event's chat, in order.

@@ -53,8 +53,8 @@ pub async fn perform(
         let step = async {
             match action {
                 ChatAction::Send(message) => {
-                    let reply_to = match message.reply_to {
-                        Some(target) => resolve(target, &sent),
+                    let reply_to = match &message.reply_to {
+                        Some(target) => resolve(target, &sent, chat_id, plugin, store).await,
                         None => None,
                     };
                     let id = output.send(message, reply_to).await.with_context(|| {
@@ -64,8 +64,14 @@ pub async fn perform(
                         )
                     })?;
                     if let (Some(store), Some(plugin), Some(id)) = (store, plugin, id)
-                        && let Err(error) =
-                            conversation::note_sent(store, chat_id, id, plugin).await
+                        && let Err(error) = conversation::note_sent(
+                            store,
+                            chat_id,
+                            id,
+                            plugin,
+                            message.name.as_deref(),
+                        )
+                        .await
                     {
                         tracing::warn!(%error, message_id = id, "could not note which plugin sent a message; it cannot edit it later");
                     }
@@ -77,7 +83,7 @@ pub async fn perform(
                     format,
                     keyboard,
                 } => {
-                    if let Some(id) = own_message(answer, *message, &sent, chat_id, store).await {
+                    if let Some(id) = own_message(answer, message, &sent, chat_id, store).await {
                         log_failure(
                             "edit",
                             output.edit(id, text.as_deref(), *format, keyboard).await,
@@ -86,14 +92,14 @@ pub async fn perform(
                     Ok(None)
                 }
                 ChatAction::Delete(message) => {
-                    if let Some(id) = own_message(answer, *message, &sent, chat_id, store).await {
+                    if let Some(id) = own_message(answer, message, &sent, chat_id, store).await {
                         log_failure("delete", output.delete(id).await);
                     }
                     Ok(None)
                 }
                 ChatAction::React { message, emoji } => {
                     // Reactions go on any message of the chat (usually the user's).
-                    if let Some(id) = resolve(*message, &sent) {
+                    if let Some(id) = resolve(message, &sent, chat_id, plugin, store).await {
                         log_failure("react", output.react(id, emoji).await);
                     }
                     Ok(None)
@@ -129,11 +135,34 @@ pub async fn perform(
     Ok(())
 }
 
-/// The message a reference names: the n-th sent in this answer, or an id.
-fn resolve(target: MessageRef, sent: &[Option<i64>]) -> Option<i64> {
+/// The message a reference names: the n-th sent in this answer, an id, or
+/// the latest the plugin sent under a name.
+async fn resolve(
+    target: &MessageRef,
+    sent: &[Option<i64>],
+    chat_id: i64,
+    plugin: Option<&str>,
+    store: Option<&Store>,
+) -> Option<i64> {
     match target {
-        MessageRef::Sent(n) => sent.get(n as usize).copied().flatten(),
-        MessageRef::Id(id) => Some(id),
+        MessageRef::Sent(n) => sent.get(*n as usize).copied().flatten(),
+        MessageRef::Id(id) => Some(*id),
+        MessageRef::Named(name) => {
+            let found = match (store, plugin) {
+                (Some(store), Some(plugin)) => store
+                    .message_named(chat_id, plugin, name)
+                    .await
+                    .unwrap_or_else(|error| {
+                        tracing::warn!(%error, "could not look up a named message");
+                        None
+                    }),
+                _ => None,
+            };
+            if found.is_none() {
+                tracing::warn!(plugin, name = %name, "no message of this plugin has this name here; the action is skipped");
+            }
+            found
+        }
     }
 }
 
@@ -142,16 +171,18 @@ fn resolve(target: MessageRef, sent: &[Option<i64>]) -> Option<i64> {
 /// says it sent.
 async fn own_message(
     answer: &Answer,
-    target: MessageRef,
+    target: &MessageRef,
     sent: &[Option<i64>],
     chat_id: i64,
     store: Option<&Store>,
 ) -> Option<i64> {
-    let id = resolve(target, sent)?;
-    if matches!(target, MessageRef::Sent(_)) || answer.pressed_message == Some(id) {
+    let plugin = answer.plugin.as_deref()?;
+    let id = resolve(target, sent, chat_id, Some(plugin), store).await?;
+    // Its own by construction: sent in this answer, or found under its name.
+    let own = matches!(target, MessageRef::Sent(_) | MessageRef::Named(_));
+    if own || answer.pressed_message == Some(id) {
         return Some(id);
     }
-    let plugin = answer.plugin.as_deref()?;
     let owned = match store {
         Some(store) => conversation::sent_by(store, chat_id, id, plugin)
             .await

@@ -60,6 +60,9 @@ pub fn bound(
         match action {
             Action::Send(message) => {
                 check_ref(message.reply_to.as_ref(), sent).map_err(at)?;
+                if let Some(name) = &message.name {
+                    check_name(name).map_err(at)?;
+                }
                 check_keyboard(&mut message.keyboard, &mask).map_err(at)?;
                 message.text = capped(&mask(&message.text), &mut left, total, limits.text_bytes);
                 sent += 1;
@@ -87,6 +90,9 @@ pub fn bound(
                 }
                 let message = &mut question.message;
                 check_ref(message.reply_to.as_ref(), sent).map_err(at)?;
+                if let Some(name) = &message.name {
+                    check_name(name).map_err(at)?;
+                }
                 check_keyboard(&mut message.keyboard, &mask).map_err(at)?;
                 message.text = capped(&mask(&message.text), &mut left, total, limits.text_bytes);
                 sent += 1;
@@ -129,8 +135,21 @@ fn check_ref(message: Option<&MessageRef>, sent_before: u32) -> Result<(), Strin
         Some(MessageRef::Sent(n)) if *n >= sent_before => Err(format!(
             "refers to sent message {n}, but only {sent_before} were sent before it in this list"
         )),
+        Some(MessageRef::Named(name)) => check_name(name),
         _ => Ok(()),
     }
+}
+
+/// Bytes of a plugin's name for a message.
+pub const MAX_MESSAGE_NAME_BYTES: usize = 64;
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_MESSAGE_NAME_BYTES || name.contains('\0') {
+        return Err(format!(
+            "a message name must be 1-{MAX_MESSAGE_NAME_BYTES} bytes without NUL"
+        ));
+    }
+    Ok(())
 }
 
 fn check_keyboard(
@@ -228,6 +247,7 @@ mod tests {
             format: Format::Plain,
             keyboard,
             reply_to: None,
+            name: None,
         })
     }
 

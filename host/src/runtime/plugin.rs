@@ -383,6 +383,7 @@ pub fn legacy_send(reply: Reply) -> Action {
         },
         keyboard: Vec::new(),
         reply_to: None::<MessageRef>,
+        name: None,
     })
 }
 

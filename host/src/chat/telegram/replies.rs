@@ -55,6 +55,7 @@ impl ReplySender {
             format,
             keyboard: Vec::new(),
             reply_to: None,
+            name: None,
         };
         self.send_message(chat_id, &message, None).await.map(drop)
     }

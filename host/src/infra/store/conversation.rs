@@ -151,14 +151,16 @@ impl Store {
         chat_id: i64,
         message_id: i64,
         plugin: &str,
+        name: Option<&str>,
         now: i64,
         forget_before: i64,
     ) -> StoreResult<()> {
         let purge = dialect(self, "DELETE FROM chat_messages WHERE sent_at < $1");
         let sql = dialect(
             self,
-            "INSERT INTO chat_messages (chat_id, message_id, plugin, sent_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (chat_id, message_id) DO UPDATE SET plugin = excluded.plugin, sent_at = excluded.sent_at",
+            "INSERT INTO chat_messages (chat_id, message_id, plugin, sent_at, name) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (chat_id, message_id) DO UPDATE SET plugin = excluded.plugin,
+                 sent_at = excluded.sent_at, name = excluded.name",
         );
         on_either!(self, pool => {
             timed(sqlx::query(&purge).bind(forget_before).execute(pool)).await?;
@@ -168,11 +170,34 @@ impl Store {
                     .bind(message_id)
                     .bind(plugin)
                     .bind(now)
+                    .bind(name)
                     .execute(pool),
             )
             .await?;
         });
         Ok(())
+    }
+
+    /// The latest message `plugin` sent in `chat_id` under `name`.
+    pub async fn message_named(
+        &self,
+        chat_id: i64,
+        plugin: &str,
+        name: &str,
+    ) -> StoreResult<Option<i64>> {
+        let sql = dialect(
+            self,
+            "SELECT message_id FROM chat_messages WHERE chat_id = $1 AND plugin = $2 AND name = $3
+             ORDER BY sent_at DESC, message_id DESC LIMIT 1",
+        );
+        Ok(on_either!(self, pool => timed(
+            sqlx::query_scalar(&sql)
+                .bind(chat_id)
+                .bind(plugin)
+                .bind(name)
+                .fetch_optional(pool)
+        )
+        .await?))
     }
 
     /// Which plugin sent `message_id`, if the host knows.
