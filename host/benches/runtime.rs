@@ -338,7 +338,19 @@ async fn bench_conversation(r: &mut Report) -> anyhow::Result<()> {
     for i in 0..3 {
         d.handle(message(1, &format!("/note item {i}"))).await;
     }
-    let list = one_task(&d, "/notes", 1_000).await?;
+    let mut samples = Vec::with_capacity(1_000);
+    let started = Instant::now();
+    for _ in 0..1_000 {
+        let t = Instant::now();
+        let answer = d.handle(message(1, "/notes")).await.context("no list")?;
+        samples.push(t.elapsed());
+        anyhow::ensure!(
+            answer.text().starts_with("1. item 0"),
+            "{:?}",
+            answer.text()
+        );
+    }
+    let list = Latency::of(samples, started.elapsed());
     r.add(
         "conversation",
         "/notes: 3 notes, 3 buttons kept (SQLite) p50",

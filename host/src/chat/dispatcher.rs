@@ -151,7 +151,10 @@ impl Dispatcher {
             Incoming::Message(message) => {
                 self.route_message(message, &plugins, &correlation_id).await
             }
-            Incoming::Press(press) => self.route_press(press, &plugins, &correlation_id).await,
+            // Boxed: the store's futures stay out of every message's state machine.
+            Incoming::Press(press) => {
+                Box::pin(self.route_press(press, &plugins, &correlation_id)).await
+            }
         };
         match routed {
             Routed::Host(text) => host(text),
@@ -160,7 +163,7 @@ impl Dispatcher {
                 answer.prompt = prompt;
                 Some(answer)
             }
-            Routed::Call(call) => Some(self.call(*call, is_press, started).await),
+            Routed::Call(call) => Some(self.call(*call, is_press, started, &correlation_id).await),
         }
     }
 
@@ -178,7 +181,7 @@ impl Dispatcher {
                 return Routed::Host(help::help_text(plugins));
             }
             let waiting = match store {
-                Some(store) => waiting_question(store, chat_id).await,
+                Some(store) => Box::pin(waiting_question(store, chat_id)).await,
                 None => None,
             };
             if parsed.name == CANCEL_COMMAND {
@@ -213,14 +216,15 @@ impl Dispatcher {
                     );
                 }
             };
+            let label = format!("/{}", parsed.name);
             let kind = EventKind::Command(Command {
-                name: parsed.name.clone(),
                 args: parsed.args.to_string(),
+                name: parsed.name,
             });
             return Routed::Call(Box::new(Call {
                 target,
-                label: format!("/{}", parsed.name),
-                event: self.event(&incoming, kind, None, correlation_id),
+                label,
+                event: Self::event(incoming, kind, None, correlation_id),
                 prompt,
                 pressed_message: None,
             }));
@@ -230,7 +234,7 @@ impl Dispatcher {
         let text = self.text_for_plugin(&incoming);
         let mut prompt_change = PromptChange::Keep;
         if let Some(store) = store
-            && let Some(prompt) = waiting_question(store, chat_id).await
+            && let Some(prompt) = Box::pin(waiting_question(store, chat_id)).await
             && answers(&prompt, &incoming)
         {
             if let Some(plugin) = plugins.plugin(&prompt.plugin) {
@@ -238,7 +242,7 @@ impl Dispatcher {
                 return Routed::Call(Box::new(Call {
                     target: Target::Plugin(plugin.clone()),
                     label: plugin.name().to_string(),
-                    event: self.event(&incoming, kind, Some(prompt.state), correlation_id),
+                    event: Self::event(incoming, kind, Some(prompt.state), correlation_id),
                     prompt: PromptChange::Clear,
                     pressed_message: None,
                 }));
@@ -250,7 +254,7 @@ impl Dispatcher {
             Some(plugin) => Routed::Call(Box::new(Call {
                 target: Target::Plugin(plugin.clone()),
                 label: plugin.name().to_string(),
-                event: self.event(&incoming, EventKind::Text(text), None, correlation_id),
+                event: Self::event(incoming, EventKind::Text(text), None, correlation_id),
                 prompt: prompt_change,
                 pressed_message: None,
             })),
@@ -389,9 +393,9 @@ impl Dispatcher {
             .filter(|plugin| plugin.manifest().free_text)
     }
 
+    /// The event a plugin receives for `incoming` (taken apart, not copied).
     fn event(
-        &self,
-        incoming: &IncomingMessage,
+        incoming: IncomingMessage,
         kind: EventKind,
         prompt: Option<String>,
         correlation_id: &str,
@@ -401,21 +405,27 @@ impl Dispatcher {
             chat_id: incoming.chat_id,
             chat_type: incoming.chat_type,
             user_id: incoming.user_id,
-            username: incoming.username.clone(),
-            display_name: incoming.display_name.clone(),
+            username: incoming.username,
+            display_name: incoming.display_name,
             message_id: incoming.message_id,
-            reply_to: incoming.reply_to.clone(),
+            reply_to: incoming.reply_to,
             kind,
-            text: incoming.text.clone(),
+            text: incoming.text,
             prompt,
         }
     }
 
     /// Runs the call and turns its actions into what the adapter does.
-    async fn call(&self, call: Call, is_press: bool, started: Instant) -> Answer {
+    async fn call(
+        &self,
+        call: Call,
+        is_press: bool,
+        started: Instant,
+        correlation_id: &Arc<str>,
+    ) -> Answer {
         let event = &call.event;
         let ctx = CallContext {
-            correlation_id: Arc::from(event.correlation_id.as_str()),
+            correlation_id: correlation_id.clone(),
             user_id: event.user_id,
             chat_id: event.chat_id,
             services: self.services.clone(),
@@ -607,7 +617,7 @@ async fn keyboard(
         );
         return Vec::new();
     };
-    match conversation::keep_buttons(store, plugin, chat_id, rows).await {
+    match Box::pin(conversation::keep_buttons(store, plugin, chat_id, rows)).await {
         Ok(keyboard) => keyboard,
         Err(error) => {
             tracing::error!(plugin, %error, "could not keep the buttons; the message is sent without them");

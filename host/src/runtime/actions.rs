@@ -64,7 +64,7 @@ pub fn bound(
                     check_name(name).map_err(at)?;
                 }
                 check_keyboard(&mut message.keyboard, &mask).map_err(at)?;
-                message.text = capped(&mask(&message.text), &mut left, total, limits.text_bytes);
+                message.text = capped(mask(&message.text), &mut left, total, limits.text_bytes);
                 sent += 1;
             }
             Action::Ask(question) => {
@@ -94,14 +94,14 @@ pub fn bound(
                     check_name(name).map_err(at)?;
                 }
                 check_keyboard(&mut message.keyboard, &mask).map_err(at)?;
-                message.text = capped(&mask(&message.text), &mut left, total, limits.text_bytes);
+                message.text = capped(mask(&message.text), &mut left, total, limits.text_bytes);
                 sent += 1;
             }
             Action::Edit(edit) => {
                 check_ref(Some(&edit.message), sent).map_err(at)?;
                 check_keyboard(&mut edit.keyboard, &mask).map_err(at)?;
                 if let Some(text) = &mut edit.text {
-                    *text = capped(&mask(text), &mut left, total, limits.text_bytes);
+                    *text = capped(mask(text), &mut left, total, limits.text_bytes);
                 }
             }
             Action::Delete(message) => check_ref(Some(message), sent).map_err(at)?,
@@ -202,15 +202,18 @@ fn check_keyboard(
 
 /// The text with the share of `left` it may take; the first text past the
 /// limit says so.
-fn capped(text: &str, left: &mut usize, total: usize, limit: usize) -> String {
+fn capped(text: String, left: &mut usize, total: usize, limit: usize) -> String {
     if text.len() <= *left {
         *left -= text.len();
-        return clean_text(text).into_owned();
+        return match clean_text(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(clean) => clean,
+        };
     }
     if *left == 0 {
         return String::new();
     }
-    let mut cut = clean_capped(text, *left).into_owned();
+    let mut cut = clean_capped(&text, *left).into_owned();
     cut.push_str(&format!(
         "\n(cut: the reply was {} KiB; this plugin may send {} KiB)",
         total.div_ceil(1024),
