@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::infra::store::{clean_capped, clean_text};
 
-use super::bindings::conversation::events::{Action, Button, MessageRef};
+use super::bindings::conversation::events::{Action, Button, MessageRef, Outgoing};
 
 /// Actions one call may return.
 pub const MAX_ACTIONS: usize = 20;
@@ -59,11 +59,7 @@ pub fn bound(
         let at = |problem: String| format!("action {index}: {problem}");
         match action {
             Action::Send(message) => {
-                check_ref(message.reply_to.as_ref(), sent).map_err(at)?;
-                if let Some(name) = &message.name {
-                    check_name(name).map_err(at)?;
-                }
-                check_keyboard(&mut message.keyboard, &mask).map_err(at)?;
+                check_outgoing(message, sent, &mask).map_err(at)?;
                 message.text = capped(mask(&message.text), &mut left, total, limits.text_bytes);
                 sent += 1;
             }
@@ -89,11 +85,7 @@ pub fn bound(
                     )));
                 }
                 let message = &mut question.message;
-                check_ref(message.reply_to.as_ref(), sent).map_err(at)?;
-                if let Some(name) = &message.name {
-                    check_name(name).map_err(at)?;
-                }
-                check_keyboard(&mut message.keyboard, &mask).map_err(at)?;
+                check_outgoing(message, sent, &mask).map_err(at)?;
                 message.text = capped(mask(&message.text), &mut left, total, limits.text_bytes);
                 sent += 1;
             }
@@ -127,6 +119,19 @@ pub fn bound(
         actions,
         cut_from: (total > limits.text_bytes).then_some(total),
     })
+}
+
+/// A message to send: its reply target, its name and its buttons.
+fn check_outgoing(
+    message: &mut Outgoing,
+    sent_before: u32,
+    mask: impl Fn(&str) -> String,
+) -> Result<(), String> {
+    check_ref(message.reply_to.as_ref(), sent_before)?;
+    if let Some(name) = &message.name {
+        check_name(name)?;
+    }
+    check_keyboard(&mut message.keyboard, mask)
 }
 
 /// A `sent(n)` must name a send that comes before it in the same list.
@@ -241,7 +246,7 @@ fn text_bytes(action: &Action) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::super::bindings::conversation::events::{Format, Outgoing};
+    use super::super::bindings::conversation::events::Format;
     use super::*;
 
     fn send(text: &str, keyboard: Vec<Vec<Button>>) -> Action {
