@@ -315,8 +315,9 @@ async fn bench_dispatch(r: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What conversations add on the embedded store: a command now looks for
-/// the chat's pending question; buttons are kept; a press is looked up.
+/// What conversations add on the embedded store: a command clears the
+/// chat's question only after its reply (not measured here: the reply is
+/// ready before); buttons are kept; a press is looked up.
 async fn bench_conversation(r: &mut Report) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     install(dir.path(), "start")?;
@@ -330,7 +331,7 @@ async fn bench_conversation(r: &mut Report) -> anyhow::Result<()> {
     let start = one_task(&d, "/start", n).await?;
     r.add(
         "conversation",
-        "/start with a SQLite store (looks for a pending question) p50",
+        "/start with a SQLite store, until the reply is ready p50",
         "conversation.start_sqlite.p50_us",
         start.p50_us,
         "µs",

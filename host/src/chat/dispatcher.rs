@@ -180,11 +180,11 @@ impl Dispatcher {
                 tracing::info!(command = HELP_COMMAND, status = "ok", "message handled");
                 return Routed::Host(help::help_text(plugins));
             }
-            let waiting = match store {
-                Some(store) => Box::pin(waiting_question(store, chat_id)).await,
-                None => None,
-            };
             if parsed.name == CANCEL_COMMAND {
+                let waiting = match store {
+                    Some(store) => Box::pin(waiting_question(store, chat_id)).await,
+                    None => None,
+                };
                 tracing::info!(command = CANCEL_COMMAND, status = "ok", "message handled");
                 return match waiting {
                     Some(prompt) => Routed::HostThen(
@@ -197,8 +197,10 @@ impl Dispatcher {
                     None => Routed::Host("There is no question to cancel.".into()),
                 };
             }
-            // Any other command leaves a pending question and runs as usual.
-            let prompt = match waiting {
+            // Any other command leaves a waiting question and runs as usual.
+            // Nothing is read first: the question is cleared once the
+            // answer was delivered, so the reply does not wait on the store.
+            let prompt = match store {
                 Some(_) => PromptChange::Clear,
                 None => PromptChange::Keep,
             };
