@@ -158,6 +158,33 @@ async fn a_button_works_after_a_restart_and_expired_forged_or_foreign_ones_get_a
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_button_still_works_after_its_plugin_was_reloaded() {
+    let bot = bot(&["notes"], &[]).await;
+    say(&bot, ALLOWED, "/note feed the cat").await;
+    let list = say(&bot, ALLOWED, "/notes").await;
+    // A new version of the plugin (here: a new description) is swapped in.
+    let manifest = bot.plugins.path().join("notes.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let changed = text.replace("List your notes", "Show your notes");
+    assert_ne!(text, changed, "the manifest describes /notes");
+    std::fs::write(&manifest, changed).unwrap();
+    bot.wait_until(|api| {
+        api.commands.lock().unwrap().as_ref().is_some_and(|menu| {
+            menu.iter()
+                .any(|(c, d)| c == "notes" && d.starts_with("Show your notes"))
+        })
+    })
+    .await;
+    let answer = press(&bot, ALLOWED, list.message_id, "✓ 1").await;
+    assert_eq!(answer["text"], "Done: feed the cat");
+    assert_eq!(
+        bot.api.held(list.message_id).unwrap().text,
+        "No notes left."
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_question_waits_for_the_next_message_across_a_restart_and_cancel_leaves_it() {
     let bot = bot(&["notes", "start"], &[]).await;
     let question = say(&bot, ALLOWED, "/note").await;
