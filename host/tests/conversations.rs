@@ -352,11 +352,25 @@ async fn health_now_edits_its_own_message_and_a_0_1_0_plugin_is_still_answered()
     assert_eq!(report.buttons().len(), 1, "{:?}", report.reply_markup);
     let answer = press(&bot, ALLOWED, report.message_id, "Check again").await;
     assert_eq!(answer["text"], "Checked");
-    // The same message, re-checked (Telegram refuses an edit that changes nothing,
-    // and the host takes that as done).
+    // The re-check edited the same message, with its button again (Telegram
+    // refuses an edit that changes nothing, and the host takes that as done).
+    let edits = bot.api.wait_for_action("editmessagetext", 1).await;
+    assert_eq!(edits[0]["message_id"], report.message_id, "{edits:?}");
+    assert!(
+        edits[0]["text"].as_str().unwrap().contains("database"),
+        "{edits:?}"
+    );
+    assert_eq!(
+        edits[0]["reply_markup"]["inline_keyboard"][0][0]["text"],
+        "Check again"
+    );
     let held = bot.api.held(report.message_id).unwrap();
     assert_eq!(held.buttons().len(), 1);
-    assert_eq!(sent_to(&bot.api, ALLOWED).len(), 2);
+    assert_eq!(
+        sent_to(&bot.api, ALLOWED).len(),
+        2,
+        "the press sent no new message"
+    );
     bot.stop().await;
 }
 

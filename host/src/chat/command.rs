@@ -2,17 +2,17 @@
 
 /// A message that starts with a command.
 #[derive(Debug, PartialEq, Eq)]
-pub struct ParsedCommand<'a> {
+pub struct ParsedCommand {
     /// Lower-cased, without the slash or the @mention.
     pub name: String,
     /// The `botname` of `/cmd@botname`, as written.
-    pub mention: Option<&'a str>,
+    pub mention: Option<String>,
     /// The rest of the text, trimmed.
-    pub args: &'a str,
+    pub args: String,
 }
 
 /// Returns the command, or `None` when the text is not a command.
-pub fn parse(text: &str) -> Option<ParsedCommand<'_>> {
+pub fn parse(text: &str) -> Option<ParsedCommand> {
     let text = text.trim_start();
     let rest = text.strip_prefix('/')?;
     let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
@@ -26,8 +26,8 @@ pub fn parse(text: &str) -> Option<ParsedCommand<'_>> {
     }
     Some(ParsedCommand {
         name: name.to_lowercase(),
-        mention,
-        args: args.trim(),
+        mention: mention.map(str::to_string),
+        args: args.trim().to_string(),
     })
 }
 
@@ -35,11 +35,11 @@ pub fn parse(text: &str) -> Option<ParsedCommand<'_>> {
 mod tests {
     use super::*;
 
-    fn cmd<'a>(name: &str, mention: Option<&'a str>, args: &'a str) -> Option<ParsedCommand<'a>> {
+    fn cmd(name: &str, mention: Option<&str>, args: &str) -> Option<ParsedCommand> {
         Some(ParsedCommand {
             name: name.into(),
-            mention,
-            args,
+            mention: mention.map(str::to_string),
+            args: args.into(),
         })
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tracing::Instrument as _;
 
 use super::access::{Access, AccessPolicy, REFUSAL_TEXT};
-use super::command;
+use super::command::{self, ParsedCommand};
 use super::conversation::{self, DeadButton};
 use super::event::{
     Answer, ChatAction, Incoming, IncomingMessage, IncomingPress, OutgoingMessage, PromptChange,
@@ -124,9 +124,14 @@ impl Dispatcher {
         let is_press = matches!(incoming, Incoming::Press(_));
         let host = |text: String| Some(host_answer(&correlation_id, is_press, text));
 
+        // Parsed once: for the addressing below and for routing.
+        let command = match &incoming {
+            Incoming::Message(message) => command::parse(&message.text),
+            Incoming::Press(_) => None,
+        };
         // Group chatter and other bots' commands are not for us, whoever sent them.
         if let Incoming::Message(message) = &incoming
-            && !self.for_us(message)
+            && !self.for_us(message, command.as_ref())
         {
             tracing::debug!("a message not addressed to the bot, ignored");
             return None;
@@ -149,7 +154,8 @@ impl Dispatcher {
         let plugins = self.registry.snapshot();
         let routed = match incoming {
             Incoming::Message(message) => {
-                self.route_message(message, &plugins, &correlation_id).await
+                self.route_message(message, command, &plugins, &correlation_id)
+                    .await
             }
             // Boxed: the store's futures stay out of every message's state machine.
             Incoming::Press(press) => {
@@ -157,8 +163,7 @@ impl Dispatcher {
             }
         };
         match routed {
-            Routed::Host(text) => host(text),
-            Routed::HostThen(text, prompt) => {
+            Routed::Host(text, prompt) => {
                 let mut answer = host_answer(&correlation_id, is_press, text);
                 answer.prompt = prompt;
                 Some(answer)
@@ -170,15 +175,16 @@ impl Dispatcher {
     async fn route_message(
         &self,
         incoming: IncomingMessage,
+        command: Option<ParsedCommand>,
         plugins: &PluginSet,
         correlation_id: &str,
     ) -> Routed {
         let store = self.services.store.as_ref();
         let chat_id = incoming.chat_id;
-        if let Some(parsed) = command::parse(&incoming.text) {
+        if let Some(parsed) = command {
             if parsed.name == HELP_COMMAND {
                 tracing::info!(command = HELP_COMMAND, status = "ok", "message handled");
-                return Routed::Host(help::help_text(plugins));
+                return Routed::Host(help::help_text(plugins), PromptChange::Keep);
             }
             if parsed.name == CANCEL_COMMAND {
                 let waiting = match store {
@@ -187,14 +193,16 @@ impl Dispatcher {
                 };
                 tracing::info!(command = CANCEL_COMMAND, status = "ok", "message handled");
                 return match waiting {
-                    Some(prompt) => Routed::HostThen(
+                    Some(prompt) => Routed::Host(
                         format!(
                             "Cancelled: {} no longer waits for your answer.",
                             prompt.plugin
                         ),
                         PromptChange::Clear,
                     ),
-                    None => Routed::Host("There is no question to cancel.".into()),
+                    None => {
+                        Routed::Host("There is no question to cancel.".into(), PromptChange::Keep)
+                    }
                 };
             }
             // Any other command leaves a waiting question and runs as usual.
@@ -212,15 +220,12 @@ impl Dispatcher {
                 (None, Some(plugin)) => Target::Plugin(plugin.clone()),
                 (None, None) => {
                     tracing::info!(command = %parsed.name, status = "unknown_command", "message handled");
-                    return Routed::HostThen(
-                        help::unknown_command_text(&parsed.name, plugins),
-                        prompt,
-                    );
+                    return Routed::Host(help::unknown_command_text(&parsed.name, plugins), prompt);
                 }
             };
             let label = format!("/{}", parsed.name);
             let kind = EventKind::Command(Command {
-                args: parsed.args.to_string(),
+                args: parsed.args,
                 name: parsed.name,
             });
             return Routed::Call(Box::new(Call {
@@ -262,7 +267,7 @@ impl Dispatcher {
             })),
             None => {
                 tracing::info!(status = "not_a_command", "message handled");
-                Routed::HostThen(NO_FREE_TEXT.to_string(), prompt_change)
+                Routed::Host(NO_FREE_TEXT.to_string(), prompt_change)
             }
         }
     }
@@ -274,25 +279,31 @@ impl Dispatcher {
         correlation_id: &str,
     ) -> Routed {
         let Some(store) = self.services.store.as_ref() else {
-            return Routed::Host(DeadButton::Unknown.notice().to_string());
+            return Routed::Host(DeadButton::Unknown.notice().to_string(), PromptChange::Keep);
         };
         let button = match conversation::pressed(store, press.chat_id, &press.token).await {
             Ok(Ok(button)) => button,
             Ok(Err(dead)) => {
                 tracing::info!(status = "dead_button", reason = ?dead, "button press handled");
-                return Routed::Host(dead.notice().to_string());
+                return Routed::Host(dead.notice().to_string(), PromptChange::Keep);
             }
             Err(error) => {
                 tracing::error!(%error, "could not read a button from the store");
-                return Routed::Host("Sorry, that did not work. Please try again.".into());
+                return Routed::Host(
+                    "Sorry, that did not work. Please try again.".into(),
+                    PromptChange::Keep,
+                );
             }
         };
         let Some(plugin) = plugins.plugin(&button.plugin) else {
             tracing::info!(plugin = %button.plugin, status = "plugin_missing", "button press handled");
-            return Routed::Host(format!(
-                "This button belongs to {}, which is not available right now.",
-                button.plugin
-            ));
+            return Routed::Host(
+                format!(
+                    "This button belongs to {}, which is not available right now.",
+                    button.plugin
+                ),
+                PromptChange::Keep,
+            );
         };
         // A press on the buttons of the plugin that asked answers its question.
         let (state, prompt) = match waiting_question(store, press.chat_id).await {
@@ -333,9 +344,9 @@ impl Dispatcher {
     /// Whether a message is for this bot: in a private chat always; in a
     /// group, a command not addressed to another bot (`/cmd@other_bot`), or
     /// text that replies to one of our messages or mentions `@our_name`.
-    fn for_us(&self, incoming: &IncomingMessage) -> bool {
-        if let Some(parsed) = command::parse(&incoming.text) {
-            return match (parsed.mention, &self.bot_username) {
+    fn for_us(&self, incoming: &IncomingMessage, command: Option<&ParsedCommand>) -> bool {
+        if let Some(parsed) = command {
+            return match (&parsed.mention, &self.bot_username) {
                 (Some(mention), Some(ours)) => mention.eq_ignore_ascii_case(ours),
                 _ => true,
             };
@@ -560,10 +571,8 @@ impl Dispatcher {
 
 /// Where routing ends.
 enum Routed {
-    /// The host answers with this text itself.
-    Host(String),
-    /// The host answers, and the chat's question changes.
-    HostThen(String, PromptChange),
+    /// The host answers with this text itself (and the chat's question may change).
+    Host(String, PromptChange),
     Call(Box<Call>),
 }
 

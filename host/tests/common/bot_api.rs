@@ -93,8 +93,8 @@ pub struct BotApi {
     message_ids: AtomicU32,
     /// Every message the bot sent and did not delete, as it is now.
     pub messages: Mutex<std::collections::HashMap<i64, Held>>,
-    /// Requests other than sendMessage that act in a chat, in order:
-    /// (method, body) for editmessagetext, editmessagereplymarkup,
+    /// Requests other than sendMessage that act in a chat, in order, refused
+    /// or not: (method, body) for editmessagetext, editmessagereplymarkup,
     /// deletemessage, setmessagereaction, sendchataction, answercallbackquery.
     pub actions: Mutex<Vec<(String, Value)>>,
     new_action: Notify,
@@ -229,6 +229,8 @@ impl BotApi {
     /// editMessageText / editMessageReplyMarkup: the message must be the
     /// bot's, in that chat, and actually change (as Telegram insists).
     fn edit(&self, method: &str, body: &Value) -> Response {
+        // Every attempt is recorded, refused or not.
+        self.record_action(method, body);
         let chat_id = body["chat_id"].as_i64().expect("chat_id");
         let message_id = body["message_id"].as_i64().expect("message_id");
         let mut messages = self.messages.lock().unwrap();
@@ -259,7 +261,6 @@ impl BotApi {
         held.text = text.clone();
         held.reply_markup = markup;
         drop(messages);
-        self.record_action(method, body);
         ok(json!({"message_id": message_id, "date": 1_764_000_001,
             "chat": {"id": chat_id, "type": "private"},
             "from": {"id": 4242, "is_bot": true, "first_name": "Test", "username": BOT_USERNAME},
