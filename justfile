@@ -41,7 +41,7 @@ watch:
 # Build every plugin and run every test.
 test: build-plugins build-test-plugins
     cargo test --workspace --exclude wasmbot-sdk {{ plugin_excludes }}
-    # The SDK's builders and the notes plugin's logic, natively.
-    cargo test -p wasmbot-sdk -p notes --lib
+    # The SDK's builders and the plugins' logic, natively.
+    cargo test -p wasmbot-sdk -p notes -p weather -p github --lib
 
 plugin_excludes := `for f in plugins/*/Cargo.toml testing/*/Cargo.toml; do sed -n 's/^name *= *"\(.*\)"/--exclude \1/p' "$f" | head -n1; done | tr '\n' ' '`

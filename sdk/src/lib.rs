@@ -85,8 +85,10 @@
 //! before it does.
 //!
 //! Capabilities are modules: [`log`], [`state`], [`secrets`], [`audit`],
-//! [`llm`], [`health`], [`cache`], [`vectors`]; each needs its grant in the
-//! manifest.
+//! [`llm`], [`health`], [`cache`], [`vectors`], [`config`] (the plugin's
+//! settings) and [`http`] (outbound requests to the hosts its manifest
+//! lists); each needs its grant in the manifest. A plugin granted `files`
+//! reads and writes its own folder, `/data`, with `std::fs`.
 //!
 //! The component targets the WIT world `wasmbot:plugin/conversation@0.2.0`.
 //! Build it with `cargo build --release --target wasm32-wasip2` (or
@@ -102,7 +104,8 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_conversation_world",
         default_bindings_module: "wasmbot_sdk::bindings",
-        // The capability interfaces are 0.1.0's (`wasmbot::plugin0_1_0`).
+        // The capability interfaces are 0.1.0's (`wasmbot::plugin0_1_0`),
+        // `config` is 0.2.0's (`wasmbot::plugin0_2_0`).
         generate_all,
         // So plugins can keep WIT values (e.g. a conversation) in `state`.
         additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
@@ -112,8 +115,10 @@ pub mod bindings {
 mod action_list;
 pub mod audit;
 pub mod cache;
+pub mod config;
 mod event;
 pub mod health;
+pub mod http;
 pub mod llm;
 pub mod log;
 mod message;
@@ -163,9 +168,9 @@ pub mod prelude {
     pub use crate::{
         Action, Actions, Ask, Button, ButtonPress, Buttons, ChatType, Command, Event, EventKind,
         EventResult, Format, FromEvent, HandlerResult, IntoActions, Message, MessageRef, Reply,
-        ReplyFormat, actions, alert, ask, audit, cache, clear_buttons, delete, edit, edit_buttons,
-        escape_html, escape_markdown, health, llm, log, named, notice, react, secrets, send, sent,
-        state, typing, vectors,
+        ReplyFormat, actions, alert, ask, audit, cache, clear_buttons, config, delete, edit,
+        edit_buttons, escape_html, escape_markdown, health, http, llm, log, named, notice, react,
+        secrets, send, sent, state, typing, vectors,
     };
     pub use serde_json::json;
 }

@@ -13,11 +13,12 @@ use crate::infra::cache::CacheSettings;
 use crate::infra::health::HealthSettings;
 use crate::infra::llm::LlmSettings;
 use crate::infra::logging::LogFormat;
+use crate::infra::outbound::PrivateAllowance;
 use crate::infra::vault::Vault;
 use crate::infra::vectors::VectorSettings;
 use crate::runtime::{
     BudgetDefaults, Capability, DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, MAX_REPLY_KB,
-    MAX_TIMEOUT_MS, PluginLimits,
+    MAX_TIMEOUT_MS, PluginLimits, SettingOverrides,
 };
 
 #[derive(Debug, Clone)]
@@ -66,6 +67,13 @@ pub struct Config {
     /// `DEFAULT_PLUGIN`: the plugin that receives plain text (default
     /// `assistant`; `none` turns free text off).
     pub default_plugin: Option<String>,
+    /// `PLUGIN_<PLUGIN>_<KEY>`: the operator's values for plugins' `[settings]`.
+    pub plugin_settings: SettingOverrides,
+    /// `HTTP_ALLOW_PRIVATE`: private `host:port` pairs plugins granted
+    /// `http` may reach anyway (comma-separated).
+    pub http_allow_private: PrivateAllowance,
+    /// `FILES_DIR`: where plugins granted `files` keep their folders.
+    pub files_dir: PathBuf,
 }
 
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins/dist";
@@ -88,7 +96,9 @@ impl Config {
         {
             return Err(ConfigError::new(".env", format!("cannot be read: {error}")));
         }
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let mut config = Self::from_lookup(|name| std::env::var(name).ok())?;
+        config.plugin_settings = plugin_settings(std::env::vars());
+        Ok(config)
     }
 
     /// Commands that load plugins call this: the folder must exist.
@@ -290,8 +300,46 @@ impl Config {
             audit_cleanup_at,
             worker_standby,
             default_plugin,
+            plugin_settings: SettingOverrides::new(),
+            http_allow_private: PrivateAllowance::parse(
+                &get("HTTP_ALLOW_PRIVATE").unwrap_or_default(),
+            )
+            .map_err(|problem| {
+                ConfigError::new(
+                    "HTTP_ALLOW_PRIVATE",
+                    format!("expected host:port pairs separated by commas: {problem}"),
+                )
+            })?,
+            files_dir: PathBuf::from(get("FILES_DIR").unwrap_or_else(|| DEFAULT_FILES_DIR.into())),
         })
     }
+}
+
+/// `FILES_DIR` when unset.
+pub const DEFAULT_FILES_DIR: &str = "data/files";
+
+/// The host's own `PLUGIN_*` variables; every other `PLUGIN_*` variable is
+/// a plugin's setting (`PLUGIN_<PLUGIN>_<KEY>`), checked when it loads.
+fn plugin_settings(variables: impl Iterator<Item = (String, String)>) -> SettingOverrides {
+    let mut host_own: Vec<String> = [
+        "PLUGIN_CACHE_DIR",
+        "PLUGIN_TIMEOUT_MS",
+        "PLUGIN_MEMORY_MB",
+        "PLUGIN_REPLY_KB",
+        "PLUGIN_POOL_INSTANCES",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    host_own.extend(
+        Capability::all_budgets(capabilities::ALL)
+            .map(|budget| format!("PLUGIN_{}", budget.key.to_ascii_uppercase())),
+    );
+    variables
+        .filter(|(name, value)| {
+            name.starts_with("PLUGIN_") && !host_own.contains(name) && !value.trim().is_empty()
+        })
+        .collect()
 }
 
 #[cfg(test)]

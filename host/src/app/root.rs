@@ -97,6 +97,8 @@ impl Host {
             embeddings,
             health: Some(Arc::new(HealthMonitor::new(checker, alerter.clone()))),
             alerter,
+            http_allow_private: config.http_allow_private.clone(),
+            files_dir: Some(config.files_dir.clone()),
         };
         Ok(Self {
             services: Arc::new(services),
@@ -187,7 +189,8 @@ pub fn plugin_engine(
 ) -> anyhow::Result<Arc<PluginEngine>> {
     let engine =
         PluginEngine::with_pool_size(cache_dir, capabilities::ALL, config.plugin_pool_instances)?
-            .with_budget_defaults(config.budget_defaults.clone());
+            .with_budget_defaults(config.budget_defaults.clone())
+            .with_setting_overrides(config.plugin_settings.clone());
     Ok(Arc::new(engine))
 }
 

@@ -18,7 +18,10 @@ macro_rules! over_budget_is {
 
 mod audit;
 mod cache;
+mod config;
+mod files;
 mod health;
+mod http;
 mod keys;
 mod llm;
 mod log;
@@ -50,6 +53,9 @@ macro_rules! capability {
             },
             budgets: &[$($($budget),*)?],
             quotas: &[$($($($quota),*)?)?],
+            provides: &[],
+            configure: None,
+            prepare: None,
         }
     };
 }
@@ -79,6 +85,25 @@ pub const ALL: CapabilityTable = &[
         [&vectors::VECTOR_WRITES, &vectors::EMBEDDING_REQUESTS],
         quotas[&vectors::VECTOR_POINTS]
     ),
+    capability!("config", config),
+    Capability {
+        name: "http",
+        link: http::link,
+        budgets: &[&http::HTTP_REQUESTS],
+        quotas: &[&http::HTTP_RESPONSE_KB],
+        provides: http::PROVIDES,
+        configure: Some(http::configure),
+        prepare: Some(http::prepare),
+    },
+    Capability {
+        name: "files",
+        link: files::link,
+        budgets: &[],
+        quotas: &[&files::FILES_KB],
+        provides: &[],
+        configure: None,
+        prepare: Some(files::prepare),
+    },
 ];
 
 #[cfg(test)]
@@ -96,16 +121,29 @@ mod tests {
         }
     }
 
-    /// Every interface the world imports has a row in the table, and every
-    /// row an interface: a capability cannot be half added.
+    /// Every interface the worlds import has a row in the table, and every
+    /// row an interface (ours, or a WASI one it links itself): a
+    /// capability cannot be half added.
     #[test]
     fn the_table_and_the_world_agree() {
-        let world = include_str!("../../../wit/world.wit");
-        let mut imported: Vec<&str> = world
-            .lines()
+        let worlds = [
+            include_str!("../../../wit/world.wit"),
+            include_str!("../../../wit/v0.2/world.wit"),
+        ];
+        let mut imported: Vec<&str> = worlds
+            .iter()
+            .flat_map(|world| world.lines())
             .filter_map(|line| line.trim().strip_prefix("import "))
             .map(|rest| rest.trim_end_matches(';').trim())
+            .map(|name| {
+                let name = name.strip_prefix("wasmbot:plugin/").unwrap_or(name);
+                name.split('@').next().unwrap_or(name)
+            })
             .collect();
+        imported.sort_unstable();
+        imported.dedup();
+        // Linked from WASI (wasi:http, wasi:filesystem), not from our WIT.
+        imported.extend(["http", "files"]);
         let mut listed: Vec<&str> = super::ALL.iter().map(|c| c.name).collect();
         imported.sort_unstable();
         listed.sort_unstable();

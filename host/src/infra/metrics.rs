@@ -49,7 +49,16 @@ pub struct CutLabels {
     pub what: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub plugin: String,
+    /// `ok` (any status came back), `denied`, `prohibited`, `too_large`, `timeout`, `failed`.
+    pub outcome: String,
+}
+
 pub struct Metrics {
+    /// Plugins' outbound HTTP requests, by plugin and outcome.
+    pub plugin_http_requests: Family<HttpLabels, Counter>,
     /// Messages handled, by plugin and outcome (ok, declined, timeout, out_of_memory, crashed, denied).
     pub messages: Family<MessageLabels, Counter>,
     /// Time from a message's arrival to its reply, plugin messages only.
@@ -101,6 +110,7 @@ impl Metrics {
             audit_plugin_refused: Counter::default(),
             quota_refusals: Family::default(),
             plugin_cuts: Family::default(),
+            plugin_http_requests: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -177,6 +187,11 @@ impl Metrics {
             "plugin_quota_refusals",
             "Writes refused because the plugin's storage quota was reached, by plugin and quota",
             metrics.quota_refusals.clone(),
+        );
+        registry.register(
+            "plugin_http_requests",
+            "Outbound HTTP requests made by plugins, by plugin and outcome",
+            metrics.plugin_http_requests.clone(),
         );
         registry.register(
             "plugin_cuts",

@@ -1,6 +1,7 @@
 //! The host's side-effecting services that capabilities lend to plugins.
 //! Each is optional so a bare runtime (tests, `plugins check`) needs none.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::infra::alert::Alerter;
@@ -8,6 +9,7 @@ use crate::infra::audit::AuditWriter;
 use crate::infra::cache::CacheStore;
 use crate::infra::health::HealthMonitor;
 use crate::infra::llm::LlmClient;
+use crate::infra::outbound::PrivateAllowance;
 use crate::infra::store::Store;
 use crate::infra::vault::Vault;
 use crate::infra::vectors::{EmbeddingsClient, VectorStore};
@@ -30,4 +32,10 @@ pub struct HostServices {
     pub health: Option<Arc<HealthMonitor>>,
     /// Operational alerts (the Telegram admin chat under `run`; the log otherwise).
     pub alerter: Alerter,
+    /// `HTTP_ALLOW_PRIVATE`: private `host:port` pairs plugins granted
+    /// `http` may reach anyway.
+    pub http_allow_private: PrivateAllowance,
+    /// `FILES_DIR`: where each plugin granted `files` has its own folder
+    /// (`data/files` when unset).
+    pub files_dir: Option<PathBuf>,
 }

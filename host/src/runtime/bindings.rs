@@ -33,5 +33,7 @@ pub mod conversation {
         },
     });
 
-    pub use self::wasmbot::plugin0_2_0::events;
+    pub use self::wasmbot::plugin0_2_0::{config, events};
 }
+
+pub use self::conversation::config;

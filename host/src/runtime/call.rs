@@ -9,6 +9,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use zeroize::Zeroizing;
 
 use super::budget::{Budget, CallBudgets, OverBudget};
+use super::capability::Extension;
+use super::settings::Settings;
 use crate::infra::services::HostServices;
 use crate::infra::store::AuditEntry;
 
@@ -56,11 +58,24 @@ pub struct CallState {
     quotas: Arc<[(&'static Budget, u32)]>,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+    settings: Arc<Settings>,
+    /// Per-call state of the granted capabilities (`Capability::prepare`).
+    extensions: Vec<Extension>,
+}
+
+/// What the plugin's grants add to a call: its settings, the WASI context
+/// its capabilities prepared (a preopened folder) and their per-call state.
+#[derive(Default)]
+pub struct CallGrants {
+    pub settings: Arc<Settings>,
+    pub wasi: WasiCtxBuilder,
+    pub extensions: Vec<Extension>,
 }
 
 impl CallState {
     /// A WASI context with nothing ambient: no environment, arguments,
-    /// directories or network; stdout and stderr are captured for the log.
+    /// directories or network beyond what `grants` prepared; stdout and
+    /// stderr are captured for the log.
     pub fn new(
         plugin: Arc<str>,
         allowed_secrets: Arc<[String]>,
@@ -68,13 +83,16 @@ impl CallState {
         memory_bytes: u64,
         budgets: CallBudgets,
         quotas: Arc<[(&'static Budget, u32)]>,
+        grants: CallGrants,
     ) -> Self {
         let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .build();
+        let CallGrants {
+            settings,
+            mut wasi,
+            extensions,
+        } = grants;
+        let wasi = wasi.stdout(stdout.clone()).stderr(stderr.clone()).build();
         Self {
             plugin,
             ctx,
@@ -95,11 +113,71 @@ impl CallState {
             quotas,
             stdout,
             stderr,
+            settings,
+            extensions,
         }
     }
 
     pub fn plugin(&self) -> &str {
         &self.plugin
+    }
+
+    /// The plugin's settings, resolved at load.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The per-call state a capability prepared for this call.
+    pub fn extension_mut<T: std::any::Any>(&mut self) -> Option<&mut T> {
+        self.extensions
+            .iter_mut()
+            .find_map(|extension| extension.downcast_mut::<T>())
+    }
+
+    /// The resource table and a capability's per-call state at once, for
+    /// interfaces (WASI proposals) whose view borrows both; `missing` makes
+    /// the state if the capability prepared none (it always does when linked).
+    pub fn table_and_extension_or<T: std::any::Any + Send>(
+        &mut self,
+        missing: impl FnOnce() -> T,
+    ) -> (&mut ResourceTable, &mut T) {
+        let index = match self
+            .extensions
+            .iter()
+            .position(|extension| extension.is::<T>())
+        {
+            Some(index) => index,
+            None => {
+                self.extensions.push(Box::new(missing()));
+                self.extensions.len() - 1
+            }
+        };
+        let extension = self.extensions[index]
+            .downcast_mut::<T>()
+            .map(|extension| extension as &mut T);
+        match extension {
+            Some(extension) => (&mut self.table, extension),
+            // `index` was found (or pushed) as a `T` just above.
+            None => unreachable!("extension {index} is a {}", std::any::type_name::<T>()),
+        }
+    }
+
+    /// WASI's filesystem view and a capability's per-call state at once.
+    pub fn filesystem_and_extension<T: std::any::Any>(
+        &mut self,
+    ) -> (
+        wasmtime_wasi::filesystem::WasiFilesystemCtxView<'_>,
+        Option<&mut T>,
+    ) {
+        let extension = self
+            .extensions
+            .iter_mut()
+            .find_map(|extension| extension.downcast_mut::<T>());
+        let view = wasmtime_wasi::filesystem::WasiFilesystemCtxView {
+            ctx: self.wasi.filesystem(),
+            table: &mut self.table,
+        };
+        (view, extension)
     }
 
     pub fn correlation_id(&self) -> &str {
@@ -324,6 +402,7 @@ mod tests {
             64 * MIB as u64,
             CallBudgets::new(&[]),
             Arc::from([]),
+            CallGrants::default(),
         );
         let table = state.ctx().table;
         for _ in 0..MAX_RESOURCES {

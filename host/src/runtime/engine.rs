@@ -14,6 +14,7 @@ use super::budget::BudgetDefaults;
 use super::cache::{CompileCache, CompileStats};
 use super::call::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use super::capability::CapabilityTable;
+use super::settings::SettingOverrides;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -37,6 +38,7 @@ pub struct PluginEngine {
     stats: CompileStats,
     capabilities: CapabilityTable,
     budget_defaults: BudgetDefaults,
+    setting_overrides: SettingOverrides,
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -127,6 +129,7 @@ impl PluginEngine {
             stats: CompileStats::default(),
             capabilities,
             budget_defaults: BudgetDefaults::new(),
+            setting_overrides: SettingOverrides::new(),
             ticker_stop,
             ticker: Some(ticker),
         })
@@ -151,6 +154,16 @@ impl PluginEngine {
 
     pub fn budget_defaults(&self) -> &BudgetDefaults {
         &self.budget_defaults
+    }
+
+    /// The operator's `PLUGIN_<PLUGIN>_<KEY>` settings, applied at every load.
+    pub fn with_setting_overrides(mut self, overrides: SettingOverrides) -> Self {
+        self.setting_overrides = overrides;
+        self
+    }
+
+    pub fn setting_overrides(&self) -> &SettingOverrides {
+        &self.setting_overrides
     }
 
     /// What manifests may grant, as the host's capability table lists it.
@@ -257,6 +270,7 @@ mod tests {
                 64 << 20,
                 CallBudgets::new(&[]),
                 Arc::from([]),
+                crate::runtime::call::CallGrants::default(),
             );
             let mut store = wasmtime::Store::new(engine.engine(), state);
             store.limiter(|state| state.limiter());

@@ -92,6 +92,11 @@ pub struct Manifest {
     /// Takes plain text (not a command) when the operator makes it the
     /// `DEFAULT_PLUGIN`.
     pub free_text: bool,
+    /// `http = [...]`: where a plugin granted `http` may send requests, as
+    /// written (the capability parses them, settings substituted).
+    pub http: Vec<String>,
+    /// `[settings]`: each key's default, as text.
+    pub settings: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +114,10 @@ struct RawManifest {
     secrets: Vec<String>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    http: Vec<String>,
+    #[serde(default)]
+    settings: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -227,6 +236,28 @@ impl Manifest {
                 ));
             }
         }
+        if !raw.http.is_empty() && !capabilities.iter().any(|c| c.name == "http") {
+            return Err(
+                "`http` lists destinations, but `capabilities` does not grant `http`".into(),
+            );
+        }
+        let mut settings = BTreeMap::new();
+        for (key, value) in raw.settings {
+            validate_identifier("settings", &key, "a setting name")?;
+            let text = match value {
+                toml::Value::String(text) => text,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(n) => n.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(format!(
+                        "`settings.{key}` must be a string, a number or a boolean, got {}",
+                        other.type_str()
+                    ));
+                }
+            };
+            settings.insert(key, text);
+        }
         Ok(Self {
             name: raw.name,
             version: raw.version,
@@ -236,6 +267,8 @@ impl Manifest {
             limits: PluginLimits::new(timeout_ms, memory_mb).with_reply_kb(reply_kb),
             budgets: raw.limits.budgets,
             free_text: raw.free_text,
+            http: raw.http,
+            settings,
         })
     }
 
@@ -300,6 +333,9 @@ mod tests {
         link: |_| Ok(()),
         budgets: &[],
         quotas: &[],
+        provides: &[],
+        configure: None,
+        prepare: None,
     };
 
     fn parse(text: &str) -> Result<Manifest, String> {

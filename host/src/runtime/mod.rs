@@ -12,6 +12,7 @@ mod engine;
 mod manifest;
 mod plugin;
 mod registry;
+mod settings;
 mod watcher;
 
 pub use actions::{DEFAULT_PROMPT_WAIT, MAX_PROMPT_WAIT};
@@ -22,8 +23,8 @@ pub use bindings::conversation::events::{
 pub use bindings::types::{Message, Reply, ReplyFormat};
 pub use budget::{Budget, BudgetDefaults, HOST_CALLS, OverBudget};
 pub use cache::{CompileStats, content_hash};
-pub use call::{CallContext, CallState, MASK};
-pub use capability::{Capability, CapabilityTable};
+pub use call::{CallContext, CallGrants, CallState, MASK};
+pub use capability::{CallSetup, Capability, CapabilityTable, Extension, Grant, Prepare};
 pub use engine::{Allocation, DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, PluginEngine};
 pub use manifest::{
     CANCEL_COMMAND, CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_REPLY_KB, MAX_TIMEOUT_MS,
@@ -31,4 +32,5 @@ pub use manifest::{
 };
 pub use plugin::{LoadError, LoadedPlugin, PluginFailure, World, legacy_message, legacy_send};
 pub use registry::{PluginRegistry, PluginSet, ReloadOutcome};
+pub use settings::{SettingOverrides, Settings, variable_part};
 pub use watcher::{DEBOUNCE, PluginWatcher, watch};

@@ -20,11 +20,12 @@ use super::bindings::conversation::events::{
 use super::bindings::types::{Message, Reply, ReplyFormat};
 use super::budget::{self, Budget, CallBudgets, HOST_CALLS};
 use super::cache::content_hash;
-use super::call::{CallContext, CallState};
-use super::capability::{Capability, CapabilityTable};
+use super::call::{CallContext, CallGrants, CallState};
+use super::capability::{CallSetup, Capability, CapabilityTable, Grant, Prepare};
 use super::engine::EPOCH_TICK;
 use super::engine::PluginEngine;
 use super::manifest::{Manifest, PluginLimits, manifest_path_for};
+use super::settings::Settings;
 
 /// Prefix of every interface this package defines, e.g. `wasmbot:plugin/log@0.1.0`.
 const PLUGIN_PACKAGE: &str = "wasmbot:plugin/";
@@ -94,6 +95,10 @@ pub struct LoadedPlugin {
     allowances: Arc<[(&'static Budget, u32)]>,
     /// Per-plugin quotas of what the manifest grants.
     quotas: Arc<[(&'static Budget, u32)]>,
+    settings: Arc<Settings>,
+    /// What granted capabilities set up before each call, with what they
+    /// kept of the manifest at load.
+    preparations: Vec<(Prepare, Option<Grant>)>,
     entry: Entry,
 }
 
@@ -230,7 +235,27 @@ impl LoadedPlugin {
             plugin_engine.budget_defaults(),
         )
         .map_err(|problem| LoadError::new(&name, problem))?;
+        let settings = Settings::resolve(
+            &name,
+            &manifest.settings,
+            plugin_engine.setting_overrides(),
+        )
+        .map_err(|problem| LoadError::new(&name, problem))?;
+        let mut preparations = Vec::new();
+        for capability in &manifest.capabilities {
+            let grant = match capability.configure {
+                Some(configure) => Some(configure(&manifest, &settings).map_err(|problem| {
+                    LoadError::new(&name, format!("`{}`: {problem}", capability.name))
+                })?),
+                None => None,
+            };
+            if let Some(prepare) = capability.prepare {
+                preparations.push((prepare, grant));
+            }
+        }
         Ok(Self {
+            settings: Arc::new(settings),
+            preparations,
             name: Arc::from(name.as_str()),
             secrets: manifest.secrets.clone().into(),
             allowances: allowances.into(),
@@ -276,6 +301,7 @@ impl LoadedPlugin {
         ctx: &CallContext,
     ) -> Result<Vec<Action>, PluginFailure> {
         let limits = self.manifest.limits;
+        let grants = self.prepare(ctx)?;
         let state = CallState::new(
             self.name.clone(),
             self.secrets.clone(),
@@ -283,6 +309,7 @@ impl LoadedPlugin {
             limits.memory_bytes,
             CallBudgets::new(&self.allowances),
             self.quotas.clone(),
+            grants,
         );
         let engine = match &self.entry {
             Entry::Handler(pre) => pre.engine(),
@@ -353,6 +380,38 @@ impl LoadedPlugin {
                 }
             }
         }
+    }
+}
+
+impl LoadedPlugin {
+    /// What the granted capabilities add to one call (a folder, per-call
+    /// state); a failure (the folder cannot be opened) fails the call.
+    fn prepare(&self, ctx: &CallContext) -> Result<CallGrants, PluginFailure> {
+        let mut grants = CallGrants {
+            settings: self.settings.clone(),
+            ..CallGrants::default()
+        };
+        for (prepare, grant) in &self.preparations {
+            let setup = CallSetup {
+                plugin: &self.name,
+                context: ctx,
+                grant: grant.as_ref(),
+                settings: &self.settings,
+                timeout: self.manifest.limits.timeout,
+                allowances: &self.allowances,
+                quotas: &self.quotas,
+            };
+            let extension = prepare(&setup, &mut grants.wasi).map_err(|error| {
+                PluginFailure::Crashed(format!("preparing the call: {error:#}"))
+            })?;
+            grants.extensions.extend(extension);
+        }
+        Ok(grants)
+    }
+
+    /// The plugin's settings, resolved at load.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 }
 
@@ -427,6 +486,18 @@ fn check_imports(
 ) -> Result<(), LoadError> {
     let component_type = component.component_type();
     for (import, _) in component_type.imports(engine) {
+        if let Some(capability) = Capability::providing(known, import) {
+            if manifest.grants(capability.name) {
+                continue;
+            }
+            return Err(LoadError::new(
+                &manifest.name,
+                format!(
+                    "imports `{import}` but the manifest does not grant `{}` (add it to `capabilities`)",
+                    capability.name
+                ),
+            ));
+        }
         if WASI_PACKAGES
             .iter()
             .any(|prefix| import.starts_with(prefix))

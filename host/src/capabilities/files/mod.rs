@@ -1,0 +1,82 @@
+//! The `files` grant: a folder of the plugin's own, `FILES_DIR/PLUGIN/`
+//! (default `data/files/PLUGIN/`), preopened into WASI at `/data`, so
+//! plain `std::fs` works inside it and nothing outside it exists for the
+//! plugin (wasmtime resolves every path with cap-std, beneath the folder).
+//! It survives reloads and restarts. A quota in bytes
+//! (`limits.files_kb`, 50 MiB unless set) is enforced on every write
+//! (`quota_fs.rs`); a plugin without the grant has no folder at all.
+
+mod quota_fs;
+mod room;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use cap_std::fs::Dir;
+use wasmtime::component::Linker;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use self::quota_fs::{QuotaFilesystem, QuotaFs};
+use self::room::FolderRoom;
+use crate::runtime::{Budget, CallSetup, CallState, Extension};
+
+/// What a plugin's folder may hold, in KiB (entries count 4 KiB each).
+pub static FILES_KB: Budget =
+    Budget::new("files_kb", "KiB in the plugin's folder", 50 * 1024, 1024 * 1024);
+
+/// Where the folder appears inside the plugin.
+pub const GUEST_PATH: &str = "/data";
+
+/// `FILES_DIR` when unset.
+pub const DEFAULT_FILES_DIR: &str = "data/files";
+
+/// The quota-checking filesystem replaces the one every plugin gets.
+pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let linked = wasmtime_wasi::p2::bindings::filesystem::types::add_to_linker::<
+        CallState,
+        QuotaFilesystem,
+    >(linker, |state| {
+        let (inner, room) = state.filesystem_and_extension::<Arc<FolderRoom>>();
+        QuotaFs {
+            inner,
+            // Prepared for every call of a plugin with this grant; a call
+            // without one has no room at all.
+            room: room
+                .cloned()
+                .unwrap_or_else(|| Arc::new(FolderRoom::new(Arc::from("?"), 0, 0))),
+        }
+    });
+    linker.allow_shadowing(false);
+    linked
+}
+
+/// The plugin's folder, created if missing, measured, and preopened.
+pub fn prepare(
+    setup: &CallSetup<'_>,
+    wasi: &mut WasiCtxBuilder,
+) -> anyhow::Result<Option<Extension>> {
+    let root = folder(setup);
+    std::fs::create_dir_all(&root)
+        .with_context(|| format!("creating the files folder {}", root.display()))?;
+    let dir = Dir::open_ambient_dir(&root, cap_std::ambient_authority())
+        .with_context(|| format!("opening the files folder {}", root.display()))?;
+    let used = room::usage(&dir)
+        .with_context(|| format!("measuring the files folder {}", root.display()))?;
+    let quota = u64::from(setup.limit(&FILES_KB)) << 10;
+    wasi.preopened_dir(&root, GUEST_PATH, FsPerms::ReadWrite)
+        .map_err(|error| anyhow::anyhow!("preopening {}: {error:#}", root.display()))?;
+    let room = Arc::new(FolderRoom::new(Arc::from(setup.plugin), quota, used));
+    Ok(Some(Box::new(room)))
+}
+
+fn folder(setup: &CallSetup<'_>) -> PathBuf {
+    setup
+        .context
+        .services
+        .files_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_FILES_DIR))
+        .join(setup.plugin)
+}

@@ -1,0 +1,427 @@
+//! The `http` grant: `wasi:http/outgoing-handler` (WASI 0.2), linked only
+//! for a plugin whose manifest grants `http`, so any `wasi:http` client
+//! works, the SDK's included. The host sends every request itself:
+//!
+//! - the URL must match the manifest's `http` allow-list (`allow_list.rs`);
+//! - the address connected to must be public unless `HTTP_ALLOW_PRIVATE`
+//!   lists it (`infra::outbound`, checked after resolving, so no rebinding);
+//! - redirects are not followed: a 3xx goes back to the plugin, whose next
+//!   request is checked again;
+//! - `{{secret:NAME}}` in a header value becomes the credential NAME, when
+//!   the manifest lists it under `secrets` (`secret_headers.rs`): the
+//!   plugin never holds the value;
+//! - the response body is capped (`limits.http_response_kb`), every phase
+//!   ends by the call's deadline, and each request counts against
+//!   `limits.http_requests`;
+//! - each request is logged, counted and audited (`http_request`: method,
+//!   host, status, bytes, duration, secrets used — never headers or bodies).
+
+mod allow_list;
+mod secret_headers;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::{
+    Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
+
+use self::allow_list::AllowList;
+use crate::infra::metrics::{BudgetLabels, HttpLabels, metrics};
+use crate::infra::outbound::{self, Destination, Timeouts};
+use crate::infra::services::HostServices;
+use crate::infra::store::AuditEntry;
+use crate::runtime::{Budget, CallSetup, CallState, Extension, Grant, Manifest, Settings};
+
+/// Requests one call may make.
+pub static HTTP_REQUESTS: Budget = Budget::new("http_requests", "HTTP requests", 10, 100);
+/// The largest response body a plugin may receive, in KiB.
+pub static HTTP_RESPONSE_KB: Budget =
+    Budget::new("http_response_kb", "KiB per HTTP response", 1024, 16 * 1024);
+
+/// No request waits longer than this to connect, even in a long call.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a request leaves of the call for the plugin to answer with its
+/// error: a fifth of the call's time, at most this.
+const MAX_MARGIN: Duration = Duration::from_secs(1);
+
+/// `wasi:http` interfaces belong to this grant.
+pub const PROVIDES: &[&str] = &["wasi:http/"];
+
+pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+}
+
+/// What the grant keeps of the manifest: its allow-list and the secrets it
+/// may inject.
+struct HttpGrant {
+    allow_list: AllowList,
+    secrets: Vec<String>,
+}
+
+pub fn configure(manifest: &Manifest, settings: &Settings) -> Result<Grant, String> {
+    let allow_list = AllowList::parse(&manifest.http, settings)?;
+    if allow_list.allows_anywhere() {
+        tracing::warn!(
+            plugin = %manifest.name,
+            "plugin `{}` may send HTTP requests to ANY public host (`http = [\"*\"]` in its manifest)",
+            manifest.name
+        );
+    }
+    Ok(Arc::new(HttpGrant {
+        allow_list,
+        secrets: manifest.secrets.clone(),
+    }))
+}
+
+pub fn prepare(
+    setup: &CallSetup<'_>,
+    _wasi: &mut wasmtime_wasi::WasiCtxBuilder,
+) -> anyhow::Result<Option<Extension>> {
+    let grant = setup
+        .grant
+        .and_then(|grant| grant.clone().downcast::<HttpGrant>().ok());
+    let context = setup.context;
+    Ok(Some(Box::new(OutboundHttp {
+        ctx: WasiHttpCtx::new(),
+        hooks: PluginRequests {
+            plugin: Arc::from(setup.plugin),
+            grant: grant.unwrap_or_else(refusing_grant),
+            services: context.services.clone(),
+            audit: AuditEntry {
+                correlation_id: Some(context.correlation_id.to_string()),
+                user_id: Some(context.user_id),
+                chat_id: Some(context.chat_id),
+                plugin: Some(setup.plugin.to_string()),
+                ..AuditEntry::new("http_request", "ok")
+            },
+            started: Instant::now(),
+            deadline: Instant::now() + setup.timeout,
+            allowed: setup.limit(&HTTP_REQUESTS),
+            made: 0,
+            refused: 0,
+            max_body: u64::from(setup.limit(&HTTP_RESPONSE_KB)) << 10,
+        },
+    })))
+}
+
+fn refusing_grant() -> Arc<HttpGrant> {
+    Arc::new(HttpGrant {
+        allow_list: AllowList::nowhere(),
+        secrets: Vec::new(),
+    })
+}
+
+/// The per-call state `wasi:http` works on.
+struct OutboundHttp {
+    ctx: WasiHttpCtx,
+    hooks: PluginRequests,
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        let (table, outbound) = self.table_and_extension_or(|| OutboundHttp {
+            ctx: WasiHttpCtx::new(),
+            hooks: PluginRequests::refusing(),
+        });
+        WasiHttpCtxView {
+            ctx: &mut outbound.ctx,
+            table,
+            hooks: &mut outbound.hooks,
+        }
+    }
+}
+
+/// One call's requests: the grant, its budget and what to audit.
+struct PluginRequests {
+    plugin: Arc<str>,
+    grant: Arc<HttpGrant>,
+    services: Arc<HostServices>,
+    /// Every request's audit entry starts as this.
+    audit: AuditEntry,
+    started: Instant,
+    deadline: Instant,
+    allowed: u32,
+    made: u32,
+    refused: u32,
+    max_body: u64,
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+/// What the audit and the log say about one request.
+#[derive(Clone)]
+struct RequestRecord {
+    plugin: Arc<str>,
+    method: String,
+    host: String,
+    secrets: Vec<String>,
+    audit: AuditEntry,
+    services: Arc<HostServices>,
+    started: Instant,
+}
+
+impl RequestRecord {
+    /// Logs, counts and audits the request's end. `outcome` is the metric's
+    /// label; `status` the HTTP status when one came back.
+    fn finish(&self, outcome: &str, status: Option<u16>, bytes: u64, error: Option<String>) {
+        let duration = self.started.elapsed();
+        metrics()
+            .plugin_http_requests
+            .get_or_create(&HttpLabels {
+                plugin: self.plugin.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        match &error {
+            None => tracing::info!(
+                target: "plugin",
+                plugin = %self.plugin,
+                method = %self.method,
+                host = %self.host,
+                status,
+                bytes,
+                duration_ms = duration.as_millis() as u64,
+                "plugin HTTP request"
+            ),
+            Some(error) => tracing::warn!(
+                target: "plugin",
+                plugin = %self.plugin,
+                method = %self.method,
+                host = %self.host,
+                status,
+                bytes,
+                duration_ms = duration.as_millis() as u64,
+                %error,
+                "plugin HTTP request refused or failed"
+            ),
+        }
+        if let Some(writer) = &self.services.audit {
+            let mut entry = self.audit.clone();
+            entry.created_at = chrono::Utc::now();
+            entry.status = outcome.to_string();
+            entry.error = error;
+            entry.duration_ms = Some(duration.as_secs_f64() * 1000.0);
+            entry.metadata = sqlx::types::Json(serde_json::json!({
+                "method": self.method,
+                "host": self.host,
+                "status": status,
+                "bytes": bytes,
+                "secrets": self.secrets,
+            }));
+            writer.record(entry);
+        }
+    }
+}
+
+impl PluginRequests {
+    fn refusing() -> Self {
+        Self {
+            plugin: Arc::from("?"),
+            grant: refusing_grant(),
+            services: Arc::default(),
+            audit: AuditEntry::new("http_request", "denied"),
+            started: Instant::now(),
+            deadline: Instant::now(),
+            allowed: 0,
+            made: 0,
+            refused: 0,
+            max_body: 0,
+        }
+    }
+
+    /// Every check that needs no network, in order; the request as it
+    /// will be sent (secrets still as placeholders) and where it goes.
+    fn check(
+        &mut self,
+        request: &http::Request<WasiBody>,
+        record: &mut RequestRecord,
+    ) -> Result<(bool, String, u16), (Error, String, &'static str)> {
+        if self.made >= self.allowed {
+            self.refused += 1;
+            let text = format!(
+                "over budget: at most {} HTTP requests per call (raise `limits.http_requests` in the manifest)",
+                self.allowed
+            );
+            return Err((Error::InternalError(Some(text.clone())), text, "denied"));
+        }
+        self.made += 1;
+        let uri = request.uri();
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => {
+                let text = "only http and https URLs can be requested".to_string();
+                return Err((Error::HttpRequestUriInvalid, text, "denied"));
+            }
+        };
+        let host = uri.host().unwrap_or_default().to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        record.host = host.clone();
+        if !self.grant.allow_list.allows(https, &host, port) {
+            let text = format!(
+                "{}://{host}:{port} is not in the plugin's `http` allow-list ({})",
+                if https { "https" } else { "http" },
+                self.grant.allow_list.describe()
+            );
+            return Err((Error::HttpRequestDenied, text, "denied"));
+        }
+        record.secrets = secret_headers::named(request.headers())
+            .map_err(|text| (Error::InternalError(Some(text.clone())), text, "denied"))?;
+        if let Some(name) = record
+            .secrets
+            .iter()
+            .find(|name| !self.grant.secrets.contains(name))
+        {
+            let text = format!(
+                "secret `{name}` is not granted to this plugin (list it under `secrets` in the manifest)"
+            );
+            return Err((Error::InternalError(Some(text.clone())), text, "denied"));
+        }
+        Ok((https, host, port))
+    }
+}
+
+impl Drop for PluginRequests {
+    fn drop(&mut self) {
+        if self.refused > 0 {
+            metrics()
+                .budget_refusals
+                .get_or_create(&BudgetLabels {
+                    plugin: self.plugin.to_string(),
+                    budget: HTTP_REQUESTS.key.to_string(),
+                })
+                .inc_by(u64::from(self.refused));
+        }
+    }
+}
+
+impl WasiHttpHooks for PluginRequests {
+    fn send_request(
+        &mut self,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> SendFuture {
+        let mut record = RequestRecord {
+            plugin: self.plugin.clone(),
+            method: request.method().to_string(),
+            host: String::new(),
+            secrets: Vec::new(),
+            audit: self.audit.clone(),
+            services: self.services.clone(),
+            started: Instant::now(),
+        };
+        let (https, host, port) = match self.check(&request, &mut record) {
+            Ok(destination) => destination,
+            Err((error, text, outcome)) => {
+                record.finish(outcome, None, 0, Some(text));
+                return Box::new(async move { Err(error) });
+            }
+        };
+        // The request ends a little before the call does, so the plugin
+        // gets its typed error in time to answer with it.
+        let margin = (self.deadline - self.started).div_f32(5.0).min(MAX_MARGIN);
+        let remaining = self
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(margin);
+        let limit = |asked: Option<Duration>| asked.map_or(remaining, |asked| asked.min(remaining));
+        let timeouts = Timeouts {
+            connect: limit(options.and_then(|o| o.connect_timeout)).min(CONNECT_TIMEOUT),
+            first_byte: limit(options.and_then(|o| o.first_byte_timeout)),
+            between_bytes: limit(options.and_then(|o| o.between_bytes_timeout)),
+        };
+        let max_body = self.max_body;
+        let services = self.services.clone();
+        Box::new(async move {
+            if !record.secrets.is_empty()
+                && let Err(text) = secret_headers::inject(request.headers_mut(), &services).await
+            {
+                record.finish("failed", None, 0, Some(text.clone()));
+                return Err(Error::InternalError(Some(text)));
+            }
+            let destination = Destination {
+                https,
+                host: &host,
+                port,
+            };
+            let sent = match outbound::send(
+                request,
+                destination,
+                &services.http_allow_private,
+                timeouts,
+                max_body,
+            )
+            .await
+            {
+                Ok(sent) => sent,
+                Err(error) => {
+                    let outcome = outcome_of(&error);
+                    record.finish(outcome, None, 0, Some(describe(&error, &host, max_body)));
+                    return Err(error);
+                }
+            };
+            let status = sent.response.status().as_u16();
+            let response = sent.response.map(|body| {
+                let record = record.clone();
+                body.on_end(Box::new(move |bytes, clean| {
+                    let (outcome, error) = if clean {
+                        ("ok", None)
+                    } else if bytes > max_body {
+                        ("too_large", Some(format!("response over {max_body} bytes")))
+                    } else {
+                        ("failed", Some("the response body did not arrive whole".into()))
+                    };
+                    record.finish(outcome, Some(status), bytes, error);
+                }))
+                .map_err(|error| error)
+                .boxed_unsync()
+            });
+            let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
+                Box::new(async { Ok(()) });
+            Ok((response, io))
+        })
+    }
+}
+
+fn outcome_of(error: &Error) -> &'static str {
+    match error {
+        Error::DestinationIpProhibited => "prohibited",
+        Error::HttpResponseBodySize(_) => "too_large",
+        Error::ConnectionTimeout
+        | Error::ConnectionReadTimeout
+        | Error::HttpResponseTimeout
+        | Error::DnsTimeout => "timeout",
+        _ => "failed",
+    }
+}
+
+/// The log's and the audit's words for a failure (never a header).
+fn describe(error: &Error, host: &str, max_body: u64) -> String {
+    match error {
+        Error::DestinationIpProhibited => format!(
+            "{host} resolves only to private addresses (allow host:port in HTTP_ALLOW_PRIVATE)"
+        ),
+        Error::HttpResponseBodySize(_) => format!("the response is over {max_body} bytes"),
+        other => other.to_string(),
+    }
+}
+
+/// For `Bytes` bodies built by the host itself (the benchmark).
+pub fn empty_body() -> WasiBody {
+    http_body_util::Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
