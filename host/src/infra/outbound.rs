@@ -34,7 +34,11 @@ impl PrivateAllowance {
     /// `"127.0.0.1:8080, nas.local:5000, [::1]:9000"`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut pairs = Vec::new();
-        for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        for item in text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
             let (host, port) = item
                 .rsplit_once(':')
                 .ok_or_else(|| format!("`{item}` is not host:port"))?;
@@ -123,7 +127,10 @@ async fn connect(
     allowance: &PrivateAllowance,
     timeout: Duration,
 ) -> Result<(Box<dyn Stream>, SocketAddr), Error> {
-    let host = destination.host.trim_start_matches('[').trim_end_matches(']');
+    let host = destination
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let addresses: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, destination.port)],
         Err(_) => tokio::time::timeout(timeout, tokio::net::lookup_host((host, destination.port)))
@@ -164,13 +171,15 @@ async fn connect(
         }
         let name = match host.parse::<IpAddr>() {
             Ok(ip) => ServerName::from(ip),
-            Err(_) => ServerName::try_from(host.to_string())
-                .map_err(|_| Error::HttpRequestUriInvalid)?,
+            Err(_) => {
+                ServerName::try_from(host.to_string()).map_err(|_| Error::HttpRequestUriInvalid)?
+            }
         };
-        let tls = tokio::time::timeout(timeout, TlsConnector::from(tls_config()).connect(name, tcp))
-            .await
-            .map_err(|_| Error::ConnectionTimeout)?
-            .map_err(Error::Tls)?;
+        let tls =
+            tokio::time::timeout(timeout, TlsConnector::from(tls_config()).connect(name, tcp))
+                .await
+                .map_err(|_| Error::ConnectionTimeout)?
+                .map_err(Error::Tls)?;
         return Ok((Box::new(tls), address));
     }
     Err(last)

@@ -235,12 +235,9 @@ impl LoadedPlugin {
             plugin_engine.budget_defaults(),
         )
         .map_err(|problem| LoadError::new(&name, problem))?;
-        let settings = Settings::resolve(
-            &name,
-            &manifest.settings,
-            plugin_engine.setting_overrides(),
-        )
-        .map_err(|problem| LoadError::new(&name, problem))?;
+        let settings =
+            Settings::resolve(&name, &manifest.settings, plugin_engine.setting_overrides())
+                .map_err(|problem| LoadError::new(&name, problem))?;
         let mut preparations = Vec::new();
         for capability in &manifest.capabilities {
             let grant = match capability.configure {

@@ -40,7 +40,11 @@ impl Settings {
                 return Err(format!(
                     "{variable} is set, but the manifest declares no setting `{}` (settings: {})",
                     rest.to_ascii_lowercase(),
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ));
             };
             settings.values.insert(key.clone(), value.clone());
@@ -86,7 +90,10 @@ mod tests {
     #[test]
     fn overrides_win_and_say_where_they_come_from() {
         let overrides = SettingOverrides::from([
-            ("PLUGIN_GIT_HUB_API_URL".to_string(), "http://proxy".to_string()),
+            (
+                "PLUGIN_GIT_HUB_API_URL".to_string(),
+                "http://proxy".to_string(),
+            ),
             ("PLUGIN_GIT_HUB_PAGE_SIZE".to_string(), "9".to_string()),
             ("PLUGIN_OTHER_API_URL".to_string(), "ignored".to_string()),
         ]);
@@ -96,7 +103,10 @@ mod tests {
         assert_eq!(settings.origin("api_url"), "`PLUGIN_GIT_HUB_API_URL`");
         let plain = Settings::resolve("git-hub", &declared(), &SettingOverrides::new()).unwrap();
         assert_eq!(plain.get("api_url"), Some("https://api.github.com"));
-        assert_eq!(plain.origin("api_url"), "the manifest's `[settings] api_url`");
+        assert_eq!(
+            plain.origin("api_url"),
+            "the manifest's `[settings] api_url`"
+        );
     }
 
     #[test]

@@ -130,7 +130,13 @@ impl StreamFailure {
     fn from_io(error: &IoError) -> Self {
         match http_error_code(error) {
             Some(code) => Self::Code(code),
-            None => Self::Text(error.to_debug_string()),
+            None => {
+                let text = error.to_debug_string();
+                match code_in_text(&text) {
+                    Some(code) => Self::Code(code),
+                    None => Self::Text(text),
+                }
+            }
         }
     }
 
@@ -204,4 +210,44 @@ fn read_body(response: &IncomingResponse) -> Result<Vec<u8>, StreamFailure> {
         // The stream is the body's child: it goes first.
     }
     Ok(bytes)
+}
+
+/// Wasmtime 48 hands a failure in the middle of a response body over as
+/// text only (`http-error-code` gives none), so the host's cap and its
+/// stall timeout are recognised by their words.
+fn code_in_text(text: &str) -> Option<ErrorCode> {
+    const TOO_LARGE: &str = "HTTP response body size exceeds limit";
+    if let Some(at) = text.find(TOO_LARGE) {
+        let limit = text[at + TOO_LARGE.len()..]
+            .trim_start_matches(':')
+            .split_whitespace()
+            .next()
+            .and_then(|number| number.parse().ok());
+        return Some(ErrorCode::HttpResponseBodySize(limit));
+    }
+    if text.contains("connection read timeout") {
+        return Some(ErrorCode::ConnectionReadTimeout);
+    }
+    if text.contains("HTTP response timeout") {
+        return Some(ErrorCode::HttpResponseTimeout);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_failure_in_words_gets_its_code() {
+        assert!(matches!(
+            code_in_text("HTTP response body size exceeds limit: 4096 bytes"),
+            Some(ErrorCode::HttpResponseBodySize(Some(4096)))
+        ));
+        assert!(matches!(
+            code_in_text("connection read timeout"),
+            Some(ErrorCode::ConnectionReadTimeout)
+        ));
+        assert!(code_in_text("something else").is_none());
+    }
 }

@@ -22,8 +22,12 @@ use self::room::FolderRoom;
 use crate::runtime::{Budget, CallSetup, CallState, Extension};
 
 /// What a plugin's folder may hold, in KiB (entries count 4 KiB each).
-pub static FILES_KB: Budget =
-    Budget::new("files_kb", "KiB in the plugin's folder", 50 * 1024, 1024 * 1024);
+pub static FILES_KB: Budget = Budget::new(
+    "files_kb",
+    "KiB in the plugin's folder",
+    50 * 1024,
+    1024 * 1024,
+);
 
 /// Where the folder appears inside the plugin.
 pub const GUEST_PATH: &str = "/data";

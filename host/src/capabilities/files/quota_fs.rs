@@ -1,8 +1,10 @@
 //! `wasi:filesystem/types` for a plugin granted `files`: wasmtime's own
 //! implementation, with every call that makes the folder bigger charged to
 //! the call's room first (`FolderRoom`). Past it the guest gets
-//! `insufficient-space` (ENOSPC, "No space left on device"). Everything
-//! else is passed through unchanged.
+//! `insufficient-space` (ENOSPC, "No space left on device") where WASI
+//! returns an error code; a refused write on a file's stream fails that
+//! stream (wasi-libc reports it as EIO). Everything else is passed through
+//! unchanged.
 
 use std::sync::Arc;
 
@@ -35,7 +37,10 @@ fn borrow(fd: &Resource<types::Descriptor>) -> Resource<types::Descriptor> {
 
 impl QuotaFs<'_> {
     /// Wraps a file's output stream so each write is charged.
-    fn charged(&mut self, stream: Resource<DynOutputStream>) -> FsResult<Resource<DynOutputStream>> {
+    fn charged(
+        &mut self,
+        stream: Resource<DynOutputStream>,
+    ) -> FsResult<Resource<DynOutputStream>> {
         let inner = self.inner.table.delete(stream)?;
         let wrapped: DynOutputStream = Box::new(ChargedStream::new(inner, self.room.clone()));
         Ok(self.inner.table.push(wrapped)?)
@@ -47,14 +52,22 @@ impl types::Host for QuotaFs<'_> {
         types::Host::convert_error_code(&mut self.inner, err)
     }
 
-    fn filesystem_error_code(&mut self, err: Resource<wasmtime::Error>) -> wasmtime::Result<Option<ErrorCode>> {
+    fn filesystem_error_code(
+        &mut self,
+        err: Resource<wasmtime::Error>,
+    ) -> wasmtime::Result<Option<ErrorCode>> {
         types::Host::filesystem_error_code(&mut self.inner, err)
     }
-
 }
 
 impl HostDescriptor for QuotaFs<'_> {
-    async fn advise(&mut self, fd: Resource<types::Descriptor>, offset: types::Filesize, len: types::Filesize, advice: types::Advice) -> FsResult<()> {
+    async fn advise(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        offset: types::Filesize,
+        len: types::Filesize,
+        advice: types::Advice,
+    ) -> FsResult<()> {
         HostDescriptor::advise(&mut self.inner, fd, offset, len, advice).await
     }
 
@@ -62,34 +75,64 @@ impl HostDescriptor for QuotaFs<'_> {
         HostDescriptor::sync_data(&mut self.inner, fd).await
     }
 
-    async fn get_flags(&mut self, fd: Resource<types::Descriptor>) -> FsResult<types::DescriptorFlags> {
+    async fn get_flags(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+    ) -> FsResult<types::DescriptorFlags> {
         HostDescriptor::get_flags(&mut self.inner, fd).await
     }
 
-    async fn get_type(&mut self, fd: Resource<types::Descriptor>) -> FsResult<types::DescriptorType> {
+    async fn get_type(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+    ) -> FsResult<types::DescriptorType> {
         HostDescriptor::get_type(&mut self.inner, fd).await
     }
 
-    async fn set_size(&mut self, fd: Resource<types::Descriptor>, size: types::Filesize) -> FsResult<()> {
-        let current = HostDescriptor::stat(&mut self.inner, borrow(&fd)).await?.size;
+    async fn set_size(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        size: types::Filesize,
+    ) -> FsResult<()> {
+        let current = HostDescriptor::stat(&mut self.inner, borrow(&fd))
+            .await?
+            .size;
         self.room.take(size.saturating_sub(current))?;
         HostDescriptor::set_size(&mut self.inner, fd, size).await
     }
 
-    async fn set_times(&mut self, fd: Resource<types::Descriptor>, atim: types::NewTimestamp, mtim: types::NewTimestamp) -> FsResult<()> {
+    async fn set_times(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        atim: types::NewTimestamp,
+        mtim: types::NewTimestamp,
+    ) -> FsResult<()> {
         HostDescriptor::set_times(&mut self.inner, fd, atim, mtim).await
     }
 
-    async fn read(&mut self, fd: Resource<types::Descriptor>, len: types::Filesize, offset: types::Filesize) -> FsResult<(Vec<u8>, bool)> {
+    async fn read(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        len: types::Filesize,
+        offset: types::Filesize,
+    ) -> FsResult<(Vec<u8>, bool)> {
         HostDescriptor::read(&mut self.inner, fd, len, offset).await
     }
 
-    async fn write(&mut self, fd: Resource<types::Descriptor>, buf: Vec<u8>, offset: types::Filesize) -> FsResult<types::Filesize> {
+    async fn write(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        buf: Vec<u8>,
+        offset: types::Filesize,
+    ) -> FsResult<types::Filesize> {
         self.room.take(buf.len() as u64)?;
         HostDescriptor::write(&mut self.inner, fd, buf, offset).await
     }
 
-    async fn read_directory(&mut self, fd: Resource<types::Descriptor>) -> FsResult<Resource<types::DirectoryEntryStream>> {
+    async fn read_directory(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+    ) -> FsResult<Resource<types::DirectoryEntryStream>> {
         HostDescriptor::read_directory(&mut self.inner, fd).await
     }
 
@@ -97,7 +140,11 @@ impl HostDescriptor for QuotaFs<'_> {
         HostDescriptor::sync(&mut self.inner, fd).await
     }
 
-    async fn create_directory_at(&mut self, fd: Resource<types::Descriptor>, path: String) -> FsResult<()> {
+    async fn create_directory_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path: String,
+    ) -> FsResult<()> {
         self.room.take(ENTRY_BYTES)?;
         HostDescriptor::create_directory_at(&mut self.inner, fd, path).await
     }
@@ -106,20 +153,54 @@ impl HostDescriptor for QuotaFs<'_> {
         HostDescriptor::stat(&mut self.inner, fd).await
     }
 
-    async fn stat_at(&mut self, fd: Resource<types::Descriptor>, path_flags: types::PathFlags, path: String) -> FsResult<types::DescriptorStat> {
+    async fn stat_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path_flags: types::PathFlags,
+        path: String,
+    ) -> FsResult<types::DescriptorStat> {
         HostDescriptor::stat_at(&mut self.inner, fd, path_flags, path).await
     }
 
-    async fn set_times_at(&mut self, fd: Resource<types::Descriptor>, path_flags: types::PathFlags, path: String, atim: types::NewTimestamp, mtim: types::NewTimestamp) -> FsResult<()> {
+    async fn set_times_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path_flags: types::PathFlags,
+        path: String,
+        atim: types::NewTimestamp,
+        mtim: types::NewTimestamp,
+    ) -> FsResult<()> {
         HostDescriptor::set_times_at(&mut self.inner, fd, path_flags, path, atim, mtim).await
     }
 
-    async fn link_at(&mut self, fd: Resource<types::Descriptor>, old_path_flags: types::PathFlags, old_path: String, new_descriptor: Resource<types::Descriptor>, new_path: String) -> FsResult<()> {
+    async fn link_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        old_path_flags: types::PathFlags,
+        old_path: String,
+        new_descriptor: Resource<types::Descriptor>,
+        new_path: String,
+    ) -> FsResult<()> {
         self.room.take(ENTRY_BYTES)?;
-        HostDescriptor::link_at(&mut self.inner, fd, old_path_flags, old_path, new_descriptor, new_path).await
+        HostDescriptor::link_at(
+            &mut self.inner,
+            fd,
+            old_path_flags,
+            old_path,
+            new_descriptor,
+            new_path,
+        )
+        .await
     }
 
-    async fn open_at(&mut self, fd: Resource<types::Descriptor>, path_flags: types::PathFlags, path: String, oflags: types::OpenFlags, flags: types::DescriptorFlags) -> FsResult<Resource<types::Descriptor>> {
+    async fn open_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path_flags: types::PathFlags,
+        path: String,
+        oflags: types::OpenFlags,
+        flags: types::DescriptorFlags,
+    ) -> FsResult<Resource<types::Descriptor>> {
         if oflags.contains(types::OpenFlags::CREATE) {
             self.room.take(ENTRY_BYTES)?;
         }
@@ -130,63 +211,109 @@ impl HostDescriptor for QuotaFs<'_> {
         HostDescriptor::drop(&mut self.inner, fd)
     }
 
-    async fn readlink_at(&mut self, fd: Resource<types::Descriptor>, path: String) -> FsResult<String> {
+    async fn readlink_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path: String,
+    ) -> FsResult<String> {
         HostDescriptor::readlink_at(&mut self.inner, fd, path).await
     }
 
-    async fn remove_directory_at(&mut self, fd: Resource<types::Descriptor>, path: String) -> FsResult<()> {
+    async fn remove_directory_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path: String,
+    ) -> FsResult<()> {
         HostDescriptor::remove_directory_at(&mut self.inner, fd, path).await
     }
 
-    async fn rename_at(&mut self, fd: Resource<types::Descriptor>, old_path: String, new_fd: Resource<types::Descriptor>, new_path: String) -> FsResult<()> {
+    async fn rename_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        old_path: String,
+        new_fd: Resource<types::Descriptor>,
+        new_path: String,
+    ) -> FsResult<()> {
         HostDescriptor::rename_at(&mut self.inner, fd, old_path, new_fd, new_path).await
     }
 
-    async fn symlink_at(&mut self, fd: Resource<types::Descriptor>, src_path: String, dest_path: String) -> FsResult<()> {
+    async fn symlink_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        src_path: String,
+        dest_path: String,
+    ) -> FsResult<()> {
         self.room.take(ENTRY_BYTES)?;
         HostDescriptor::symlink_at(&mut self.inner, fd, src_path, dest_path).await
     }
 
-    async fn unlink_file_at(&mut self, fd: Resource<types::Descriptor>, path: String) -> FsResult<()> {
+    async fn unlink_file_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path: String,
+    ) -> FsResult<()> {
         HostDescriptor::unlink_file_at(&mut self.inner, fd, path).await
     }
 
-    fn read_via_stream(&mut self, fd: Resource<types::Descriptor>, offset: types::Filesize) -> FsResult<Resource<DynInputStream>> {
+    fn read_via_stream(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        offset: types::Filesize,
+    ) -> FsResult<Resource<DynInputStream>> {
         HostDescriptor::read_via_stream(&mut self.inner, fd, offset)
     }
 
-    fn write_via_stream(&mut self, fd: Resource<types::Descriptor>, offset: types::Filesize) -> FsResult<Resource<DynOutputStream>> {
+    fn write_via_stream(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        offset: types::Filesize,
+    ) -> FsResult<Resource<DynOutputStream>> {
         let stream = HostDescriptor::write_via_stream(&mut self.inner, fd, offset)?;
         self.charged(stream)
     }
 
-    fn append_via_stream(&mut self, fd: Resource<types::Descriptor>) -> FsResult<Resource<DynOutputStream>> {
+    fn append_via_stream(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+    ) -> FsResult<Resource<DynOutputStream>> {
         let stream = HostDescriptor::append_via_stream(&mut self.inner, fd)?;
         self.charged(stream)
     }
 
-    async fn is_same_object(&mut self, a: Resource<types::Descriptor>, b: Resource<types::Descriptor>) -> wasmtime::Result<bool> {
+    async fn is_same_object(
+        &mut self,
+        a: Resource<types::Descriptor>,
+        b: Resource<types::Descriptor>,
+    ) -> wasmtime::Result<bool> {
         HostDescriptor::is_same_object(&mut self.inner, a, b).await
     }
 
-    async fn metadata_hash(&mut self, fd: Resource<types::Descriptor>) -> FsResult<types::MetadataHashValue> {
+    async fn metadata_hash(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+    ) -> FsResult<types::MetadataHashValue> {
         HostDescriptor::metadata_hash(&mut self.inner, fd).await
     }
 
-    async fn metadata_hash_at(&mut self, fd: Resource<types::Descriptor>, path_flags: types::PathFlags, path: String) -> FsResult<types::MetadataHashValue> {
+    async fn metadata_hash_at(
+        &mut self,
+        fd: Resource<types::Descriptor>,
+        path_flags: types::PathFlags,
+        path: String,
+    ) -> FsResult<types::MetadataHashValue> {
         HostDescriptor::metadata_hash_at(&mut self.inner, fd, path_flags, path).await
     }
-
 }
 
 impl HostDirectoryEntryStream for QuotaFs<'_> {
-    async fn read_directory_entry(&mut self, stream: Resource<types::DirectoryEntryStream>) -> FsResult<Option<types::DirectoryEntry>> {
+    async fn read_directory_entry(
+        &mut self,
+        stream: Resource<types::DirectoryEntryStream>,
+    ) -> FsResult<Option<types::DirectoryEntry>> {
         HostDirectoryEntryStream::read_directory_entry(&mut self.inner, stream).await
     }
 
     fn drop(&mut self, stream: Resource<types::DirectoryEntryStream>) -> wasmtime::Result<()> {
         HostDirectoryEntryStream::drop(&mut self.inner, stream)
     }
-
 }
-

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use cap_std::fs::Dir;
 use wasmtime_wasi::async_trait;
 use wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode;
-use wasmtime_wasi::p2::{DynOutputStream, FsError, OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::p2::{
+    DynOutputStream, FsError, OutputStream, Pollable, StreamError, StreamResult,
+};
 
 use crate::infra::metrics::{QuotaLabels, metrics};
 

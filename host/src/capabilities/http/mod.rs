@@ -382,7 +382,10 @@ impl WasiHttpHooks for PluginRequests {
                     } else if bytes > max_body {
                         ("too_large", Some(format!("response over {max_body} bytes")))
                     } else {
-                        ("failed", Some("the response body did not arrive whole".into()))
+                        (
+                            "failed",
+                            Some("the response body did not arrive whole".into()),
+                        )
                     };
                     record.finish(outcome, Some(status), bytes, error);
                 }))

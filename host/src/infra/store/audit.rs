@@ -461,13 +461,23 @@ impl Store {
         &self,
         correlation_id: &str,
     ) -> StoreResult<Vec<AuditEntry>> {
+        self.audit_where("correlation_id", correlation_id).await
+    }
+
+    /// Entries of one kind (`http_request`, `secret_read`...), oldest first.
+    pub async fn audit_for_action(&self, action: &str) -> StoreResult<Vec<AuditEntry>> {
+        self.audit_where("action", action).await
+    }
+
+    /// `column` is one of ours, never input.
+    async fn audit_where(&self, column: &'static str, value: &str) -> StoreResult<Vec<AuditEntry>> {
         match self {
             Store::Sqlite(pool) => {
                 let rows: Vec<SqliteAuditRow> = timed(
                     sqlx::query_as(&format!(
-                        "SELECT {COLUMNS} FROM audit_trail WHERE correlation_id = ?1 ORDER BY id"
+                        "SELECT {COLUMNS} FROM audit_trail WHERE {column} = ?1 ORDER BY id"
                     ))
-                    .bind(correlation_id)
+                    .bind(value)
                     .fetch_all(pool),
                 )
                 .await?;
@@ -476,9 +486,9 @@ impl Store {
             Store::Postgres(pool) => {
                 timed(
                     sqlx::query_as(&format!(
-                        "SELECT {COLUMNS} FROM audit_trail WHERE correlation_id = $1 ORDER BY id"
+                        "SELECT {COLUMNS} FROM audit_trail WHERE {column} = $1 ORDER BY id"
                     ))
-                    .bind(correlation_id)
+                    .bind(value)
                     .fetch_all(pool),
                 )
                 .await
