@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use wasmbot::chat::{ChatAction, Dispatcher, IncomingMessage, IncomingPress};
 use wasmbot::infra::audit::AuditWriter;
+use http_body_util::BodyExt;
 use wasmbot::infra::cache::{CacheStore, plugin_key};
+use wasmbot::infra::outbound::{self, Destination, PrivateAllowance, Timeouts};
 use wasmbot::infra::services::HostServices;
 use wasmbot::infra::store::{AuditEntry, InboxOutcome, InboxUpdate, Store};
 use wasmbot::infra::vectors::{
@@ -459,6 +461,89 @@ async fn bench_capability_calls(r: &mut Report) -> anyhow::Result<()> {
 /// A host call that does no I/O (an in-memory cache hit), 500 per message
 /// from Wasm against the same 500 made natively: what crossing into the host
 /// costs, without a database in the measurement.
+/// One allowed GET to a local server: made by a plugin (the `fetch` test
+/// plugin through `wasi:http`, the host checking and sending it) and made
+/// by the host directly with the same client, no plugin.
+async fn bench_outbound(r: &mut Report) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let app = axum::Router::new().route("/hello", axum::routing::get(|| async { "hello world" }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir()?;
+    install(dir.path(), "fetch")?;
+    let manifest = std::fs::read_to_string(dir.path().join("fetch.toml"))?;
+    let manifest = manifest.replace(
+        "base_url = \"http://127.0.0.1:9\"",
+        &format!("base_url = \"http://{address}\""),
+    );
+    std::fs::write(dir.path().join("fetch.toml"), manifest)?;
+    let allowance = PrivateAllowance::parse(&address.to_string()).map_err(anyhow::Error::msg)?;
+    let services = HostServices {
+        http_allow_private: allowance.clone(),
+        ..HostServices::default()
+    };
+    let d = dispatcher(dir.path(), Allocation::Pooling, services).await?;
+    let text = format!("/fetch http://{address}/hello");
+    let n = 1_000;
+    let plugin = call_latency(n, |_| async {
+        let reply = d.handle(message(1, &text)).await.context("no reply")?;
+        anyhow::ensure!(reply.text() == "200 11 bytes: hello world", "{}", reply.text());
+        Ok(())
+    })
+    .await?;
+    let timeouts = Timeouts {
+        connect: Duration::from_secs(5),
+        first_byte: Duration::from_secs(5),
+        between_bytes: Duration::from_secs(5),
+    };
+    let direct = call_latency(n, |_| async {
+        let request = http::Request::get(format!("http://{address}/hello"))
+            .header(http::header::HOST, address.to_string())
+            .body(
+                http_body_util::Empty::<bytes::Bytes>::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )?;
+        let destination = Destination {
+            https: false,
+            host: "127.0.0.1",
+            port: address.port(),
+        };
+        let sent = outbound::send(request, destination, &allowance, timeouts, 1 << 20)
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let body = outbound::read_all(sent.response.into_body())
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        anyhow::ensure!(body.as_ref() == b"hello world");
+        Ok(())
+    })
+    .await?;
+    r.add(
+        "outbound http",
+        "one allowed GET to a local server from a plugin, whole message (p50)",
+        "http.plugin.p50_us",
+        plugin.p50_us,
+        "µs",
+    );
+    r.add(
+        "outbound http",
+        "the same GET made by the host directly, same client (p50)",
+        "http.direct.p50_us",
+        direct.p50_us,
+        "µs",
+    );
+    r.add(
+        "outbound http",
+        "what the plugin adds: instance, wasi:http, checks, audit (p50 difference)",
+        "http.overhead.p50_us",
+        plugin.p50_us - direct.p50_us,
+        "µs",
+    );
+    Ok(())
+}
+
 async fn bench_cache_hits(
     r: &mut Report,
     d: &Dispatcher,
@@ -1367,6 +1452,9 @@ fn main() -> anyhow::Result<()> {
         }
         if run("cache") {
             bench_cache(&mut report).await?;
+        }
+        if run("outbound") {
+            bench_outbound(&mut report).await?;
         }
         if run("vectors") {
             bench_vectors(&mut report).await?;

@@ -31,12 +31,15 @@ pub struct Capability {
     /// At load: what the capability keeps per plugin, read from the
     /// manifest (its destinations, say); a bad manifest is refused with
     /// the one-line reason returned.
-    pub configure: Option<fn(&Manifest, &Settings) -> Result<Grant, String>>,
+    pub configure: Option<Configure>,
     /// Before each call: adds what the call needs to its WASI context (a
     /// preopened folder) and returns per-call state the capability's host
     /// functions find again with [`CallState::extension_mut`].
     pub prepare: Option<Prepare>,
 }
+
+/// See [`Capability::configure`].
+pub type Configure = fn(&Manifest, &Settings) -> Result<Grant, String>;
 
 /// What [`Capability::configure`] keeps for one plugin.
 pub type Grant = Arc<dyn Any + Send + Sync>;

@@ -22,7 +22,6 @@ mod secret_headers;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http_body_util::BodyExt;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{
@@ -420,11 +419,4 @@ fn describe(error: &Error, host: &str, max_body: u64) -> String {
         Error::HttpResponseBodySize(_) => format!("the response is over {max_body} bytes"),
         other => other.to_string(),
     }
-}
-
-/// For `Bytes` bodies built by the host itself (the benchmark).
-pub fn empty_body() -> WasiBody {
-    http_body_util::Empty::<Bytes>::new()
-        .map_err(|never| match never {})
-        .boxed_unsync()
 }
