@@ -245,7 +245,7 @@ mod tests {
         for (entry, reason) in [
             ("api.example.com", "not a URL"),
             ("ftp://x.org", "scheme `ftp`"),
-            ("https://*", "a wildcard must be"),
+            ("https://*", "`*` may only start a host"),
             ("https://*.com", "a wildcard must be"),
             ("https://a.*.com", "`*` may only start a host"),
             ("https://x.org:99999", "is not a port"),
