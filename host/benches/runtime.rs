@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use http_body_util::BodyExt;
 use wasmbot::chat::{ChatAction, Dispatcher, IncomingMessage, IncomingPress};
 use wasmbot::infra::audit::AuditWriter;
-use http_body_util::BodyExt;
 use wasmbot::infra::cache::{CacheStore, plugin_key};
 use wasmbot::infra::outbound::{self, Destination, PrivateAllowance, Timeouts};
 use wasmbot::infra::services::HostServices;
@@ -488,7 +488,11 @@ async fn bench_outbound(r: &mut Report) -> anyhow::Result<()> {
     let n = 1_000;
     let plugin = call_latency(n, |_| async {
         let reply = d.handle(message(1, &text)).await.context("no reply")?;
-        anyhow::ensure!(reply.text() == "200 11 bytes: hello world", "{}", reply.text());
+        anyhow::ensure!(
+            reply.text() == "200 11 bytes: hello world",
+            "{}",
+            reply.text()
+        );
         Ok(())
     })
     .await?;

@@ -9,7 +9,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use zeroize::Zeroizing;
 
 use super::budget::{Budget, CallBudgets, OverBudget};
-use super::capability::Extension;
 use super::settings::Settings;
 use crate::infra::services::HostServices;
 use crate::infra::store::AuditEntry;
@@ -62,6 +61,9 @@ pub struct CallState {
     /// Per-call state of the granted capabilities (`Capability::prepare`).
     extensions: Vec<Extension>,
 }
+
+/// Per-call state a capability adds to the call (`Capability::prepare`).
+pub type Extension = Box<dyn std::any::Any + Send>;
 
 /// What the plugin's grants add to a call: its settings, the WASI context
 /// its capabilities prepared (a preopened folder) and their per-call state.

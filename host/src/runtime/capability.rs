@@ -2,16 +2,11 @@
 //! runtime names none of them; it is handed a table (`capabilities::ALL`) and
 //! checks manifests and imports against whatever that table lists.
 
-use std::any::Any;
-use std::sync::Arc;
-
 use wasmtime::component::Linker;
-use wasmtime_wasi::WasiCtxBuilder;
 
 use super::budget::{Budget, HOST_CALLS};
-use super::call::{CallContext, CallState};
-use super::manifest::Manifest;
-use super::settings::Settings;
+use super::call::CallState;
+use super::grant::{Configure, Prepare};
 
 /// One plugin-facing interface, `wasmbot:plugin/<name>`.
 #[derive(Clone, Copy)]
@@ -28,51 +23,14 @@ pub struct Capability {
     /// Interfaces outside `wasmbot:plugin` the grant covers, by prefix
     /// (`wasi:http/`): a component importing one needs this grant.
     pub provides: &'static [&'static str],
-    /// At load: what the capability keeps per plugin, read from the
-    /// manifest (its destinations, say); a bad manifest is refused with
-    /// the one-line reason returned.
+    /// At load: what the capability keeps per plugin, read from its
+    /// manifest and settings (its destinations, say); a bad manifest is
+    /// refused with the one-line reason returned.
     pub configure: Option<Configure>,
     /// Before each call: adds what the call needs to its WASI context (a
     /// preopened folder) and returns per-call state the capability's host
     /// functions find again with [`CallState::extension_mut`].
     pub prepare: Option<Prepare>,
-}
-
-/// See [`Capability::configure`].
-pub type Configure = fn(&Manifest, &Settings) -> Result<Grant, String>;
-
-/// What [`Capability::configure`] keeps for one plugin.
-pub type Grant = Arc<dyn Any + Send + Sync>;
-
-/// Per-call state a capability adds to the call.
-pub type Extension = Box<dyn Any + Send>;
-
-/// See [`Capability::prepare`].
-pub type Prepare = fn(&CallSetup<'_>, &mut WasiCtxBuilder) -> anyhow::Result<Option<Extension>>;
-
-/// What a capability knows of a call while preparing it.
-pub struct CallSetup<'a> {
-    pub plugin: &'a str,
-    pub context: &'a CallContext,
-    /// What [`Capability::configure`] returned for this plugin.
-    pub grant: Option<&'a Grant>,
-    /// The plugin's resolved settings (`[settings]`, overridden by the operator).
-    pub settings: &'a Settings,
-    /// The call's deadline.
-    pub timeout: std::time::Duration,
-    pub(crate) allowances: &'a [(&'static Budget, u32)],
-    pub(crate) quotas: &'a [(&'static Budget, u32)],
-}
-
-impl CallSetup<'_> {
-    /// The plugin's allowance for a per-call budget or a quota of this capability.
-    pub fn limit(&self, budget: &'static Budget) -> u32 {
-        self.allowances
-            .iter()
-            .chain(self.quotas)
-            .find(|(known, _)| std::ptr::eq(*known, budget))
-            .map_or(budget.default, |&(_, limit)| limit)
-    }
 }
 
 /// Every capability this host can grant, handed to the [`super::PluginEngine`].

@@ -9,6 +9,7 @@ mod cache;
 mod call;
 mod capability;
 mod engine;
+mod grant;
 mod manifest;
 mod plugin;
 mod registry;
@@ -23,9 +24,10 @@ pub use bindings::conversation::events::{
 pub use bindings::types::{Message, Reply, ReplyFormat};
 pub use budget::{Budget, BudgetDefaults, HOST_CALLS, OverBudget};
 pub use cache::{CompileStats, content_hash};
-pub use call::{CallContext, CallGrants, CallState, MASK};
-pub use capability::{CallSetup, Capability, CapabilityTable, Extension, Grant, Prepare};
+pub use call::{CallContext, CallGrants, CallState, Extension, MASK};
+pub use capability::{Capability, CapabilityTable};
 pub use engine::{Allocation, DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, PluginEngine};
+pub use grant::{CallSetup, Configure, Grant, GrantInput, Prepare};
 pub use manifest::{
     CANCEL_COMMAND, CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_REPLY_KB, MAX_TIMEOUT_MS,
     Manifest, ManifestError, PluginLimits,

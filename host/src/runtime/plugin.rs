@@ -21,9 +21,10 @@ use super::bindings::types::{Message, Reply, ReplyFormat};
 use super::budget::{self, Budget, CallBudgets, HOST_CALLS};
 use super::cache::content_hash;
 use super::call::{CallContext, CallGrants, CallState};
-use super::capability::{CallSetup, Capability, CapabilityTable, Grant, Prepare};
+use super::capability::{Capability, CapabilityTable};
 use super::engine::EPOCH_TICK;
 use super::engine::PluginEngine;
+use super::grant::{CallSetup, Grant, GrantInput, Prepare};
 use super::manifest::{Manifest, PluginLimits, manifest_path_for};
 use super::settings::Settings;
 
@@ -241,9 +242,17 @@ impl LoadedPlugin {
         let mut preparations = Vec::new();
         for capability in &manifest.capabilities {
             let grant = match capability.configure {
-                Some(configure) => Some(configure(&manifest, &settings).map_err(|problem| {
-                    LoadError::new(&name, format!("`{}`: {problem}", capability.name))
-                })?),
+                Some(configure) => Some(
+                    configure(&GrantInput {
+                        plugin: &name,
+                        http: &manifest.http,
+                        secrets: &manifest.secrets,
+                        settings: &settings,
+                    })
+                    .map_err(|problem| {
+                        LoadError::new(&name, format!("`{}`: {problem}", capability.name))
+                    })?,
+                ),
                 None => None,
             };
             if let Some(prepare) = capability.prepare {

@@ -229,8 +229,15 @@ impl BotApi {
     /// editMessageText / editMessageReplyMarkup: the message must be the
     /// bot's, in that chat, and actually change (as Telegram insists).
     fn edit(&self, method: &str, body: &Value) -> Response {
-        // Every attempt is recorded, refused or not.
+        let response = self.apply_edit(method, body);
+        // Every attempt is recorded, refused or not, and only once the
+        // message holds its outcome: a test that waited for the edit may
+        // read the message at once.
         self.record_action(method, body);
+        response
+    }
+
+    fn apply_edit(&self, method: &str, body: &Value) -> Response {
         let chat_id = body["chat_id"].as_i64().expect("chat_id");
         let message_id = body["message_id"].as_i64().expect("message_id");
         let mut messages = self.messages.lock().unwrap();

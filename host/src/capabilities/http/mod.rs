@@ -33,7 +33,7 @@ use crate::infra::metrics::{BudgetLabels, HttpLabels, metrics};
 use crate::infra::outbound::{self, Destination, Timeouts};
 use crate::infra::services::HostServices;
 use crate::infra::store::AuditEntry;
-use crate::runtime::{Budget, CallSetup, CallState, Extension, Grant, Manifest, Settings};
+use crate::runtime::{Budget, CallSetup, CallState, Extension, Grant, GrantInput};
 
 /// Requests one call may make.
 pub static HTTP_REQUESTS: Budget = Budget::new("http_requests", "HTTP requests", 10, 100);
@@ -62,18 +62,18 @@ struct HttpGrant {
     secrets: Vec<String>,
 }
 
-pub fn configure(manifest: &Manifest, settings: &Settings) -> Result<Grant, String> {
-    let allow_list = AllowList::parse(&manifest.http, settings)?;
+pub fn configure(manifest: &GrantInput<'_>) -> Result<Grant, String> {
+    let allow_list = AllowList::parse(manifest.http, manifest.settings)?;
     if allow_list.allows_anywhere() {
         tracing::warn!(
-            plugin = %manifest.name,
+            plugin = %manifest.plugin,
             "plugin `{}` may send HTTP requests to ANY public host (`http = [\"*\"]` in its manifest)",
-            manifest.name
+            manifest.plugin
         );
     }
     Ok(Arc::new(HttpGrant {
         allow_list,
-        secrets: manifest.secrets.clone(),
+        secrets: manifest.secrets.to_vec(),
     }))
 }
 
