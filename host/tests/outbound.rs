@@ -47,6 +47,7 @@ async fn serve() -> (SocketAddr, Shared) {
         .route("/notifications", get(notifications))
         .route("/hello", get(|| async { "hello world" }))
         .route("/echo-auth", get(echo_auth))
+        .route("/echo-auth-back", get(echo_auth_back))
         .route("/big", get(|| async { "x".repeat(10_000) }))
         .route("/big-stream", get(big_stream))
         .route("/slow", get(slow))
@@ -136,6 +137,11 @@ async fn echo_auth(State(seen): State<Shared>, headers: HeaderMap) -> &'static s
     let authorization = header_text(&headers, "authorization");
     seen.lock().unwrap().authorization.push(authorization);
     "received"
+}
+
+/// A careless server that sends the Authorization header back.
+async fn echo_auth_back(headers: HeaderMap) -> String {
+    header_text(&headers, "authorization")
 }
 
 /// 10 KB without a Content-Length: the cap must cut it while it streams.
@@ -364,6 +370,13 @@ async fn every_refusal_is_typed_and_nothing_unlisted_is_reached() {
             .iter()
             .any(|(status, meta)| status == "ok" && meta.contains("\"status\":200"))
     );
+    for outcome in ["ok", "denied", "too_large", "timeout"] {
+        let counted = common::counter(
+            "wasmbot_plugin_http_requests_total",
+            &[("plugin", "fetch"), ("outcome", outcome)],
+        );
+        assert!(counted >= 1, "{outcome}: {counted}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -400,6 +413,31 @@ async fn private_addresses_need_the_operators_allowance() {
     )
     .await;
     assert!(reply.contains("private address"), "{reply}");
+    // A name is checked by the address it resolves to: `localhost` is listed
+    // but resolves to loopback, which is not allowed by name here.
+    let local = format!("http://localhost:{}", server.port());
+    let host = self::host(
+        dir.path(),
+        &[("PLUGIN_FETCH_BASE_URL", local.clone())],
+        "",
+        t.store.clone(),
+        None,
+    )
+    .await;
+    let reply = ask(&host.dispatcher, &format!("/fetch {local}/echo-auth")).await;
+    assert!(reply.contains("resolves to a private address"), "{reply}");
+    assert!(seen.lock().unwrap().authorization.is_empty());
+    // Allowed by its address, the same name is reached.
+    let host = self::host(
+        dir.path(),
+        &[("PLUGIN_FETCH_BASE_URL", local.clone())],
+        &server.to_string(),
+        t.store.clone(),
+        None,
+    )
+    .await;
+    let reply = ask(&host.dispatcher, &format!("/fetch {local}/hello")).await;
+    assert_eq!(reply, "200 11 bytes: hello world");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -464,6 +502,19 @@ async fn an_injected_secret_reaches_the_server_and_nothing_else() {
     assert!(
         !everything.contains("s3cr3t") && !everything.contains("revoked"),
         "{everything}"
+    );
+
+    // A server that echoes the header hands the value to the plugin; the
+    // host still masks it in what the plugin replies.
+    store_secret(&t.store, "token", SECRET).await;
+    let reply = ask(
+        &host.dispatcher,
+        &format!("/fetch_secret {base}/echo-auth-back token"),
+    )
+    .await;
+    assert!(
+        reply.starts_with("200 ") && reply.ends_with("Bearer [redacted]"),
+        "{reply}"
     );
 }
 
@@ -690,6 +741,38 @@ async fn the_files_folder_is_private_kept_and_bounded() {
         listing.contains("notes") && listing.contains("part.bin"),
         "{listing}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_count_against_the_calls_budget() {
+    let (server, _seen) = serve().await;
+    let dir = common::plugins_dir(&["fetch"]);
+    common::set_limits(dir.path(), "fetch", "http_requests = 1");
+    let base = format!("http://{server}");
+    let t = common::stores::sqlite().await;
+    let settings = [("PLUGIN_FETCH_BASE_URL", base.clone())];
+    let host = host(
+        dir.path(),
+        &settings,
+        &server.to_string(),
+        t.store.clone(),
+        None,
+    )
+    .await;
+    let labels = [("plugin", "fetch"), ("budget", "http_requests")];
+    let before = common::counter("wasmbot_plugin_budget_refusals_total", &labels);
+    let reply = ask(&host.dispatcher, &format!("/fetch {base}/hello")).await;
+    assert_eq!(reply, "200 11 bytes: hello world");
+    // A redirect needs a second request: over the budget of one.
+    let reply = ask(&host.dispatcher, &format!("/fetch {base}/redirect-home")).await;
+    assert!(
+        reply.contains(
+            "over budget: at most 1 HTTP requests per call (raise `limits.http_requests`"
+        ),
+        "{reply}"
+    );
+    let after = common::counter("wasmbot_plugin_budget_refusals_total", &labels);
+    assert_eq!(after, before + 1);
 }
 
 /// `http_request` audit entries (status, metadata as JSON text), once at

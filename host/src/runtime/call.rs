@@ -49,7 +49,7 @@ pub struct CallState {
     /// Names the manifest lets this plugin read.
     allowed_secrets: Arc<[String]>,
     /// Secret values handed out in this call, masked wherever the plugin writes them.
-    revealed: Vec<Zeroizing<String>>,
+    revealed: RevealedSecrets,
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryCap,
@@ -72,6 +72,44 @@ pub struct CallGrants {
     pub settings: Arc<Settings>,
     pub wasi: WasiCtxBuilder,
     pub extensions: Vec<Extension>,
+    /// Shared with the capabilities that prepared the call, so a value they
+    /// use later (a secret injected into a request) is masked too.
+    pub revealed: RevealedSecrets,
+}
+
+/// Secret values a call has been handed (or that went out on its behalf):
+/// whatever the plugin logs or replies has them replaced by [`MASK`].
+#[derive(Clone, Default)]
+pub struct RevealedSecrets(Arc<std::sync::Mutex<Vec<Zeroizing<String>>>>);
+
+impl RevealedSecrets {
+    pub fn remember(&self, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        let mut values = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !values.iter().any(|known| known.as_str() == value) {
+            values.push(Zeroizing::new(value.to_string()));
+        }
+    }
+
+    /// `text` with every remembered value replaced.
+    pub fn mask(&self, text: &str) -> String {
+        let values = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut masked = text.to_string();
+        for secret in values.iter() {
+            if masked.contains(secret.as_str()) {
+                masked = masked.replace(secret.as_str(), MASK);
+            }
+        }
+        masked
+    }
 }
 
 impl CallState {
@@ -93,13 +131,14 @@ impl CallState {
             settings,
             mut wasi,
             extensions,
+            revealed,
         } = grants;
         let wasi = wasi.stdout(stdout.clone()).stderr(stderr.clone()).build();
         Self {
             plugin,
             ctx,
             allowed_secrets,
-            revealed: Vec::new(),
+            revealed,
             wasi,
             table: {
                 let mut table = ResourceTable::new();
@@ -222,20 +261,12 @@ impl CallState {
 
     /// Remembers a secret value so it is masked in this call's output.
     pub fn remember_secret(&mut self, value: &str) {
-        if !value.is_empty() {
-            self.revealed.push(Zeroizing::new(value.to_string()));
-        }
+        self.revealed.remember(value);
     }
 
     /// `text` with every secret value handed out in this call replaced.
     pub fn mask(&self, text: &str) -> String {
-        let mut masked = text.to_string();
-        for secret in &self.revealed {
-            if masked.contains(secret.as_str()) {
-                masked = masked.replace(secret.as_str(), MASK);
-            }
-        }
-        masked
+        self.revealed.mask(text)
     }
 
     /// An audit entry written by the host about this call (e.g. a denied secret).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::budget::Budget;
-use super::call::{CallContext, Extension};
+use super::call::{CallContext, Extension, RevealedSecrets};
 use super::settings::Settings;
 
 /// See `Capability::configure`.
@@ -41,6 +41,8 @@ pub struct CallSetup<'a> {
     pub settings: &'a Settings,
     /// The call's deadline.
     pub timeout: std::time::Duration,
+    /// Values to mask in whatever the plugin logs or replies in this call.
+    pub revealed: &'a RevealedSecrets,
     pub(crate) allowances: &'a [(&'static Budget, u32)],
     pub(crate) quotas: &'a [(&'static Budget, u32)],
 }

@@ -24,7 +24,7 @@ pub use bindings::conversation::events::{
 pub use bindings::types::{Message, Reply, ReplyFormat};
 pub use budget::{Budget, BudgetDefaults, HOST_CALLS, OverBudget};
 pub use cache::{CompileStats, content_hash};
-pub use call::{CallContext, CallGrants, CallState, Extension, MASK};
+pub use call::{CallContext, CallGrants, CallState, Extension, MASK, RevealedSecrets};
 pub use capability::{Capability, CapabilityTable};
 pub use engine::{Allocation, DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, PluginEngine};
 pub use grant::{CallSetup, Configure, Grant, GrantInput, Prepare};

@@ -404,6 +404,7 @@ impl LoadedPlugin {
                 grant: grant.as_ref(),
                 settings: &self.settings,
                 timeout: self.manifest.limits.timeout,
+                revealed: &grants.revealed,
                 allowances: &self.allowances,
                 quotas: &self.quotas,
             };

@@ -33,7 +33,7 @@ use crate::infra::metrics::{BudgetLabels, HttpLabels, metrics};
 use crate::infra::outbound::{self, Destination, Timeouts};
 use crate::infra::services::HostServices;
 use crate::infra::store::AuditEntry;
-use crate::runtime::{Budget, CallSetup, CallState, Extension, Grant, GrantInput};
+use crate::runtime::{Budget, CallSetup, CallState, Extension, Grant, GrantInput, RevealedSecrets};
 
 /// Requests one call may make.
 pub static HTTP_REQUESTS: Budget = Budget::new("http_requests", "HTTP requests", 10, 100);
@@ -104,6 +104,7 @@ pub fn prepare(
             made: 0,
             refused: 0,
             max_body: u64::from(setup.limit(&HTTP_RESPONSE_KB)) << 10,
+            revealed: setup.revealed.clone(),
         },
     })))
 }
@@ -148,6 +149,9 @@ struct PluginRequests {
     made: u32,
     refused: u32,
     max_body: u64,
+    /// A secret injected here is masked in the call's output, should the
+    /// server echo it back to the plugin.
+    revealed: RevealedSecrets,
 }
 
 type SendFuture = Box<
@@ -237,6 +241,7 @@ impl PluginRequests {
             made: 0,
             refused: 0,
             max_body: 0,
+            revealed: RevealedSecrets::default(),
         }
     }
 
@@ -344,9 +349,11 @@ impl WasiHttpHooks for PluginRequests {
         };
         let max_body = self.max_body;
         let services = self.services.clone();
+        let revealed = self.revealed.clone();
         Box::new(async move {
             if !record.secrets.is_empty()
-                && let Err(text) = secret_headers::inject(request.headers_mut(), &services).await
+                && let Err(text) =
+                    secret_headers::inject(request.headers_mut(), &services, &revealed).await
             {
                 record.finish("failed", None, 0, Some(text.clone()));
                 return Err(Error::InternalError(Some(text)));

@@ -9,6 +9,7 @@ use http::header::HeaderMap;
 use zeroize::Zeroizing;
 
 use crate::infra::services::HostServices;
+use crate::runtime::RevealedSecrets;
 
 const OPEN: &str = "{{secret:";
 const CLOSE: &str = "}}";
@@ -42,7 +43,11 @@ pub fn named(headers: &HeaderMap) -> Result<Vec<String>, String> {
 /// Replaces every placeholder with its decrypted credential; the header is
 /// marked sensitive (never logged by the HTTP stack). The names were
 /// checked against the manifest before.
-pub async fn inject(headers: &mut HeaderMap, services: &HostServices) -> Result<(), String> {
+pub async fn inject(
+    headers: &mut HeaderMap,
+    services: &HostServices,
+    revealed: &RevealedSecrets,
+) -> Result<(), String> {
     let (Some(store), Some(vault)) = (&services.store, &services.vault) else {
         return Err("no ENCRYPTION_KEY is configured, so no secret can be injected".into());
     };
@@ -77,6 +82,7 @@ pub async fn inject(headers: &mut HeaderMap, services: &HostServices) -> Result<
                 .map_err(|_| format!("secret `{name}` cannot be decrypted"))?;
             let secret = std::str::from_utf8(&plaintext)
                 .map_err(|_| format!("secret `{name}` is not UTF-8 text"))?;
+            revealed.remember(secret);
             filled.push_str(secret);
             rest = after[(end + CLOSE.len()).min(after.len())..].to_string();
         }
