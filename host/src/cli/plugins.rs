@@ -183,8 +183,21 @@ fn describe(plugin: &LoadedPlugin) -> String {
         commands.push("(free text)".into());
     }
     let grants: Vec<&str> = manifest.capabilities.iter().map(|c| c.name).collect();
+    // Where it may go and what it is set to, as the operator's variables left it.
+    let mut reach = String::new();
+    if !manifest.http.is_empty() {
+        reach.push_str(&format!("\thttp: {}", manifest.http.join(", ")));
+    }
+    let settings: Vec<String> = plugin
+        .settings()
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    if !settings.is_empty() {
+        reach.push_str(&format!("\tsettings: {}", settings.join(", ")));
+    }
     format!(
-        "{}\t{}\tloaded\t{}\tworld: {}\tgrants: {}\tsecrets: {}\tlimits: {} ms, {} MiB\tsha256:{}",
+        "{}\t{}\tloaded\t{}\tworld: {}\tgrants: {}\tsecrets: {}\tlimits: {} ms, {} MiB\tsha256:{}{}",
         plugin.name(),
         manifest.version,
         commands.join(" "),
@@ -202,5 +215,6 @@ fn describe(plugin: &LoadedPlugin) -> String {
         manifest.limits.timeout.as_millis(),
         manifest.limits.memory_bytes >> 20,
         &plugin.content_hash()[..16],
+        reach,
     )
 }
