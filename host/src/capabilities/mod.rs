@@ -101,7 +101,7 @@ pub const ALL: CapabilityTable = &[
         budgets: &[],
         quotas: &[&files::FILES_KB],
         provides: &[],
-        configure: None,
+        configure: Some(files::configure),
         prepare: Some(files::prepare),
     },
 ];

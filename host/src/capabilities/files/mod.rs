@@ -4,7 +4,8 @@
 //! plugin (wasmtime resolves every path with cap-std, beneath the folder).
 //! It survives reloads and restarts. A quota in bytes
 //! (`limits.files_kb`, 50 MiB unless set) is enforced on every write
-//! (`quota_fs.rs`); a plugin without the grant has no folder at all.
+//! (`quota_fs.rs`), shared by the plugin's calls in flight; a plugin
+//! without the grant has no folder at all.
 
 mod quota_fs;
 mod room;
@@ -18,8 +19,8 @@ use wasmtime::component::Linker;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use self::quota_fs::{QuotaFilesystem, QuotaFs};
-use self::room::FolderRoom;
-use crate::runtime::{Budget, CallSetup, CallState, Extension};
+use self::room::{FolderRoom, InFlight};
+use crate::runtime::{Budget, CallSetup, CallState, Extension, Grant, GrantInput};
 
 /// What a plugin's folder may hold, in KiB (entries count 4 KiB each).
 pub static FILES_KB: Budget = Budget::new(
@@ -49,11 +50,18 @@ pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
             // without one has no room at all.
             room: room
                 .cloned()
-                .unwrap_or_else(|| Arc::new(FolderRoom::new(Arc::from("?"), 0, 0))),
+                .unwrap_or_else(|| {
+                    Arc::new(FolderRoom::new(Arc::from("?"), 0, 0, Arc::default()))
+                }),
         }
     });
     linker.allow_shadowing(false);
     linked
+}
+
+/// What the plugin's calls in flight have written, shared between them.
+pub fn configure(_manifest: &GrantInput<'_>) -> Result<Grant, String> {
+    Ok(Arc::new(InFlight::default()))
 }
 
 /// The plugin's folder, created if missing, measured, and preopened.
@@ -71,7 +79,16 @@ pub fn prepare(
     let quota = u64::from(setup.limit(&FILES_KB)) << 10;
     wasi.preopened_dir(&root, GUEST_PATH, FsPerms::ReadWrite)
         .map_err(|error| anyhow::anyhow!("preopening {}: {error:#}", root.display()))?;
-    let room = Arc::new(FolderRoom::new(Arc::from(setup.plugin), quota, used));
+    let in_flight = setup
+        .grant
+        .and_then(|grant| grant.clone().downcast::<InFlight>().ok())
+        .unwrap_or_default();
+    let room = Arc::new(FolderRoom::new(
+        Arc::from(setup.plugin),
+        quota,
+        used,
+        in_flight,
+    ));
     Ok(Some(Box::new(room)))
 }
 

@@ -1,8 +1,8 @@
 //! What a plugin's folder may still grow by in one call: its quota less
 //! what the folder held when the call began (measured with cap-std, inside
-//! the folder only). Writes are charged in full as they happen, so a call
-//! cannot pass the quota by much more than one write; the next call
-//! measures again, so deleting files frees room.
+//! the folder only) and less what the plugin's other calls in flight have
+//! taken. Writes are charged in full as they happen, before they reach the
+//! disk; the next call measures again, so deleting files frees room.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -24,19 +24,31 @@ pub const ENTRY_BYTES: u64 = 4096;
 /// Folders deeper than this are not measured further (and count as full).
 const MAX_DEPTH: usize = 32;
 
+/// What the calls of one plugin in flight have taken together, so two
+/// calls at once cannot each use the room that was left.
+#[derive(Default)]
+pub struct InFlight(AtomicU64);
+
 pub struct FolderRoom {
     plugin: Arc<str>,
     quota: u64,
     left: AtomicU64,
+    /// This call's charges, given back to `in_flight` when it ends (they
+    /// are on disk by then, and the next call measures them).
+    charged: AtomicU64,
+    in_flight: Arc<InFlight>,
     refused: AtomicU32,
 }
 
 impl FolderRoom {
-    pub fn new(plugin: Arc<str>, quota: u64, used: u64) -> Self {
+    pub fn new(plugin: Arc<str>, quota: u64, used: u64, in_flight: Arc<InFlight>) -> Self {
+        let others = in_flight.0.load(Ordering::Relaxed);
         Self {
             plugin,
             quota,
-            left: AtomicU64::new(quota.saturating_sub(used)),
+            left: AtomicU64::new(quota.saturating_sub(used).saturating_sub(others)),
+            charged: AtomicU64::new(0),
+            in_flight,
             refused: AtomicU32::new(0),
         }
     }
@@ -52,7 +64,11 @@ impl FolderRoom {
                 left.checked_sub(bytes)
             });
         match taken {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.charged.fetch_add(bytes, Ordering::Relaxed);
+                self.in_flight.0.fetch_add(bytes, Ordering::Relaxed);
+                Ok(())
+            }
             Err(_) => {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 Err(ErrorCode::InsufficientSpace.into())
@@ -63,6 +79,8 @@ impl FolderRoom {
 
 impl Drop for FolderRoom {
     fn drop(&mut self) {
+        let charged = *self.charged.get_mut();
+        self.in_flight.0.fetch_sub(charged, Ordering::Relaxed);
         let refused = *self.refused.get_mut();
         if refused == 0 {
             return;
@@ -159,11 +177,18 @@ mod tests {
 
     #[test]
     fn the_room_refuses_past_the_quota_and_counts_entries() {
-        let room = FolderRoom::new(Arc::from("p"), 10_000, 4_000);
+        let in_flight = Arc::new(InFlight::default());
+        let room = FolderRoom::new(Arc::from("p"), 10_000, 4_000, in_flight.clone());
         assert!(room.take(5_000).is_ok());
-        assert!(room.take(1_001).is_err());
+        // A second call at once sees what the first has taken.
+        let other = FolderRoom::new(Arc::from("p"), 10_000, 4_000, in_flight.clone());
+        assert!(other.take(1_001).is_err());
+        assert!(other.take(1_000).is_ok());
         assert!(room.take(1_000).is_ok());
         assert!(room.take(1).is_err());
+        drop(room);
+        drop(other);
+        assert_eq!(in_flight.0.load(Ordering::Relaxed), 0, "given back at the end");
 
         let folder = tempfile::tempdir().unwrap();
         std::fs::write(folder.path().join("a"), [0u8; 100]).unwrap();
