@@ -60,6 +60,8 @@ macro_rules! capability {
     };
 }
 
+pub use files::usage_of as files_usage;
+
 /// Every capability a manifest may grant.
 pub const ALL: CapabilityTable = &[
     capability!("log", log, [&log::LOG_LINES]),

@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use crate::app::config::Config;
 use crate::app::root::{open_store, plugin_engine};
+use crate::capabilities;
 use crate::infra::cache::CacheStore;
 use crate::infra::store::Store;
 use crate::infra::vectors::ServerVectors;
@@ -101,6 +102,8 @@ struct UsageSources {
     store: Option<Store>,
     cache: Option<CacheStore>,
     vectors: Option<ServerVectors>,
+    /// `FILES_DIR`: each plugin's `files` folder is measured there.
+    files_dir: Option<std::path::PathBuf>,
 }
 
 impl UsageSources {
@@ -123,6 +126,7 @@ impl UsageSources {
             store,
             cache,
             vectors,
+            files_dir: Some(config.files_dir.clone()),
         }
     }
 
@@ -160,6 +164,13 @@ impl UsageSources {
                 ),
                 Ok(None) => String::new(),
                 Err(error) => format!("\tcache: usage unknown ({error})"),
+            });
+        }
+        if let (Some(dir), Some(kib)) = (&self.files_dir, quota("files_kb")) {
+            let folder = dir.join(name);
+            text.push_str(&match capabilities::files_usage(&folder) {
+                Ok(bytes) => format!("\tfiles: {} of {kib} KiB", bytes.div_ceil(1024)),
+                Err(error) => format!("\tfiles: usage unknown ({error})"),
             });
         }
         if let (Some(vectors), Some(points)) = (&self.vectors, quota("vector_points")) {

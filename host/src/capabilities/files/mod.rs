@@ -50,9 +50,7 @@ pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
             // without one has no room at all.
             room: room
                 .cloned()
-                .unwrap_or_else(|| {
-                    Arc::new(FolderRoom::new(Arc::from("?"), 0, 0, Arc::default()))
-                }),
+                .unwrap_or_else(|| Arc::new(FolderRoom::new(Arc::from("?"), 0, 0, Arc::default()))),
         }
     });
     linker.allow_shadowing(false);
@@ -90,6 +88,16 @@ pub fn prepare(
         in_flight,
     ));
     Ok(Some(Box::new(room)))
+}
+
+/// What `folder` holds as the quota counts it (0 when it does not exist
+/// yet), for `plugins list`.
+pub fn usage_of(folder: &std::path::Path) -> std::io::Result<u64> {
+    match Dir::open_ambient_dir(folder, cap_std::ambient_authority()) {
+        Ok(dir) => room::usage(&dir),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(error) => Err(error),
+    }
 }
 
 fn folder(setup: &CallSetup<'_>) -> PathBuf {

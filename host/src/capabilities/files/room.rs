@@ -188,7 +188,11 @@ mod tests {
         assert!(room.take(1).is_err());
         drop(room);
         drop(other);
-        assert_eq!(in_flight.0.load(Ordering::Relaxed), 0, "given back at the end");
+        assert_eq!(
+            in_flight.0.load(Ordering::Relaxed),
+            0,
+            "given back at the end"
+        );
 
         let folder = tempfile::tempdir().unwrap();
         std::fs::write(folder.path().join("a"), [0u8; 100]).unwrap();
