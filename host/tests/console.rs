@@ -428,6 +428,41 @@ fn plugins_list_shows_state_usage_against_the_quota_without_creating_a_database(
 }
 
 #[test]
+fn plugins_list_shows_reach_settings_and_the_files_folder() {
+    let dir = plugins_dir(&["files", "fetch"]);
+    let data = tempfile::tempdir().unwrap();
+    let files = data.path().join("files");
+    let envs = [
+        ("PLUGINS_DIR", dir.path().to_str().unwrap()),
+        ("FILES_DIR", files.to_str().unwrap()),
+        ("PLUGIN_FETCH_GREETING", "bonjour"),
+    ];
+    let chat = wasmbot(&["chat"], &envs, "/fwrite /data/a.txt 5000\n");
+    let out = String::from_utf8_lossy(&chat.stdout).to_string();
+    assert!(out.contains("wrote 5000 bytes to /data/a.txt"), "{out}");
+    assert_eq!(
+        std::fs::metadata(files.join("files/a.txt")).unwrap().len(),
+        5000
+    );
+    let list = wasmbot(&["plugins", "list"], &envs, "");
+    let text = String::from_utf8_lossy(&list.stdout).to_string();
+    let line = |name: &str| {
+        text.lines()
+            .find(|line| line.starts_with(&format!("{name}\t")))
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .to_string()
+    };
+    // 5000 bytes and one entry (4 KiB) of the manifest's 64 KiB.
+    assert!(line("files").ends_with("\tfiles: 9 of 64 KiB"), "{text}");
+    assert!(
+        line("fetch").ends_with(
+            "\thttp: {{base_url}}\tsettings: base_url=http://127.0.0.1:9, greeting=bonjour"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn plugins_list_shows_cache_usage_on_redis() {
     // A copy of the counter plugin under a name of its own: Redis keeps
     // every run's keys, and usage is counted per plugin name.
