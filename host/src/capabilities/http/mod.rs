@@ -17,6 +17,7 @@
 //!   host, status, bytes, duration, secrets used — never headers or bodies).
 
 mod allow_list;
+mod record;
 mod secret_headers;
 
 use std::sync::Arc;
@@ -29,7 +30,8 @@ use wasmtime_wasi_http::{
 };
 
 use self::allow_list::AllowList;
-use crate::infra::metrics::{BudgetLabels, HttpLabels, metrics};
+use self::record::{RequestRecord, describe, outcome_of};
+use crate::infra::metrics::{BudgetLabels, metrics};
 use crate::infra::outbound::{self, Destination, Timeouts};
 use crate::infra::services::HostServices;
 use crate::infra::store::AuditEntry;
@@ -162,71 +164,6 @@ type SendFuture = Box<
             )>,
         > + Send,
 >;
-
-/// What the audit and the log say about one request.
-#[derive(Clone)]
-struct RequestRecord {
-    plugin: Arc<str>,
-    method: String,
-    host: String,
-    secrets: Vec<String>,
-    audit: AuditEntry,
-    services: Arc<HostServices>,
-    started: Instant,
-}
-
-impl RequestRecord {
-    /// Logs, counts and audits the request's end. `outcome` is the metric's
-    /// label; `status` the HTTP status when one came back.
-    fn finish(&self, outcome: &str, status: Option<u16>, bytes: u64, error: Option<String>) {
-        let duration = self.started.elapsed();
-        metrics()
-            .plugin_http_requests
-            .get_or_create(&HttpLabels {
-                plugin: self.plugin.to_string(),
-                outcome: outcome.to_string(),
-            })
-            .inc();
-        match &error {
-            None => tracing::info!(
-                target: "plugin",
-                plugin = %self.plugin,
-                method = %self.method,
-                host = %self.host,
-                status,
-                bytes,
-                duration_ms = duration.as_millis() as u64,
-                "plugin HTTP request"
-            ),
-            Some(error) => tracing::warn!(
-                target: "plugin",
-                plugin = %self.plugin,
-                method = %self.method,
-                host = %self.host,
-                status,
-                bytes,
-                duration_ms = duration.as_millis() as u64,
-                %error,
-                "plugin HTTP request refused or failed"
-            ),
-        }
-        if let Some(writer) = &self.services.audit {
-            let mut entry = self.audit.clone();
-            entry.created_at = chrono::Utc::now();
-            entry.status = outcome.to_string();
-            entry.error = error;
-            entry.duration_ms = Some(duration.as_secs_f64() * 1000.0);
-            entry.metadata = sqlx::types::Json(serde_json::json!({
-                "method": self.method,
-                "host": self.host,
-                "status": status,
-                "bytes": bytes,
-                "secrets": self.secrets,
-            }));
-            writer.record(entry);
-        }
-    }
-}
 
 impl PluginRequests {
     fn refusing() -> Self {
@@ -402,28 +339,5 @@ impl WasiHttpHooks for PluginRequests {
                 Box::new(async { Ok(()) });
             Ok((response, io))
         })
-    }
-}
-
-fn outcome_of(error: &Error) -> &'static str {
-    match error {
-        Error::DestinationIpProhibited => "prohibited",
-        Error::HttpResponseBodySize(_) => "too_large",
-        Error::ConnectionTimeout
-        | Error::ConnectionReadTimeout
-        | Error::HttpResponseTimeout
-        | Error::DnsTimeout => "timeout",
-        _ => "failed",
-    }
-}
-
-/// The log's and the audit's words for a failure (never a header).
-fn describe(error: &Error, host: &str, max_body: u64) -> String {
-    match error {
-        Error::DestinationIpProhibited => format!(
-            "{host} resolves only to private addresses (allow host:port in HTTP_ALLOW_PRIVATE)"
-        ),
-        Error::HttpResponseBodySize(_) => format!("the response is over {max_body} bytes"),
-        other => other.to_string(),
     }
 }
