@@ -220,6 +220,12 @@ async fn host(
     }
 }
 
+/// The `fetch` plugin pointed at `server`, which it may reach.
+async fn fetch_host(plugins: &Path, server: SocketAddr, store: &Store) -> TestHost {
+    let settings = [("PLUGIN_FETCH_BASE_URL", format!("http://{server}"))];
+    host(plugins, &settings, &server.to_string(), store.clone(), None).await
+}
+
 async fn store_secret(store: &Store, name: &str, value: &str) {
     let vault = Vault::from_hex("ENCRYPTION_KEY", KEY).unwrap();
     let stored = vault.encrypt(name, value.as_bytes(), 1).unwrap();
@@ -286,15 +292,7 @@ async fn every_refusal_is_typed_and_nothing_unlisted_is_reached() {
     );
     let base = format!("http://{server}");
     let t = common::stores::sqlite().await;
-    let settings = [("PLUGIN_FETCH_BASE_URL", base.clone())];
-    let host = host(
-        dir.path(),
-        &settings,
-        &server.to_string(),
-        t.store.clone(),
-        None,
-    )
-    .await;
+    let host = fetch_host(dir.path(), server, &t.store).await;
     assert!(
         load_errors(&host.registry).is_empty(),
         "{:?}",
@@ -750,15 +748,7 @@ async fn requests_count_against_the_calls_budget() {
     common::set_limits(dir.path(), "fetch", "http_requests = 1");
     let base = format!("http://{server}");
     let t = common::stores::sqlite().await;
-    let settings = [("PLUGIN_FETCH_BASE_URL", base.clone())];
-    let host = host(
-        dir.path(),
-        &settings,
-        &server.to_string(),
-        t.store.clone(),
-        None,
-    )
-    .await;
+    let host = fetch_host(dir.path(), server, &t.store).await;
     let labels = [("plugin", "fetch"), ("budget", "http_requests")];
     let before = common::counter("wasmbot_plugin_budget_refusals_total", &labels);
     let reply = ask(&host.dispatcher, &format!("/fetch {base}/hello")).await;
