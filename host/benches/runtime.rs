@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use wasmbot::chat::{ChatAction, Dispatcher, IncomingMessage, IncomingPress};
 use wasmbot::infra::audit::AuditWriter;
 use wasmbot::infra::cache::{CacheStore, plugin_key};
-use wasmbot::infra::outbound::{self, Destination, PrivateAllowance, Timeouts};
+use wasmbot::infra::outbound::{self, Destination, OutboundClient, PrivateAllowance, Timeouts};
 use wasmbot::infra::services::HostServices;
 use wasmbot::infra::store::{AuditEntry, InboxOutcome, InboxUpdate, Store};
 use wasmbot::infra::vectors::{
@@ -479,8 +479,9 @@ async fn bench_outbound(r: &mut Report) -> anyhow::Result<()> {
     );
     std::fs::write(dir.path().join("fetch.toml"), manifest)?;
     let allowance = PrivateAllowance::parse(&address.to_string()).map_err(anyhow::Error::msg)?;
+    let client = OutboundClient::new(allowance, None).map_err(anyhow::Error::msg)?;
     let services = HostServices {
-        http_allow_private: allowance.clone(),
+        http: client.clone(),
         ..HostServices::default()
     };
     let d = dispatcher(dir.path(), Allocation::Pooling, services).await?;
@@ -514,7 +515,7 @@ async fn bench_outbound(r: &mut Report) -> anyhow::Result<()> {
             host: "127.0.0.1",
             port: address.port(),
         };
-        let sent = outbound::send(request, destination, &allowance, timeouts, 1 << 20)
+        let sent = outbound::send(request, destination, &client, timeouts, 1 << 20)
             .await
             .map_err(|error| anyhow::anyhow!("{error}"))?;
         let body = outbound::read_all(sent.response.into_body())

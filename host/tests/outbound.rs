@@ -19,7 +19,7 @@ use axum::routing::get;
 use common::{ask, install};
 use wasmbot::chat::Dispatcher;
 use wasmbot::infra::audit::AuditWriter;
-use wasmbot::infra::outbound::PrivateAllowance;
+use wasmbot::infra::outbound::{OutboundClient, PrivateAllowance};
 use wasmbot::infra::services::HostServices;
 use wasmbot::infra::store::Store;
 use wasmbot::infra::vault::Vault;
@@ -189,6 +189,18 @@ async fn host(
     store: Store,
     files_dir: Option<&Path>,
 ) -> TestHost {
+    let allowance = PrivateAllowance::parse(allow_private).unwrap();
+    let client = OutboundClient::new(allowance, None).unwrap();
+    host_with(plugins, settings, client, store, files_dir).await
+}
+
+async fn host_with(
+    plugins: &Path,
+    settings: &[(&str, String)],
+    client: OutboundClient,
+    store: Store,
+    files_dir: Option<&Path>,
+) -> TestHost {
     let overrides: SettingOverrides = settings
         .iter()
         .map(|(name, value)| (name.to_string(), value.clone()))
@@ -208,7 +220,7 @@ async fn host(
         store: Some(store.clone()),
         vault: Some(Arc::new(Vault::from_hex("ENCRYPTION_KEY", KEY).unwrap())),
         audit: Some(audit.clone()),
-        http_allow_private: PrivateAllowance::parse(allow_private).unwrap(),
+        http: client,
         files_dir: files_dir.map(Path::to_path_buf),
         ..HostServices::default()
     };
@@ -739,6 +751,89 @@ async fn the_files_folder_is_private_kept_and_bounded() {
         listing.contains("notes") && listing.contains("part.bin"),
         "{listing}"
     );
+}
+
+/// A local HTTPS server whose certificate (for `localhost`) no public
+/// authority signed; returns its address and the certificate as PEM.
+async fn serve_tls(served: Arc<std::sync::atomic::AtomicUsize>) -> (SocketAddr, String) {
+    use std::sync::atomic::Ordering;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = certified.cert.pem();
+    let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(
+        certified.signing_key.serialize_der(),
+    )
+    .unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let served = served.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |_request| {
+                    served.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from_static(b"hello tls")),
+                        ))
+                    }
+                });
+                let io = wasmtime_wasi_http::io::TokioIo::new(tls);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    (address, pem)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_is_verified_against_the_trusted_authorities() {
+    use std::sync::atomic::Ordering;
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (server, pem) = serve_tls(served.clone()).await;
+    let dir = common::plugins_dir(&["fetch"]);
+    let t = common::stores::sqlite().await;
+    let base = format!("https://localhost:{}", server.port());
+    let settings = [("PLUGIN_FETCH_BASE_URL", base.clone())];
+    let allow = format!("localhost:{}", server.port());
+
+    // The webpki roots alone: the self-signed certificate is refused.
+    let client = OutboundClient::new(PrivateAllowance::parse(&allow).unwrap(), None).unwrap();
+    let host = host_with(dir.path(), &settings, client, t.store.clone(), None).await;
+    let reply = ask(&host.dispatcher, &format!("/fetch {base}/hello")).await;
+    assert_eq!(
+        reply,
+        "error: `localhost` presented a certificate that is not trusted"
+    );
+    assert_eq!(served.load(Ordering::SeqCst), 0, "no request got through");
+
+    // With the operator's HTTP_CA_FILE, the same request is verified and sent.
+    let client = OutboundClient::new(
+        PrivateAllowance::parse(&allow).unwrap(),
+        Some(pem.as_bytes()),
+    )
+    .unwrap();
+    let host = host_with(dir.path(), &settings, client, t.store.clone(), None).await;
+    let reply = ask(&host.dispatcher, &format!("/fetch {base}/hello")).await;
+    assert_eq!(reply, "200 9 bytes: hello tls");
+    assert_eq!(served.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

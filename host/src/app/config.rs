@@ -13,7 +13,7 @@ use crate::infra::cache::CacheSettings;
 use crate::infra::health::HealthSettings;
 use crate::infra::llm::LlmSettings;
 use crate::infra::logging::LogFormat;
-use crate::infra::outbound::PrivateAllowance;
+use crate::infra::outbound::{OutboundClient, PrivateAllowance};
 use crate::infra::vault::Vault;
 use crate::infra::vectors::VectorSettings;
 use crate::runtime::{
@@ -69,9 +69,10 @@ pub struct Config {
     pub default_plugin: Option<String>,
     /// `PLUGIN_<PLUGIN>_<KEY>`: the operator's values for plugins' `[settings]`.
     pub plugin_settings: SettingOverrides,
-    /// `HTTP_ALLOW_PRIVATE`: private `host:port` pairs plugins granted
-    /// `http` may reach anyway (comma-separated).
-    pub http_allow_private: PrivateAllowance,
+    /// `HTTP_ALLOW_PRIVATE` (private `host:port` pairs plugins granted
+    /// `http` may reach anyway, comma-separated) and `HTTP_CA_FILE` (PEM
+    /// certificates trusted besides the webpki roots).
+    pub http: OutboundClient,
     /// `FILES_DIR`: where plugins granted `files` keep their folders.
     pub files_dir: PathBuf,
 }
@@ -301,15 +302,10 @@ impl Config {
             worker_standby,
             default_plugin,
             plugin_settings: SettingOverrides::new(),
-            http_allow_private: PrivateAllowance::parse(
-                &get("HTTP_ALLOW_PRIVATE").unwrap_or_default(),
-            )
-            .map_err(|problem| {
-                ConfigError::new(
-                    "HTTP_ALLOW_PRIVATE",
-                    format!("expected host:port pairs separated by commas: {problem}"),
-                )
-            })?,
+            http: outbound_client(
+                get("HTTP_ALLOW_PRIVATE").as_deref(),
+                get("HTTP_CA_FILE").as_deref(),
+            )?,
             files_dir: PathBuf::from(get("FILES_DIR").unwrap_or_else(|| DEFAULT_FILES_DIR.into())),
         })
     }
@@ -317,6 +313,31 @@ impl Config {
 
 /// `FILES_DIR` when unset.
 pub const DEFAULT_FILES_DIR: &str = "data/files";
+
+fn outbound_client(
+    allow_private: Option<&str>,
+    ca_file: Option<&str>,
+) -> Result<OutboundClient, ConfigError> {
+    let allowance =
+        PrivateAllowance::parse(allow_private.unwrap_or_default()).map_err(|problem| {
+            ConfigError::new(
+                "HTTP_ALLOW_PRIVATE",
+                format!("expected host:port pairs separated by commas: {problem}"),
+            )
+        })?;
+    let pem = match ca_file {
+        None => None,
+        Some(path) => Some(std::fs::read(path).map_err(|error| {
+            ConfigError::new("HTTP_CA_FILE", format!("cannot read {path}: {error}"))
+        })?),
+    };
+    OutboundClient::new(allowance, pem.as_deref()).map_err(|problem| {
+        ConfigError::new(
+            "HTTP_CA_FILE",
+            format!("{}: {problem}", ca_file.unwrap_or_default()),
+        )
+    })
+}
 
 /// The host's own `PLUGIN_*` variables; every other `PLUGIN_*` variable is
 /// a plugin's setting (`PLUGIN_<PLUGIN>_<KEY>`), checked when it loads.
@@ -427,6 +448,17 @@ mod tests {
             ),
             ("PLUGIN_REPLY_KB", "1000", "from 1 to 256"),
             ("PLUGIN_POOL_INSTANCES", "0", "from 1 to 4096"),
+            (
+                "HTTP_ALLOW_PRIVATE",
+                "nas.local",
+                "`nas.local` is not host:port",
+            ),
+            (
+                "HTTP_CA_FILE",
+                "/nowhere/ca.pem",
+                "cannot read /nowhere/ca.pem",
+            ),
+            ("HTTP_CA_FILE", "/dev/null", "holds no PEM certificate"),
         ];
         for (variable, value, expected) in cases {
             let error = config(&[("PLUGINS_DIR", path), (variable, value)]).unwrap_err();

@@ -97,7 +97,7 @@ impl Host {
             embeddings,
             health: Some(Arc::new(HealthMonitor::new(checker, alerter.clone()))),
             alerter,
-            http_allow_private: config.http_allow_private.clone(),
+            http: config.http.clone(),
             files_dir: Some(config.files_dir.clone()),
         };
         Ok(Self {

@@ -18,7 +18,9 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::{self, pki_types::ServerName};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{self};
 use wasmtime_wasi_http::Error;
 use wasmtime_wasi_http::io::TokioIo;
 
@@ -59,6 +61,71 @@ impl PrivateAllowance {
         self.pairs.iter().any(|(allowed, port)| {
             *port == address.port() && (allowed.eq_ignore_ascii_case(host) || *allowed == ip)
         })
+    }
+}
+
+/// How plugins' requests leave the host: which private destinations the
+/// operator allows and which certificate authorities are trusted (the
+/// webpki roots, plus `HTTP_CA_FILE` for a self-hosted service behind a
+/// private CA).
+#[derive(Clone)]
+pub struct OutboundClient {
+    allowance: PrivateAllowance,
+    tls: Arc<rustls::ClientConfig>,
+    /// Extra authorities trusted, for `Debug`.
+    extra_roots: usize,
+}
+
+impl Default for OutboundClient {
+    fn default() -> Self {
+        Self {
+            allowance: PrivateAllowance::default(),
+            tls: default_tls(),
+            extra_roots: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for OutboundClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundClient")
+            .field("allowance", &self.allowance)
+            .field("extra_roots", &self.extra_roots)
+            .finish()
+    }
+}
+
+impl OutboundClient {
+    /// `ca_pem`: PEM certificates trusted besides the webpki roots.
+    pub fn new(allowance: PrivateAllowance, ca_pem: Option<&[u8]>) -> Result<Self, String> {
+        let Some(pem) = ca_pem else {
+            return Ok(Self {
+                allowance,
+                ..Self::default()
+            });
+        };
+        let mut roots = webpki_root_store();
+        let mut extra_roots = 0;
+        for certificate in CertificateDer::pem_slice_iter(pem) {
+            let certificate =
+                certificate.map_err(|error| format!("not a PEM certificate file: {error}"))?;
+            roots
+                .add(certificate)
+                .map_err(|error| format!("a certificate cannot be trusted: {error}"))?;
+            extra_roots += 1;
+        }
+        if extra_roots == 0 {
+            return Err("holds no PEM certificate".into());
+        }
+        Ok(Self {
+            allowance,
+            tls: Arc::new(tls_config(roots)),
+            extra_roots,
+        })
+    }
+
+    pub fn allowance(&self) -> &PrivateAllowance {
+        &self.allowance
     }
 }
 
@@ -124,7 +191,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 /// Returns the stream and the address it is connected to.
 async fn connect(
     destination: &Destination<'_>,
-    allowance: &PrivateAllowance,
+    client: &OutboundClient,
     timeout: Duration,
 ) -> Result<(Box<dyn Stream>, SocketAddr), Error> {
     let host = destination
@@ -147,7 +214,7 @@ async fn connect(
     }
     let mut last = Error::DestinationIpProhibited;
     for address in addresses {
-        if !is_public(address.ip()) && !allowance.allows(host, address) {
+        if !is_public(address.ip()) && !client.allowance.allows(host, address) {
             continue;
         }
         let tcp = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
@@ -175,38 +242,53 @@ async fn connect(
                 ServerName::try_from(host.to_string()).map_err(|_| Error::HttpRequestUriInvalid)?
             }
         };
-        let tls =
-            tokio::time::timeout(timeout, TlsConnector::from(tls_config()).connect(name, tcp))
-                .await
-                .map_err(|_| Error::ConnectionTimeout)?
-                .map_err(Error::Tls)?;
+        let connector = TlsConnector::from(client.tls.clone());
+        let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
+            .await
+            .map_err(|_| Error::ConnectionTimeout)?
+            .map_err(tls_error)?;
         return Ok((Box::new(tls), address));
     }
     Err(last)
 }
 
-fn tls_config() -> Arc<rustls::ClientConfig> {
+/// A certificate the roots do not vouch for is `TLS-certificate-error`.
+fn tls_error(error: std::io::Error) -> Error {
+    let certificate = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|inner| matches!(inner, rustls::Error::InvalidCertificate(_)));
+    if certificate {
+        Error::TlsCertificateError
+    } else {
+        Error::Tls(error)
+    }
+}
+
+fn webpki_root_store() -> rustls::RootCertStore {
+    rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    }
+}
+
+fn tls_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(builder) => builder.with_root_certificates(roots).with_no_client_auth(),
+        // The ring provider supports the default versions; kept total anyway.
+        Err(_) => rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    }
+}
+
+/// The webpki roots alone, built once.
+fn default_tls() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-            };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|builder| {
-                    builder
-                        .with_root_certificates(roots.clone())
-                        .with_no_client_auth()
-                });
-            // The ring provider supports the default versions; this cannot fail.
-            Arc::new(config.unwrap_or_else(|_| {
-                rustls::ClientConfig::builder()
-                    .with_root_certificates(roots)
-                    .with_no_client_auth()
-            }))
-        })
+        .get_or_init(|| Arc::new(tls_config(webpki_root_store())))
         .clone()
 }
 
@@ -222,14 +304,14 @@ pub struct Sent {
 pub async fn send<B>(
     mut request: http::Request<B>,
     destination: Destination<'_>,
-    allowance: &PrivateAllowance,
+    client: &OutboundClient,
     timeouts: Timeouts,
     max_body: u64,
 ) -> Result<Sent, Error>
 where
     B: Body<Data = Bytes, Error = Error> + Send + 'static,
 {
-    let (stream, address) = connect(&destination, allowance, timeouts.connect).await?;
+    let (stream, address) = connect(&destination, client, timeouts.connect).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(Error::Hyper)?;

@@ -9,7 +9,7 @@ use crate::infra::audit::AuditWriter;
 use crate::infra::cache::CacheStore;
 use crate::infra::health::HealthMonitor;
 use crate::infra::llm::LlmClient;
-use crate::infra::outbound::PrivateAllowance;
+use crate::infra::outbound::OutboundClient;
 use crate::infra::store::Store;
 use crate::infra::vault::Vault;
 use crate::infra::vectors::{EmbeddingsClient, VectorStore};
@@ -32,9 +32,9 @@ pub struct HostServices {
     pub health: Option<Arc<HealthMonitor>>,
     /// Operational alerts (the Telegram admin chat under `run`; the log otherwise).
     pub alerter: Alerter,
-    /// `HTTP_ALLOW_PRIVATE`: private `host:port` pairs plugins granted
-    /// `http` may reach anyway.
-    pub http_allow_private: PrivateAllowance,
+    /// How plugins granted `http` reach the world: `HTTP_ALLOW_PRIVATE`
+    /// (private `host:port` pairs allowed anyway) and `HTTP_CA_FILE`.
+    pub http: OutboundClient,
     /// `FILES_DIR`: where each plugin granted `files` has its own folder
     /// (`data/files` when unset).
     pub files_dir: Option<PathBuf>,

@@ -303,7 +303,7 @@ impl WasiHttpHooks for PluginRequests {
             let sent = match outbound::send(
                 request,
                 destination,
-                &services.http_allow_private,
+                &services.http,
                 timeouts,
                 max_body,
             )
