@@ -162,7 +162,8 @@ impl LoadedPlugin {
                 format!("cannot read {}: {error}", wasm_path.display()),
             )
         })?;
-        Self::from_parts(engine, manifest, &bytes)
+        let siblings = plugin_names_beside(wasm_path);
+        Self::build(engine, manifest, &bytes, &siblings)
     }
 
     /// Builds a plugin from a validated manifest and component bytes.
@@ -170,6 +171,17 @@ impl LoadedPlugin {
         plugin_engine: &PluginEngine,
         manifest: Manifest,
         bytes: &[u8],
+    ) -> Result<Self, LoadError> {
+        Self::build(plugin_engine, manifest, bytes, &[])
+    }
+
+    /// `siblings`: the other plugins' names, whose settings variables
+    /// (`PLUGIN_GIT_HUB_*` for `git-hub` beside `git`) are not this one's.
+    fn build(
+        plugin_engine: &PluginEngine,
+        manifest: Manifest,
+        bytes: &[u8],
+        siblings: &[String],
     ) -> Result<Self, LoadError> {
         let name = manifest.name.clone();
         let engine = plugin_engine.engine();
@@ -236,9 +248,13 @@ impl LoadedPlugin {
             plugin_engine.budget_defaults(),
         )
         .map_err(|problem| LoadError::new(&name, problem))?;
-        let settings =
-            Settings::resolve(&name, &manifest.settings, plugin_engine.setting_overrides())
-                .map_err(|problem| LoadError::new(&name, problem))?;
+        let settings = Settings::resolve(
+            &name,
+            &manifest.settings,
+            plugin_engine.setting_overrides(),
+            siblings,
+        )
+        .map_err(|problem| LoadError::new(&name, problem))?;
         let mut preparations = Vec::new();
         for capability in &manifest.capabilities {
             let grant = match capability.configure {
@@ -420,6 +436,25 @@ impl LoadedPlugin {
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
+}
+
+/// The names of the other plugins in `wasm`'s folder (their manifests).
+fn plugin_names_beside(wasm: &Path) -> Vec<String> {
+    let Some(dir) = wasm.parent() else {
+        return Vec::new();
+    };
+    let own = wasm.file_stem();
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+                .filter(|path| path.file_stem() != own)
+                .filter_map(|path| path.file_stem()?.to_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// What a 0.1.0 handler (or a native command) receives for a command event.

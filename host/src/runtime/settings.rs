@@ -20,13 +20,21 @@ pub struct Settings {
 impl Settings {
     /// The manifest's defaults with the operator's overrides applied. An
     /// override for a key the manifest does not declare is refused: it is
-    /// a typo the operator would otherwise never notice.
+    /// a typo the operator would otherwise never notice — unless it belongs
+    /// to one of `others` (plugin `git-hub`'s `PLUGIN_GIT_HUB_URL` is not
+    /// plugin `git`'s `hub_url`).
     pub fn resolve(
         plugin: &str,
         declared: &BTreeMap<String, String>,
         overrides: &SettingOverrides,
+        others: &[String],
     ) -> Result<Self, String> {
         let prefix = format!("PLUGIN_{}_", variable_part(plugin));
+        let theirs: Vec<String> = others
+            .iter()
+            .map(|other| format!("PLUGIN_{}_", variable_part(other)))
+            .filter(|other| other.len() > prefix.len() && other.starts_with(&prefix))
+            .collect();
         let mut settings = Self {
             values: declared.clone(),
             overridden: BTreeMap::new(),
@@ -36,6 +44,12 @@ impl Settings {
                 break;
             };
             let Some(key) = declared.keys().find(|key| variable_part(key) == rest) else {
+                if theirs
+                    .iter()
+                    .any(|other| variable.starts_with(other.as_str()))
+                {
+                    continue;
+                }
                 let known: Vec<&str> = declared.keys().map(String::as_str).collect();
                 return Err(format!(
                     "{variable} is set, but the manifest declares no setting `{}` (settings: {})",
@@ -97,11 +111,12 @@ mod tests {
             ("PLUGIN_GIT_HUB_PAGE_SIZE".to_string(), "9".to_string()),
             ("PLUGIN_OTHER_API_URL".to_string(), "ignored".to_string()),
         ]);
-        let settings = Settings::resolve("git-hub", &declared(), &overrides).unwrap();
+        let settings = Settings::resolve("git-hub", &declared(), &overrides, &[]).unwrap();
         assert_eq!(settings.get("api_url"), Some("http://proxy"));
         assert_eq!(settings.get("page-size"), Some("9"));
         assert_eq!(settings.origin("api_url"), "`PLUGIN_GIT_HUB_API_URL`");
-        let plain = Settings::resolve("git-hub", &declared(), &SettingOverrides::new()).unwrap();
+        let plain =
+            Settings::resolve("git-hub", &declared(), &SettingOverrides::new(), &[]).unwrap();
         assert_eq!(plain.get("api_url"), Some("https://api.github.com"));
         assert_eq!(
             plain.origin("api_url"),
@@ -113,10 +128,31 @@ mod tests {
     fn an_override_for_an_undeclared_key_is_refused() {
         let overrides =
             SettingOverrides::from([("PLUGIN_GIT_HUB_API_ULR".to_string(), "x".to_string())]);
-        let error = Settings::resolve("git-hub", &declared(), &overrides).unwrap_err();
+        let error = Settings::resolve("git-hub", &declared(), &overrides, &[]).unwrap_err();
         assert_eq!(
             error,
             "PLUGIN_GIT_HUB_API_ULR is set, but the manifest declares no setting `api_ulr` (settings: api_url, page-size)"
+        );
+    }
+
+    #[test]
+    fn another_plugins_variables_are_left_to_it() {
+        let overrides = SettingOverrides::from([
+            (
+                "PLUGIN_GIT_HUB_API_URL".to_string(),
+                "http://proxy".to_string(),
+            ),
+            ("PLUGIN_GIT_URL".to_string(), "http://git".to_string()),
+        ]);
+        let declared = BTreeMap::from([("url".to_string(), "x".to_string())]);
+        let others = ["git-hub".to_string()];
+        let settings = Settings::resolve("git", &declared, &overrides, &others).unwrap();
+        assert_eq!(settings.get("url"), Some("http://git"));
+        // Without `git-hub` beside it, the variable is a typo of `git`'s.
+        let error = Settings::resolve("git", &declared, &overrides, &[]).unwrap_err();
+        assert!(
+            error.starts_with("PLUGIN_GIT_HUB_API_URL is set"),
+            "{error}"
         );
     }
 }

@@ -204,7 +204,7 @@ mod tests {
             "api_url".to_string(),
             "http://127.0.0.1:8080/v1/".to_string(),
         )]);
-        let settings = Settings::resolve("p", &declared, &SettingOverrides::new()).unwrap();
+        let settings = Settings::resolve("p", &declared, &SettingOverrides::new(), &[]).unwrap();
         let entries: Vec<String> = entries.iter().map(|entry| entry.to_string()).collect();
         AllowList::parse(&entries, &settings)
     }
