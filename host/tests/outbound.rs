@@ -448,6 +448,18 @@ async fn private_addresses_need_the_operators_allowance() {
     .await;
     let reply = ask(&host.dispatcher, &format!("/fetch {local}/hello")).await;
     assert_eq!(reply, "200 11 bytes: hello world");
+    // A secret does not go over plain http to a host the operator did not
+    // list by that name (here it is listed by address only).
+    let reply = ask(
+        &host.dispatcher,
+        &format!("/fetch_secret {local}/echo-auth token"),
+    )
+    .await;
+    assert!(
+        reply.contains("a secret is sent only over https"),
+        "{reply}"
+    );
+    assert!(seen.lock().unwrap().authorization.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

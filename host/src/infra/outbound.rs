@@ -56,6 +56,15 @@ impl PrivateAllowance {
         Ok(Self { pairs })
     }
 
+    /// Whether the operator listed `host:port` as written (a name or an
+    /// address literal), before any resolving.
+    pub fn lists(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.pairs.iter().any(|(allowed, allowed_port)| {
+            *allowed_port == port && allowed.eq_ignore_ascii_case(host)
+        })
+    }
+
     pub fn allows(&self, host: &str, address: SocketAddr) -> bool {
         let ip = address.ip().to_string();
         self.pairs.iter().any(|(allowed, port)| {
@@ -490,6 +499,11 @@ mod tests {
         assert!(!allowance.allows("localhost", "127.0.0.1:8081".parse().unwrap()));
         assert!(allowance.allows("nas.local", "192.168.1.5:5000".parse().unwrap()));
         assert!(allowance.allows("::1", "[::1]:9".parse().unwrap()));
+        assert!(allowance.lists("nas.local", 5000) && allowance.lists("[::1]", 9));
+        assert!(
+            !allowance.lists("localhost", 8080),
+            "listed by address, not by name"
+        );
         assert_eq!(
             PrivateAllowance::parse("localhost").unwrap_err(),
             "`localhost` is not host:port"

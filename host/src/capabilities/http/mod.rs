@@ -230,6 +230,17 @@ impl PluginRequests {
             );
             return Err((Error::InternalError(Some(text.clone())), text, "denied"));
         }
+        // A credential never crosses the internet in clear text: over plain
+        // http only to a local service the operator listed.
+        if !https
+            && !record.secrets.is_empty()
+            && !self.services.http.allowance().lists(&host, port)
+        {
+            let text = format!(
+                "a secret is sent only over https (or to a host:port in HTTP_ALLOW_PRIVATE), not to http://{host}:{port}"
+            );
+            return Err((Error::InternalError(Some(text.clone())), text, "denied"));
+        }
         Ok((https, host, port))
     }
 }
