@@ -518,9 +518,13 @@ async fn bench_outbound(r: &mut Report) -> anyhow::Result<()> {
         let sent = outbound::send(request, destination, &client, timeouts, 1 << 20)
             .await
             .map_err(|error| anyhow::anyhow!("{error}"))?;
-        let body = outbound::read_all(sent.response.into_body())
+        let body = sent
+            .response
+            .into_body()
+            .collect()
             .await
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
+            .map_err(|error| anyhow::anyhow!("{error}"))?
+            .to_bytes();
         anyhow::ensure!(body.as_ref() == b"hello world");
         Ok(())
     })

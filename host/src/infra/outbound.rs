@@ -13,7 +13,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -452,12 +451,6 @@ impl Body for CappedBody {
     fn size_hint(&self) -> SizeHint {
         self.incoming.size_hint()
     }
-}
-
-/// The whole body of a response, for the host's own use (the benchmark's
-/// direct request): same client, same checks.
-pub async fn read_all(body: CappedBody) -> Result<Bytes, Error> {
-    Ok(body.collect().await?.to_bytes())
 }
 
 #[cfg(test)]

@@ -139,13 +139,7 @@ impl CallBudgets {
             .iter()
             .filter(|entry| entry.refused > 0)
             .map(|entry| {
-                metrics()
-                    .budget_refusals
-                    .get_or_create(&BudgetLabels {
-                        plugin: plugin.to_string(),
-                        budget: entry.budget.key.to_string(),
-                    })
-                    .inc_by(u64::from(entry.refused));
+                count_refusals(plugin, entry.budget, entry.refused);
                 format!(
                     "{} (limit {}, {} refused)",
                     entry.budget.key, entry.limit, entry.refused
@@ -171,6 +165,18 @@ impl CallBudgets {
             );
         }
     }
+}
+
+/// `wasmbot_plugin_budget_refusals_total{plugin, budget}` += `refused`; for
+/// a budget counted outside the call's state too (a WASI proposal's hooks).
+pub fn count_refusals(plugin: &str, budget: &Budget, refused: u32) {
+    metrics()
+        .budget_refusals
+        .get_or_create(&BudgetLabels {
+            plugin: plugin.to_string(),
+            budget: budget.key.to_string(),
+        })
+        .inc_by(u64::from(refused));
 }
 
 /// The allowances for `budgets`: the manifest's value if it set one, the

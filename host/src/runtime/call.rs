@@ -168,13 +168,6 @@ impl CallState {
         &self.settings
     }
 
-    /// The per-call state a capability prepared for this call.
-    pub fn extension_mut<T: std::any::Any>(&mut self) -> Option<&mut T> {
-        self.extensions
-            .iter_mut()
-            .find_map(|extension| extension.downcast_mut::<T>())
-    }
-
     /// The resource table and a capability's per-call state at once, for
     /// interfaces (WASI proposals) whose view borrows both; `missing` makes
     /// the state if the capability prepared none (it always does when linked).

@@ -29,7 +29,8 @@ pub struct Capability {
     pub configure: Option<Configure>,
     /// Before each call: adds what the call needs to its WASI context (a
     /// preopened folder) and returns per-call state the capability's host
-    /// functions find again with [`CallState::extension_mut`].
+    /// functions find again through `CallState` (`table_and_extension_or`,
+    /// `filesystem_and_extension`).
     pub prepare: Option<Prepare>,
 }
 

@@ -22,7 +22,7 @@ pub use bindings::conversation::events::{
     Notice, Outgoing, Question, Quoted, Reaction,
 };
 pub use bindings::types::{Message, Reply, ReplyFormat};
-pub use budget::{Budget, BudgetDefaults, HOST_CALLS, OverBudget};
+pub use budget::{Budget, BudgetDefaults, HOST_CALLS, OverBudget, count_refusals};
 pub use cache::{CompileStats, content_hash};
 pub use call::{CallContext, CallGrants, CallState, Extension, MASK, RevealedSecrets};
 pub use capability::{Capability, CapabilityTable};

@@ -136,6 +136,17 @@ impl LoadedPlugin {
         wasm_path: &Path,
         defaults: PluginLimits,
     ) -> Result<Self, LoadError> {
+        Self::load_among(engine, wasm_path, defaults, &plugin_names_beside(wasm_path))
+    }
+
+    /// [`Self::load`] when the caller already knows the other plugins'
+    /// names (`siblings`), as a whole folder's load does.
+    pub fn load_among(
+        engine: &PluginEngine,
+        wasm_path: &Path,
+        defaults: PluginLimits,
+        siblings: &[String],
+    ) -> Result<Self, LoadError> {
         let stem = wasm_path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -162,8 +173,7 @@ impl LoadedPlugin {
                 format!("cannot read {}: {error}", wasm_path.display()),
             )
         })?;
-        let siblings = plugin_names_beside(wasm_path);
-        Self::build(engine, manifest, &bytes, &siblings)
+        Self::build(engine, manifest, &bytes, siblings)
     }
 
     /// Builds a plugin from a validated manifest and component bytes.

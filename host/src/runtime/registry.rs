@@ -28,8 +28,18 @@ impl PluginSet {
         let mut set = PluginSet::default();
         let (components, errors) = scan_dir(dir);
         set.errors = errors;
-        for wasm in components {
-            match LoadedPlugin::load(engine, &wasm, defaults) {
+        let names: Vec<String> = components
+            .iter()
+            .filter_map(|wasm| Some(wasm.file_stem()?.to_str()?.to_string()))
+            .collect();
+        for wasm in &components {
+            let own = wasm.file_stem().and_then(|stem| stem.to_str());
+            let siblings: Vec<String> = names
+                .iter()
+                .filter(|name| Some(name.as_str()) != own)
+                .cloned()
+                .collect();
+            match LoadedPlugin::load_among(engine, wasm, defaults, &siblings) {
                 Ok(plugin) => set.add(Arc::new(plugin)),
                 Err(error) => set.errors.push(error),
             }

@@ -31,11 +31,13 @@ use wasmtime_wasi_http::{
 
 use self::allow_list::AllowList;
 use self::record::{RequestRecord, describe, outcome_of};
-use crate::infra::metrics::{BudgetLabels, metrics};
 use crate::infra::outbound::{self, Destination, Timeouts};
 use crate::infra::services::HostServices;
 use crate::infra::store::AuditEntry;
-use crate::runtime::{Budget, CallSetup, CallState, Extension, Grant, GrantInput, RevealedSecrets};
+use crate::runtime::{
+    Budget, CallSetup, CallState, Extension, Grant, GrantInput, OverBudget, RevealedSecrets,
+    count_refusals,
+};
 
 /// Requests one call may make.
 pub static HTTP_REQUESTS: Budget = Budget::new("http_requests", "HTTP requests", 10, 100);
@@ -100,7 +102,7 @@ pub fn prepare(
                 plugin: Some(setup.plugin.to_string()),
                 ..AuditEntry::new("http_request", "ok")
             },
-            started: Instant::now(),
+            margin: (setup.timeout / 5).min(MAX_MARGIN),
             deadline: Instant::now() + setup.timeout,
             allowed: setup.limit(&HTTP_REQUESTS),
             made: 0,
@@ -145,7 +147,8 @@ struct PluginRequests {
     services: Arc<HostServices>,
     /// Every request's audit entry starts as this.
     audit: AuditEntry,
-    started: Instant,
+    /// What each request leaves of the call for the plugin to answer.
+    margin: Duration,
     deadline: Instant,
     allowed: u32,
     made: u32,
@@ -172,7 +175,7 @@ impl PluginRequests {
             grant: refusing_grant(),
             services: Arc::default(),
             audit: AuditEntry::new("http_request", "denied"),
-            started: Instant::now(),
+            margin: Duration::ZERO,
             deadline: Instant::now(),
             allowed: 0,
             made: 0,
@@ -191,10 +194,12 @@ impl PluginRequests {
     ) -> Result<(bool, String, u16), (Error, String, &'static str)> {
         if self.made >= self.allowed {
             self.refused += 1;
-            let text = format!(
-                "over budget: at most {} HTTP requests per call (raise `limits.http_requests` in the manifest)",
-                self.allowed
-            );
+            let text = OverBudget {
+                key: HTTP_REQUESTS.key,
+                unit: HTTP_REQUESTS.unit,
+                limit: self.allowed,
+            }
+            .to_string();
             return Err((Error::InternalError(Some(text.clone())), text, "denied"));
         }
         self.made += 1;
@@ -248,13 +253,13 @@ impl PluginRequests {
 impl Drop for PluginRequests {
     fn drop(&mut self) {
         if self.refused > 0 {
-            metrics()
-                .budget_refusals
-                .get_or_create(&BudgetLabels {
-                    plugin: self.plugin.to_string(),
-                    budget: HTTP_REQUESTS.key.to_string(),
-                })
-                .inc_by(u64::from(self.refused));
+            count_refusals(&self.plugin, &HTTP_REQUESTS, self.refused);
+            tracing::warn!(
+                target: "plugin",
+                plugin = %self.plugin,
+                limits = %format!("{} (limit {}, {} refused)", HTTP_REQUESTS.key, self.allowed, self.refused),
+                "the call reached a per-call budget or a storage quota"
+            );
         }
     }
 }
@@ -284,11 +289,10 @@ impl WasiHttpHooks for PluginRequests {
         };
         // The request ends a little before the call does, so the plugin
         // gets its typed error in time to answer with it.
-        let margin = (self.deadline - self.started).div_f32(5.0).min(MAX_MARGIN);
         let remaining = self
             .deadline
             .saturating_duration_since(Instant::now())
-            .saturating_sub(margin);
+            .saturating_sub(self.margin);
         let limit = |asked: Option<Duration>| asked.map_or(remaining, |asked| asked.min(remaining));
         let timeouts = Timeouts {
             connect: limit(options.and_then(|o| o.connect_timeout)).min(CONNECT_TIMEOUT),
