@@ -60,47 +60,44 @@ async fn serve() -> (SocketAddr, Shared) {
     (address, seen)
 }
 
-fn parse_query(query: Option<String>) -> BTreeMap<String, String> {
-    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect()
+/// The query's parameters, noted as seen under `what`.
+fn note_query(seen: &Shared, what: &str, query: Option<String>) -> BTreeMap<String, String> {
+    let query: BTreeMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    seen.lock()
+        .unwrap()
+        .queries
+        .push(format!("{what} {query:?}"));
+    query
+}
+
+fn json(status: StatusCode, body: &'static str) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn geocoding(State(seen): State<Shared>, RawQuery(query): RawQuery) -> Response {
-    let query = parse_query(query);
-    seen.lock()
-        .unwrap()
-        .queries
-        .push(format!("search {query:?}"));
+    let query = note_query(&seen, "search", query);
     if query.get("name").map(String::as_str) != Some("Berlin") {
-        return (
-            [(header::CONTENT_TYPE, "application/json")],
-            r#"{"generationtime_ms":0.2}"#,
-        )
-            .into_response();
+        return json(StatusCode::OK, r#"{"generationtime_ms":0.2}"#);
     }
-    (
-        [(header::CONTENT_TYPE, "application/json")],
+    json(
+        StatusCode::OK,
         r#"{"results":[{"id":2950159,"name":"Berlin","latitude":52.52437,"longitude":13.41053,"elevation":74.0,"feature_code":"PPLC","country_code":"DE","timezone":"Europe/Berlin","population":3426354,"country":"Germany","admin1":"Land Berlin"}],"generationtime_ms":0.9}"#,
     )
-        .into_response()
 }
 
 async fn forecast(State(seen): State<Shared>, RawQuery(query): RawQuery) -> Response {
-    let query = parse_query(query);
-    seen.lock()
-        .unwrap()
-        .queries
-        .push(format!("forecast {query:?}"));
-    (
-        [(header::CONTENT_TYPE, "application/json")],
+    note_query(&seen, "forecast", query);
+    json(
+        StatusCode::OK,
         r#"{"latitude":52.52,"longitude":13.419998,"generationtime_ms":0.1,"utc_offset_seconds":3600,"timezone":"Europe/Berlin","timezone_abbreviation":"GMT+1","elevation":38.0,
 "current_units":{"time":"iso8601","interval":"seconds","temperature_2m":"°C","apparent_temperature":"°C","relative_humidity_2m":"%","wind_speed_10m":"km/h","weather_code":"wmo code"},
 "current":{"time":"2026-11-26T15:00","interval":900,"temperature_2m":7.4,"apparent_temperature":4.1,"relative_humidity_2m":81,"wind_speed_10m":13.2,"weather_code":3},
 "daily_units":{"time":"iso8601","weather_code":"wmo code","temperature_2m_max":"°C","temperature_2m_min":"°C","precipitation_probability_max":"%"},
 "daily":{"time":["2026-11-26","2026-11-27","2026-11-28"],"weather_code":[3,61,0],"temperature_2m_max":[8.1,6.5,4.0],"temperature_2m_min":[3.2,2.9,-1.5],"precipitation_probability_max":[10,80,0]}}"#,
     )
-        .into_response()
 }
 
 async fn notifications(State(seen): State<Shared>, headers: HeaderMap) -> Response {
@@ -110,19 +107,16 @@ async fn notifications(State(seen): State<Shared>, headers: HeaderMap) -> Respon
         .authorization
         .push(authorization.clone());
     if authorization != format!("Bearer {SECRET}") {
-        return (
+        return json(
             StatusCode::UNAUTHORIZED,
-            [(header::CONTENT_TYPE, "application/json")],
             r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest","status":"401"}"#,
-        )
-            .into_response();
+        );
     }
-    (
-        [(header::CONTENT_TYPE, "application/json")],
+    json(
+        StatusCode::OK,
         r#"[{"id":"1","unread":true,"reason":"review_requested","updated_at":"2026-11-26T10:00:00Z","subject":{"title":"Add streaming replies","url":"https://api.github.com/repos/ada/wasmbot/pulls/7","type":"PullRequest"},"repository":{"id":1,"name":"wasmbot","full_name":"ada/wasmbot"}},
 {"id":"2","unread":true,"reason":"mention","updated_at":"2026-11-25T09:00:00Z","subject":{"title":"Crash on empty manifest","url":"https://api.github.com/repos/ada/wasmbot/issues/5","type":"Issue"},"repository":{"id":1,"name":"wasmbot","full_name":"ada/wasmbot"}}]"#,
     )
-        .into_response()
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> String {

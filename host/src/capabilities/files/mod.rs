@@ -68,10 +68,16 @@ pub fn prepare(
     wasi: &mut WasiCtxBuilder,
 ) -> anyhow::Result<Option<Extension>> {
     let root = folder(setup);
-    std::fs::create_dir_all(&root)
-        .with_context(|| format!("creating the files folder {}", root.display()))?;
-    let dir = Dir::open_ambient_dir(&root, cap_std::ambient_authority())
-        .with_context(|| format!("opening the files folder {}", root.display()))?;
+    // Made on the plugin's first call; every later call only opens it.
+    let dir = match Dir::open_ambient_dir(&root, cap_std::ambient_authority()) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&root)
+                .with_context(|| format!("creating the files folder {}", root.display()))?;
+            Dir::open_ambient_dir(&root, cap_std::ambient_authority())
+        }
+        opened => opened,
+    }
+    .with_context(|| format!("opening the files folder {}", root.display()))?;
     let used = room::usage(&dir)
         .with_context(|| format!("measuring the files folder {}", root.display()))?;
     let quota = u64::from(setup.limit(&FILES_KB)) << 10;
