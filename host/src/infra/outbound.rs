@@ -363,7 +363,7 @@ where
             max: max_body,
             stall: Box::pin(tokio::time::sleep(timeouts.between_bytes)),
             between_bytes: timeouts.between_bytes,
-            finished: None,
+            on_end: None,
         }),
         address,
     })
@@ -381,18 +381,18 @@ pub struct CappedBody {
     max: u64,
     stall: Pin<Box<tokio::time::Sleep>>,
     between_bytes: Duration,
-    finished: Option<(BodyEnd, bool)>,
+    on_end: Option<BodyEnd>,
 }
 
 impl CappedBody {
     /// `on_end` runs once, when the body ends or is dropped.
     pub fn on_end(mut self, on_end: BodyEnd) -> Self {
-        self.finished = Some((on_end, false));
+        self.on_end = Some(on_end);
         self
     }
 
     fn end(&mut self, clean: bool) {
-        if let Some((on_end, _)) = self.finished.take() {
+        if let Some(on_end) = self.on_end.take() {
             on_end(self.received, clean);
         }
     }

@@ -333,7 +333,6 @@ impl WasiHttpHooks for PluginRequests {
             };
             let status = sent.response.status().as_u16();
             let response = sent.response.map(|body| {
-                let record = record.clone();
                 body.on_end(Box::new(move |bytes, clean| {
                     let (outcome, error) = if clean {
                         ("ok", None)
@@ -347,7 +346,6 @@ impl WasiHttpHooks for PluginRequests {
                     };
                     record.finish(outcome, Some(status), bytes, error);
                 }))
-                .map_err(|error| error)
                 .boxed_unsync()
             });
             let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =

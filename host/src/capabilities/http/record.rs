@@ -13,7 +13,6 @@ use crate::infra::services::HostServices;
 use crate::infra::store::AuditEntry;
 
 /// What the audit and the log say about one request.
-#[derive(Clone)]
 pub struct RequestRecord {
     pub plugin: Arc<str>,
     pub method: String,
