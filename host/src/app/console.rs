@@ -1,13 +1,15 @@
 //! `wasmbot chat`: the console adapter over the full host.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
 use crate::app::config::Config;
 use crate::app::root::Host;
 use crate::chat::Dispatcher;
-use crate::chat::console::{self, ConsoleUser};
+use crate::chat::console::{self, ConsoleJobs, ConsoleUser};
+use crate::chat::jobs::JobRunner;
 
 pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::Result<()> {
     let host = Host::start(config, migrate).await?;
@@ -24,19 +26,40 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
     // Rebuilt plugins (`just watch`) are picked up while the console runs.
     let _watcher = crate::runtime::watch(host.registry.clone(), |_, _| {})
         .with_context(|| format!("watching {}", config.plugins_dir.display()))?;
-    // Health and metrics only when asked for: the console is a local tool.
-    let ops = host.serve_ops_if_configured(config);
-    let dispatcher = Dispatcher::new(host.registry.clone(), None)
-        .with_services(host.services.clone())
-        .with_default_plugin(config.default_plugin.clone());
+    let dispatcher = Arc::new(
+        Dispatcher::new(host.registry.clone(), None)
+            .with_services(host.services.clone())
+            .with_default_plugin(config.default_plugin.clone())
+            .with_channel(console::CHANNEL),
+    );
+    // Health, metrics and webhooks only when asked for: the console is a local tool.
+    let ops = host.serve_ops_if_configured(config, &dispatcher);
+    // Jobs added in a console (reminders) fire here, between the user's lines.
+    let (jobs_output, proactive) = ConsoleJobs::new(user.chat_id);
+    let (stop_jobs, jobs_stopping) = tokio::sync::watch::channel(false);
+    let jobs = host.services.store.clone().map(|store| {
+        let runner = JobRunner::new(dispatcher.clone(), store, Arc::new(jobs_output));
+        tokio::spawn(runner.run(jobs_stopping))
+    });
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         println!("wasmbot console: type /help, or Ctrl-D to leave.");
     }
     let input = tokio::io::BufReader::new(tokio::io::stdin());
-    let result = console::run(&dispatcher, &user, input, tokio::io::stdout(), interactive)
-        .await
-        .context("console input/output failed");
+    let result = console::run(
+        &dispatcher,
+        &user,
+        input,
+        tokio::io::stdout(),
+        interactive,
+        Some(proactive),
+    )
+    .await
+    .context("console input/output failed");
+    let _ = stop_jobs.send(true);
+    if let Some(jobs) = jobs {
+        let _ = jobs.await;
+    }
     if let Some(ops) = ops {
         ops.stop().await;
     }

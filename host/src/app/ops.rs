@@ -46,11 +46,17 @@ pub struct OpsServer {
 
 impl OpsServer {
     pub fn start(addr: SocketAddr, state: OpsState) -> Self {
+        Self::start_with(addr, ops_router(state))
+    }
+
+    /// Serves `router` (the ops endpoints and what was merged into them,
+    /// such as the webhooks).
+    pub fn start_with(addr: SocketAddr, router: axum::Router) -> Self {
         let (stop, mut stopping) = watch::channel(false);
         let task = tokio::spawn(crate::infra::http::serve(
             "HTTP_ADDR",
             addr,
-            ops_router(state),
+            router,
             async move {
                 let _ = stopping.wait_for(|stopped| *stopped).await;
             },

@@ -11,6 +11,8 @@ use anyhow::Context as _;
 use super::config::Config;
 use super::ops::{OpsServer, OpsState, ops_router};
 use crate::capabilities;
+use crate::chat::Dispatcher;
+use crate::chat::jobs::hooks_router;
 use crate::chat::telegram::{self, BotHost};
 use crate::infra::alert::Alerter;
 use crate::infra::audit::{AuditOptions, AuditWriter, DEFAULT_QUEUE_CAPACITY};
@@ -99,6 +101,7 @@ impl Host {
             alerter,
             http: config.http.clone(),
             files_dir: Some(config.files_dir.clone()),
+            jobs_added: Default::default(),
         };
         Ok(Self {
             services: Arc::new(services),
@@ -114,11 +117,17 @@ impl Host {
         }
     }
 
-    /// Serves the ops endpoints on `HTTP_ADDR` when it is set (`chat`).
-    pub fn serve_ops_if_configured(&self, config: &Config) -> Option<OpsServer> {
-        config
-            .http_addr
-            .map(|addr| OpsServer::start(addr, self.ops_state()))
+    /// Serves the ops endpoints and the webhooks on `HTTP_ADDR` when it is
+    /// set (`chat`).
+    pub fn serve_ops_if_configured(
+        &self,
+        config: &Config,
+        dispatcher: &Arc<Dispatcher>,
+    ) -> Option<OpsServer> {
+        config.http_addr.map(|addr| {
+            let router = ops_router(self.ops_state()).merge(hooks_router(dispatcher.clone()));
+            OpsServer::start_with(addr, router)
+        })
     }
 
     /// `run`: the Telegram bot until `shutdown` resolves.

@@ -25,6 +25,7 @@ mod http;
 mod keys;
 mod llm;
 mod log;
+mod schedule;
 mod secrets;
 mod state;
 mod vectors;
@@ -96,6 +97,19 @@ pub const ALL: CapabilityTable = &[
         provides: http::PROVIDES,
         configure: Some(http::configure),
         prepare: Some(http::prepare),
+    },
+    Capability {
+        name: "schedule",
+        link: |linker| {
+            bindings::schedule::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| {
+                state
+            })
+        },
+        budgets: &[&schedule::SCHEDULE_WRITES],
+        quotas: &[&schedule::SCHEDULE_JOBS],
+        provides: &[],
+        configure: Some(schedule::configure),
+        prepare: None,
     },
     Capability {
         name: "files",

@@ -4,14 +4,79 @@
 //! reactions, typing and notices as short lines. Needs no external service.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
 
 use super::dispatcher::Dispatcher;
-use super::event::{IncomingMessage, IncomingPress, Keyboard, OutgoingMessage};
+use super::event::{Answer, IncomingMessage, IncomingPress, Keyboard, OutgoingMessage};
+use super::jobs::JobOutput;
 use super::perform::{ChatOutput, perform};
+use crate::infra::schedule::now_ms;
 use crate::runtime::{ChatType, Format};
+
+/// After stdin closes, the console stays for the jobs of its chat due
+/// within this long (a reminder set a few seconds earlier), then exits.
+pub const LINGER: Duration = Duration::from_secs(10);
+
+/// The longest the console waits for those jobs once they are due (a
+/// plugin's timeout and a retry fit in it).
+const LINGER_GRACE: Duration = Duration::from_secs(30);
+
+/// The channel whose jobs the console fires: only those added in a console.
+pub const CHANNEL: &str = "console";
+
+/// A job's answer on its way to the screen, and word back once shown.
+pub struct ProactiveAnswer {
+    answer: Answer,
+    chat_id: i64,
+    shown: oneshot::Sender<anyhow::Result<()>>,
+}
+
+/// Where the job runner delivers in the console: onto the screen, between
+/// the user's lines. The admin chat is the console's own chat.
+pub struct ConsoleJobs {
+    answers: mpsc::Sender<ProactiveAnswer>,
+    chat_id: i64,
+}
+
+impl ConsoleJobs {
+    /// The runner's side, and the receiver [`run`] takes.
+    pub fn new(chat_id: i64) -> (Self, mpsc::Receiver<ProactiveAnswer>) {
+        let (answers, receiver) = mpsc::channel(16);
+        (Self { answers, chat_id }, receiver)
+    }
+}
+
+impl JobOutput for ConsoleJobs {
+    fn admin_chat(&self) -> Option<i64> {
+        Some(self.chat_id)
+    }
+
+    fn deliver(
+        &self,
+        chat_id: i64,
+        answer: Answer,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + '_>> {
+        Box::pin(async move {
+            let (shown, seen) = oneshot::channel();
+            self.answers
+                .send(ProactiveAnswer {
+                    answer,
+                    chat_id,
+                    shown,
+                })
+                .await
+                .map_err(|_| anyhow::anyhow!("the console has closed"))?;
+            seen.await
+                .map_err(|_| anyhow::anyhow!("the console closed before showing it"))?
+        })
+    }
+}
 
 /// The console's own command: presses button N of an earlier answer.
 pub const PRESS_COMMAND: &str = "/press";
@@ -24,13 +89,16 @@ pub struct ConsoleUser {
     pub username: Option<String>,
 }
 
-/// Reads lines until end of input. `prompt` is shown before each line (for a terminal).
+/// Reads lines until end of input, printing the answers and, between them,
+/// what jobs deliver (`proactive`); then stays while jobs of this chat are
+/// due within [`LINGER`]. `prompt` is shown before each line (for a terminal).
 pub async fn run<R, W>(
     dispatcher: &Dispatcher,
     user: &ConsoleUser,
     input: R,
     mut output: W,
     prompt: bool,
+    mut proactive: Option<mpsc::Receiver<ProactiveAnswer>>,
 ) -> std::io::Result<()>
 where
     R: AsyncBufRead + Unpin,
@@ -43,7 +111,18 @@ where
             output.write_all(b"> ").await?;
             output.flush().await?;
         }
-        let Some(line) = lines.next_line().await? else {
+        // `next_line` is cancel-safe: a delivery in between loses no input.
+        let line = tokio::select! {
+            line = lines.next_line() => line?,
+            Some(delivery) = next_delivery(&mut proactive) => {
+                if prompt {
+                    output.write_all(b"\r").await?;
+                }
+                show_delivery(dispatcher, &screen, delivery, &mut output).await?;
+                continue;
+            }
+        };
+        let Some(line) = line else {
             break;
         };
         if line.trim().is_empty() {
@@ -97,17 +176,85 @@ where
                 screen.line(format!("(could not show the answer: {error:#})"));
             }
         }
-        for text in screen.take_lines() {
-            output.write_all(text.as_bytes()).await?;
-            output.write_all(b"\n").await?;
-        }
-        output.flush().await?;
+        print_lines(&screen, &mut output).await?;
     }
     if prompt {
         output.write_all(b"\n").await?;
         output.flush().await?;
     }
+    if proactive.is_some() {
+        linger(dispatcher, user, &screen, &mut proactive, &mut output).await?;
+    }
     Ok(())
+}
+
+/// Stays while this chat has jobs due within [`LINGER`] of stdin closing,
+/// showing what they deliver; at most [`LINGER`] + [`LINGER_GRACE`].
+async fn linger<W: AsyncWrite + Unpin>(
+    dispatcher: &Dispatcher,
+    user: &ConsoleUser,
+    screen: &Screen,
+    proactive: &mut Option<mpsc::Receiver<ProactiveAnswer>>,
+    output: &mut W,
+) -> std::io::Result<()> {
+    let Some(store) = dispatcher.services().store.clone() else {
+        return Ok(());
+    };
+    let horizon = now_ms() + LINGER.as_millis() as i64;
+    let deadline = tokio::time::Instant::now() + LINGER + LINGER_GRACE;
+    loop {
+        let waiting = store
+            .jobs_due_before(dispatcher.channel(), user.chat_id, horizon)
+            .await
+            .unwrap_or(0);
+        if waiting == 0 || tokio::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::select! {
+            Some(delivery) = next_delivery(proactive) => {
+                show_delivery(dispatcher, screen, delivery, output).await?;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = tokio::time::sleep_until(deadline) => return Ok(()),
+        }
+    }
+}
+
+async fn next_delivery(
+    proactive: &mut Option<mpsc::Receiver<ProactiveAnswer>>,
+) -> Option<ProactiveAnswer> {
+    match proactive {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Prints a job's answer and tells the runner it was shown.
+async fn show_delivery<W: AsyncWrite + Unpin>(
+    dispatcher: &Dispatcher,
+    screen: &Screen,
+    delivery: ProactiveAnswer,
+    output: &mut W,
+) -> std::io::Result<()> {
+    let store = dispatcher.services().store.as_ref();
+    let shown = perform(&delivery.answer, delivery.chat_id, screen, store).await;
+    let printed = print_lines(screen, output).await;
+    let _ = delivery.shown.send(match (&printed, shown) {
+        (Err(error), _) => Err(anyhow::anyhow!("printing: {error}")),
+        (Ok(()), shown) => shown,
+    });
+    printed
+}
+
+async fn print_lines<W: AsyncWrite + Unpin>(
+    screen: &Screen,
+    output: &mut W,
+) -> std::io::Result<()> {
+    for text in screen.take_lines() {
+        output.write_all(text.as_bytes()).await?;
+        output.write_all(b"\n").await?;
+    }
+    output.flush().await
 }
 
 fn display_name(user: &ConsoleUser) -> String {

@@ -20,8 +20,8 @@ use crate::infra::services::HostServices;
 use crate::infra::store::{AuditEntry, PendingPrompt, Store, clean_text};
 use crate::runtime::{
     Action, ButtonPress, CANCEL_COMMAND, CallContext, ChatType, Command, Event, EventKind, Format,
-    HELP_COMMAND, LoadedPlugin, Message, PluginFailure, PluginRegistry, PluginSet, Reply,
-    legacy_message, legacy_send,
+    HELP_COMMAND, Happening, HappeningKind, LoadedPlugin, Message, PluginFailure, PluginRegistry,
+    PluginSet, Reply, legacy_message, legacy_send,
 };
 
 /// A command handled by host code instead of a plugin (benchmarks compare
@@ -44,6 +44,9 @@ pub struct Dispatcher {
     bot_username: Option<String>,
     /// The plugin that receives free text (`DEFAULT_PLUGIN`).
     default_plugin: Option<String>,
+    /// Where this dispatcher's answers go (`telegram`, `console`): the jobs
+    /// its plugins add are fired by a process serving the same.
+    channel: &'static str,
 }
 
 /// Who handles an event, and with what.
@@ -71,7 +74,19 @@ impl Dispatcher {
             native: Default::default(),
             bot_username,
             default_plugin: None,
+            channel: "telegram",
         }
+    }
+
+    /// Where answers go (`telegram` unless set): jobs added through this
+    /// dispatcher are fired by a runner of the same channel.
+    pub fn with_channel(mut self, channel: &'static str) -> Self {
+        self.channel = channel;
+        self
+    }
+
+    pub fn channel(&self) -> &'static str {
+        self.channel
     }
 
     /// Lends these services (database, vault, audit) to the plugins.
@@ -441,6 +456,7 @@ impl Dispatcher {
             correlation_id: correlation_id.clone(),
             user_id: event.user_id,
             chat_id: event.chat_id,
+            channel: self.channel,
             services: self.services.clone(),
         };
         let (handler_name, outcome) = match &call.target {
@@ -566,6 +582,117 @@ impl Dispatcher {
             };
             answer.actions.push(chat_action);
         }
+    }
+}
+
+impl Dispatcher {
+    /// A due job or a webhook delivery for `plugin`: its `on-event` under
+    /// its limits, then its actions for the adapter, all in
+    /// `happening.chat_id` (the job's chat or the admin chat: the plugin
+    /// cannot name another). `user_id` is who added the job (0 for a
+    /// webhook). The plugin's own error text is its answer; a failure the
+    /// host caught (a crash, a timeout, no such plugin) is returned for the
+    /// runner to try again.
+    pub async fn handle_happening(
+        &self,
+        plugin: &str,
+        happening: Happening,
+        user_id: i64,
+    ) -> Result<Answer, PluginFailure> {
+        let span = tracing::info_span!(
+            "event",
+            correlation_id = %happening.correlation_id,
+            chat_id = happening.chat_id,
+            plugin,
+        );
+        async move {
+            let started = Instant::now();
+            let kind = match &happening.kind {
+                HappeningKind::Job(_) => "job",
+                HappeningKind::Webhook(_) => "webhook",
+            };
+            let Some(loaded) = self.registry.snapshot().plugin(plugin).cloned() else {
+                tracing::warn!(kind, status = "plugin_missing", "event not handled: the plugin is not loaded");
+                return Err(PluginFailure::Crashed(format!("the plugin `{plugin}` is not loaded")));
+            };
+            let ctx = CallContext {
+                correlation_id: Arc::from(happening.correlation_id.as_str()),
+                user_id,
+                chat_id: happening.chat_id,
+                channel: self.channel,
+                services: self.services.clone(),
+            };
+            let outcome = loaded.invoke_happening(&happening, &ctx).await;
+            tokio::task::consume_budget().await;
+            let seconds = started.elapsed().as_secs_f64();
+            count_message(plugin, &outcome, seconds);
+            self.audit_happening(&happening, kind, user_id, plugin, &outcome, seconds * 1000.0);
+            let mut answer = Answer {
+                correlation_id: happening.correlation_id.clone(),
+                plugin: Some(plugin.to_string()),
+                pressed_message: None,
+                is_press: false,
+                actions: Vec::new(),
+                prompt: PromptChange::Keep,
+            };
+            match outcome {
+                Ok(actions) => {
+                    tracing::info!(kind, status = "ok", duration_ms = seconds * 1000.0, "event handled");
+                    self.carry_out(&mut answer, plugin, (happening.chat_id, user_id), actions)
+                        .await;
+                    Ok(answer)
+                }
+                Err(PluginFailure::Declined(text)) => {
+                    tracing::info!(kind, status = "declined", duration_ms = seconds * 1000.0, "event handled");
+                    answer.actions.push(plain(clean_text(&text).into_owned()));
+                    Ok(answer)
+                }
+                Err(failure) => {
+                    let cause = failure.to_string();
+                    tracing::error!(kind, status = failure.status(), duration_ms = seconds * 1000.0, cause = %clean_text(&cause), "event handled");
+                    Err(failure)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// One entry per due job or webhook delivery (action `job`, `webhook`).
+    fn audit_happening(
+        &self,
+        happening: &Happening,
+        kind: &str,
+        user_id: i64,
+        plugin: &str,
+        outcome: &Result<Vec<Action>, PluginFailure>,
+        duration_ms: f64,
+    ) {
+        let Some(writer) = &self.services.audit else {
+            return;
+        };
+        let (status, error) = match outcome {
+            Ok(_) => ("ok", None),
+            Err(failure) => (failure.status(), Some(failure.to_string())),
+        };
+        let metadata = match &happening.kind {
+            HappeningKind::Job(job) => serde_json::json!({
+                "job_id": job.id, "late": job.late, "attempt": job.attempt, "repeats": job.repeats,
+            }),
+            HappeningKind::Webhook(hook) => serde_json::json!({
+                "hook": hook.name, "bytes": hook.body.len(),
+            }),
+        };
+        writer.record(AuditEntry {
+            correlation_id: Some(happening.correlation_id.clone()),
+            user_id: (user_id != 0).then_some(user_id),
+            chat_id: Some(happening.chat_id),
+            plugin: Some(plugin.to_string()),
+            error,
+            duration_ms: Some(duration_ms),
+            metadata: sqlx::types::Json(metadata),
+            ..AuditEntry::new(kind, status)
+        });
     }
 }
 

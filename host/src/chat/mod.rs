@@ -10,6 +10,7 @@ mod conversation;
 mod dispatcher;
 mod event;
 mod help;
+pub mod jobs;
 pub mod lanes;
 mod perform;
 pub mod telegram;

@@ -87,6 +87,10 @@ pub struct Metrics {
     pub plugin_cuts: Family<CutLabels, Counter>,
     /// Plugin audit entries refused to keep room for the host's own.
     pub audit_plugin_refused: Counter,
+    /// Due jobs and webhook deliveries, by what happened (fired, retried, dead).
+    pub jobs: Family<StatusLabels, Counter>,
+    /// How long after its due time a job was handed to its plugin.
+    pub job_delay_seconds: Histogram,
     registry: Registry,
 }
 
@@ -111,6 +115,8 @@ impl Metrics {
             quota_refusals: Family::default(),
             plugin_cuts: Family::default(),
             plugin_http_requests: Family::default(),
+            jobs: Family::default(),
+            job_delay_seconds: Histogram::new(exponential_buckets(0.001, 4.0, 10)),
             registry: Registry::default(),
         };
         registry.register(
@@ -197,6 +203,16 @@ impl Metrics {
             "plugin_cuts",
             "Replies and error texts cut to their limit, by plugin and what (reply, error)",
             metrics.plugin_cuts.clone(),
+        );
+        registry.register(
+            "jobs",
+            "Due jobs and webhook deliveries, by what happened (fired, retried, dead)",
+            metrics.jobs.clone(),
+        );
+        registry.register(
+            "job_delay_seconds",
+            "Time from a job's due time to its plugin being called",
+            metrics.job_delay_seconds.clone(),
         );
         Self {
             registry,

@@ -11,6 +11,7 @@ pub mod llm;
 pub mod logging;
 pub mod metrics;
 pub mod outbound;
+pub mod schedule;
 pub mod services;
 pub mod store;
 pub mod sync;

@@ -10,6 +10,7 @@ use crate::infra::cache::CacheStore;
 use crate::infra::health::HealthMonitor;
 use crate::infra::llm::LlmClient;
 use crate::infra::outbound::OutboundClient;
+use crate::infra::schedule::JobsAdded;
 use crate::infra::store::Store;
 use crate::infra::vault::Vault;
 use crate::infra::vectors::{EmbeddingsClient, VectorStore};
@@ -38,4 +39,6 @@ pub struct HostServices {
     /// `FILES_DIR`: where each plugin granted `files` has its own folder
     /// (`data/files` when unset).
     pub files_dir: Option<PathBuf>,
+    /// Rung when a job is added or a webhook delivery kept here.
+    pub jobs_added: JobsAdded,
 }

@@ -19,6 +19,9 @@ pub struct CallContext {
     pub correlation_id: Arc<str>,
     pub user_id: i64,
     pub chat_id: i64,
+    /// Where the call's messages go (`telegram`, `console`): a job the call
+    /// adds is fired by a process serving the same.
+    pub channel: &'static str,
     /// Built once by the host and shared by every call.
     pub services: Arc<HostServices>,
 }
@@ -212,6 +215,11 @@ impl CallState {
             table: &mut self.table,
         };
         (view, extension)
+    }
+
+    /// Who the call is for: user, chat, channel.
+    pub fn context(&self) -> &CallContext {
+        &self.ctx
     }
 
     pub fn correlation_id(&self) -> &str {
@@ -419,6 +427,7 @@ mod tests {
             correlation_id: "c".into(),
             user_id: 1,
             chat_id: 1,
+            channel: "test",
             services: Arc::default(),
         };
         let mut state = CallState::new(

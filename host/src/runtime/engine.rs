@@ -261,6 +261,7 @@ mod tests {
                 correlation_id: "c".into(),
                 user_id: 1,
                 chat_id: 1,
+                channel: "test",
                 services: Arc::default(),
             };
             let state = CallState::new(

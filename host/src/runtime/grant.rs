@@ -23,6 +23,8 @@ pub struct GrantInput<'a> {
     pub secrets: &'a [String],
     /// `[settings]` with the operator's overrides.
     pub settings: &'a Settings,
+    /// The component exports `on-event` (due jobs, webhooks reach it).
+    pub events: bool,
 }
 
 /// What `Capability::configure` keeps for one plugin.

@@ -241,6 +241,19 @@ impl Manifest {
                 "`http` lists destinations, but `capabilities` does not grant `http`".into(),
             );
         }
+        // The operator's names (`secrets set`): the host keeps its own
+        // credentials (webhook secrets, `hook:…`) under names no manifest can list.
+        for name in &raw.secrets {
+            let valid = (1..=128).contains(&name.len())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !valid {
+                return Err(format!(
+                    "`secrets` lists {name:?}; secret names are 1-128 characters of A-Z, a-z, 0-9, '_', '-' or '.'"
+                ));
+            }
+        }
         let mut settings = BTreeMap::new();
         for (key, value) in raw.settings {
             validate_identifier("settings", &key, "a setting name")?;

@@ -21,6 +21,7 @@ pub use bindings::conversation::events::{
     Action, Button, ButtonPress, ChatType, Command, Edit, Event, EventKind, Format, MessageRef,
     Notice, Outgoing, Question, Quoted, Reaction,
 };
+pub use bindings::proactive::happenings::{DueJob, Happening, HappeningKind, Webhook};
 pub use bindings::types::{Message, Reply, ReplyFormat};
 pub use budget::{Budget, BudgetDefaults, HOST_CALLS, OverBudget, count_refusals};
 pub use cache::{CompileStats, content_hash};

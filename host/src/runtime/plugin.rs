@@ -17,6 +17,8 @@ use super::bindings::conversation::ConversationPre;
 use super::bindings::conversation::events::{
     Action, Event, EventKind, Format, MessageRef, Outgoing,
 };
+use super::bindings::proactive::ProactivePre;
+use super::bindings::proactive::happenings::Happening;
 use super::bindings::types::{Message, Reply, ReplyFormat};
 use super::budget::{self, Budget, CallBudgets, HOST_CALLS};
 use super::cache::content_hash;
@@ -110,6 +112,9 @@ pub enum World {
     Handler,
     /// `wasmbot:plugin/conversation@0.2.0`: events in, actions out.
     Conversation,
+    /// `wasmbot:plugin/proactive@0.2.0`: a conversation plugin that also
+    /// receives due jobs and webhooks (`on-event`).
+    Proactive,
 }
 
 impl World {
@@ -118,6 +123,7 @@ impl World {
         match self {
             World::Handler => "handler@0.1.0",
             World::Conversation => "conversation@0.2.0",
+            World::Proactive => "proactive@0.2.0",
         }
     }
 }
@@ -125,6 +131,16 @@ impl World {
 enum Entry {
     Handler(HandlerPre<CallState>),
     Conversation(ConversationPre<CallState>),
+    Proactive(ProactivePre<CallState>),
+}
+
+/// What one call hands the plugin.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    /// A message, a button press, an answer: `handle`.
+    Event(&'a Event),
+    /// A due job or a webhook: `on-event`.
+    Happening(&'a Happening),
 }
 
 impl LoadedPlugin {
@@ -219,18 +235,21 @@ impl LoadedPlugin {
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|error| LoadError::new(&name, format!("cannot be linked: {error:#}")))?;
-        let entry = match ConversationPre::new(instance_pre.clone()) {
-            Ok(pre) => Entry::Conversation(pre),
-            Err(conversation) => match HandlerPre::new(instance_pre) {
-                Ok(pre) => Entry::Handler(pre),
-                Err(handler) => {
-                    return Err(LoadError::new(
-                        &name,
-                        format!(
-                            "exports neither the `conversation` world's (0.2.0) nor the `handler` world's (0.1.0) `handle` function: {conversation:#}; {handler:#}"
-                        ),
-                    ));
-                }
+        let entry = match ProactivePre::new(instance_pre.clone()) {
+            Ok(pre) => Entry::Proactive(pre),
+            Err(_) => match ConversationPre::new(instance_pre.clone()) {
+                Ok(pre) => Entry::Conversation(pre),
+                Err(conversation) => match HandlerPre::new(instance_pre) {
+                    Ok(pre) => Entry::Handler(pre),
+                    Err(handler) => {
+                        return Err(LoadError::new(
+                            &name,
+                            format!(
+                                "exports neither the `conversation` world's (0.2.0) nor the `handler` world's (0.1.0) `handle` function: {conversation:#}; {handler:#}"
+                            ),
+                        ));
+                    }
+                },
             },
         };
         if manifest.free_text && matches!(entry, Entry::Handler(_)) {
@@ -274,6 +293,7 @@ impl LoadedPlugin {
                         http: &manifest.http,
                         secrets: &manifest.secrets,
                         settings: &settings,
+                        events: matches!(entry, Entry::Proactive(_)),
                     })
                     .map_err(|problem| {
                         LoadError::new(&name, format!("`{}`: {problem}", capability.name))
@@ -303,6 +323,7 @@ impl LoadedPlugin {
         match self.entry {
             Entry::Handler(_) => World::Handler,
             Entry::Conversation(_) => World::Conversation,
+            Entry::Proactive(_) => World::Proactive,
         }
     }
 
@@ -332,6 +353,30 @@ impl LoadedPlugin {
         event: &Event,
         ctx: &CallContext,
     ) -> Result<Vec<Action>, PluginFailure> {
+        self.call(Input::Event(event), ctx).await
+    }
+
+    /// Runs `on-event(happening)` (a due job, a webhook) like [`Self::invoke`];
+    /// a plugin without the export fails the call.
+    pub async fn invoke_happening(
+        &self,
+        happening: &Happening,
+        ctx: &CallContext,
+    ) -> Result<Vec<Action>, PluginFailure> {
+        if !matches!(self.entry, Entry::Proactive(_)) {
+            return Err(PluginFailure::Crashed(format!(
+                "`{}` does not export `on-event` (the proactive world), so it cannot take a due job or a webhook",
+                self.name
+            )));
+        }
+        self.call(Input::Happening(happening), ctx).await
+    }
+
+    async fn call(
+        &self,
+        input: Input<'_>,
+        ctx: &CallContext,
+    ) -> Result<Vec<Action>, PluginFailure> {
         let limits = self.manifest.limits;
         let grants = self.prepare(ctx)?;
         let state = CallState::new(
@@ -346,6 +391,7 @@ impl LoadedPlugin {
         let engine = match &self.entry {
             Entry::Handler(pre) => pre.engine(),
             Entry::Conversation(pre) => pre.engine(),
+            Entry::Proactive(pre) => pre.engine(),
         };
         let mut store = Store::new(engine, state);
         store.limiter(|state| state.limiter());
@@ -355,12 +401,20 @@ impl LoadedPlugin {
         // The epoch deadline stops guest code; this outer timeout also stops a
         // call stuck awaiting a host function.
         let outcome = tokio::time::timeout(limits.timeout + EPOCH_TICK * 5, async {
-            match &self.entry {
-                Entry::Conversation(pre) => {
+            match (&self.entry, input) {
+                (Entry::Proactive(pre), Input::Event(event)) => {
                     let plugin = pre.instantiate_async(&mut store).await?;
                     plugin.call_handle(&mut store, event).await
                 }
-                Entry::Handler(pre) => {
+                (Entry::Proactive(pre), Input::Happening(happening)) => {
+                    let plugin = pre.instantiate_async(&mut store).await?;
+                    plugin.call_on_event(&mut store, happening).await
+                }
+                (Entry::Conversation(pre), Input::Event(event)) => {
+                    let plugin = pre.instantiate_async(&mut store).await?;
+                    plugin.call_handle(&mut store, event).await
+                }
+                (Entry::Handler(pre), Input::Event(event)) => {
                     let Some(message) = legacy_message(event) else {
                         // Only commands are routed to a 0.1.0 plugin.
                         return Ok(Ok(Vec::new()));
@@ -368,6 +422,10 @@ impl LoadedPlugin {
                     let handler = pre.instantiate_async(&mut store).await?;
                     let reply = handler.call_handle(&mut store, &message).await?;
                     Ok(reply.map(|reply| vec![legacy_send(reply)]))
+                }
+                // Refused by `invoke_happening` before any instance is made.
+                (Entry::Handler(_) | Entry::Conversation(_), Input::Happening(_)) => {
+                    Ok(Ok(Vec::new()))
                 }
             }
         })

@@ -5,8 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveTime, Utc};
 use tokio::sync::watch;
 
-use super::lock::LeaderLock;
 use crate::app::config::Config;
+use crate::infra::schedule::{LeaderLock, Leadership};
 use crate::infra::services::HostServices;
 use crate::infra::store::Store;
 
@@ -61,7 +61,7 @@ pub async fn run(
     };
     let mut said_standby = false;
     loop {
-        let lock = match LeaderLock::try_acquire(&store).await {
+        let lock = match LeaderLock::try_acquire(&store, Leadership::Worker).await {
             Ok(lock) => lock,
             Err(error) => {
                 tracing::warn!(error = %format!("{error:#}"), "cannot take the worker lock; retrying");

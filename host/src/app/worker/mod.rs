@@ -4,11 +4,9 @@
 //! `lock`), the others stand by and take over when it goes away.
 
 mod jobs;
-mod lock;
 mod serve;
 
 pub use jobs::{
     HEARTBEAT, INBOX_DONE_RETENTION_HOURS, Job, next_run, run, run_job, sync_audit_retention,
 };
-pub use lock::LeaderLock;
 pub use serve::serve;

@@ -7,6 +7,7 @@
 
 mod adapter;
 mod inbox;
+mod jobs;
 mod menu;
 mod polling;
 mod replies;

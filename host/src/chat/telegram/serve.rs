@@ -13,11 +13,13 @@ use tokio::sync::watch;
 
 use super::adapter::{TelegramAdapter, stopped};
 use super::inbox::Inbox;
+use super::jobs::TelegramJobs;
 use super::replies::ReplySender;
 use super::settings::TelegramSettings;
 use super::{menu, polling, runner, webhook};
 use crate::chat::Dispatcher;
 use crate::chat::access::AccessPolicy;
+use crate::chat::jobs::{JobRunner, hooks_router};
 use crate::infra::alert::{AlertSink, SinkFuture};
 use crate::infra::services::HostServices;
 use crate::runtime::{Format, PluginRegistry, ReloadOutcome};
@@ -94,9 +96,19 @@ pub async fn serve(
         .with_services(services)
         .with_access(access)
         .with_default_plugin(host.default_plugin.clone());
+    let dispatcher = Arc::new(dispatcher);
+    let job_runner = JobRunner::new(
+        dispatcher.clone(),
+        store.clone(),
+        Arc::new(TelegramJobs {
+            replies: replies.clone(),
+            admin_chat: settings.admin_chat_id,
+            store: store.clone(),
+        }),
+    );
     let adapter = Arc::new(TelegramAdapter {
         bot: bot.clone(),
-        dispatcher: Arc::new(dispatcher),
+        dispatcher: dispatcher.clone(),
         replies,
         inbox: Inbox::new(store, bot_id, settings.inbox_lease),
     });
@@ -129,7 +141,7 @@ pub async fn serve(
     // Health and metrics on HTTP_ADDR; the webhook beside them, or alone on
     // WEBHOOK_ADDR so that only it need be reachable from the internet. Both
     // listen before Telegram is told where to post.
-    let mut ops = host.ops;
+    let mut ops = host.ops.merge(hooks_router(dispatcher));
     let mut servers = tokio::task::JoinSet::new();
     let ops_listener = crate::infra::http::bind("HTTP_ADDR", host.ops_addr).await?;
     let webhook = settings
@@ -159,6 +171,8 @@ pub async fn serve(
     };
     // Updates kept before a crash or a restart are the oldest: claimed first.
     let runner = tokio::spawn(runner::run(adapter.clone(), stopping.clone()));
+    // Due jobs and webhook deliveries, in whichever replica leads them.
+    let jobs = tokio::spawn(job_runner.run(stopping.clone()));
     if let Some(monitor) = host.services.health.clone() {
         let mut stopping = stopping.clone();
         let interval = host.health_interval;
@@ -186,6 +200,7 @@ pub async fn serve(
     };
     let _ = stop.send(true);
     let _ = runner.await;
+    let _ = jobs.await;
     tracing::info!(
         in_flight = adapter.inbox.in_flight(),
         "stopping: finishing the messages in flight"

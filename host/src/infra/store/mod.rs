@@ -6,14 +6,18 @@ mod audit;
 mod conversation;
 mod credentials;
 mod inbox;
+mod jobs;
 mod pool;
 mod sanitize;
 mod state;
+mod webhooks;
 
 pub use audit::{AuditEntry, KeyedAuditEntry, RejectedAudit};
 pub use conversation::{PendingPrompt, StoredButton, unix_now};
 pub use credentials::{CredentialInfo, StoredCredential};
 pub use inbox::{ClaimedUpdate, InboxCounts, InboxOutcome, InboxUpdate};
+pub use jobs::{NewJob, StoredJob, TooManyJobs};
 pub use pool::{Store, StoreError, StoreResult, now};
 pub use sanitize::{clean_capped, clean_text};
 pub use state::{OverQuota, StateQuota, StateUsage};
+pub use webhooks::StoredWebhook;

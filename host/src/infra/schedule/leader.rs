@@ -1,4 +1,5 @@
-//! Which worker is the active one: a PostgreSQL advisory lock held on a
+//! Which process is the one doing a kind of scheduled work (the worker's
+//! maintenance, a channel's jobs): a PostgreSQL advisory lock held on a
 //! connection of its own (released by the server when the process dies), or
 //! on SQLite an OS file lock beside the database file (released by the OS).
 
@@ -6,8 +7,39 @@ use sqlx::Connection as _;
 
 use crate::infra::store::Store;
 
-/// The advisory lock key: "wasmbot worker" as a number.
-const ADVISORY_KEY: i64 = 0x7761_736d_626f_7477;
+/// What a lock elects a leader for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leadership {
+    /// `wasmbot worker`'s maintenance jobs.
+    Worker,
+    /// Firing the due jobs and webhook deliveries of one channel.
+    Jobs(&'static str),
+}
+
+impl Leadership {
+    /// The advisory lock key: the name's bytes folded into a number.
+    fn advisory_key(self) -> i64 {
+        match self {
+            // "wasmbot worker" as a number, as before this type existed.
+            Leadership::Worker => 0x7761_736d_626f_7477,
+            Leadership::Jobs(channel) => {
+                let mut key: i64 = 0x6a6f_6273; // "jobs"
+                for byte in channel.bytes() {
+                    key = key.wrapping_mul(31).wrapping_add(i64::from(byte));
+                }
+                key
+            }
+        }
+    }
+
+    /// The lock file's extension beside a SQLite database.
+    fn file_extension(self) -> String {
+        match self {
+            Leadership::Worker => "worker-lock".into(),
+            Leadership::Jobs(channel) => format!("jobs-{channel}-lock"),
+        }
+    }
+}
 
 pub enum LeaderLock {
     Postgres(sqlx::PgConnection),
@@ -15,14 +47,14 @@ pub enum LeaderLock {
 }
 
 impl LeaderLock {
-    /// The lock, if no other worker holds it.
-    pub async fn try_acquire(store: &Store) -> anyhow::Result<Option<Self>> {
+    /// The lock, if no other process holds it.
+    pub async fn try_acquire(store: &Store, what: Leadership) -> anyhow::Result<Option<Self>> {
         match store {
             Store::Postgres(pool) => {
                 // Detached: the lock lives exactly as long as this connection.
                 let mut connection = pool.acquire().await?.detach();
                 let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                    .bind(ADVISORY_KEY)
+                    .bind(what.advisory_key())
                     .fetch_one(&mut connection)
                     .await?;
                 if acquired {
@@ -34,14 +66,14 @@ impl LeaderLock {
             }
             Store::Sqlite(pool) => {
                 let database = pool.connect_options().get_filename().to_path_buf();
-                let path = database.with_extension("worker-lock");
+                let path = database.with_extension(what.file_extension());
                 let file = std::fs::OpenOptions::new()
                     .create(true)
                     .truncate(false)
                     .write(true)
                     .open(&path)
                     .map_err(|error| {
-                        anyhow::anyhow!("opening the worker lock {}: {error}", path.display())
+                        anyhow::anyhow!("opening the lock file {}: {error}", path.display())
                     })?;
                 match file.try_lock() {
                     Ok(()) => Ok(Some(LeaderLock::File(file))),
