@@ -96,19 +96,49 @@
 //! (`free_text = true` to receive plain text as the operator's default
 //! plugin).
 
+// The conversation world's export refers to the types below by this name.
+extern crate self as wasmbot_sdk;
+
+/// The `proactive` world (every capability, `handle` and `on-event`): its
+/// types are the SDK's.
 #[doc(hidden)]
 pub mod bindings {
+    wit_bindgen::generate!({
+        world: "wasmbot:plugin/proactive@0.2.0",
+        path: ["../wit", "../wit/v0.2"],
+        pub_export_macro: true,
+        export_macro_name: "__export_proactive_world",
+        default_bindings_module: "wasmbot_sdk::bindings",
+        // The capability interfaces are 0.1.0's (`wasmbot::plugin0_1_0`),
+        // `config`, `schedule` and the event types 0.2.0's (`wasmbot::plugin0_2_0`).
+        generate_all,
+        // So plugins can keep WIT values (e.g. a conversation) in `state`.
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+    });
+}
+
+/// The `conversation` world (`handle` only), for plugins that take no
+/// events; its types are those of [`bindings`].
+#[doc(hidden)]
+pub mod conversation_bindings {
     wit_bindgen::generate!({
         world: "wasmbot:plugin/conversation@0.2.0",
         path: ["../wit", "../wit/v0.2"],
         pub_export_macro: true,
         export_macro_name: "__export_conversation_world",
-        default_bindings_module: "wasmbot_sdk::bindings",
-        // The capability interfaces are 0.1.0's (`wasmbot::plugin0_1_0`),
-        // `config` is 0.2.0's (`wasmbot::plugin0_2_0`).
-        generate_all,
-        // So plugins can keep WIT values (e.g. a conversation) in `state`.
-        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+        default_bindings_module: "wasmbot_sdk::conversation_bindings",
+        with: {
+            "wasmbot:plugin/log@0.1.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_1_0::log,
+            "wasmbot:plugin/state@0.1.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_1_0::state,
+            "wasmbot:plugin/secrets@0.1.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_1_0::secrets,
+            "wasmbot:plugin/audit@0.1.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_1_0::audit,
+            "wasmbot:plugin/llm@0.1.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_1_0::llm,
+            "wasmbot:plugin/health@0.1.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_1_0::health,
+            "wasmbot:plugin/cache@0.1.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_1_0::cache,
+            "wasmbot:plugin/vectors@0.1.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_1_0::vectors,
+            "wasmbot:plugin/config@0.2.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_2_0::config,
+            "wasmbot:plugin/events@0.2.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_2_0::events,
+        },
     });
 }
 
@@ -122,6 +152,7 @@ pub mod http;
 pub mod llm;
 pub mod log;
 mod message;
+pub mod schedule;
 mod reply;
 pub mod secrets;
 pub mod state;
@@ -131,6 +162,9 @@ pub use action_list::{Actions, IntoActions};
 pub use bindings::wasmbot::plugin0_2_0::events::{
     Action, Button, ButtonPress, ChatType, Command, Edit, Event, EventKind, Format, Keyboard,
     MessageRef, Notice, Outgoing, Question, Quoted, Reaction,
+};
+pub use bindings::wasmbot::plugin0_2_0::happenings::{
+    DueJob, Happening, HappeningKind, Webhook,
 };
 pub use event::FromEvent;
 pub use message::{Message, escape_html, escape_markdown};
@@ -170,7 +204,8 @@ pub mod prelude {
         EventResult, Format, FromEvent, HandlerResult, IntoActions, Message, MessageRef, Reply,
         ReplyFormat, actions, alert, ask, audit, cache, clear_buttons, config, delete, edit,
         edit_buttons, escape_html, escape_markdown, health, http, llm, log, named, notice, react,
-        secrets, send, sent, state, typing, vectors,
+        schedule, secrets, send, sent, state, typing, vectors, DueJob, Happening, HappeningKind,
+        Webhook,
     };
     pub use serde_json::json;
 }
@@ -194,19 +229,64 @@ pub mod __private {
             .map(IntoActions::into_actions)
             .map_err(Into::into)
     }
+
+    /// Runs an event handler on a due job or a webhook delivery.
+    pub fn run_happening<O, E>(
+        happening: crate::Happening,
+        handler: impl FnOnce(crate::Happening) -> Result<O, E>,
+    ) -> Result<Vec<Action>, String>
+    where
+        O: IntoActions,
+        E: Into<String>,
+    {
+        handler(happening)
+            .map(IntoActions::into_actions)
+            .map_err(Into::into)
+    }
 }
 
-/// Exports `handler_fn` as the component's `handle` function.
+/// Exports `handler_fn` as the component's `handle` function, and with a
+/// second function `on_event_fn` as its `on-event` too (the `proactive`
+/// world: due jobs and webhook deliveries reach it; needed to be granted
+/// `schedule`).
 ///
 /// `handler_fn` takes anything [`FromEvent`] ([`Event`] or [`Message`]) and
 /// returns `Result<T, E>` with `T: IntoActions` ([`Reply`], [`Actions`],
-/// [`Ask`]...) and `E: Into<String>`.
+/// [`Ask`]...) and `E: Into<String>`. `on_event_fn` takes a [`Happening`]
+/// and returns the same; its actions go to the job's chat.
 ///
 /// Returning `Err(text)` tells the user that the command failed with `text`;
 /// a panic is contained by the host and answered with a generic apology.
+///
+/// ```ignore
+/// fn on_event(event: Happening) -> EventResult {
+///     match event.kind {
+///         HappeningKind::Job(job) => Ok(Reply::text(format!("⏰ {}", job.payload)).into()),
+///         HappeningKind::Webhook(hook) => Ok(Reply::text(format!("{} bytes on {}", hook.body.len(), hook.name)).into()),
+///     }
+/// }
+/// wasmbot_sdk::handler!(handle, on_event);
+/// ```
 #[macro_export]
 macro_rules! handler {
     ($handler_fn:path) => {
+        #[doc(hidden)]
+        struct __WasmbotHandler;
+
+        impl $crate::conversation_bindings::Guest for __WasmbotHandler {
+            fn handle(
+                event: $crate::Event,
+            ) -> ::core::result::Result<::std::vec::Vec<$crate::Action>, ::std::string::String>
+            {
+                $crate::__private::run(event, $handler_fn)
+            }
+        }
+
+        $crate::conversation_bindings::__export_conversation_world!(
+            __WasmbotHandler with_types_in $crate::conversation_bindings
+        );
+    };
+    ($handler_fn:path, $on_event_fn:path) => {
         #[doc(hidden)]
         struct __WasmbotHandler;
 
@@ -217,9 +297,16 @@ macro_rules! handler {
             {
                 $crate::__private::run(event, $handler_fn)
             }
+
+            fn on_event(
+                event: $crate::Happening,
+            ) -> ::core::result::Result<::std::vec::Vec<$crate::Action>, ::std::string::String>
+            {
+                $crate::__private::run_happening(event, $on_event_fn)
+            }
         }
 
-        $crate::bindings::__export_conversation_world!(
+        $crate::bindings::__export_proactive_world!(
             __WasmbotHandler with_types_in $crate::bindings
         );
     };

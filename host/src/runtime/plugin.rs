@@ -618,9 +618,9 @@ fn check_imports(
             .strip_prefix(PLUGIN_PACKAGE)
             .map(|rest| rest.split('@').next().unwrap_or(rest));
         let reason = match interface {
-            // `types` (0.1.0) and `events` (0.2.0) hold only type
-            // definitions; nothing to grant.
-            Some("types" | "events") => continue,
+            // `types` (0.1.0), `events` and `happenings` (0.2.0) hold only
+            // type definitions; nothing to grant.
+            Some("types" | "events" | "happenings") => continue,
             Some(name) => match Capability::find(known, name) {
                 Some(capability) if manifest.grants(capability.name) => continue,
                 Some(_) => format!(
