@@ -152,8 +152,8 @@ pub mod http;
 pub mod llm;
 pub mod log;
 mod message;
-pub mod schedule;
 mod reply;
+pub mod schedule;
 pub mod secrets;
 pub mod state;
 pub mod vectors;
@@ -163,9 +163,7 @@ pub use bindings::wasmbot::plugin0_2_0::events::{
     Action, Button, ButtonPress, ChatType, Command, Edit, Event, EventKind, Format, Keyboard,
     MessageRef, Notice, Outgoing, Question, Quoted, Reaction,
 };
-pub use bindings::wasmbot::plugin0_2_0::happenings::{
-    DueJob, Happening, HappeningKind, Webhook,
-};
+pub use bindings::wasmbot::plugin0_2_0::happenings::{DueJob, Happening, HappeningKind, Webhook};
 pub use event::FromEvent;
 pub use message::{Message, escape_html, escape_markdown};
 pub use reply::{
@@ -200,12 +198,12 @@ pub const MAX_ASK_TIMEOUT_SECS: u32 = 24 * 60 * 60;
 /// Everything a handler usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        Action, Actions, Ask, Button, ButtonPress, Buttons, ChatType, Command, Event, EventKind,
-        EventResult, Format, FromEvent, HandlerResult, IntoActions, Message, MessageRef, Reply,
-        ReplyFormat, actions, alert, ask, audit, cache, clear_buttons, config, delete, edit,
-        edit_buttons, escape_html, escape_markdown, health, http, llm, log, named, notice, react,
-        schedule, secrets, send, sent, state, typing, vectors, DueJob, Happening, HappeningKind,
-        Webhook,
+        Action, Actions, Ask, Button, ButtonPress, Buttons, ChatType, Command, DueJob, Event,
+        EventKind, EventResult, Format, FromEvent, HandlerResult, Happening, HappeningKind,
+        IntoActions, Message, MessageRef, Reply, ReplyFormat, Webhook, actions, alert, ask, audit,
+        cache, clear_buttons, config, delete, edit, edit_buttons, escape_html, escape_markdown,
+        health, http, llm, log, named, notice, react, schedule, secrets, send, sent, state, typing,
+        vectors,
     };
     pub use serde_json::json;
 }

@@ -52,7 +52,11 @@ pub fn at(unix_ms: i64, payload: &str) -> Result<u64, ScheduleError> {
 
 /// Every time `expression` matches (5 fields, or 6 with seconds first), read
 /// in `time_zone` (IANA, e.g. `Europe/Berlin`; UTC when none), in this chat.
-pub fn cron(expression: &str, time_zone: Option<&str>, payload: &str) -> Result<u64, ScheduleError> {
+pub fn cron(
+    expression: &str,
+    time_zone: Option<&str>,
+    payload: &str,
+) -> Result<u64, ScheduleError> {
     let when = When::Cron(Cron {
         expression: expression.to_string(),
         time_zone: time_zone.map(str::to_string),

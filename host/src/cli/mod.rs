@@ -2,6 +2,7 @@
 //! before anything starts; a bad value is one line on stderr and exit code 2.
 
 mod health;
+mod hooks;
 mod plugins;
 mod secrets;
 
@@ -74,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         command: secrets::SecretsCommand,
     },
+    /// Manage inbound webhooks (`POST /hooks/PLUGIN/NAME` on HTTP_ADDR).
+    Hooks {
+        #[command(subcommand)]
+        command: hooks::HooksCommand,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -90,6 +96,7 @@ pub fn main() -> ExitCode {
     let default_level = match cli.command {
         Command::Chat { .. }
         | Command::Secrets { .. }
+        | Command::Hooks { .. }
         | Command::Migrate
         | Command::Plugins { .. }
         | Command::Health { .. } => "warn",
@@ -175,6 +182,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Secrets { command } => secrets::run(&config, command).await,
+        Command::Hooks { command } => hooks::run(&config, command).await,
         Command::Plugins { command } => plugins::run(&config, command).await,
     }
 }

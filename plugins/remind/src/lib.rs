@@ -72,9 +72,11 @@ fn set(event: &Event, args: &str, settings: &Settings) -> EventResult {
     let payload = payload(&parsed.text)?;
     let id = schedule::at(parsed.due.timestamp_millis(), &payload)?;
     let at = when::describe(parsed.due, now, settings.zone);
-    Ok(Reply::text(format!("👍 I'll remind you {at}: {} (#{id})", parsed.text))
-        .reply_to(event.message_ref())
-        .into())
+    Ok(
+        Reply::text(format!("👍 I'll remind you {at}: {} (#{id})", parsed.text))
+            .reply_to(event.message_ref())
+            .into(),
+    )
 }
 
 fn list(event: &Event, settings: &Settings) -> EventResult {
@@ -93,7 +95,11 @@ fn list(event: &Event, settings: &Settings) -> EventResult {
     if lines.is_empty() {
         return Ok(Reply::text("No reminders in this chat. /remind 10m tea sets one.").into());
     }
-    Ok(Reply::text(format!("⏰ Coming up:\n{}\n\n/remind cancel N forgets one.", lines.join("\n"))).into())
+    Ok(Reply::text(format!(
+        "⏰ Coming up:\n{}\n\n/remind cancel N forgets one.",
+        lines.join("\n")
+    ))
+    .into())
 }
 
 fn cancel(event: &Event, which: &str) -> EventResult {
@@ -107,7 +113,9 @@ fn cancel(event: &Event, which: &str) -> EventResult {
     if mine && schedule::cancel(id)? {
         Ok(Reply::text(format!("🗑 Reminder #{id} cancelled.")).into())
     } else {
-        Err(format!("There is no reminder #{id} in this chat (see /remind list)."))
+        Err(format!(
+            "There is no reminder #{id} in this chat (see /remind list)."
+        ))
     }
 }
 
@@ -133,7 +141,10 @@ fn snooze(press: &ButtonPress, settings: &Settings) -> EventResult {
 }
 
 fn payload(text: &str) -> Result<String, String> {
-    serde_json::to_string(&Reminder { text: text.to_string() }).map_err(|error| error.to_string())
+    serde_json::to_string(&Reminder {
+        text: text.to_string(),
+    })
+    .map_err(|error| error.to_string())
 }
 
 /// A due reminder: sent with its snooze button.
@@ -142,7 +153,8 @@ fn on_event(event: Happening) -> EventResult {
         return Err("The reminder plugin takes no webhooks.".into());
     };
     let settings = settings()?;
-    let reminder: Reminder = serde_json::from_str(&job.payload).unwrap_or(Reminder { text: job.payload });
+    let reminder: Reminder =
+        serde_json::from_str(&job.payload).unwrap_or(Reminder { text: job.payload });
     let mut text = format!("⏰ {}", reminder.text);
     if job.late {
         let due = when::from_ms(job.due_at);
@@ -161,7 +173,9 @@ fn on_event(event: Happening) -> EventResult {
     }
     let data = payload(&kept)?;
     let minutes = settings.snooze.num_minutes();
-    Ok(Reply::text(text).button(format!("💤 Snooze {minutes} min"), data).into())
+    Ok(Reply::text(text)
+        .button(format!("💤 Snooze {minutes} min"), data)
+        .into())
 }
 
 wasmbot_sdk::handler!(handle, on_event);

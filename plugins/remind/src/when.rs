@@ -14,8 +14,7 @@ pub struct Parsed {
 }
 
 /// What the user reads when the time is not understood.
-pub const EXAMPLES: &str =
-    "Try /remind 10m tea, /remind 2h30m call back, /remind tomorrow 9:00 dentist or /remind at 18:30 train.";
+pub const EXAMPLES: &str = "Try /remind 10m tea, /remind 2h30m call back, /remind tomorrow 9:00 dentist or /remind at 18:30 train.";
 
 /// The longest delay a reminder may have.
 const MAX_DELAY: Duration = Duration::days(366);
@@ -30,7 +29,9 @@ pub fn parse(input: &str, now: DateTime<Utc>, zone: Tz) -> Result<Parsed, String
         "tomorrow" | "today" => {
             let days = u64::from(first_lower == "tomorrow");
             let (time, used) = time_of_day(&words[1..]).ok_or_else(|| {
-                format!("At what time {first_lower}? Write e.g. /remind {first_lower} 9:00 dentist.")
+                format!(
+                    "At what time {first_lower}? Write e.g. /remind {first_lower} 9:00 dentist."
+                )
             })?;
             let date = now.with_timezone(&zone).date_naive() + Days::new(days);
             let due = local(zone, date.and_time(time))?;
@@ -48,8 +49,8 @@ pub fn parse(input: &str, now: DateTime<Utc>, zone: Tz) -> Result<Parsed, String
             (next_time_of_day(now, zone, time)?, &words[1 + used..])
         }
         "in" => {
-            let (delay, used) = delay(&words[1..])
-                .ok_or_else(|| format!("In how long? {EXAMPLES}"))?;
+            let (delay, used) =
+                delay(&words[1..]).ok_or_else(|| format!("In how long? {EXAMPLES}"))?;
             (after(now, delay)?, &words[1 + used..])
         }
         _ => {
@@ -64,7 +65,9 @@ pub fn parse(input: &str, now: DateTime<Utc>, zone: Tz) -> Result<Parsed, String
     };
     let text = rest.join(" ");
     if text.trim().is_empty() {
-        return Err("What should I remind you of? Add it after the time, e.g. /remind 10m tea.".into());
+        return Err(
+            "What should I remind you of? Add it after the time, e.g. /remind 10m tea.".into(),
+        );
     }
     Ok(Parsed { due, text })
 }
@@ -161,7 +164,9 @@ fn time_of_day(words: &[&str]) -> Option<(NaiveTime, usize)> {
         }
     };
     let (hour, minute) = match clock.split_once(':').or_else(|| clock.split_once('.')) {
-        Some((hour, minute)) if minute.len() == 2 => (hour.parse::<u32>().ok()?, minute.parse::<u32>().ok()?),
+        Some((hour, minute)) if minute.len() == 2 => {
+            (hour.parse::<u32>().ok()?, minute.parse::<u32>().ok()?)
+        }
         Some(_) => return None,
         // A bare number is an hour only with am/pm ("10" alone is ambiguous).
         None if suffix.is_some() => (clock.parse::<u32>().ok()?, 0),
@@ -177,7 +182,11 @@ fn time_of_day(words: &[&str]) -> Option<(NaiveTime, usize)> {
 }
 
 /// The next time the clock in `zone` shows `time`: today, or tomorrow if it has passed.
-fn next_time_of_day(now: DateTime<Utc>, zone: Tz, time: NaiveTime) -> Result<DateTime<Utc>, String> {
+fn next_time_of_day(
+    now: DateTime<Utc>,
+    zone: Tz,
+    time: NaiveTime,
+) -> Result<DateTime<Utc>, String> {
     let today = now.with_timezone(&zone).date_naive();
     let due = local(zone, today.and_time(time))?;
     if due > now {
@@ -191,7 +200,10 @@ fn next_time_of_day(now: DateTime<Utc>, zone: Tz, time: NaiveTime) -> Result<Dat
 fn local(zone: Tz, naive: chrono::NaiveDateTime) -> Result<DateTime<Utc>, String> {
     zone.from_local_datetime(&naive)
         .earliest()
-        .or_else(|| zone.from_local_datetime(&(naive + Duration::hours(1))).earliest())
+        .or_else(|| {
+            zone.from_local_datetime(&(naive + Duration::hours(1)))
+                .earliest()
+        })
         .map(|time| time.with_timezone(&Utc))
         .ok_or_else(|| format!("{naive} does not exist in {zone}"))
 }
@@ -240,16 +252,31 @@ mod tests {
     #[test]
     fn delays_compact_and_spelled_out() {
         let cases = [
-            ("10m take the pizza out", at("2026-11-26T17:10:00Z"), "take the pizza out"),
+            (
+                "10m take the pizza out",
+                at("2026-11-26T17:10:00Z"),
+                "take the pizza out",
+            ),
             ("2h30m call back", at("2026-11-26T19:30:00Z"), "call back"),
             ("5s stretch", at("2026-11-26T17:00:05Z"), "stretch"),
             ("in 1 hour 20 min tea", at("2026-11-26T18:20:00Z"), "tea"),
-            ("1d water plants", at("2026-11-27T17:00:00Z"), "water plants"),
+            (
+                "1d water plants",
+                at("2026-11-27T17:00:00Z"),
+                "water plants",
+            ),
             ("90 seconds eggs", at("2026-11-26T17:01:30Z"), "eggs"),
         ];
         for (input, due, text) in cases {
             let parsed = parse(input, now(), berlin()).unwrap_or_else(|e| panic!("{input}: {e}"));
-            assert_eq!(parsed, Parsed { due, text: text.into() }, "{input}");
+            assert_eq!(
+                parsed,
+                Parsed {
+                    due,
+                    text: text.into()
+                },
+                "{input}"
+            );
         }
     }
 
@@ -257,18 +284,37 @@ mod tests {
     fn times_of_day_in_the_owners_zone() {
         let cases = [
             // 09:00 Berlin = 08:00 UTC.
-            ("tomorrow 9:00 dentist", at("2026-11-27T08:00:00Z"), "dentist"),
-            ("tomorrow at 7pm dinner", at("2026-11-27T18:00:00Z"), "dinner"),
+            (
+                "tomorrow 9:00 dentist",
+                at("2026-11-27T08:00:00Z"),
+                "dentist",
+            ),
+            (
+                "tomorrow at 7pm dinner",
+                at("2026-11-27T18:00:00Z"),
+                "dinner",
+            ),
             // 18:30 Berlin today is still ahead (it is 18:00 there).
             ("at 18:30 train", at("2026-11-26T17:30:00Z"), "train"),
             // 17:30 has passed in Berlin: tomorrow.
             ("at 17:30 gym", at("2026-11-27T16:30:00Z"), "gym"),
-            ("today 8 pm call mum", at("2026-11-26T19:00:00Z"), "call mum"),
+            (
+                "today 8 pm call mum",
+                at("2026-11-26T19:00:00Z"),
+                "call mum",
+            ),
             ("22:15 lights", at("2026-11-26T21:15:00Z"), "lights"),
         ];
         for (input, due, text) in cases {
             let parsed = parse(input, now(), berlin()).unwrap_or_else(|e| panic!("{input}: {e}"));
-            assert_eq!(parsed, Parsed { due, text: text.into() }, "{input}");
+            assert_eq!(
+                parsed,
+                Parsed {
+                    due,
+                    text: text.into()
+                },
+                "{input}"
+            );
         }
     }
 
@@ -291,8 +337,17 @@ mod tests {
 
     #[test]
     fn due_times_read_relative_to_today() {
-        assert_eq!(describe(at("2026-11-26T17:30:00Z"), now(), berlin()), "today 18:30");
-        assert_eq!(describe(at("2026-11-27T08:00:00Z"), now(), berlin()), "tomorrow 09:00");
-        assert_eq!(describe(at("2026-11-28T08:00:05Z"), now(), berlin()), "Sat 28 Nov 09:00:05");
+        assert_eq!(
+            describe(at("2026-11-26T17:30:00Z"), now(), berlin()),
+            "today 18:30"
+        );
+        assert_eq!(
+            describe(at("2026-11-27T08:00:00Z"), now(), berlin()),
+            "tomorrow 09:00"
+        );
+        assert_eq!(
+            describe(at("2026-11-28T08:00:05Z"), now(), berlin()),
+            "Sat 28 Nov 09:00:05"
+        );
     }
 }

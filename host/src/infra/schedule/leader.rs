@@ -17,23 +17,10 @@ pub enum Leadership {
 }
 
 impl Leadership {
-    /// The advisory lock key: the name's bytes folded into a number.
-    fn advisory_key(self) -> i64 {
-        match self {
-            // "wasmbot worker" as a number, as before this type existed.
-            Leadership::Worker => 0x7761_736d_626f_7477,
-            Leadership::Jobs(channel) => {
-                let mut key: i64 = 0x6a6f_6273; // "jobs"
-                for byte in channel.bytes() {
-                    key = key.wrapping_mul(31).wrapping_add(i64::from(byte));
-                }
-                key
-            }
-        }
-    }
-
-    /// The lock file's extension beside a SQLite database.
-    fn file_extension(self) -> String {
+    /// The lock's name: the advisory lock key is a hash of it and the
+    /// current schema (deployments sharing a server in schemas of their
+    /// own do not block each other), and the lock file's extension.
+    fn name(self) -> String {
         match self {
             Leadership::Worker => "worker-lock".into(),
             Leadership::Jobs(channel) => format!("jobs-{channel}-lock"),
@@ -53,8 +40,10 @@ impl LeaderLock {
             Store::Postgres(pool) => {
                 // Detached: the lock lives exactly as long as this connection.
                 let mut connection = pool.acquire().await?.detach();
-                let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                    .bind(what.advisory_key())
+                let acquired: bool = sqlx::query_scalar(
+                    "SELECT pg_try_advisory_lock(hashtextextended($1 || ':' || current_schema(), 0))",
+                )
+                .bind(what.name())
                     .fetch_one(&mut connection)
                     .await?;
                 if acquired {
@@ -66,7 +55,7 @@ impl LeaderLock {
             }
             Store::Sqlite(pool) => {
                 let database = pool.connect_options().get_filename().to_path_buf();
-                let path = database.with_extension(what.file_extension());
+                let path = database.with_extension(what.name());
                 let file = std::fs::OpenOptions::new()
                     .create(true)
                     .truncate(false)
