@@ -9,7 +9,7 @@ use crate::app::config::Config;
 use crate::app::root::Host;
 use crate::chat::Dispatcher;
 use crate::chat::console::{self, ConsoleJobs, ConsoleUser};
-use crate::chat::jobs::JobRunner;
+use crate::chat::jobs::{JobRunner, RunnerRole};
 
 pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::Result<()> {
     let host = Host::start(config, migrate).await?;
@@ -38,7 +38,12 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
     let (jobs_output, proactive) = ConsoleJobs::new(user.chat_id);
     let (stop_jobs, jobs_stopping) = tokio::sync::watch::channel(false);
     let jobs = host.services.store.clone().map(|store| {
-        let runner = JobRunner::new(dispatcher.clone(), store, Arc::new(jobs_output));
+        let runner = JobRunner::new(
+            RunnerRole::Bot,
+            dispatcher.clone(),
+            store,
+            Arc::new(jobs_output),
+        );
         tokio::spawn(runner.run(jobs_stopping))
     });
     let interactive = std::io::stdin().is_terminal();

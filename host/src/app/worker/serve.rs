@@ -3,7 +3,11 @@
 use super::jobs::{INBOX_DONE_RETENTION_HOURS, Job, run, run_job, sync_audit_retention};
 use crate::app::config::Config;
 use crate::app::ops::{OpsServer, OpsState};
-use crate::app::root::{open_store, shutdown_signal, worker_services};
+use crate::app::root::{Host, open_store, shutdown_signal, worker_services};
+use crate::chat::Dispatcher;
+use crate::chat::jobs::{JobRunner, RunnerRole};
+use crate::chat::telegram;
+use std::sync::Arc;
 
 /// The worker process: `once`, one job now (its result on stdout); otherwise
 /// the jobs and the ops endpoints until SIGINT/SIGTERM.
@@ -28,6 +32,30 @@ pub async fn serve(config: &Config, once: Option<Job>, migrate: bool) -> anyhow:
     }
 
     let services = worker_services(config, &store)?;
+    // With the bot's token the worker also runs the plugins' jobs (the bot
+    // processes leave them to it); without it they run in the bot.
+    let (stop_jobs, jobs_stopping) = tokio::sync::watch::channel(false);
+    let plugin_jobs = match telegram::job_output(&config.telegram, &store)? {
+        Some(output) if config.check_plugins_dir().is_ok() => {
+            let host = Host::start(config, false).await?;
+            if let Some(sink) = telegram::admin_alert_sink(&config.telegram)? {
+                host.services.alerter.attach(sink);
+            }
+            let dispatcher = Arc::new(
+                Dispatcher::new(host.registry.clone(), None).with_services(host.services.clone()),
+            );
+            let runner = JobRunner::new(RunnerRole::Worker, dispatcher, store.clone(), output);
+            // Rebuilt plugins reach the worker's jobs as they reach the bot.
+            let watcher = crate::runtime::watch(host.registry.clone(), |_, _| {})?;
+            Some((tokio::spawn(runner.run(jobs_stopping)), host, watcher))
+        }
+        _ => {
+            tracing::info!(
+                "the plugins' jobs run in the bot (this worker has no TELEGRAM_BOT_TOKEN or PLUGINS_DIR)"
+            );
+            None
+        }
+    };
     let ops = OpsServer::start(
         config.http_addr_or_default(),
         OpsState {
@@ -45,6 +73,11 @@ pub async fn serve(config: &Config, once: Option<Job>, migrate: bool) -> anyhow:
             jobs.await
         }
     };
+    let _ = stop_jobs.send(true);
+    if let Some((jobs, host, _watcher)) = plugin_jobs {
+        let _ = jobs.await;
+        host.shutdown().await;
+    }
     ops.stop().await;
     store.close().await;
     result?;

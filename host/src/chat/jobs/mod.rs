@@ -10,4 +10,4 @@ mod runner;
 pub use hooks::{
     HOOK_BODY_LIMIT, SIGNATURE_HEADER, WebhookDelivery, hook_secret_name, hooks_router,
 };
-pub use runner::{JobOutput, JobRunner, LATE_AFTER, MAX_JOB_ATTEMPTS};
+pub use runner::{JobOutput, JobRunner, LATE_AFTER, MAX_JOB_ATTEMPTS, RunnerRole};

@@ -63,7 +63,19 @@ pub trait JobOutput: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + '_>>;
 }
 
+/// Which process this runner is in: the bot processes run the jobs only
+/// while no worker does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnerRole {
+    /// `run` or `chat`: leads the jobs unless a worker is there, and hands
+    /// them over when one starts.
+    Bot,
+    /// `worker`: announces itself for as long as it lives, then leads.
+    Worker,
+}
+
 pub struct JobRunner {
+    role: RunnerRole,
     dispatcher: Arc<Dispatcher>,
     store: Store,
     output: Arc<dyn JobOutput>,
@@ -73,8 +85,14 @@ pub struct JobRunner {
 }
 
 impl JobRunner {
-    pub fn new(dispatcher: Arc<Dispatcher>, store: Store, output: Arc<dyn JobOutput>) -> Arc<Self> {
+    pub fn new(
+        role: RunnerRole,
+        dispatcher: Arc<Dispatcher>,
+        store: Store,
+        output: Arc<dyn JobOutput>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            role,
             dispatcher,
             store,
             output,
@@ -91,31 +109,38 @@ impl JobRunner {
     /// until `stop` turns true; jobs running then are finished (they are
     /// leased: unfinished ones fire again after their lease).
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut said_standby = false;
+        // A worker says it is there before it competes; held until it exits.
+        let _announced = match self.role {
+            RunnerRole::Worker => match self.announce(&mut stop).await {
+                Some(lock) => Some(lock),
+                None => return,
+            },
+            RunnerRole::Bot => None,
+        };
+        let mut standing_by = None;
         loop {
-            let lock = match LeaderLock::try_acquire(&self.store, Leadership::Jobs(self.channel()))
-                .await
-            {
-                Ok(lock) => lock,
-                Err(error) => {
-                    tracing::warn!(error = %format!("{error:#}"), "cannot take the jobs lock; retrying");
-                    None
-                }
+            let (lock, why) = if self.worker_runs_jobs().await {
+                (None, "a worker runs the jobs; standing by")
+            } else {
+                let lock = LeaderLock::try_acquire(&self.store, Leadership::Jobs(self.channel()))
+                    .await
+                    .unwrap_or_else(|error| {
+                        tracing::warn!(error = %format!("{error:#}"), "cannot take the jobs lock; retrying");
+                        None
+                    });
+                (lock, "another process runs the jobs; standing by")
             };
             let Some(lock) = lock else {
-                if !said_standby {
-                    tracing::info!(
-                        channel = self.channel(),
-                        "another process runs the jobs; standing by"
-                    );
-                    said_standby = true;
+                if standing_by != Some(why) {
+                    tracing::info!(channel = self.channel(), "{why}");
+                    standing_by = Some(why);
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(STANDBY) => continue,
                     _ = stopped(&mut stop) => return,
                 }
             };
-            said_standby = false;
+            standing_by = None;
             tracing::info!(
                 channel = self.channel(),
                 "this process runs the scheduled jobs"
@@ -123,11 +148,48 @@ impl JobRunner {
             if self.clone().lead(lock, &mut stop).await {
                 break;
             }
-            tracing::warn!("the jobs lock was lost; standing by");
+            tracing::warn!("the jobs lock was lost or handed over; standing by");
         }
         // Let the jobs in flight finish (bounded by their own deadlines).
         let _ =
             tokio::time::timeout(LEASE, self.in_flight.acquire_many(MAX_IN_FLIGHT as u32)).await;
+    }
+
+    /// The worker's announcement: waits (standing by) while another worker
+    /// holds it; None when stopped first.
+    async fn announce(&self, stop: &mut watch::Receiver<bool>) -> Option<LeaderLock> {
+        let mut said_standby = false;
+        loop {
+            match LeaderLock::try_acquire(&self.store, Leadership::JobsWorker(self.channel())).await
+            {
+                Ok(Some(lock)) => return Some(lock),
+                Ok(None) if !said_standby => {
+                    tracing::info!("another worker runs the jobs; standing by");
+                    said_standby = true;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "cannot announce this worker; retrying")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(STANDBY) => {}
+                _ = stopped(stop) => return None,
+            }
+        }
+    }
+
+    /// Whether a bot process should leave the jobs to a worker now.
+    async fn worker_runs_jobs(&self) -> bool {
+        if self.role == RunnerRole::Worker {
+            return false;
+        }
+        LeaderLock::is_held_elsewhere(&self.store, Leadership::JobsWorker(self.channel()))
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(error = %format!("{error:#}"), "cannot tell whether a worker runs the jobs");
+                false
+            })
     }
 
     /// Fires due jobs while the lock holds. True when stopped, false when the lock was lost.
@@ -135,7 +197,7 @@ impl JobRunner {
         // A job due before this moment came due while no one ran jobs: late.
         let took_over = now_ms();
         let wake = self.dispatcher.services().jobs_added.clone();
-        let mut check = tokio::time::interval(Duration::from_secs(10));
+        let mut check = tokio::time::interval(STANDBY);
         loop {
             let room = self.in_flight.available_permits();
             let mut claimed_any = false;
@@ -189,6 +251,11 @@ impl JobRunner {
                 _ = tokio::time::sleep(wait) => {}
                 _ = check.tick() => {
                     if !lock.still_held().await {
+                        return false;
+                    }
+                    if self.worker_runs_jobs().await {
+                        tracing::info!("a worker started: it runs the jobs from now on");
+                        lock.release().await;
                         return false;
                     }
                 }

@@ -19,5 +19,5 @@ mod webhook;
 
 pub use inbox::{Inbox, MAX_ATTEMPTS, MAX_IN_FLIGHT};
 pub use replies::ReplySender;
-pub use serve::{BotHost, DRAIN_DEADLINE, admin_alert_sink, serve};
+pub use serve::{BotHost, DRAIN_DEADLINE, admin_alert_sink, job_output, serve};
 pub use settings::{OPS_PATHS, TelegramSettings};

@@ -19,7 +19,7 @@ use super::settings::TelegramSettings;
 use super::{menu, polling, runner, webhook};
 use crate::chat::Dispatcher;
 use crate::chat::access::AccessPolicy;
-use crate::chat::jobs::{JobRunner, hooks_router};
+use crate::chat::jobs::{JobRunner, RunnerRole, hooks_router};
 use crate::infra::alert::{AlertSink, SinkFuture};
 use crate::infra::services::HostServices;
 use crate::runtime::{Format, PluginRegistry, ReloadOutcome};
@@ -98,6 +98,7 @@ pub async fn serve(
         .with_default_plugin(host.default_plugin.clone());
     let dispatcher = Arc::new(dispatcher);
     let job_runner = JobRunner::new(
+        RunnerRole::Bot,
         dispatcher.clone(),
         store.clone(),
         Arc::new(TelegramJobs {
@@ -228,6 +229,24 @@ pub fn admin_alert_sink(settings: &TelegramSettings) -> anyhow::Result<Option<Ar
     Ok(Some(Arc::new(AdminChat {
         replies: ReplySender::new(bot),
         chat_id,
+    })))
+}
+
+/// Where a process that does not run the bot (the worker) delivers the
+/// jobs it fires: the Bot API, with the admin chat for jobs addressed to it.
+/// None unless the token is set.
+pub fn job_output(
+    settings: &TelegramSettings,
+    store: &crate::infra::store::Store,
+) -> anyhow::Result<Option<Arc<dyn crate::chat::jobs::JobOutput>>> {
+    let Some(token) = &settings.bot_token else {
+        return Ok(None);
+    };
+    let bot = connect(token.expose(), settings)?;
+    Ok(Some(Arc::new(TelegramJobs {
+        replies: ReplySender::new(bot),
+        admin_chat: settings.admin_chat_id,
+        store: store.clone(),
     })))
 }
 

@@ -14,6 +14,9 @@ pub enum Leadership {
     Worker,
     /// Firing the due jobs and webhook deliveries of one channel.
     Jobs(&'static str),
+    /// Held by a worker that runs a channel's jobs for as long as it lives:
+    /// the bot processes see it and leave the jobs to the worker.
+    JobsWorker(&'static str),
 }
 
 impl Leadership {
@@ -24,6 +27,7 @@ impl Leadership {
         match self {
             Leadership::Worker => "worker-lock".into(),
             Leadership::Jobs(channel) => format!("jobs-{channel}-lock"),
+            Leadership::JobsWorker(channel) => format!("jobs-{channel}-worker-lock"),
         }
     }
 }
@@ -72,6 +76,27 @@ impl LeaderLock {
                     }
                 }
             }
+        }
+    }
+
+    /// Whether some process holds the lock now (taking it for a moment to see).
+    pub async fn is_held_elsewhere(store: &Store, what: Leadership) -> anyhow::Result<bool> {
+        Ok(match Self::try_acquire(store, what).await? {
+            Some(lock) => {
+                lock.release().await;
+                false
+            }
+            None => true,
+        })
+    }
+
+    /// Gives the lock up now (dropping it does too, a moment later).
+    pub async fn release(self) {
+        match self {
+            LeaderLock::Postgres(connection) => {
+                let _ = connection.close().await;
+            }
+            LeaderLock::File(file) => drop(file),
         }
     }
 
