@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use http_body_util::BodyExt;
+use wasmbot::chat::jobs::{JobOutput, JobRunner, RunnerRole};
 use wasmbot::chat::{ChatAction, Dispatcher, IncomingMessage, IncomingPress};
 use wasmbot::infra::audit::AuditWriter;
 use wasmbot::infra::cache::{CacheStore, plugin_key};
 use wasmbot::infra::outbound::{self, Destination, OutboundClient, PrivateAllowance, Timeouts};
 use wasmbot::infra::services::HostServices;
-use wasmbot::infra::store::{AuditEntry, InboxOutcome, InboxUpdate, Store};
+use wasmbot::infra::store::{AuditEntry, InboxOutcome, InboxUpdate, NewJob, Store};
 use wasmbot::infra::vectors::{
     CollectionName, CollectionSpec, Distance, FieldMatch, FieldValue, Point, VectorStore,
 };
@@ -1282,6 +1283,168 @@ async fn bench_inbox(r: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the bench's jobs are delivered: notes how long after its due time
+/// each answer arrived (the payload is the due time, in µs).
+#[derive(Default)]
+struct ClockedOutput {
+    delays_us: std::sync::Mutex<Vec<i64>>,
+    delivered: AtomicU64,
+}
+
+impl JobOutput for ClockedOutput {
+    fn admin_chat(&self) -> Option<i64> {
+        Some(1)
+    }
+
+    fn deliver(
+        &self,
+        _chat_id: i64,
+        answer: wasmbot::chat::Answer,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + '_>> {
+        Box::pin(async move {
+            let now = chrono::Utc::now().timestamp_micros();
+            let text = answer.text();
+            let due: i64 = text
+                .trim_start_matches("⏰ ")
+                .parse()
+                .with_context(|| format!("unexpected answer {text:?}"))?;
+            self.delays_us.lock().unwrap().push(now - due);
+            self.delivered.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+}
+
+/// Adds `count` jobs of the `ticker` plugin due at `due_us(i)` (µs).
+async fn add_jobs(
+    store: &Store,
+    count: usize,
+    due_us: impl Fn(usize) -> i64,
+) -> anyhow::Result<()> {
+    for i in 0..count {
+        let due = due_us(i);
+        let payload = due.to_string();
+        let job = NewJob {
+            plugin: "ticker",
+            channel: "bench",
+            chat_id: Some(1),
+            user_id: Some(1),
+            kind: "at",
+            spec: None,
+            payload: &payload,
+            due_ms: due.div_euclid(1000),
+        };
+        store
+            .jobs_add(&job, u64::MAX)
+            .await?
+            .map_err(|full| anyhow::anyhow!("quota {full:?}"))?;
+    }
+    Ok(())
+}
+
+/// Runs a job runner until `count` jobs were delivered; returns the delays
+/// (µs) and the time it took.
+async fn run_jobs(
+    d: Arc<Dispatcher>,
+    store: Store,
+    count: usize,
+    before: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<(Vec<i64>, Duration)> {
+    let output = Arc::new(ClockedOutput::default());
+    let runner = JobRunner::new(RunnerRole::Bot, d, store, output.clone());
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(runner.run(stopping));
+    let started = Instant::now();
+    before.await?;
+    while (output.delivered.load(Ordering::Relaxed) as usize) < count {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "only {} of {count} jobs fired",
+            output.delivered.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let took = started.elapsed();
+    let _ = stop.send(true);
+    task.await?;
+    let delays = std::mem::take(&mut *output.delays_us.lock().unwrap());
+    Ok((delays, took))
+}
+
+async fn bench_jobs(r: &mut Report) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    install(dir.path(), "ticker")?;
+    let mut stores = vec![("sqlite", sqlite_store(dir.path()).await?)];
+    let postgres = BenchPostgres::open().await?;
+    match &postgres {
+        Some(postgres) => stores.push(("postgres", postgres.store.clone())),
+        None => r.note("jobs.postgres skipped: set BENCH_POSTGRES_URL or TEST_POSTGRES_URL".into()),
+    }
+    for (backend, store) in stores {
+        let services = HostServices {
+            store: Some(store.clone()),
+            ..HostServices::default()
+        };
+        let d = Arc::new(
+            dispatcher(dir.path(), Allocation::Pooling, services)
+                .await?
+                .with_channel("bench"),
+        );
+        // Firing delay: 200 jobs due one every 20 ms from a second out,
+        // added while the runner runs (it sees them at its next look).
+        const SPREAD: usize = 200;
+        let start = chrono::Utc::now().timestamp_micros() + 1_000_000;
+        let adding = add_jobs(&store, SPREAD, |i| start + i as i64 * 20_000);
+        let (mut delays, _) = run_jobs(d.clone(), store.clone(), SPREAD, adding).await?;
+        delays.sort_unstable();
+        let pct = |p: f64| {
+            delays[((delays.len() as f64 * p) as usize).min(delays.len() - 1)] as f64 / 1000.0
+        };
+        r.add_target(
+            "jobs",
+            &format!("{backend}: due time → answer delivered, p50"),
+            &format!("jobs.{backend}.delay_p50_ms"),
+            pct(0.50),
+            "ms",
+            Some(("<=", 1000.0)),
+        );
+        r.add_target(
+            "jobs",
+            &format!("{backend}: due time → answer delivered, p99"),
+            &format!("jobs.{backend}.delay_p99_ms"),
+            pct(0.99),
+            "ms",
+            Some(("<=", 1000.0)),
+        );
+        // Cost: 2,000 jobs already due, fired 16 at a time on both cores
+        // (claim, a fresh instance of the plugin, delivery, delete).
+        const BURST: usize = 2_000;
+        let due = chrono::Utc::now().timestamp_micros() - 1_000;
+        add_jobs(&store, BURST, |_| due).await?;
+        let (_, took) = run_jobs(d.clone(), store.clone(), BURST, async { Ok(()) }).await?;
+        let rate = BURST as f64 / took.as_secs_f64();
+        r.add(
+            "jobs",
+            &format!("{backend}: due jobs fired"),
+            &format!("jobs.{backend}.per_s"),
+            rate,
+            "jobs/s",
+        );
+        r.add(
+            "jobs",
+            &format!("{backend}: cost per due job (both cores)"),
+            &format!("jobs.{backend}.cost_us"),
+            1e6 / rate,
+            "µs",
+        );
+        anyhow::ensure!(store.jobs_all().await?.is_empty(), "jobs left behind");
+    }
+    if let Some(postgres) = postgres {
+        postgres.drop_schema().await?;
+    }
+    Ok(())
+}
+
 fn rss_kib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -1479,6 +1642,9 @@ fn main() -> anyhow::Result<()> {
         }
         if run("inbox") {
             bench_inbox(&mut report).await?;
+        }
+        if run("jobs") {
+            bench_jobs(&mut report).await?;
         }
         if only.is_some() {
             return Ok(());

@@ -458,58 +458,123 @@ async fn two_replicas_and_a_worker_on_one_postgres_fire_each_job_exactly_once() 
         .clone()
         .expect("setWebhook was called")
         .1;
-    // Jobs added through both replicas, due a few seconds out.
-    const CHATS: [i64; 4] = [301, 302, 303, 304];
-    const PER_CHAT: usize = 5;
-    for i in 0..PER_CHAT {
-        for (c, chat) in CHATS.iter().enumerate() {
-            let port = [first.port, second.port][(i + c) % 2];
-            let update = api.update(
-                *chat,
-                ALLOWED,
-                &format!("/later {} job {chat}-{i}", 4000 + 100 * i),
-            );
-            let status = reqwest::Client::new()
-                .post(format!("http://127.0.0.1:{port}/telegram/hook"))
-                .header("content-type", "application/json")
-                .header("X-Telegram-Bot-Api-Secret-Token", &secret)
-                .body(update.to_string())
-                .send()
-                .await
-                .unwrap()
-                .status();
-            assert_eq!(status, 200);
-        }
-    }
-    for chat in CHATS {
-        api.wait_for_sent_within(chat, PER_CHAT, PATIENCE).await;
-    }
-    // The worker runs the jobs while it lives, and dies before any is due;
-    // a replica takes over.
     let leader_says = "this process runs the scheduled jobs";
     wait_for_log(&worker, leader_says).await;
+    let fired = |process: &Bot| process.logs().matches("\"event handled\"").count();
+
+    // While the worker lives it runs the jobs, added through both replicas.
+    let add = LaterJobs {
+        api: &api,
+        secret: &secret,
+        ports: [first.port, second.port],
+    };
+    add.round("a").await;
+    add.wait_fired("a").await;
+    assert_eq!(fired(&worker), JOBS_PER_ROUND, "{}", worker.logs());
+    assert_eq!(fired(&first) + fired(&second), 0);
+    // Marked done before the worker dies: nothing of its is in flight.
+    wait_for_no_jobs(&db).await;
     worker.kill();
-    for chat in CHATS {
-        let sent = api.wait_for_sent_within(chat, 2 * PER_CHAT, PATIENCE).await;
-        let mut fired: Vec<String> = sent[PER_CHAT..].iter().map(|s| s.text.clone()).collect();
-        fired.sort();
-        let expected: Vec<String> = (0..PER_CHAT)
-            .map(|i| format!("⏰ job {chat}-{i}"))
-            .collect();
-        assert_eq!(fired, expected, "chat {chat}");
-    }
+
+    // Without a worker, one replica takes the jobs over.
+    add.round("b").await;
+    add.wait_fired("b").await;
+    assert_eq!(fired(&first) + fired(&second), JOBS_PER_ROUND);
     // Nothing fires twice, even a moment later.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for chat in CHATS {
-        assert_eq!(sent_to(&api, chat).len(), 2 * PER_CHAT, "chat {chat}");
+        assert_eq!(sent_to(&api, chat).len(), 4 * PER_CHAT, "chat {chat}");
     }
-    let leaders = [&first, &second]
-        .iter()
-        .filter(|bot| bot.logs().contains(leader_says))
-        .count();
-    assert!(leaders >= 1, "no replica took over: {}", first.logs());
     first.stop().await;
     second.stop().await;
+}
+
+const CHATS: [i64; 4] = [301, 302, 303, 304];
+const PER_CHAT: usize = 3;
+const JOBS_PER_ROUND: usize = CHATS.len() * PER_CHAT;
+
+/// `/later` jobs sent as webhook updates, alternating between the replicas.
+struct LaterJobs<'a> {
+    api: &'a BotApi,
+    secret: &'a str,
+    ports: [u16; 2],
+}
+
+impl LaterJobs<'_> {
+    /// Adds `PER_CHAT` jobs per chat, due in 2 s, and waits for the confirmations.
+    async fn round(&self, round: &str) {
+        let before: Vec<usize> = CHATS
+            .iter()
+            .map(|chat| sent_to(self.api, *chat).len())
+            .collect();
+        for i in 0..PER_CHAT {
+            for (c, chat) in CHATS.iter().enumerate() {
+                let port = self.ports[(i + c) % 2];
+                let text = format!("/later 2000 job {round} {chat}-{i}");
+                let update = self.api.update(*chat, ALLOWED, &text);
+                let status = reqwest::Client::new()
+                    .post(format!("http://127.0.0.1:{port}/telegram/hook"))
+                    .header("content-type", "application/json")
+                    .header("X-Telegram-Bot-Api-Secret-Token", self.secret)
+                    .body(update.to_string())
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(status, 200);
+            }
+        }
+        for (chat, before) in CHATS.iter().zip(before) {
+            self.api
+                .wait_for_sent_within(*chat, before + PER_CHAT, PATIENCE)
+                .await;
+        }
+    }
+
+    /// Waits until each chat got each of the round's reminders, once.
+    async fn wait_fired(&self, round: &str) {
+        for chat in CHATS {
+            let started = Instant::now();
+            loop {
+                let mut fired: Vec<String> = sent_to(self.api, chat)
+                    .into_iter()
+                    .map(|s| s.text)
+                    .filter(|text| text.starts_with(&format!("⏰ job {round} ")))
+                    .collect();
+                fired.sort();
+                let expected: Vec<String> = (0..PER_CHAT)
+                    .map(|i| format!("⏰ job {round} {chat}-{i}"))
+                    .collect();
+                if fired.len() >= PER_CHAT {
+                    assert_eq!(fired, expected, "chat {chat}");
+                    break;
+                }
+                assert!(started.elapsed() < PATIENCE, "chat {chat}: {fired:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// Waits until every job was marked done (the table is empty).
+async fn wait_for_no_jobs(db: &Db) {
+    let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM scheduled_jobs")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{left} jobs never marked done"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pool.close().await;
 }
 
 async fn wait_for_log(process: &Bot, text: &str) {
