@@ -19,7 +19,7 @@ struct Reminder {
 }
 
 /// Button data holds the reminder's text, cut to stay under the host's 1 KiB.
-const MAX_BUTTON_TEXT: usize = 900;
+const MAX_BUTTON_DATA: usize = 1000;
 
 const USAGE: &str = "Reminders in this chat:\n\
     /remind 10m take the pizza out\n\
@@ -140,6 +140,19 @@ fn snooze(press: &ButtonPress, settings: &Settings) -> EventResult {
     ])
 }
 
+/// The snooze button's data: the reminder, cut until its JSON (escapes
+/// included) fits the host's limit.
+fn button_data(mut text: String) -> Result<String, String> {
+    loop {
+        let data = payload(&text)?;
+        if data.len() <= MAX_BUTTON_DATA || text.is_empty() {
+            return Ok(data);
+        }
+        let keep = text.chars().count() * MAX_BUTTON_DATA / data.len();
+        text = text.chars().take(keep.saturating_sub(1)).collect();
+    }
+}
+
 fn payload(text: &str) -> Result<String, String> {
     serde_json::to_string(&Reminder {
         text: text.to_string(),
@@ -163,15 +176,7 @@ fn on_event(event: Happening) -> EventResult {
             when::describe(due, Utc::now(), settings.zone)
         ));
     }
-    let mut kept = reminder.text;
-    if kept.len() > MAX_BUTTON_TEXT {
-        let mut cut = MAX_BUTTON_TEXT;
-        while !kept.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        kept.truncate(cut);
-    }
-    let data = payload(&kept)?;
+    let data = button_data(reminder.text)?;
     let minutes = settings.snooze.num_minutes();
     Ok(Reply::text(text)
         .button(format!("💤 Snooze {minutes} min"), data)
@@ -179,3 +184,18 @@ fn on_event(event: Happening) -> EventResult {
 }
 
 wasmbot_sdk::handler!(handle, on_event);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_reminder_still_fits_its_button() {
+        let long = "\"quoted\"\n".repeat(500);
+        let data = button_data(long.clone()).unwrap();
+        assert!(data.len() <= MAX_BUTTON_DATA, "{}", data.len());
+        let kept: Reminder = serde_json::from_str(&data).unwrap();
+        assert!(long.starts_with(&kept.text) && !kept.text.is_empty());
+        assert_eq!(button_data("tea".into()).unwrap(), r#"{"text":"tea"}"#);
+    }
+}
