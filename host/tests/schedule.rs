@@ -209,6 +209,21 @@ async fn jobs_past_the_plugins_quota_are_refused_with_a_reason() {
         ],
         "{stdout}"
     );
+    let listed = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .args(["plugins", "list"])
+        .current_dir(data.path())
+        .env_clear()
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/bot.db", data.path().display()),
+        )
+        .env("PLUGINS_DIR", plugins.path())
+        .env("PLUGIN_CACHE_DIR", data.path().join("cache"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("proactive@0.2.0"), "{listed}");
+    assert!(listed.contains("jobs: 3 of 3"), "{listed}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -154,6 +154,13 @@ impl UsageSources {
                 Err(error) => format!("\tstate: usage unknown ({error})"),
             });
         }
+        if let (Some(store), Some(jobs)) = (&self.store, quota("schedule_jobs")) {
+            text.push_str(&match store.jobs_usage(name).await {
+                Ok((kept, 0)) => format!("\tjobs: {kept} of {jobs}"),
+                Ok((kept, dead)) => format!("\tjobs: {kept} of {jobs} ({dead} set aside)"),
+                Err(error) => format!("\tjobs: usage unknown ({error})"),
+            });
+        }
         if let (Some(cache), Some(keys), Some(kib)) =
             (&self.cache, quota("cache_keys"), quota("cache_kb"))
         {

@@ -146,7 +146,21 @@ impl Store {
         .await?))
     }
 
-    /// Every job of a channel, active and set aside, for the operator and tests.
+    /// `plugin`'s jobs kept (against its quota) and set aside (webhook deliveries not counted).
+    pub async fn jobs_usage(&self, plugin: &str) -> StoreResult<(i64, i64)> {
+        let sql = dialect(
+            self,
+            "SELECT COALESCE(SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), 0), \
+                    COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0) \
+             FROM scheduled_jobs WHERE plugin = $1 AND kind <> 'webhook'",
+        );
+        Ok(on_either!(self, pool => timed(
+            sqlx::query_as(&sql).bind(plugin).fetch_one(pool),
+        )
+        .await?))
+    }
+
+    /// Every job, active and set aside, for the operator and tests.
     pub async fn jobs_all(&self) -> StoreResult<Vec<StoredJob>> {
         let sql = format!("SELECT {COLUMNS} FROM scheduled_jobs ORDER BY due_ms, id");
         Ok(on_either!(self, pool => timed(sqlx::query_as(&sql).fetch_all(pool)).await?))
