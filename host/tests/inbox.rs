@@ -16,30 +16,9 @@ use std::time::{Duration, Instant};
 use common::bot_api::BotApi;
 use serde_json::Value;
 
-use common::processes::{ADMIN_CHAT, ALLOWED, Bot, Db, PATIENCE, TOKEN, free_port};
-
-/// Posts `update` to a webhook with the secret the bot registered; returns the status.
-async fn post_update(hook: &str, secret: &str, update: &Value) -> u16 {
-    reqwest::Client::new()
-        .post(hook)
-        .header("content-type", "application/json")
-        .header("X-Telegram-Bot-Api-Secret-Token", secret)
-        .body(update.to_string())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-fn registered_secret(api: &BotApi) -> String {
-    api.webhook
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("setWebhook was called")
-        .1
-}
+use common::processes::{
+    ADMIN_CHAT, ALLOWED, Bot, Db, PATIENCE, TOKEN, free_port, post_update, registered_secret,
+};
 
 /// Six chats each wait on a slow command; the process dies mid-way.
 const CHATS: [i64; 6] = [101, 102, 103, 104, 105, 106];

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::bot_api::{BotApi, Sent};
-use common::processes::{ALLOWED, Bot, Db, PATIENCE, TOKEN};
+use common::processes::{ALLOWED, Bot, Db, PATIENCE, TOKEN, post_update, registered_secret};
 use common::running_bot::RunningBot;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -44,6 +44,18 @@ fn chat(data: &Path, plugins: &Path, input: &str) -> (String, String, Duration) 
     )
 }
 
+/// [`chat`] off the async threads.
+async fn chat_async(
+    data: &Path,
+    plugins: &Path,
+    input: &'static str,
+) -> (String, String, Duration) {
+    let (data, plugins) = (data.to_owned(), plugins.to_owned());
+    tokio::task::spawn_blocking(move || chat(&data, &plugins, input))
+        .await
+        .unwrap()
+}
+
 /// (kind, status, attempts, last_error) of every job, by id.
 async fn jobs(data: &Path) -> Vec<(String, String, i32, Option<String>)> {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}/bot.db", data.display()))
@@ -62,12 +74,8 @@ async fn jobs(data: &Path) -> Vec<(String, String, i32, Option<String>)> {
 async fn a_reminder_reaches_the_console_seconds_after_it_is_set() {
     let plugins = common::plugins_dir(&["remind"]);
     let data = tempfile::tempdir().unwrap();
-    let (stdout, _, elapsed) = tokio::task::spawn_blocking({
-        let (data, plugins) = (data.path().to_owned(), plugins.path().to_owned());
-        move || chat(&data, &plugins, "/remind 2s stretch\n")
-    })
-    .await
-    .unwrap();
+    let (stdout, _, elapsed) =
+        chat_async(data.path(), plugins.path(), "/remind 2s stretch\n").await;
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     assert!(
@@ -85,12 +93,9 @@ async fn a_reminder_reaches_the_console_seconds_after_it_is_set() {
 async fn a_reminder_due_while_nothing_ran_fires_once_on_the_next_start_marked_late() {
     let plugins = common::plugins_dir(&["remind"]);
     let data = tempfile::tempdir().unwrap();
-    let run = |input: &'static str| {
-        let (data, plugins) = (data.path().to_owned(), plugins.path().to_owned());
-        tokio::task::spawn_blocking(move || chat(&data, &plugins, input))
-    };
+    let run = |input: &'static str| chat_async(data.path(), plugins.path(), input);
     // An hour away: the console does not wait for it.
-    let (stdout, _, _) = run("/remind 1h call back\n").await.unwrap();
+    let (stdout, _, _) = run("/remind 1h call back\n").await;
     assert!(stdout.contains("call back (#1)"), "{stdout}");
     // The hour passes while nothing runs.
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}/bot.db", data.path().display()))
@@ -103,7 +108,7 @@ async fn a_reminder_due_while_nothing_ran_fires_once_on_the_next_start_marked_la
         .await
         .unwrap();
     pool.close().await;
-    let (stdout, _, _) = run("").await.unwrap();
+    let (stdout, _, _) = run("").await;
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "⏰ call back", "{stdout}");
     assert!(
@@ -112,7 +117,7 @@ async fn a_reminder_due_while_nothing_ran_fires_once_on_the_next_start_marked_la
     );
     assert!(jobs(data.path()).await.is_empty());
     // Delivered once: the next start has nothing to say.
-    let (stdout, _, _) = run("").await.unwrap();
+    let (stdout, _, _) = run("").await;
     assert_eq!(stdout, "");
 }
 
@@ -120,11 +125,8 @@ async fn a_reminder_due_while_nothing_ran_fires_once_on_the_next_start_marked_la
 async fn a_cron_job_with_seconds_fires_until_cancelled() {
     let plugins = common::plugins_dir(&["ticker"]);
     let data = tempfile::tempdir().unwrap();
-    let run = |input: &'static str| {
-        let (data, plugins) = (data.path().to_owned(), plugins.path().to_owned());
-        tokio::task::spawn_blocking(move || chat(&data, &plugins, input))
-    };
-    let (stdout, _, _) = run("/tick */2 * * * * *\n").await.unwrap();
+    let run = |input: &'static str| chat_async(data.path(), plugins.path(), input);
+    let (stdout, _, _) = run("/tick */2 * * * * *\n").await;
     let ticks = stdout.lines().filter(|line| *line == "⏰ tick").count();
     assert!(stdout.starts_with("ticking #1\n"), "{stdout}");
     // The console stays 10 s after stdin closes: about five ticks.
@@ -135,7 +137,7 @@ async fn a_cron_job_with_seconds_fires_until_cancelled() {
         (state[0].0.as_str(), state[0].1.as_str()),
         ("cron", "active")
     );
-    let (stdout, _, _) = run("/jobs\n/unschedule 1\n/jobs\n").await.unwrap();
+    let (stdout, _, _) = run("/jobs\n/unschedule 1\n/jobs\n").await;
     let answers: Vec<&str> = stdout.lines().filter(|line| *line != "⏰ tick").collect();
     assert_eq!(
         answers,
@@ -149,12 +151,12 @@ async fn a_cron_job_with_seconds_fires_until_cancelled() {
 async fn a_job_whose_handler_keeps_failing_is_set_aside_after_three_attempts() {
     let plugins = common::plugins_dir(&["ticker"]);
     let data = tempfile::tempdir().unwrap();
-    let (stdout, stderr, _) = tokio::task::spawn_blocking({
-        let (data, plugins) = (data.path().to_owned(), plugins.path().to_owned());
-        move || chat(&data, &plugins, "/fail 100\n/later 300 still here\n")
-    })
-    .await
-    .unwrap();
+    let (stdout, stderr, _) = chat_async(
+        data.path(),
+        plugins.path(),
+        "/fail 100\n/later 300 still here\n",
+    )
+    .await;
     // The failing job does not hold up the next one; nothing of it reaches the chat.
     assert_eq!(stdout, "failing #1\nlater #2\n⏰ still here\n", "{stderr}");
     let state = jobs(data.path()).await;
@@ -183,18 +185,7 @@ async fn a_job_whose_handler_keeps_failing_is_set_aside_after_three_attempts() {
 async fn jobs_past_the_plugins_quota_are_refused_with_a_reason() {
     let plugins = common::plugins_dir(&["ticker"]);
     let data = tempfile::tempdir().unwrap();
-    let (stdout, _, _) = tokio::task::spawn_blocking({
-        let (data, plugins) = (data.path().to_owned(), plugins.path().to_owned());
-        move || {
-            chat(
-                &data,
-                &plugins,
-                "/later 600000 a\n/later 600000 b\n/tick 0 0 * * *\n/later 600000 d\n/jobs\n/unschedule 2\n/later 600000 e\n",
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let (stdout, _, _) = chat_async(data.path(), plugins.path(), "/later 600000 a\n/later 600000 b\n/tick 0 0 * * *\n/later 600000 d\n/jobs\n/unschedule 2\n/later 600000 e\n").await;
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines,
@@ -240,18 +231,12 @@ async fn schedule_is_refused_to_a_plugin_without_on_event_and_times_are_checked(
     )
     .unwrap();
     let data = tempfile::tempdir().unwrap();
-    let (stdout, stderr, _) = tokio::task::spawn_blocking({
-        let (data, plugins) = (data.path().to_owned(), plugins.path().to_owned());
-        move || {
-            chat(
-                &data,
-                &plugins,
-                "/echo hi\n/tick every day\n/tick 0 9 * * * *\n",
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let (stdout, stderr, _) = chat_async(
+        data.path(),
+        plugins.path(),
+        "/echo hi\n/tick every day\n/tick 0 9 * * * *\n",
+    )
+    .await;
     assert!(
         stderr.contains("plugin `echo`: `schedule`: the component does not export `on-event`"),
         "{stderr}"
@@ -482,13 +467,7 @@ async fn two_replicas_and_a_worker_on_one_postgres_fire_each_job_exactly_once() 
     second.wait_serving().await;
     let mut worker = Bot::spawn_command("worker", &url, plugins.path(), data.path(), &db, &[]);
     worker.wait_serving().await;
-    let secret = api
-        .webhook
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("setWebhook was called")
-        .1;
+    let secret = registered_secret(&api);
     let leader_says = "this process runs the scheduled jobs";
     wait_for_log(&worker, leader_says).await;
     let fired = |process: &Bot| process.logs().matches("\"event handled\"").count();
@@ -543,16 +522,8 @@ impl LaterJobs<'_> {
                 let port = self.ports[(i + c) % 2];
                 let text = format!("/later 2000 job {round} {chat}-{i}");
                 let update = self.api.update(*chat, ALLOWED, &text);
-                let status = reqwest::Client::new()
-                    .post(format!("http://127.0.0.1:{port}/telegram/hook"))
-                    .header("content-type", "application/json")
-                    .header("X-Telegram-Bot-Api-Secret-Token", self.secret)
-                    .body(update.to_string())
-                    .send()
-                    .await
-                    .unwrap()
-                    .status();
-                assert_eq!(status, 200);
+                let hook = format!("http://127.0.0.1:{port}/telegram/hook");
+                assert_eq!(post_update(&hook, self.secret, &update).await, 200);
             }
         }
         for (chat, before) in CHATS.iter().zip(before) {

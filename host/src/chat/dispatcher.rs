@@ -671,10 +671,6 @@ impl Dispatcher {
         let Some(writer) = &self.services.audit else {
             return;
         };
-        let (status, error) = match outcome {
-            Ok(_) => ("ok", None),
-            Err(failure) => (failure.status(), Some(failure.to_string())),
-        };
         let metadata = match &happening.kind {
             HappeningKind::Job(job) => serde_json::json!({
                 "job_id": job.id, "late": job.late, "attempt": job.attempt, "repeats": job.repeats,
@@ -687,11 +683,7 @@ impl Dispatcher {
             correlation_id: Some(happening.correlation_id.clone()),
             user_id: (user_id != 0).then_some(user_id),
             chat_id: Some(happening.chat_id),
-            plugin: Some(plugin.to_string()),
-            error,
-            duration_ms: Some(duration_ms),
-            metadata: sqlx::types::Json(metadata),
-            ..AuditEntry::new(kind, status)
+            ..outcome_entry(kind, plugin, outcome, duration_ms, metadata)
         });
     }
 }
@@ -834,10 +826,6 @@ impl Dispatcher {
         let Some(writer) = &self.services.audit else {
             return;
         };
-        let (status, error) = match outcome {
-            Ok(_) => ("ok", None),
-            Err(failure) => (failure.status(), Some(failure.to_string())),
-        };
         let metadata = match &event.kind {
             EventKind::Command(command) => serde_json::json!({ "command": command.name }),
             _ => serde_json::json!({ "answers_question": event.prompt.is_some() }),
@@ -846,12 +834,35 @@ impl Dispatcher {
             correlation_id: Some(event.correlation_id.clone()),
             user_id: Some(event.user_id),
             chat_id: Some(event.chat_id),
-            plugin: Some(plugin.to_string()),
-            error,
-            duration_ms: Some(duration_ms),
-            metadata: sqlx::types::Json(metadata),
-            ..AuditEntry::new(kind_name(&event.kind), status)
+            ..outcome_entry(
+                kind_name(&event.kind),
+                plugin,
+                outcome,
+                duration_ms,
+                metadata,
+            )
         });
+    }
+}
+
+/// The audit entry of a plugin call: its action, outcome and duration.
+fn outcome_entry(
+    action: &str,
+    plugin: &str,
+    outcome: &Result<Vec<Action>, PluginFailure>,
+    duration_ms: f64,
+    metadata: serde_json::Value,
+) -> AuditEntry {
+    let (status, error) = match outcome {
+        Ok(_) => ("ok", None),
+        Err(failure) => (failure.status(), Some(failure.to_string())),
+    };
+    AuditEntry {
+        plugin: Some(plugin.to_string()),
+        error,
+        duration_ms: Some(duration_ms),
+        metadata: sqlx::types::Json(metadata),
+        ..AuditEntry::new(action, status)
     }
 }
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 
+use super::secrets::put_secret;
 use crate::app::config::Config;
 use crate::app::root::{open_store, plugin_engine};
 use crate::chat::jobs::{SIGNATURE_HEADER, hook_secret_name};
@@ -42,19 +43,13 @@ pub async fn run(config: &Config, command: HooksCommand) -> anyhow::Result<ExitC
             )?;
             check_plugin(config, &plugin)?;
             let secret = Vault::generate_key_hex();
-            let current_version = store
-                .all_credentials()
-                .await?
-                .iter()
-                .map(|c| c.key_version)
-                .max()
-                .unwrap_or(1);
-            let stored = vault.encrypt(
+            put_secret(
+                &store,
+                &vault,
                 &hook_secret_name(&plugin, &name),
                 secret.as_bytes(),
-                current_version,
-            )?;
-            store.put_credential(&stored).await?;
+            )
+            .await?;
             store.webhook_put(&plugin, &name, chat).await?;
             let to = match chat {
                 Some(chat) => format!("chat {chat}"),

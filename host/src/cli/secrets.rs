@@ -39,15 +39,7 @@ pub async fn run(config: &Config, command: SecretsCommand) -> anyhow::Result<Exi
             validate_name(&name)?;
             let vault = require_vault(config)?;
             let value = read_stdin("the secret value").await?;
-            let current_version = store
-                .all_credentials()
-                .await?
-                .iter()
-                .map(|c| c.key_version)
-                .max()
-                .unwrap_or(1);
-            let stored = vault.encrypt(&name, value.as_bytes(), current_version)?;
-            store.put_credential(&stored).await?;
+            put_secret(&store, &vault, &name, value.as_bytes()).await?;
             println!("secret `{name}` stored");
             ExitCode::SUCCESS
         }
@@ -88,6 +80,25 @@ pub async fn run(config: &Config, command: SecretsCommand) -> anyhow::Result<Exi
     };
     store.close().await;
     Ok(code)
+}
+
+/// Stores `value` encrypted under `name`, with the key version the others have.
+pub async fn put_secret(
+    store: &crate::infra::store::Store,
+    vault: &Vault,
+    name: &str,
+    value: &[u8],
+) -> anyhow::Result<()> {
+    let current_version = store
+        .all_credentials()
+        .await?
+        .iter()
+        .map(|c| c.key_version)
+        .max()
+        .unwrap_or(1);
+    let stored = vault.encrypt(name, value, current_version)?;
+    store.put_credential(&stored).await?;
+    Ok(())
 }
 
 /// Decrypts every credential with `old` and writes it encrypted with `new`

@@ -212,3 +212,26 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Posts `update` to a webhook with the secret the bot registered; returns the status.
+pub async fn post_update(hook: &str, secret: &str, update: &serde_json::Value) -> u16 {
+    reqwest::Client::new()
+        .post(hook)
+        .header("content-type", "application/json")
+        .header("X-Telegram-Bot-Api-Secret-Token", secret)
+        .body(update.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+pub fn registered_secret(api: &super::bot_api::BotApi) -> String {
+    api.webhook
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("setWebhook was called")
+        .1
+}

@@ -249,6 +249,18 @@ mod tests {
         text.parse().unwrap()
     }
 
+    /// Each input reads as its due time and reminder text.
+    fn check(cases: &[(&str, DateTime<Utc>, &str)]) {
+        for (input, due, text) in cases {
+            let parsed = parse(input, now(), berlin()).unwrap_or_else(|e| panic!("{input}: {e}"));
+            let expected = Parsed {
+                due: *due,
+                text: text.to_string(),
+            };
+            assert_eq!(parsed, expected, "{input}");
+        }
+    }
+
     #[test]
     fn delays_compact_and_spelled_out() {
         let cases = [
@@ -267,17 +279,7 @@ mod tests {
             ),
             ("90 seconds eggs", at("2026-11-26T17:01:30Z"), "eggs"),
         ];
-        for (input, due, text) in cases {
-            let parsed = parse(input, now(), berlin()).unwrap_or_else(|e| panic!("{input}: {e}"));
-            assert_eq!(
-                parsed,
-                Parsed {
-                    due,
-                    text: text.into()
-                },
-                "{input}"
-            );
-        }
+        check(&cases);
     }
 
     #[test]
@@ -305,17 +307,7 @@ mod tests {
             ),
             ("22:15 lights", at("2026-11-26T21:15:00Z"), "lights"),
         ];
-        for (input, due, text) in cases {
-            let parsed = parse(input, now(), berlin()).unwrap_or_else(|e| panic!("{input}: {e}"));
-            assert_eq!(
-                parsed,
-                Parsed {
-                    due,
-                    text: text.into()
-                },
-                "{input}"
-            );
-        }
+        check(&cases);
     }
 
     #[test]

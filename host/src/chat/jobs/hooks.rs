@@ -63,11 +63,13 @@ impl WebhookDelivery {
     }
 }
 
+/// Per hook (plugin, name): the minute's start and the deliveries in it.
+type Rates = Mutex<HashMap<(String, String), (Instant, u32)>>;
+
 #[derive(Clone)]
 struct Hooks {
     dispatcher: Arc<Dispatcher>,
-    /// Per hook: the minute's start and deliveries in it.
-    rates: Arc<Mutex<HashMap<(String, String), (Instant, u32)>>>,
+    rates: Arc<Rates>,
 }
 
 /// The hook endpoint, served beside the ops endpoints.

@@ -39,6 +39,9 @@ const STANDBY: Duration = Duration::from_secs(2);
 /// while it runs.
 const LEASE: Duration = Duration::from_secs(60);
 
+/// How long stopping waits for the jobs in flight.
+const DRAIN: Duration = Duration::from_secs(20);
+
 /// Jobs running at once in this process.
 const MAX_IN_FLIGHT: usize = 16;
 
@@ -150,9 +153,10 @@ impl JobRunner {
             }
             tracing::warn!("the jobs lock was lost or handed over; standing by");
         }
-        // Let the jobs in flight finish (bounded by their own deadlines).
+        // Let the jobs in flight finish; one still running past this fires
+        // again after its lease, in whichever process runs the jobs then.
         let _ =
-            tokio::time::timeout(LEASE, self.in_flight.acquire_many(MAX_IN_FLIGHT as u32)).await;
+            tokio::time::timeout(DRAIN, self.in_flight.acquire_many(MAX_IN_FLIGHT as u32)).await;
     }
 
     /// The worker's announcement: waits (standing by) while another worker
