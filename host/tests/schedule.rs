@@ -412,21 +412,19 @@ async fn signed_webhooks_reach_the_plugin_and_the_chat_and_nothing_else_does() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(api.sent().len(), 1, "{:?}", api.sent());
     assert!(jobs(data.path()).await.is_empty());
-    // A flood is cut off before any signature is checked: at most 60 a minute.
+    // A flood is cut off before any signature is checked: at most 60 per
+    // clock minute, so 125 in a row (spanning two minutes at most) meet 429s.
     let mut statuses = Vec::new();
-    for _ in 0..60 {
+    for _ in 0..125 {
         statuses.push(post(&hook, None, body.clone()).await);
     }
-    // Four counted before this (the 413 never reached the handler): the
-    // last four of these are refused.
-    let refused = statuses.iter().filter(|s| **s == 429).count();
-    assert!(refused >= 4, "{statuses:?}");
     assert!(
-        statuses[..60 - refused].iter().all(|s| *s == 401)
-            && statuses[60 - refused..].iter().all(|s| *s == 429),
+        statuses.iter().all(|s| *s == 401 || *s == 429),
         "{statuses:?}"
     );
-    assert_eq!(post(&hook, Some(&good), body.clone()).await, 429);
+    let passed = statuses.iter().filter(|s| **s == 401).count();
+    assert!((1..=120).contains(&passed), "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
     assert_eq!(api.sent().len(), 1);
     bot.stop().await;
 

@@ -7,9 +7,8 @@
 //! signature 401, both without reaching the plugin; bodies are capped and
 //! each hook is rate limited.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -22,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::chat::Dispatcher;
+use crate::infra::cache::{CacheStore, host_key};
 use crate::infra::schedule::now_ms;
 use crate::infra::store::NewJob;
-use crate::infra::sync::lock;
 use crate::runtime::World;
 
 /// The largest body a hook accepts (413 past it).
@@ -33,7 +32,7 @@ pub const HOOK_BODY_LIMIT: usize = 256 * 1024;
 /// GitHub's header: `sha256=` and the hex HMAC of the body.
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 
-/// Deliveries one hook accepts per minute (429 past it).
+/// Deliveries one hook accepts per clock minute (429 past it).
 const HOOK_RATE_PER_MINUTE: u32 = 60;
 
 /// Headers handed to the plugin (besides `x-*` ones), and how many at most.
@@ -63,13 +62,9 @@ impl WebhookDelivery {
     }
 }
 
-/// Per hook (plugin, name): the minute's start and the deliveries in it.
-type Rates = Mutex<HashMap<(String, String), (Instant, u32)>>;
-
 #[derive(Clone)]
 struct Hooks {
     dispatcher: Arc<Dispatcher>,
-    rates: Arc<Rates>,
 }
 
 /// The hook endpoint, served beside the ops endpoints.
@@ -77,10 +72,7 @@ pub fn hooks_router(dispatcher: Arc<Dispatcher>) -> axum::Router {
     axum::Router::new()
         .route("/hooks/{plugin}/{name}", post(receive))
         .layer(DefaultBodyLimit::max(HOOK_BODY_LIMIT))
-        .with_state(Hooks {
-            dispatcher,
-            rates: Arc::default(),
-        })
+        .with_state(Hooks { dispatcher })
 }
 
 async fn receive(
@@ -113,7 +105,10 @@ async fn accept(
     let (Some(store), Some(vault)) = (&services.store, &services.vault) else {
         return Err(NOT_FOUND);
     };
-    if !within_rate(hooks, plugin, name) {
+    if !is_name(plugin) || !is_name(name) {
+        return Err(NOT_FOUND);
+    }
+    if !within_rate(&services.cache, plugin, name).await {
         return Err((
             StatusCode::TOO_MANY_REQUESTS,
             "too many deliveries; slow down",
@@ -201,21 +196,28 @@ async fn accept(
     Ok(id)
 }
 
-/// At most [`HOOK_RATE_PER_MINUTE`] per hook per minute (per process).
-fn within_rate(hooks: &Hooks, plugin: &str, name: &str) -> bool {
-    let mut rates = lock(&hooks.rates);
-    let now = Instant::now();
-    if rates.len() > 10_000 {
-        rates.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+/// What `wasmbot hooks add` accepts: anything else is no hook, and is
+/// refused before it costs a lookup or a rate-limit key.
+fn is_name(segment: &str) -> bool {
+    (1..=64).contains(&segment.len())
+        && segment
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+}
+
+/// At most [`HOOK_RATE_PER_MINUTE`] per hook per clock minute, counted in
+/// the cache: shared by every replica on Redis, per process otherwise. A
+/// cache that fails lets the delivery through (the signature still guards it).
+async fn within_rate(cache: &CacheStore, plugin: &str, name: &str) -> bool {
+    let minute = now_ms().div_euclid(60_000);
+    let key = host_key("hook-rate", &format!("{plugin}/{name}/{minute}"));
+    match cache.incr(&key, 1, Some(Duration::from_secs(120))).await {
+        Ok(count) => count <= i64::from(HOOK_RATE_PER_MINUTE),
+        Err(error) => {
+            tracing::warn!(%error, "webhook: cannot count deliveries; letting this one through");
+            true
+        }
     }
-    let entry = rates
-        .entry((plugin.to_string(), name.to_string()))
-        .or_insert((now, 0));
-    if now.duration_since(entry.0) >= Duration::from_secs(60) {
-        *entry = (now, 0);
-    }
-    entry.1 += 1;
-    entry.1 <= HOOK_RATE_PER_MINUTE
 }
 
 /// `content-type`, `user-agent` and `x-*` headers, the signature excluded.
