@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::anthropic::{Answer, FakeAnthropic};
+use common::anthropic::{Answer, FakeAnthropic, StreamEnd};
 use common::{ask, plugins_dir};
 use wasmbot::chat::Dispatcher;
 use wasmbot::infra::audit::AuditWriter;
@@ -376,4 +376,80 @@ async fn the_eleventh_question_in_a_minute_waits_without_spending_tokens() {
     };
     let reply = host.dispatcher.handle(other).await.unwrap().text();
     assert_eq!(reply, "Claude says: my turn");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_answer_arrives_as_it_is_written_and_a_broken_one_keeps_what_came() {
+    use wasmbot::infra::llm::{CompletionRequest, LlmFailure, Role};
+    let (fake, url) = FakeAnthropic::start().await;
+    let settings = LlmSettings::from_lookup(|name| match name {
+        "ANTHROPIC_BASE_URL" => Some(url.clone()),
+        "ANTHROPIC_API_KEY" => Some(API_KEY.to_string()),
+        "LLM_MODEL" => Some(MODEL.to_string()),
+        _ => None,
+    })
+    .unwrap();
+    let client = LlmClient::from_settings(&settings).unwrap().unwrap();
+    let request = CompletionRequest {
+        system: None,
+        messages: vec![(Role::User, "Hi".into())],
+        max_tokens: None,
+    };
+    let gate = Arc::new(tokio::sync::Notify::new());
+    fake.script([
+        Answer::Stream {
+            words: vec!["Hello", " there", "!"],
+            gate: Some(gate.clone()),
+            end: StreamEnd::Stop,
+        },
+        Answer::Stream {
+            words: vec!["Half", " an"],
+            gate: None,
+            end: StreamEnd::Error,
+        },
+        Answer::Stream {
+            words: vec!["Cut"],
+            gate: None,
+            end: StreamEnd::Cut,
+        },
+    ]);
+    // The server sends the second word only once the client has handed the
+    // first on: a client that waited for the whole body would never finish.
+    let mut pieces = Vec::new();
+    let completion = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.complete_streaming(&request, &mut |text| {
+            pieces.push(text.to_string());
+            gate.notify_one();
+        }),
+    )
+    .await
+    .expect("the first word reached the caller before the rest was sent")
+    .unwrap();
+    assert_eq!(pieces, ["Hello", " there", "!"]);
+    assert_eq!(completion.text, "Hello there!");
+    assert_eq!(
+        (completion.stop_reason.as_str(), completion.model.as_str()),
+        ("end_turn", MODEL)
+    );
+    assert_eq!((completion.input_tokens, completion.output_tokens), (10, 3));
+    let sent = fake.requests();
+    assert_eq!(sent[0].body["stream"], true);
+    assert_eq!(sent[0].headers["x-api-key"], API_KEY);
+
+    let broken = client
+        .complete_streaming(&request, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(broken.partial, "Half an");
+    assert!(
+        matches!(&broken.failure, LlmFailure::Unavailable(why) if why.contains("Overloaded")),
+        "{broken:?}"
+    );
+    let cut = client
+        .complete_streaming(&request, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(cut.partial, "Cut");
+    assert!(matches!(cut.failure, LlmFailure::Unavailable(_)), "{cut:?}");
 }

@@ -20,6 +20,25 @@ pub enum Answer {
     Error(u16, &'static str, Option<u32>),
     /// 200, after this long.
     Slow(Duration),
+    /// 200 as server-sent events (for `"stream": true`): one text delta per
+    /// word; the second waits until `gate` is notified (so a test knows the
+    /// client had the first before the rest was sent); then `end`.
+    Stream {
+        words: Vec<&'static str>,
+        gate: Option<Arc<tokio::sync::Notify>>,
+        end: StreamEnd,
+    },
+}
+
+/// How a streamed answer ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// `message_delta` and `message_stop`, as a complete answer does.
+    Stop,
+    /// An `error` event (overloaded) mid-stream.
+    Error,
+    /// The body just ends.
+    Cut,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +100,7 @@ async fn messages(
         .unwrap_or("")
         .to_string();
     let text = match answer {
+        Some(Answer::Stream { words, gate, end }) => return stream(&body, words, gate, end),
         Some(Answer::Error(status, kind, retry_after)) => return error(status, kind, retry_after),
         Some(Answer::Slow(delay)) => {
             tokio::time::sleep(delay).await;
@@ -102,6 +122,86 @@ async fn messages(
         reply.to_string(),
     )
         .into_response()
+}
+
+/// A streamed answer, event by event, as the Messages API sends it.
+fn stream(
+    request: &Value,
+    words: Vec<&'static str>,
+    gate: Option<Arc<tokio::sync::Notify>>,
+    end: StreamEnd,
+) -> Response {
+    let event = |kind: &str, data: Value| Bytes::from(format!("event: {kind}\ndata: {data}\n\n"));
+    let mut events = vec![event(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_01FakeStream", "type": "message",
+            "role": "assistant", "model": request["model"], "content": [], "stop_reason": null,
+            "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+    )];
+    events.push(event(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    ));
+    let deltas: Vec<Bytes> = words
+        .iter()
+        .map(|word| {
+            event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}),
+            )
+        })
+        .collect();
+    let tail = match end {
+        StreamEnd::Stop => vec![
+            event(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ),
+            event(
+                "message_delta",
+                json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                    "usage": {"output_tokens": words.len()}}),
+            ),
+            event("message_stop", json!({"type": "message_stop"})),
+        ],
+        StreamEnd::Error => vec![event(
+            "error",
+            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        )],
+        StreamEnd::Cut => Vec::new(),
+    };
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(4);
+    tokio::spawn(async move {
+        for chunk in events {
+            let _ = sender.send(Ok(chunk)).await;
+        }
+        for (index, delta) in deltas.into_iter().enumerate() {
+            if index == 1
+                && let Some(gate) = &gate
+            {
+                gate.notified().await;
+            }
+            let _ = sender.send(Ok(delta)).await;
+        }
+        for chunk in tail {
+            let _ = sender.send(Ok(chunk)).await;
+        }
+    });
+    let body = axum::body::Body::from_stream(tokio_stream_of(receiver));
+    (
+        StatusCode::OK,
+        [("content-type", "text/event-stream")],
+        body,
+    )
+        .into_response()
+}
+
+/// An mpsc receiver as a stream of body chunks.
+fn tokio_stream_of<T: Send + 'static>(
+    mut receiver: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
 /// `GET /v1/models`: what the health check asks; 401 without a credential.

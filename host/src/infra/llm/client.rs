@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 
 use super::settings::{DEFAULT_MAX_TOKENS, LlmAuth, LlmSettings};
+use super::stream::{EventStream, StreamBroken};
 
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 pub const OAUTH_BETA: &str = "oauth-2025-04-20";
@@ -110,10 +111,47 @@ impl LlmClient {
 
     /// `POST {base}/v1/messages`, waiting for a free slot first.
     pub async fn complete(&self, request: &CompletionRequest) -> Result<Completion, LlmFailure> {
+        let body = request_body(&self.settings.model, request);
+        let (_slot, response) = self.post(body).await?;
+        let bytes = response.bytes().await.map_err(transport_failure)?;
+        parse_completion(&bytes)
+    }
+
+    /// The same request with `"stream": true`: `on_text` is handed each
+    /// piece of the answer as it arrives. A stream that breaks (an `error`
+    /// event, a cut connection, no `message_stop`) fails with the text that
+    /// had arrived.
+    pub async fn complete_streaming(
+        &self,
+        request: &CompletionRequest,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Completion, StreamBroken> {
+        let mut body = request_body(&self.settings.model, request);
+        body["stream"] = serde_json::json!(true);
+        let (_slot, mut response) = self.post(body).await.map_err(|failure| StreamBroken {
+            failure,
+            partial: String::new(),
+        })?;
+        let mut stream = EventStream::default();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => stream.feed(&chunk, on_text)?,
+                Ok(None) => return stream.finish(),
+                Err(error) => return Err(stream.broken(transport_failure(error))),
+            }
+        }
+    }
+
+    /// Sends one Messages request under the concurrency limit; the 200
+    /// response (its body unread) with the slot, or the typed failure.
+    async fn post(
+        &self,
+        body: serde_json::Value,
+    ) -> Result<(tokio::sync::SemaphorePermit<'_>, reqwest::Response), LlmFailure> {
         let Some(auth) = &self.settings.auth else {
             return Err(LlmFailure::NotConfigured);
         };
-        let _slot = self
+        let slot = self
             .in_flight
             .acquire()
             .await
@@ -123,33 +161,22 @@ impl LlmClient {
             .base_url
             .join("v1/messages")
             .map_err(|error| LlmFailure::BadRequest(format!("ANTHROPIC_BASE_URL: {error}")))?;
-        let mut http = self
-            .http
-            .post(url)
-            .header("anthropic-version", ANTHROPIC_VERSION)
-            .header("content-type", "application/json");
-        http = match auth {
-            LlmAuth::ApiKey(key) => http.header("x-api-key", key.expose()),
-            LlmAuth::OAuthToken(token) => http
-                .bearer_auth(token.expose())
-                .header("anthropic-beta", OAUTH_BETA),
-        };
-        let body = request_body(&self.settings.model, request);
+        let http = authorized(self.http.post(url), auth).header("content-type", "application/json");
         let response = http
             .body(body.to_string())
             .send()
             .await
             .map_err(transport_failure)?;
         let status = response.status().as_u16();
+        if status == 200 {
+            return Ok((slot, response));
+        }
         let retry_after = response
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u32>().ok());
         let bytes = response.bytes().await.map_err(transport_failure)?;
-        if status == 200 {
-            return parse_completion(&bytes);
-        }
         Err(failure_for(status, retry_after, &bytes))
     }
 

@@ -3,6 +3,8 @@
 
 mod client;
 mod settings;
+mod stream;
 
 pub use client::{Completion, CompletionRequest, LlmClient, LlmFailure, Role};
 pub use settings::{LlmAuth, LlmSettings};
+pub use stream::{EventStream, StreamBroken};
