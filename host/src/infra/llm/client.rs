@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
+use super::completion::{Completion, LlmFailure};
 use super::settings::{DEFAULT_MAX_TOKENS, LlmAuth, LlmSettings};
 use super::stream::{EventStream, StreamBroken};
 
@@ -26,46 +27,6 @@ pub struct CompletionRequest {
     pub system: Option<String>,
     pub messages: Vec<(Role, String)>,
     pub max_tokens: Option<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Completion {
-    pub text: String,
-    pub stop_reason: String,
-    pub model: String,
-    pub input_tokens: u32,
-    pub output_tokens: u32,
-}
-
-/// Why a completion failed, as the plugin will see it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LlmFailure {
-    #[error("the LLM is not configured (set ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN)")]
-    NotConfigured,
-    #[error("the LLM service is unavailable: {0}")]
-    Unavailable(String),
-    #[error("rate limited by the LLM service (retry after {0:?} s)")]
-    RateLimited(Option<u32>),
-    #[error("the LLM service refused the API key")]
-    Unauthorized,
-    #[error("the LLM service did not answer in time")]
-    Timeout,
-    #[error("the LLM service refused the request: {0}")]
-    BadRequest(String),
-}
-
-impl LlmFailure {
-    /// The audit status and log word for this failure.
-    pub fn status(&self) -> &'static str {
-        match self {
-            LlmFailure::NotConfigured => "not_configured",
-            LlmFailure::Unavailable(_) => "unavailable",
-            LlmFailure::RateLimited(_) => "rate_limited",
-            LlmFailure::Unauthorized => "unauthorized",
-            LlmFailure::Timeout => "timeout",
-            LlmFailure::BadRequest(_) => "bad_request",
-        }
-    }
 }
 
 pub struct LlmClient {

@@ -2,9 +2,11 @@
 //! `llm` capability and by the health checks.
 
 mod client;
+mod completion;
 mod settings;
 mod stream;
 
-pub use client::{Completion, CompletionRequest, LlmClient, LlmFailure, Role};
+pub use client::{CompletionRequest, LlmClient, Role};
+pub use completion::{Completion, LlmFailure};
 pub use settings::{LlmAuth, LlmSettings};
 pub use stream::{EventStream, StreamBroken};

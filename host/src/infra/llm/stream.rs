@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::client::{Completion, LlmFailure};
+use super::completion::{Completion, LlmFailure};
 
 /// How a streamed answer ended when it did not complete.
 #[derive(Debug, Clone, PartialEq, Eq)]

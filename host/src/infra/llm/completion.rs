@@ -1,0 +1,42 @@
+//! What a Messages API request ends in, streamed or not: the answer, or
+//! the typed failure the plugin (and the user) is told.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub text: String,
+    pub stop_reason: String,
+    pub model: String,
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+}
+
+/// Why a completion failed, as the plugin will see it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LlmFailure {
+    #[error("the LLM is not configured (set ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN)")]
+    NotConfigured,
+    #[error("the LLM service is unavailable: {0}")]
+    Unavailable(String),
+    #[error("rate limited by the LLM service (retry after {0:?} s)")]
+    RateLimited(Option<u32>),
+    #[error("the LLM service refused the API key")]
+    Unauthorized,
+    #[error("the LLM service did not answer in time")]
+    Timeout,
+    #[error("the LLM service refused the request: {0}")]
+    BadRequest(String),
+}
+
+impl LlmFailure {
+    /// The audit status and log word for this failure.
+    pub fn status(&self) -> &'static str {
+        match self {
+            LlmFailure::NotConfigured => "not_configured",
+            LlmFailure::Unavailable(_) => "unavailable",
+            LlmFailure::RateLimited(_) => "rate_limited",
+            LlmFailure::Unauthorized => "unauthorized",
+            LlmFailure::Timeout => "timeout",
+            LlmFailure::BadRequest(_) => "bad_request",
+        }
+    }
+}
