@@ -377,14 +377,7 @@ async fn signed_webhooks_reach_the_plugin_and_the_chat_and_nothing_else_does() {
     );
 
     let db = Db::sqlite(data.path());
-    let mut bot = Bot::spawn(
-        &url,
-        plugins.path(),
-        data.path(),
-        &db,
-        &[("ENCRYPTION_KEY", KEY)],
-    );
-    bot.wait_serving().await;
+    let bot = serving_with_vault(&url, plugins.path(), data.path(), &db).await;
     let hook = format!("http://127.0.0.1:{}/hooks/ticker/gh", bot.port);
     let body = br#"{"ref":"main"}"#.to_vec();
     let good = signature(&secret, &body);
@@ -430,17 +423,17 @@ async fn signed_webhooks_reach_the_plugin_and_the_chat_and_nothing_else_does() {
 
     let (ok, text) = hooks(data.path(), plugins.path(), &["remove", "ticker", "gh"]);
     assert!(ok, "{text}");
-    let mut bot = Bot::spawn(
-        &url,
-        plugins.path(),
-        data.path(),
-        &db,
-        &[("ENCRYPTION_KEY", KEY)],
-    );
-    bot.wait_serving().await;
+    let bot = serving_with_vault(&url, plugins.path(), data.path(), &db).await;
     let hook = format!("http://127.0.0.1:{}/hooks/ticker/gh", bot.port);
     assert_eq!(post(&hook, Some(&good), body).await, 404, "removed");
     bot.stop().await;
+}
+
+/// `wasmbot run` with the vault key, once it serves.
+async fn serving_with_vault(url: &str, plugins: &Path, data: &Path, db: &Db) -> Bot {
+    let mut bot = Bot::spawn(url, plugins, data, db, &[("ENCRYPTION_KEY", KEY)]);
+    bot.wait_serving().await;
+    bot
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -32,6 +32,12 @@ impl Leadership {
     }
 }
 
+/// The advisory lock of a [`Leadership`]'s name in the current schema.
+const TRY_LOCK: &str =
+    "SELECT pg_try_advisory_lock(hashtextextended($1 || ':' || current_schema(), 0))";
+const UNLOCK: &str =
+    "SELECT pg_advisory_unlock(hashtextextended($1 || ':' || current_schema(), 0))";
+
 pub enum LeaderLock {
     Postgres(sqlx::PgConnection),
     File(std::fs::File),
@@ -42,20 +48,16 @@ impl LeaderLock {
     pub async fn try_acquire(store: &Store, what: Leadership) -> anyhow::Result<Option<Self>> {
         match store {
             Store::Postgres(pool) => {
-                // Detached: the lock lives exactly as long as this connection.
-                let mut connection = pool.acquire().await?.detach();
-                let acquired: bool = sqlx::query_scalar(
-                    "SELECT pg_try_advisory_lock(hashtextextended($1 || ':' || current_schema(), 0))",
-                )
-                .bind(what.name())
-                    .fetch_one(&mut connection)
+                // A pooled connection goes back to the pool when the lock is
+                // not ours (a standby asks every few seconds: no new
+                // connection each time); one that got it is detached, so the
+                // lock lives exactly as long as that connection.
+                let mut connection = pool.acquire().await?;
+                let acquired: bool = sqlx::query_scalar(TRY_LOCK)
+                    .bind(what.name())
+                    .fetch_one(&mut *connection)
                     .await?;
-                if acquired {
-                    Ok(Some(LeaderLock::Postgres(connection)))
-                } else {
-                    let _ = connection.close().await;
-                    Ok(None)
-                }
+                Ok(acquired.then(|| LeaderLock::Postgres(connection.detach())))
             }
             Store::Sqlite(pool) => {
                 let database = pool.connect_options().get_filename().to_path_buf();
@@ -79,15 +81,32 @@ impl LeaderLock {
         }
     }
 
-    /// Whether some process holds the lock now (taking it for a moment to see).
+    /// Whether some process holds the lock now (taking it for a moment to
+    /// see; on Postgres on a pooled connection, given back unlocked).
     pub async fn is_held_elsewhere(store: &Store, what: Leadership) -> anyhow::Result<bool> {
-        Ok(match Self::try_acquire(store, what).await? {
-            Some(lock) => {
-                lock.release().await;
-                false
+        match store {
+            Store::Postgres(pool) => {
+                let mut connection = pool.acquire().await?;
+                let acquired: bool = sqlx::query_scalar(TRY_LOCK)
+                    .bind(what.name())
+                    .fetch_one(&mut *connection)
+                    .await?;
+                if acquired {
+                    sqlx::query(UNLOCK)
+                        .bind(what.name())
+                        .execute(&mut *connection)
+                        .await?;
+                }
+                Ok(!acquired)
             }
-            None => true,
-        })
+            Store::Sqlite(_) => Ok(match Self::try_acquire(store, what).await? {
+                Some(lock) => {
+                    lock.release().await;
+                    false
+                }
+                None => true,
+            }),
+        }
     }
 
     /// Gives the lock up now (dropping it does too, a moment later).
