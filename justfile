@@ -42,6 +42,6 @@ watch:
 test: build-plugins build-test-plugins
     cargo test --workspace --exclude wasmbot-sdk {{ plugin_excludes }}
     # The SDK's builders and the plugins' logic, natively.
-    cargo test -p wasmbot-sdk -p notes -p weather -p github -p remind --lib
+    cargo test -p wasmbot-sdk -p notes -p weather -p github -p remind -p agenda --lib
 
 plugin_excludes := `for f in plugins/*/Cargo.toml testing/*/Cargo.toml; do sed -n 's/^name *= *"\(.*\)"/--exclude \1/p' "$f" | head -n1; done | tr '\n' ' '`

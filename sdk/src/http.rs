@@ -4,7 +4,11 @@
 //! refuses private addresses, caps the response size and the time taken,
 //! and fills in secrets: a header value with `{{secret:NAME}}` (NAME
 //! listed under `secrets`) reaches the server with the credential in its
-//! place, which the plugin never sees.
+//! place, which the plugin never sees. `{{oauth:NAME}}` (NAME listed under
+//! `oauth`) becomes `Bearer <access token>` of an OAuth credential the
+//! operator authorized (`wasmbot oauth add NAME`); the host refreshes the
+//! token when due, and when the provider revoked it the request fails with
+//! [`ErrorKind::Authorization`].
 //!
 //! ```ignore
 //! #[derive(serde::Deserialize)]
@@ -118,6 +122,13 @@ impl Request {
             "Authorization",
             format!("Bearer {}", secret_placeholder(secret)),
         )
+    }
+
+    /// `Authorization: Bearer <access token>` of the OAuth credential
+    /// `name` (listed under `oauth` in the manifest): the host puts a fresh
+    /// token in, the plugin never sees it.
+    pub fn bearer_oauth(self, name: &str) -> Self {
+        self.header("Authorization", format!("{{{{oauth:{name}}}}}"))
     }
 
     /// Appends `key=value` to the URL's query, both percent-encoded.

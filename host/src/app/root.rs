@@ -19,6 +19,7 @@ use crate::infra::audit::{AuditOptions, AuditWriter, DEFAULT_QUEUE_CAPACITY};
 use crate::infra::cache::CacheStore;
 use crate::infra::health::{HealthChecker, HealthMonitor, PluginReport};
 use crate::infra::llm::LlmClient;
+use crate::infra::oauth::OAuthTokens;
 use crate::infra::services::HostServices;
 use crate::infra::store::Store;
 use crate::infra::vectors::{EmbeddingsClient, VectorStore};
@@ -89,7 +90,17 @@ impl Host {
         let checker = health_checker(config, Some(store.clone()), llm.clone())
             .with_plugins(Some(plugins))
             .with_audit(Some(audit.clone()));
+        let oauth = match &config.vault {
+            Some(vault) => Some(Arc::new(OAuthTokens::new(
+                store.clone(),
+                vault.clone(),
+                alerter.clone(),
+                Some(audit.clone()),
+            )?)),
+            None => None,
+        };
         let services = HostServices {
+            oauth,
             store: Some(store),
             vault: config.vault.clone(),
             audit: Some(audit),

@@ -3,6 +3,7 @@
 
 mod health;
 mod hooks;
+mod oauth;
 mod plugins;
 mod secrets;
 
@@ -80,6 +81,11 @@ enum Command {
         #[command(subcommand)]
         command: hooks::HooksCommand,
     },
+    /// OAuth 2 credentials the host refreshes for plugins (`{{oauth:NAME}}` in a request header).
+    Oauth {
+        #[command(subcommand)]
+        command: oauth::OAuthCommand,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -97,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Chat { .. }
         | Command::Secrets { .. }
         | Command::Hooks { .. }
+        | Command::Oauth { .. }
         | Command::Migrate
         | Command::Plugins { .. }
         | Command::Health { .. } => "warn",
@@ -183,6 +190,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Secrets { command } => secrets::run(&config, command).await,
         Command::Hooks { command } => hooks::run(&config, command).await,
+        Command::Oauth { command } => oauth::run(&config, command).await,
         Command::Plugins { command } => plugins::run(&config, command).await,
     }
 }

@@ -10,6 +10,7 @@ pub mod http;
 pub mod llm;
 pub mod logging;
 pub mod metrics;
+pub mod oauth;
 pub mod outbound;
 pub mod schedule;
 pub mod services;

@@ -9,6 +9,7 @@ use crate::infra::audit::AuditWriter;
 use crate::infra::cache::CacheStore;
 use crate::infra::health::HealthMonitor;
 use crate::infra::llm::LlmClient;
+use crate::infra::oauth::OAuthTokens;
 use crate::infra::outbound::OutboundClient;
 use crate::infra::schedule::JobsAdded;
 use crate::infra::store::Store;
@@ -39,6 +40,8 @@ pub struct HostServices {
     /// `FILES_DIR`: where each plugin granted `files` has its own folder
     /// (`data/files` when unset).
     pub files_dir: Option<PathBuf>,
+    /// OAuth 2 tokens kept fresh by the host; present with a store and a vault.
+    pub oauth: Option<Arc<OAuthTokens>>,
     /// Rung when a job is added or a webhook delivery kept here.
     pub jobs_added: JobsAdded,
 }

@@ -21,6 +21,8 @@ pub struct GrantInput<'a> {
     pub http: &'a [String],
     /// `secrets = [...]`.
     pub secrets: &'a [String],
+    /// `oauth = [...]`.
+    pub oauth: &'a [String],
     /// `[settings]` with the operator's overrides.
     pub settings: &'a Settings,
     /// The component exports `on-event` (due jobs, webhooks reach it).

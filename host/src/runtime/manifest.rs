@@ -85,6 +85,9 @@ pub struct Manifest {
     pub commands: Vec<CommandSpec>,
     pub capabilities: Vec<Capability>,
     pub secrets: Vec<String>,
+    /// `oauth = [...]`: OAuth 2 credentials (`wasmbot oauth add`) whose
+    /// access token the host may put into this plugin's requests.
+    pub oauth: Vec<String>,
     pub limits: PluginLimits,
     /// Per-call budgets the manifest sets under `[limits]` (checked against
     /// the capability table); the operator's defaults fill the rest.
@@ -112,6 +115,8 @@ struct RawManifest {
     capabilities: Vec<String>,
     #[serde(default)]
     secrets: Vec<String>,
+    #[serde(default)]
+    oauth: Vec<String>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -254,6 +259,15 @@ impl Manifest {
                 ));
             }
         }
+        for name in &raw.oauth {
+            crate::infra::oauth::provider::validate_name(name)
+                .map_err(|problem| format!("`oauth`: {problem}"))?;
+        }
+        if !raw.oauth.is_empty() && !capabilities.iter().any(|c| c.name == "http") {
+            return Err(
+                "`oauth` lists credentials, but `capabilities` does not grant `http`".into(),
+            );
+        }
         let mut settings = BTreeMap::new();
         for (key, value) in raw.settings {
             validate_identifier("settings", &key, "a setting name")?;
@@ -277,6 +291,7 @@ impl Manifest {
             commands,
             capabilities,
             secrets: raw.secrets,
+            oauth: raw.oauth,
             limits: PluginLimits::new(timeout_ms, memory_mb).with_reply_kb(reply_kb),
             budgets: raw.limits.budgets,
             free_text: raw.free_text,

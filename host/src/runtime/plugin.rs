@@ -292,6 +292,7 @@ impl LoadedPlugin {
                         plugin: &name,
                         http: &manifest.http,
                         secrets: &manifest.secrets,
+                        oauth: &manifest.oauth,
                         settings: &settings,
                         events: matches!(entry, Entry::Proactive(_)),
                     })

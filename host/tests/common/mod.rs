@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod anthropic;
 pub mod bot_api;
 pub mod embeddings;
+pub mod oauth;
 pub mod processes;
 pub mod proxy;
 pub mod qdrant;

@@ -9,6 +9,10 @@ use wasip2::http::types::ErrorCode;
 
 use super::url::Url;
 
+/// How the host marks a refusal for a revoked OAuth grant (kept in step
+/// with the host's `capabilities/http/secret_headers.rs`).
+const REAUTHORIZE_MARK: &str = "[oauth:";
+
 /// How much of an error response's body [`HttpError`] quotes.
 const BODY_EXCERPT_BYTES: usize = 200;
 
@@ -30,6 +34,9 @@ pub enum ErrorKind {
     Status(u16),
     /// The request itself is malformed: the URL, a header, the body.
     Invalid,
+    /// The OAuth credential it names was revoked or has expired: the bot's
+    /// operator must authorize again (the message says how).
+    Authorization,
     /// Anything else; the message says what.
     Other,
 }
@@ -192,6 +199,11 @@ impl HttpError {
                 Other,
                 "this host's HTTP client is misconfigured".to_string(),
             ),
+            // The host marks a revoked OAuth grant `[oauth:NAME] sentence`.
+            ErrorCode::InternalError(Some(text)) if text.starts_with(REAUTHORIZE_MARK) => {
+                let sentence = text.split_once("] ").map_or(text.as_str(), |(_, s)| s);
+                (Authorization, sentence.to_string())
+            }
             // The host's own refusals (an ungranted secret, the request
             // budget...) say what they are.
             ErrorCode::InternalError(Some(text)) if !text.trim().is_empty() => (Other, text),
@@ -341,6 +353,14 @@ mod tests {
         );
         assert_eq!(e.kind(), ErrorKind::Other);
         assert_eq!(e.message(), text);
+        let revoked = error(
+            ErrorCode::InternalError(Some(
+                "[oauth:google] the `google` authorization was revoked".into(),
+            )),
+            "https://x.org/",
+        );
+        assert_eq!(revoked.kind(), ErrorKind::Authorization);
+        assert_eq!(revoked.message(), "the `google` authorization was revoked");
         let bare = error(ErrorCode::InternalError(None), "https://x.org/");
         assert_eq!(bare.message(), "the request to `x.org` failed");
         assert_eq!(String::from(bare), "the request to `x.org` failed");

@@ -8,8 +8,11 @@
 //! - redirects are not followed: a 3xx goes back to the plugin, whose next
 //!   request is checked again;
 //! - `{{secret:NAME}}` in a header value becomes the credential NAME, when
-//!   the manifest lists it under `secrets` (`secret_headers.rs`): the
-//!   plugin never holds the value;
+//!   the manifest lists it under `secrets`, and `{{oauth:NAME}}` becomes
+//!   `Bearer <access token>` when it lists NAME under `oauth`
+//!   (`secret_headers.rs`): the plugin never holds the value. A request
+//!   with an OAuth token that gets 401 is sent once more with a refreshed
+//!   token (its body is buffered for that, up to `OAUTH_BODY_LIMIT`);
 //! - the response body is capped (`limits.http_response_kb`), every phase
 //!   ends by the call's deadline, and each request counts against
 //!   `limits.http_requests`;
@@ -31,7 +34,8 @@ use wasmtime_wasi_http::{
 
 use self::allow_list::AllowList;
 use self::record::{RequestRecord, describe, outcome_of};
-use crate::infra::outbound::{self, Destination, Timeouts};
+use self::secret_headers::{InjectError, Placeholder, UsedTokens};
+use crate::infra::outbound::{self, Destination, Sent, Timeouts};
 use crate::infra::services::HostServices;
 use crate::infra::store::AuditEntry;
 use crate::runtime::{
@@ -44,6 +48,10 @@ pub static HTTP_REQUESTS: Budget = Budget::new("http_requests", "HTTP requests",
 /// The largest response body a plugin may receive, in KiB.
 pub static HTTP_RESPONSE_KB: Budget =
     Budget::new("http_response_kb", "KiB per HTTP response", 1024, 16 * 1024);
+
+/// The largest request body sent with an OAuth token: it is kept to be
+/// sent again after a 401.
+const OAUTH_BODY_LIMIT: usize = 1 << 20;
 
 /// No request waits longer than this to connect, even in a long call.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,11 +67,12 @@ pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
 }
 
-/// What the grant keeps of the manifest: its allow-list and the secrets it
-/// may inject.
+/// What the grant keeps of the manifest: its allow-list and the
+/// credentials it may inject.
 struct HttpGrant {
     allow_list: AllowList,
     secrets: Vec<String>,
+    oauth: Vec<String>,
 }
 
 pub fn configure(manifest: &GrantInput<'_>) -> Result<Grant, String> {
@@ -78,6 +87,7 @@ pub fn configure(manifest: &GrantInput<'_>) -> Result<Grant, String> {
     Ok(Arc::new(HttpGrant {
         allow_list,
         secrets: manifest.secrets.to_vec(),
+        oauth: manifest.oauth.to_vec(),
     }))
 }
 
@@ -117,6 +127,7 @@ fn refusing_grant() -> Arc<HttpGrant> {
     Arc::new(HttpGrant {
         allow_list: AllowList::nowhere(),
         secrets: Vec::new(),
+        oauth: Vec::new(),
     })
 }
 
@@ -223,16 +234,19 @@ impl PluginRequests {
             );
             return Err((Error::HttpRequestDenied, text, "denied"));
         }
-        record.secrets = secret_headers::named(request.headers())
+        let placeholders = secret_headers::named(request.headers())
             .map_err(|text| (Error::InternalError(Some(text.clone())), text, "denied"))?;
-        if let Some(name) = record
-            .secrets
-            .iter()
-            .find(|name| !self.grant.secrets.contains(name))
-        {
-            let text = format!(
-                "secret `{name}` is not granted to this plugin (list it under `secrets` in the manifest)"
-            );
+        record.secrets = placeholders.iter().map(Placeholder::label).collect();
+        for placeholder in &placeholders {
+            let text = match placeholder {
+                Placeholder::Secret(name) if !self.grant.secrets.contains(name) => format!(
+                    "secret `{name}` is not granted to this plugin (list it under `secrets` in the manifest)"
+                ),
+                Placeholder::OAuth(name) if !self.grant.oauth.contains(name) => format!(
+                    "OAuth credential `{name}` is not granted to this plugin (list it under `oauth` in the manifest)"
+                ),
+                _ => continue,
+            };
             return Err((Error::InternalError(Some(text.clone())), text, "denied"));
         }
         // A credential never crosses the internet in clear text: over plain
@@ -267,7 +281,7 @@ impl Drop for PluginRequests {
 impl WasiHttpHooks for PluginRequests {
     fn send_request(
         &mut self,
-        mut request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendFuture {
@@ -303,29 +317,29 @@ impl WasiHttpHooks for PluginRequests {
         let services = self.services.clone();
         let revealed = self.revealed.clone();
         Box::new(async move {
-            if !record.secrets.is_empty()
-                && let Err(text) =
-                    secret_headers::inject(request.headers_mut(), &services, &revealed).await
-            {
-                record.finish("failed", None, 0, Some(text.clone()));
-                return Err(Error::InternalError(Some(text)));
-            }
             let destination = Destination {
                 https,
                 host: &host,
                 port,
             };
-            let sent = match outbound::send(
-                request,
+            let wire = Wire {
                 destination,
-                &services.http,
+                services: &services,
                 timeouts,
                 max_body,
-            )
-            .await
-            {
+            };
+            let sent = if record.secrets.is_empty() {
+                wire.send(request).await
+            } else {
+                wire.send_with_credentials(request, &revealed).await
+            };
+            let sent = match sent {
                 Ok(sent) => sent,
-                Err(error) => {
+                Err(Refused::Credential(text)) => {
+                    record.finish("failed", None, 0, Some(text.clone()));
+                    return Err(Error::InternalError(Some(text)));
+                }
+                Err(Refused::Network(error)) => {
                     let outcome = outcome_of(&error);
                     record.finish(outcome, None, 0, Some(describe(&error, &host, max_body)));
                     return Err(error);
@@ -352,5 +366,103 @@ impl WasiHttpHooks for PluginRequests {
                 Box::new(async { Ok(()) });
             Ok((response, io))
         })
+    }
+}
+
+/// Why a request was not sent (or got no response).
+enum Refused {
+    /// A credential could not be put in: the text says why.
+    Credential(String),
+    Network(Error),
+}
+
+impl From<InjectError> for Refused {
+    fn from(error: InjectError) -> Self {
+        Refused::Credential(error.text)
+    }
+}
+
+/// Where and how one checked request goes out.
+struct Wire<'a> {
+    destination: Destination<'a>,
+    services: &'a HostServices,
+    timeouts: Timeouts,
+    max_body: u64,
+}
+
+impl Wire<'_> {
+    async fn send<B>(&self, request: http::Request<B>) -> Result<Sent, Refused>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes, Error = Error> + Send + 'static,
+    {
+        let destination = Destination {
+            https: self.destination.https,
+            host: self.destination.host,
+            port: self.destination.port,
+        };
+        outbound::send(
+            request,
+            destination,
+            &self.services.http,
+            self.timeouts,
+            self.max_body,
+        )
+        .await
+        .map_err(Refused::Network)
+    }
+
+    /// Puts the credentials in; with an OAuth token, a 401 refreshes it
+    /// (unless someone already did) and sends the request once more.
+    async fn send_with_credentials(
+        &self,
+        request: http::Request<WasiBody>,
+        revealed: &RevealedSecrets,
+    ) -> Result<Sent, Refused> {
+        let (parts, body) = request.into_parts();
+        let mut headers = parts.headers.clone();
+        let used =
+            secret_headers::inject(&mut headers, self.services, revealed, &UsedTokens::default())
+                .await?;
+        if used.0.is_empty() {
+            let mut request = http::Request::from_parts(parts, body);
+            *request.headers_mut() = headers;
+            return self.send(request).await;
+        }
+        let body = http_body_util::Limited::new(body, OAUTH_BODY_LIMIT)
+            .collect()
+            .await
+            .map_err(|_| Refused::Network(Error::HttpRequestBodySize(Some(OAUTH_BODY_LIMIT as u64))))?
+            .to_bytes();
+        let again = |headers: http::HeaderMap| {
+            let mut request = http::Request::new(
+                http_body_util::Full::new(body.clone())
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            );
+            *request.method_mut() = parts.method.clone();
+            *request.uri_mut() = parts.uri.clone();
+            *request.version_mut() = parts.version;
+            *request.headers_mut() = headers;
+            request
+        };
+        let sent = self.send(again(headers)).await?;
+        if sent.response.status() != http::StatusCode::UNAUTHORIZED {
+            return Ok(sent);
+        }
+        drop(sent);
+        let Some(oauth) = &self.services.oauth else {
+            return Err(Refused::Credential("no OAuth service".into()));
+        };
+        let mut fresh = UsedTokens::default();
+        for (name, token) in &used.0 {
+            let renewed = oauth
+                .after_unauthorized(name, token)
+                .await
+                .map_err(|error| Refused::from(InjectError::from(error)))?;
+            fresh.0.push((name.clone(), renewed.token));
+        }
+        let mut headers = parts.headers.clone();
+        secret_headers::inject(&mut headers, self.services, revealed, &fresh).await?;
+        self.send(again(headers)).await
     }
 }

@@ -23,12 +23,12 @@ pub struct CredentialInfo {
     pub updated_at: DateTime<Utc>,
 }
 
-const UPSERT_SQLITE: &str =
+pub(super) const UPSERT_SQLITE: &str =
     "INSERT INTO credentials (name, ciphertext, nonce, key_version, created_at, updated_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?5)
      ON CONFLICT (name) DO UPDATE SET ciphertext = excluded.ciphertext, nonce = excluded.nonce,
          key_version = excluded.key_version, updated_at = excluded.updated_at";
-const UPSERT_POSTGRES: &str =
+pub(super) const UPSERT_POSTGRES: &str =
     "INSERT INTO credentials (name, ciphertext, nonce, key_version, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $5)
      ON CONFLICT (name) DO UPDATE SET ciphertext = excluded.ciphertext, nonce = excluded.nonce,

@@ -1,0 +1,376 @@
+//! OAuth 2 as a host service, through the real binaries against a fake
+//! provider and a fake Google Calendar (real HTTP servers): `wasmbot oauth
+//! add` runs the code flow with PKCE (the browser's redirect, or a pasted
+//! address) and the device flow; `/agenda` is answered with the injected
+//! token; an expired token is refreshed before use and a 401 refreshes and
+//! retries, without the plugin noticing; two concurrent requests (and two
+//! processes sharing one database) refresh once; a revoked grant alerts the
+//! admin chat and gives a clear reply; no token reaches a log, the audit
+//! trail, a reply or the command's output.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::bot_api::BotApi;
+use common::oauth::{CLIENT_ID, CLIENT_SECRET, FakeProvider};
+use common::processes::{ADMIN_CHAT, ALLOWED, Bot, Db, PATIENCE, TOKEN};
+
+const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const OTHER_USER: i64 = 8;
+
+/// `wasmbot oauth ARGS` on `db`, stdin and stdout piped.
+fn oauth(data: &Path, db: &Db, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .arg("oauth")
+        .args(args)
+        .current_dir(data)
+        .env_clear()
+        .env("DATABASE_URL", db.url())
+        .env("ENCRYPTION_KEY", KEY)
+        .env("LOG_LEVEL", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs `wasmbot oauth ARGS` to the end; (success, stdout + stderr).
+fn oauth_done(data: &Path, db: &Db, args: &[&str]) -> (bool, String) {
+    let output = oauth(data, db, args).wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// A child's output lines as they come (stdout and stderr), on threads.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let again = sender.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = again.send(line);
+        }
+    });
+    receiver
+}
+
+/// Reads lines until one contains `needle`; every line read, joined.
+fn read_until(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut String) -> String {
+    loop {
+        let line = lines
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("no line with {needle:?}; so far:\n{seen}"));
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+/// Authorizes `google` with the code flow; the test plays the browser
+/// (or, with `paste`, the operator pasting the address it ended on).
+async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, paste: bool) -> String {
+    let auth_url = format!("{}/authorize", fake.url);
+    let token_url = format!("{}/token", fake.url);
+    let mut child = oauth(
+        data,
+        db,
+        &[
+            "add", "google", "--client-id", CLIENT_ID, "--auth-url", &auth_url, "--token-url",
+            &token_url,
+        ],
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{CLIENT_SECRET}").unwrap();
+    let lines = lines_of(&mut child);
+    let mut seen = String::new();
+    let url = read_until(&lines, "/authorize?", &mut seen).trim().to_string();
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    assert!(url.contains("access_type=offline"), "the Google preset asks for a refresh token: {url}");
+    assert!(url.contains("calendar.readonly"), "{url}");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let consent = browser.get(&url).send().await.unwrap();
+    assert_eq!(consent.status(), 302);
+    let redirect = consent.headers()["location"].to_str().unwrap().to_string();
+    if paste {
+        writeln!(stdin, "not an address").unwrap();
+        writeln!(stdin, "{redirect}").unwrap();
+    } else {
+        let landed = browser.get(&redirect).send().await.unwrap();
+        assert!(landed.text().await.unwrap().contains("You can close this tab"));
+    }
+    drop(stdin);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("oauth `google` authorized"), "{seen}");
+    if paste {
+        assert!(seen.contains("That is not the address"), "{seen}");
+    }
+    seen
+}
+
+fn bot_env(fake: &FakeProvider) -> Vec<(String, String)> {
+    vec![
+        ("ENCRYPTION_KEY".into(), KEY.into()),
+        ("HTTP_ALLOW_PRIVATE".into(), format!("127.0.0.1:{}", fake.port())),
+        ("PLUGIN_AGENDA_API_URL".into(), fake.url.clone()),
+        ("TELEGRAM_ALLOWED_USERS".into(), format!("{ALLOWED},{OTHER_USER}")),
+    ]
+}
+
+fn texts(api: &BotApi, chat: i64) -> Vec<String> {
+    api.sent()
+        .into_iter()
+        .filter(|s| s.chat_id == chat)
+        .map(|s| s.text)
+        .collect()
+}
+
+async fn agenda(api: &BotApi, chat: i64) -> String {
+    let before = texts(api, chat).len();
+    api.push(chat, chat, "/agenda");
+    let sent = api.wait_for_sent_within(chat, before + 1, PATIENCE).await;
+    sent[before].text.clone()
+}
+
+/// Everything a token must never appear in.
+async fn audit_text(db: &Db) -> String {
+    let sql = "SELECT action || ' ' || status || ' ' || COALESCE(error, '') || ' ' || CAST(metadata AS TEXT) FROM audit_log";
+    let rows: Vec<String> = match db {
+        Db::Sqlite(path) => {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
+        Db::Postgres { .. } => {
+            let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
+    };
+    rows.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_grant_is_clear() {
+    let fake = FakeProvider::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(data.path());
+    // Tokens live 3 s: the first one expires during the test.
+    fake.expires_in.store(3, Ordering::SeqCst);
+    let mut outputs = add_google(data.path(), &db, &fake, false).await;
+    let (ok, list) = oauth_done(data.path(), &db, &["list"]);
+    assert!(ok, "{list}");
+    assert!(list.starts_with("google\tcustom\tscopes https://www.googleapis.com/auth/calendar.readonly"), "{list}");
+    outputs.push_str(&list);
+
+    let (api, api_url) = BotApi::start(TOKEN).await;
+    let plugins = common::plugins_dir(&["agenda"]);
+    let env = bot_env(&fake);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut bot = Bot::spawn(&api_url, plugins.path(), data.path(), &db, &env);
+    bot.wait_serving().await;
+
+    let reply = agenda(&api, ALLOWED).await;
+    assert!(reply.starts_with("📅 Today, "), "{reply}");
+    assert!(reply.contains("All day  Company offsite"), "{reply}");
+    assert!(reply.contains("15:00–15:30  Dentist — Main St 4"), "{reply}");
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 0);
+
+    // Expired: refreshed before use; the calendar never sees a stale token.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    fake.expires_in.store(3600, Ordering::SeqCst);
+    let reply = agenda(&api, ALLOWED).await;
+    assert!(reply.contains("Dentist"), "{reply}");
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.unauthorized.load(Ordering::SeqCst), 0);
+
+    // The provider forgot the token: 401, one refresh, the request again.
+    fake.forget_access_tokens();
+    let reply = agenda(&api, ALLOWED).await;
+    assert!(reply.contains("Dentist"), "{reply}");
+    assert_eq!(fake.unauthorized.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 2);
+
+    // Two chats at once on a token that is refused: one refresh between them.
+    fake.forget_access_tokens();
+    let gate = fake.hold_refreshes();
+    let before = (texts(&api, ALLOWED).len(), texts(&api, OTHER_USER).len());
+    api.push(ALLOWED, ALLOWED, "/agenda");
+    api.push(OTHER_USER, OTHER_USER, "/agenda");
+    fake.refresh_arrived().await;
+    // Both calls have sent their request (two 401s) before the refresh ends.
+    let waited = std::time::Instant::now();
+    while fake.unauthorized.load(Ordering::SeqCst) < 3 && waited.elapsed() < PATIENCE {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.notify_waiters();
+    let mine = api.wait_for_sent_within(ALLOWED, before.0 + 1, PATIENCE).await;
+    let theirs = api.wait_for_sent_within(OTHER_USER, before.1 + 1, PATIENCE).await;
+    assert!(mine[before.0].text.contains("Dentist"), "{:?}", mine[before.0]);
+    assert!(theirs[before.1].text.contains("Dentist"), "{:?}", theirs[before.1]);
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 3, "one refresh for both");
+
+    // Consent revoked: a clear reply, an alert with the command, the status.
+    fake.revoke();
+    let reply = agenda(&api, ALLOWED).await;
+    assert!(
+        reply.starts_with("I cannot read your calendar: the `google` authorization was revoked or has expired")
+            && reply.contains("`wasmbot oauth add google`"),
+        "{reply}"
+    );
+    let alerts = api.wait_for_sent_within(ADMIN_CHAT, 1, PATIENCE).await;
+    assert!(
+        alerts.iter().any(|a| a.text.contains("wasmbot oauth add google")),
+        "{alerts:?}"
+    );
+    // Further requests do not hammer the provider.
+    let refreshes = fake.refreshes.load(Ordering::SeqCst);
+    let reply = agenda(&api, ALLOWED).await;
+    assert!(reply.contains("wasmbot oauth add google"), "{reply}");
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), refreshes);
+    let (_, list) = oauth_done(data.path(), &db, &["list"]);
+    assert!(list.contains("NEEDS `wasmbot oauth add google` (invalid_grant"), "{list}");
+    outputs.push_str(&list);
+
+    // Authorizing again (the operator pasting the address) mends it.
+    outputs.push_str(&add_google(data.path(), &db, &fake, true).await);
+    let reply = agenda(&api, ALLOWED).await;
+    assert!(reply.contains("Dentist"), "{reply}");
+
+    let logs = bot.logs();
+    bot.stop().await;
+    let replies: Vec<String> = api.sent().into_iter().map(|s| s.text).collect();
+    let audit = audit_text(&db).await;
+    assert!(audit.contains("oauth_refresh ok"), "{audit}");
+    assert!(audit.contains("oauth_refresh reauthorize"), "{audit}");
+    assert!(audit.contains("oauth:google"), "http_request names the credential: {audit}");
+    let haystacks = [("the bot's log", logs), ("replies", replies.join("\n")), ("audit", audit), ("CLI output", outputs)];
+    for secret in fake.issued() {
+        for (what, text) in &haystacks {
+            assert!(!text.contains(&secret), "{what} holds {secret}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_device_flow_polls_until_approved() {
+    let fake = FakeProvider::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(data.path());
+    let auth = format!("{}/authorize", fake.url);
+    let token = format!("{}/token", fake.url);
+    let device = format!("{}/device/code", fake.url);
+    let mut child = oauth(
+        data.path(),
+        &db,
+        &[
+            "add", "gh", "--provider", "custom", "--client-id", CLIENT_ID, "--auth-url", &auth,
+            "--token-url", &token, "--device-url", &device, "--scopes", "notifications,read:user",
+        ],
+    );
+    // A public client: no secret.
+    writeln!(child.stdin.take().unwrap()).unwrap();
+    let lines = lines_of(&mut child);
+    let mut seen = String::new();
+    read_until(&lines, "enter the code WDJB-MJHT", &mut seen);
+    // The user approves after the CLI has polled at least once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    fake.approve_devices();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("oauth `gh` authorized"), "{seen}");
+    let (ok, list) = oauth_done(data.path(), &db, &["list"]);
+    assert!(ok && list.starts_with("gh\tcustom\t"), "{list}");
+    let (ok, text) = oauth_done(data.path(), &db, &["test", "gh"]);
+    assert!(ok && text.contains("oauth `gh`: refreshed; the access token is valid for"), "{text}");
+    let (ok, text) = oauth_done(data.path(), &db, &["remove", "gh"]);
+    assert!(ok, "{text}");
+    let (ok, text) = oauth_done(data.path(), &db, &["test", "gh"]);
+    assert!(!ok && text.contains("no OAuth credential named `gh`"), "{text}");
+    let (ok, text) = oauth_done(data.path(), &db, &["add", "x:y", "--client-id", "c"]);
+    assert!(!ok && text.contains("OAuth credential names are"), "{text}");
+    for secret in fake.issued() {
+        assert!(!seen.contains(&secret), "the output holds {secret}");
+    }
+}
+
+/// Two `oauth test` processes on one database: the second finds the first
+/// mid-refresh, waits, and reports its result; the provider sees one
+/// refresh, and the rotated refresh token works afterwards.
+async fn two_processes_refresh_once(db: Db) {
+    let fake = FakeProvider::start().await;
+    let data = tempfile::tempdir().unwrap();
+    add_google(data.path(), &db, &fake, false).await;
+    let gate = fake.hold_refreshes();
+    let mut first = oauth(data.path(), &db, &["test", "google"]);
+    fake.refresh_arrived().await;
+    let mut second = oauth(data.path(), &db, &["test", "google"]);
+    let second_lines = lines_of(&mut second);
+    let mut seen = String::new();
+    read_until(&second_lines, "another process is refreshing `google`", &mut seen);
+    gate.notify_waiters();
+    let first_lines = lines_of(&mut first);
+    let mut first_seen = String::new();
+    read_until(&first_lines, "oauth `google`: refreshed;", &mut first_seen);
+    read_until(&second_lines, "oauth `google`: refreshed by another process;", &mut seen);
+    assert!(first.wait().unwrap().success());
+    assert!(second.wait().unwrap().success());
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 1);
+    fake.release_refreshes();
+    let (ok, text) = oauth_done(data.path(), &db, &["test", "google"]);
+    assert!(ok && text.contains("refreshed;"), "the rotated token was kept: {text}");
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_on_sqlite_refresh_once() {
+    let data = tempfile::tempdir().unwrap();
+    two_processes_refresh_once(Db::sqlite(data.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_on_postgres_refresh_once() {
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    two_processes_refresh_once(db).await;
+}
