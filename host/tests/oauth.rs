@@ -94,7 +94,13 @@ async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, paste: bool) -> S
         data,
         db,
         &[
-            "add", "google", "--client-id", CLIENT_ID, "--auth-url", &auth_url, "--token-url",
+            "add",
+            "google",
+            "--client-id",
+            CLIENT_ID,
+            "--auth-url",
+            &auth_url,
+            "--token-url",
             &token_url,
         ],
     );
@@ -102,9 +108,14 @@ async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, paste: bool) -> S
     writeln!(stdin, "{CLIENT_SECRET}").unwrap();
     let lines = lines_of(&mut child);
     let mut seen = String::new();
-    let url = read_until(&lines, "/authorize?", &mut seen).trim().to_string();
+    let url = read_until(&lines, "/authorize?", &mut seen)
+        .trim()
+        .to_string();
     assert!(url.contains("code_challenge_method=S256"), "{url}");
-    assert!(url.contains("access_type=offline"), "the Google preset asks for a refresh token: {url}");
+    assert!(
+        url.contains("access_type=offline"),
+        "the Google preset asks for a refresh token: {url}"
+    );
     assert!(url.contains("calendar.readonly"), "{url}");
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -118,7 +129,13 @@ async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, paste: bool) -> S
         writeln!(stdin, "{redirect}").unwrap();
     } else {
         let landed = browser.get(&redirect).send().await.unwrap();
-        assert!(landed.text().await.unwrap().contains("You can close this tab"));
+        assert!(
+            landed
+                .text()
+                .await
+                .unwrap()
+                .contains("You can close this tab")
+        );
     }
     drop(stdin);
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
@@ -139,9 +156,15 @@ async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, paste: bool) -> S
 fn bot_env(fake: &FakeProvider) -> Vec<(String, String)> {
     vec![
         ("ENCRYPTION_KEY".into(), KEY.into()),
-        ("HTTP_ALLOW_PRIVATE".into(), format!("127.0.0.1:{}", fake.port())),
+        (
+            "HTTP_ALLOW_PRIVATE".into(),
+            format!("127.0.0.1:{}", fake.port()),
+        ),
         ("PLUGIN_AGENDA_API_URL".into(), fake.url.clone()),
-        ("TELEGRAM_ALLOWED_USERS".into(), format!("{ALLOWED},{OTHER_USER}")),
+        (
+            "TELEGRAM_ALLOWED_USERS".into(),
+            format!("{ALLOWED},{OTHER_USER}"),
+        ),
     ]
 }
 
@@ -162,7 +185,7 @@ async fn agenda(api: &BotApi, chat: i64) -> String {
 
 /// Everything a token must never appear in.
 async fn audit_text(db: &Db) -> String {
-    let sql = "SELECT action || ' ' || status || ' ' || COALESCE(error, '') || ' ' || CAST(metadata AS TEXT) FROM audit_log";
+    let sql = "SELECT action || ' ' || status || ' ' || COALESCE(error, '') || ' ' || CAST(metadata AS TEXT) FROM audit_trail";
     let rows: Vec<String> = match db {
         Db::Sqlite(path) => {
             let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
@@ -192,7 +215,12 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     let mut outputs = add_google(data.path(), &db, &fake, false).await;
     let (ok, list) = oauth_done(data.path(), &db, &["list"]);
     assert!(ok, "{list}");
-    assert!(list.starts_with("google\tcustom\tscopes https://www.googleapis.com/auth/calendar.readonly"), "{list}");
+    assert!(
+        list.starts_with(
+            "google\tgoogle\tscopes https://www.googleapis.com/auth/calendar.readonly"
+        ),
+        "{list}"
+    );
     outputs.push_str(&list);
 
     let (api, api_url) = BotApi::start(TOKEN).await;
@@ -205,7 +233,10 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     let reply = agenda(&api, ALLOWED).await;
     assert!(reply.starts_with("📅 Today, "), "{reply}");
     assert!(reply.contains("All day  Company offsite"), "{reply}");
-    assert!(reply.contains("15:00–15:30  Dentist — Main St 4"), "{reply}");
+    assert!(
+        reply.contains("15:00–15:30  Dentist — Main St 4"),
+        "{reply}"
+    );
     assert_eq!(fake.refreshes.load(Ordering::SeqCst), 0);
 
     // Expired: refreshed before use; the calendar never sees a stale token.
@@ -236,24 +267,44 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.release_refreshes();
     gate.notify_waiters();
-    let mine = api.wait_for_sent_within(ALLOWED, before.0 + 1, PATIENCE).await;
-    let theirs = api.wait_for_sent_within(OTHER_USER, before.1 + 1, PATIENCE).await;
-    assert!(mine[before.0].text.contains("Dentist"), "{:?}", mine[before.0]);
-    assert!(theirs[before.1].text.contains("Dentist"), "{:?}", theirs[before.1]);
-    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 3, "one refresh for both");
+    let mine = api
+        .wait_for_sent_within(ALLOWED, before.0 + 1, PATIENCE)
+        .await;
+    let theirs = api
+        .wait_for_sent_within(OTHER_USER, before.1 + 1, PATIENCE)
+        .await;
+    assert!(
+        mine[before.0].text.contains("Dentist"),
+        "{:?}",
+        mine[before.0]
+    );
+    assert!(
+        theirs[before.1].text.contains("Dentist"),
+        "{:?}",
+        theirs[before.1]
+    );
+    assert_eq!(
+        fake.refreshes.load(Ordering::SeqCst),
+        3,
+        "one refresh for both"
+    );
 
     // Consent revoked: a clear reply, an alert with the command, the status.
     fake.revoke();
     let reply = agenda(&api, ALLOWED).await;
     assert!(
-        reply.starts_with("I cannot read your calendar: the `google` authorization was revoked or has expired")
-            && reply.contains("`wasmbot oauth add google`"),
+        reply.starts_with(
+            "I cannot read your calendar: the `google` authorization was revoked or has expired"
+        ) && reply.contains("`wasmbot oauth add google`"),
         "{reply}"
     );
     let alerts = api.wait_for_sent_within(ADMIN_CHAT, 1, PATIENCE).await;
     assert!(
-        alerts.iter().any(|a| a.text.contains("wasmbot oauth add google")),
+        alerts
+            .iter()
+            .any(|a| a.text.contains("wasmbot oauth add google")),
         "{alerts:?}"
     );
     // Further requests do not hammer the provider.
@@ -262,7 +313,10 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     assert!(reply.contains("wasmbot oauth add google"), "{reply}");
     assert_eq!(fake.refreshes.load(Ordering::SeqCst), refreshes);
     let (_, list) = oauth_done(data.path(), &db, &["list"]);
-    assert!(list.contains("NEEDS `wasmbot oauth add google` (invalid_grant"), "{list}");
+    assert!(
+        list.contains("NEEDS `wasmbot oauth add google` (invalid_grant"),
+        "{list}"
+    );
     outputs.push_str(&list);
 
     // Authorizing again (the operator pasting the address) mends it.
@@ -276,8 +330,16 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     let audit = audit_text(&db).await;
     assert!(audit.contains("oauth_refresh ok"), "{audit}");
     assert!(audit.contains("oauth_refresh reauthorize"), "{audit}");
-    assert!(audit.contains("oauth:google"), "http_request names the credential: {audit}");
-    let haystacks = [("the bot's log", logs), ("replies", replies.join("\n")), ("audit", audit), ("CLI output", outputs)];
+    assert!(
+        audit.contains("oauth:google"),
+        "http_request names the credential: {audit}"
+    );
+    let haystacks = [
+        ("the bot's log", logs),
+        ("replies", replies.join("\n")),
+        ("audit", audit),
+        ("CLI output", outputs),
+    ];
     for secret in fake.issued() {
         for (what, text) in &haystacks {
             assert!(!text.contains(&secret), "{what} holds {secret}");
@@ -297,8 +359,20 @@ async fn the_device_flow_polls_until_approved() {
         data.path(),
         &db,
         &[
-            "add", "gh", "--provider", "custom", "--client-id", CLIENT_ID, "--auth-url", &auth,
-            "--token-url", &token, "--device-url", &device, "--scopes", "notifications,read:user",
+            "add",
+            "gh",
+            "--provider",
+            "custom",
+            "--client-id",
+            CLIENT_ID,
+            "--auth-url",
+            &auth,
+            "--token-url",
+            &token,
+            "--device-url",
+            &device,
+            "--scopes",
+            "notifications,read:user",
         ],
     );
     // A public client: no secret.
@@ -321,11 +395,17 @@ async fn the_device_flow_polls_until_approved() {
     let (ok, list) = oauth_done(data.path(), &db, &["list"]);
     assert!(ok && list.starts_with("gh\tcustom\t"), "{list}");
     let (ok, text) = oauth_done(data.path(), &db, &["test", "gh"]);
-    assert!(ok && text.contains("oauth `gh`: refreshed; the access token is valid for"), "{text}");
+    assert!(
+        ok && text.contains("oauth `gh`: refreshed; the access token is valid for"),
+        "{text}"
+    );
     let (ok, text) = oauth_done(data.path(), &db, &["remove", "gh"]);
     assert!(ok, "{text}");
     let (ok, text) = oauth_done(data.path(), &db, &["test", "gh"]);
-    assert!(!ok && text.contains("no OAuth credential named `gh`"), "{text}");
+    assert!(
+        !ok && text.contains("no OAuth credential named `gh`"),
+        "{text}"
+    );
     let (ok, text) = oauth_done(data.path(), &db, &["add", "x:y", "--client-id", "c"]);
     assert!(!ok && text.contains("OAuth credential names are"), "{text}");
     for secret in fake.issued() {
@@ -346,18 +426,29 @@ async fn two_processes_refresh_once(db: Db) {
     let mut second = oauth(data.path(), &db, &["test", "google"]);
     let second_lines = lines_of(&mut second);
     let mut seen = String::new();
-    read_until(&second_lines, "another process is refreshing `google`", &mut seen);
+    read_until(
+        &second_lines,
+        "another process is refreshing `google`",
+        &mut seen,
+    );
     gate.notify_waiters();
     let first_lines = lines_of(&mut first);
     let mut first_seen = String::new();
     read_until(&first_lines, "oauth `google`: refreshed;", &mut first_seen);
-    read_until(&second_lines, "oauth `google`: refreshed by another process;", &mut seen);
+    read_until(
+        &second_lines,
+        "oauth `google`: refreshed by another process;",
+        &mut seen,
+    );
     assert!(first.wait().unwrap().success());
     assert!(second.wait().unwrap().success());
     assert_eq!(fake.refreshes.load(Ordering::SeqCst), 1);
     fake.release_refreshes();
     let (ok, text) = oauth_done(data.path(), &db, &["test", "google"]);
-    assert!(ok && text.contains("refreshed;"), "the rotated token was kept: {text}");
+    assert!(
+        ok && text.contains("refreshed;"),
+        "the rotated token was kept: {text}"
+    );
     assert_eq!(fake.refreshes.load(Ordering::SeqCst), 2);
 }
 

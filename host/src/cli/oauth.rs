@@ -85,7 +85,9 @@ pub async fn run(config: &Config, command: OAuthCommand) -> anyhow::Result<ExitC
             validate_name(&name).map_err(anyhow::Error::msg)?;
             let vault = require_vault(config)?;
             let mut provider = match provider.as_deref().unwrap_or(&name) {
-                kind if Provider::preset(kind).is_some() => Provider::preset(kind).unwrap_or_else(|| unreachable!()),
+                kind if Provider::preset(kind).is_some() => {
+                    Provider::preset(kind).unwrap_or_else(|| unreachable!())
+                }
                 kind => {
                     anyhow::ensure!(
                         provider.is_none() || kind == "custom",
@@ -173,7 +175,9 @@ pub async fn run(config: &Config, command: OAuthCommand) -> anyhow::Result<ExitC
         OAuthCommand::List => {
             let rows = store.oauth_list().await?;
             if rows.is_empty() {
-                println!("no OAuth credentials (add one with `wasmbot oauth add google --client-id …`)");
+                println!(
+                    "no OAuth credentials (add one with `wasmbot oauth add google --client-id …`)"
+                );
             }
             let now = now_ms();
             for row in rows {
@@ -195,7 +199,12 @@ pub async fn run(config: &Config, command: OAuthCommand) -> anyhow::Result<ExitC
                     "{}\t{}\tscopes {}\t{expiry}\trefreshed {} ago\t{status}",
                     row.name,
                     row.provider,
-                    shown_scopes(&row.scopes.split(' ').map(str::to_string).collect::<Vec<_>>()),
+                    shown_scopes(
+                        &row.scopes
+                            .split(' ')
+                            .map(str::to_string)
+                            .collect::<Vec<_>>()
+                    ),
                     human(now - row.refreshed_ms),
                 );
             }
@@ -305,7 +314,11 @@ fn require_vault(config: &Config) -> anyhow::Result<Arc<Vault>> {
 }
 
 fn shown_scopes(scopes: &[String]) -> String {
-    let shown: Vec<&str> = scopes.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
+    let shown: Vec<&str> = scopes
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
     if shown.is_empty() {
         "(none)".into()
     } else {

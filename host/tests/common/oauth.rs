@@ -182,9 +182,10 @@ async fn authorize(State(fake): State<Arc<FakeProvider>>, uri: Uri) -> Response 
     {
         let mut tokens = fake.tokens.lock().unwrap();
         tokens.issued.push(code.clone());
-        tokens
-            .codes
-            .insert(code.clone(), (q["code_challenge"].clone(), redirect.clone()));
+        tokens.codes.insert(
+            code.clone(),
+            (q["code_challenge"].clone(), redirect.clone()),
+        );
     }
     let location = format!("{redirect}/?code={code}&state={}", q["state"]);
     (StatusCode::FOUND, [("location", location)]).into_response()
@@ -216,9 +217,11 @@ async fn token(State(fake): State<Arc<FakeProvider>>, body: Bytes) -> Response {
         return oauth_error("invalid_client");
     }
     let grant = form.get("grant_type").cloned().unwrap_or_default();
-    // A confidential client (the code and refresh grants here) proves itself.
-    if grant != "urn:ietf:params:oauth:grant-type:device_code"
-        && form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+    // The code grant is a confidential client's here; whoever sends a
+    // secret must send the right one.
+    let secret = form.get("client_secret").map(String::as_str);
+    if secret.is_some_and(|s| s != CLIENT_SECRET)
+        || (grant == "authorization_code" && secret.is_none())
     {
         return oauth_error("invalid_client");
     }
@@ -295,7 +298,10 @@ async fn events(State(fake): State<Arc<FakeProvider>>, uri: Uri, headers: Header
             .into_response();
     }
     let q = query(&uri);
-    let day = q.get("timeMin").map(|t| t[..10].to_string()).unwrap_or_default();
+    let day = q
+        .get("timeMin")
+        .map(|t| t[..10].to_string())
+        .unwrap_or_default();
     json_ok(json!({
         "kind": "calendar#events",
         "timeZone": "UTC",

@@ -18,7 +18,11 @@ fn handle(msg: Message) -> HandlerResult {
     let offset = match msg.args.trim().to_lowercase().as_str() {
         "" | "today" => 0,
         "tomorrow" => 1,
-        other => return Ok(Reply::text(format!("I know /agenda and /agenda tomorrow, not {other:?}."))),
+        other => {
+            return Ok(Reply::text(format!(
+                "I know /agenda and /agenda tomorrow, not {other:?}."
+            )));
+        }
     };
     let day = Utc::now().with_timezone(&zone).date_naive() + Days::new(offset);
     let (start, end) = events::day_bounds(day, zone)?;
@@ -54,7 +58,9 @@ fn handle(msg: Message) -> HandlerResult {
         )));
     }
     let listing: events::Listing = response.json()?;
-    Ok(Reply::text(events::describe_day(&listing, day, offset, zone)))
+    Ok(Reply::text(events::describe_day(
+        &listing, day, offset, zone,
+    )))
 }
 
 wasmbot_sdk::handler!(handle);

@@ -420,9 +420,13 @@ impl Wire<'_> {
     ) -> Result<Sent, Refused> {
         let (parts, body) = request.into_parts();
         let mut headers = parts.headers.clone();
-        let used =
-            secret_headers::inject(&mut headers, self.services, revealed, &UsedTokens::default())
-                .await?;
+        let used = secret_headers::inject(
+            &mut headers,
+            self.services,
+            revealed,
+            &UsedTokens::default(),
+        )
+        .await?;
         if used.0.is_empty() {
             let mut request = http::Request::from_parts(parts, body);
             *request.headers_mut() = headers;
@@ -431,7 +435,9 @@ impl Wire<'_> {
         let body = http_body_util::Limited::new(body, OAUTH_BODY_LIMIT)
             .collect()
             .await
-            .map_err(|_| Refused::Network(Error::HttpRequestBodySize(Some(OAUTH_BODY_LIMIT as u64))))?
+            .map_err(|_| {
+                Refused::Network(Error::HttpRequestBodySize(Some(OAUTH_BODY_LIMIT as u64)))
+            })?
             .to_bytes();
         let again = |headers: http::HeaderMap| {
             let mut request = http::Request::new(

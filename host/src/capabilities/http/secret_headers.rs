@@ -82,7 +82,8 @@ pub fn named(headers: &HeaderMap) -> Result<Vec<Placeholder>, String> {
             continue;
         };
         while let Some(next) = next_placeholder(rest) {
-            let (_, placeholder, end) = next.map_err(|problem| format!("header `{header}` has {problem}"))?;
+            let (_, placeholder, end) =
+                next.map_err(|problem| format!("header `{header}` has {problem}"))?;
             if !found.contains(&placeholder) {
                 found.push(placeholder);
             }
@@ -168,21 +169,37 @@ pub async fn inject(
     Ok(used)
 }
 
-async fn access_token(services: &HostServices, name: &str) -> Result<Zeroizing<String>, InjectError> {
+async fn access_token(
+    services: &HostServices,
+    name: &str,
+) -> Result<Zeroizing<String>, InjectError> {
     let Some(oauth) = &services.oauth else {
-        return Err("no ENCRYPTION_KEY is configured, so no OAuth credential can be used".to_string().into());
+        return Err(
+            "no ENCRYPTION_KEY is configured, so no OAuth credential can be used"
+                .to_string()
+                .into(),
+        );
     };
     Ok(oauth.access_token(name).await?.token)
 }
 
-async fn stored_secret(services: &HostServices, name: &str) -> Result<Zeroizing<String>, InjectError> {
+async fn stored_secret(
+    services: &HostServices,
+    name: &str,
+) -> Result<Zeroizing<String>, InjectError> {
     let (Some(store), Some(vault)) = (&services.store, &services.vault) else {
-        return Err("no ENCRYPTION_KEY is configured, so no secret can be injected".to_string().into());
+        return Err(
+            "no ENCRYPTION_KEY is configured, so no secret can be injected"
+                .to_string()
+                .into(),
+        );
     };
     let stored = match store.get_credential(name).await {
         Ok(Some(stored)) => stored,
         Ok(None) => {
-            return Err(format!("secret `{name}` is not stored (wasmbot secrets set {name})").into());
+            return Err(
+                format!("secret `{name}` is not stored (wasmbot secrets set {name})").into(),
+            );
         }
         Err(error) => {
             tracing::warn!(%error, secret = %name, "secret read failed");
@@ -209,7 +226,11 @@ mod tests {
         headers.insert("x-again", "{{secret:github}}".parse().unwrap());
         headers.insert("x-oauth", "{{oauth:google}} {{secret:a}}".parse().unwrap());
         headers.insert("accept", "application/json".parse().unwrap());
-        let mut labels: Vec<String> = named(&headers).unwrap().iter().map(Placeholder::label).collect();
+        let mut labels: Vec<String> = named(&headers)
+            .unwrap()
+            .iter()
+            .map(Placeholder::label)
+            .collect();
         labels.sort();
         assert_eq!(labels, ["a", "github", "oauth:google"]);
         headers.insert("x-bad", "{{secret:oops".parse().unwrap());
@@ -228,7 +249,11 @@ mod tests {
     #[test]
     fn a_revoked_grant_is_marked_for_the_sdk() {
         let error = InjectError::from(TokenError::Reauthorize("google".into()));
-        assert!(error.text.starts_with("[oauth:google] the `google` authorization was revoked"));
+        assert!(
+            error
+                .text
+                .starts_with("[oauth:google] the `google` authorization was revoked")
+        );
         let other = InjectError::from(TokenError::Unknown("x".into()));
         assert!(!other.text.starts_with(REAUTHORIZE_MARK));
     }

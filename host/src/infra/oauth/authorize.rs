@@ -48,7 +48,12 @@ impl Authorization {
     }
 
     fn scopes(&self) -> Vec<Scope> {
-        self.provider.scopes.iter().cloned().map(Scope::new).collect()
+        self.provider
+            .scopes
+            .iter()
+            .cloned()
+            .map(Scope::new)
+            .collect()
     }
 
     fn granted(&self, response: BasicTokenResponse) -> Granted {
@@ -90,7 +95,9 @@ impl Authorization {
             .add_scopes(self.scopes())
             .request_async(&http)
             .await
-            .map_err(|error| anyhow::anyhow!("device authorization failed: {}", describe(&error)))?;
+            .map_err(|error| {
+                anyhow::anyhow!("device authorization failed: {}", describe(&error))
+            })?;
         let at = details
             .verification_uri_complete()
             .map(|complete| complete.secret().clone())
@@ -103,7 +110,9 @@ impl Authorization {
             .exchange_device_access_token(&details)
             .request_async(&http, tokio::time::sleep, Some(APPROVAL_TIMEOUT))
             .await
-            .map_err(|error| anyhow::anyhow!("the authorization was not granted: {}", describe(&error)))?;
+            .map_err(|error| {
+                anyhow::anyhow!("the authorization was not granted: {}", describe(&error))
+            })?;
         Ok(self.granted(response))
     }
 
@@ -125,7 +134,10 @@ impl Authorization {
             })?;
         let redirect = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
         let auth_url = AuthUrl::new(self.provider.auth_url.clone()).map_err(|_| {
-            anyhow::anyhow!("the authorization URL `{}` is not valid", self.provider.auth_url)
+            anyhow::anyhow!(
+                "the authorization URL `{}` is not valid",
+                self.provider.auth_url
+            )
         })?;
         let mut client = BasicClient::new(ClientId::new(self.client_id.clone()))
             .set_auth_uri(auth_url)
@@ -199,7 +211,8 @@ impl Authorization {
 }
 
 fn token_url(url: &str) -> anyhow::Result<TokenUrl> {
-    TokenUrl::new(url.to_string()).map_err(|_| anyhow::anyhow!("the token URL `{url}` is not valid"))
+    TokenUrl::new(url.to_string())
+        .map_err(|_| anyhow::anyhow!("the token URL `{url}` is not valid"))
 }
 
 enum RedirectAnswer {

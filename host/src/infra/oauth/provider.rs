@@ -90,7 +90,12 @@ mod tests {
     fn presets_and_names() {
         let google = Provider::preset("google").unwrap();
         assert!(google.device_url.is_none());
-        assert!(google.auth_params.iter().any(|(k, v)| k == "access_type" && v == "offline"));
+        assert!(
+            google
+                .auth_params
+                .iter()
+                .any(|(k, v)| k == "access_type" && v == "offline")
+        );
         assert!(Provider::preset("github").unwrap().device_url.is_some());
         assert!(Provider::preset("myspace").is_none());
         assert!(validate_name("google").is_ok());

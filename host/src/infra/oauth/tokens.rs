@@ -244,13 +244,15 @@ impl OAuthTokens {
         let name = row.name.as_str();
         let started = Instant::now();
         let Some(refresh_token) = tokens.refresh_token.clone().map(Zeroizing::new) else {
-            let detail = "the provider gave no refresh token, so the access token cannot be renewed";
+            let detail =
+                "the provider gave no refresh token, so the access token cannot be renewed";
             return Err(self.refused(name, detail, started).await);
         };
-        let token_url = TokenUrl::new(row.token_url.clone()).map_err(|_| TokenError::Unavailable {
-            name: name.into(),
-            reason: format!("the token URL `{}` is not valid", row.token_url),
-        })?;
+        let token_url =
+            TokenUrl::new(row.token_url.clone()).map_err(|_| TokenError::Unavailable {
+                name: name.into(),
+                reason: format!("the token URL `{}` is not valid", row.token_url),
+            })?;
         let mut client = BasicClient::new(ClientId::new(row.client_id.clone()))
             .set_token_uri(token_url)
             .set_auth_type(AuthType::RequestBody);
@@ -280,7 +282,13 @@ impl OAuthTokens {
             Err(error) => {
                 let reason = describe(&error);
                 self.release(name, "ok", Some(&reason)).await;
-                self.audit(name, "failed", Some(reason.clone()), started, serde_json::json!({}));
+                self.audit(
+                    name,
+                    "failed",
+                    Some(reason.clone()),
+                    started,
+                    serde_json::json!({}),
+                );
                 tracing::warn!(oauth = %name, error = %reason, "OAuth refresh failed");
                 return Err(TokenError::Unavailable {
                     name: name.into(),
@@ -345,7 +353,13 @@ impl OAuthTokens {
     /// again; the admin chat hears how.
     async fn refused(&self, name: &str, detail: &str, started: Instant) -> TokenError {
         self.release(name, "reauthorize", Some(detail)).await;
-        self.audit(name, "reauthorize", Some(detail.to_string()), started, serde_json::json!({}));
+        self.audit(
+            name,
+            "reauthorize",
+            Some(detail.to_string()),
+            started,
+            serde_json::json!({}),
+        );
         self.alerter.alert(
             &format!("oauth:{name}"),
             format!(
@@ -429,11 +443,26 @@ where
 {
     match error {
         RequestTokenError::ServerResponse(refusal) => match refusal.error_description() {
-            Some(description) => format!("the provider answered {}: {}", refusal.error(), clip(description)),
+            Some(description) => format!(
+                "the provider answered {}: {}",
+                refusal.error(),
+                clip(description)
+            ),
             None => format!("the provider answered {}", refusal.error()),
         },
-        RequestTokenError::Request(error) => format!("the token endpoint cannot be reached: {error}"),
-        RequestTokenError::Parse(_, _) => "the token endpoint's answer is not a token response".into(),
+        RequestTokenError::Request(error) => {
+            // The reason (a timeout, a refused connection) is in the sources.
+            let mut text = format!("the token endpoint cannot be reached: {error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        }
+        RequestTokenError::Parse(_, _) => {
+            "the token endpoint's answer is not a token response".into()
+        }
         RequestTokenError::Other(text) => clip(text),
     }
 }
