@@ -102,6 +102,8 @@ extern crate self as wasmbot_sdk;
 /// The `proactive` world (every capability, `handle` and `on-event`): its
 /// types are the SDK's.
 #[doc(hidden)]
+// Generated: `schedule.add`'s record flattens into many parameters.
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "wasmbot:plugin/proactive@0.2.0",
