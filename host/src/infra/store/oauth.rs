@@ -5,8 +5,7 @@
 
 use sqlx::FromRow;
 
-use super::StoredCredential;
-use super::credentials::{UPSERT_POSTGRES, UPSERT_SQLITE};
+use super::credentials::{StoredCredential, UPSERT_POSTGRES, UPSERT_SQLITE};
 use super::pool::{Store, StoreResult, dialect, now, on_either, timed};
 
 #[derive(Debug, Clone, FromRow)]
