@@ -210,8 +210,6 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     let fake = FakeProvider::start().await;
     let data = tempfile::tempdir().unwrap();
     let db = Db::sqlite(data.path());
-    // Tokens live 3 s: the first one expires during the test.
-    fake.expires_in.store(3, Ordering::SeqCst);
     let mut outputs = add_google(data.path(), &db, &fake, false).await;
     let (ok, list) = oauth_done(data.path(), &db, &["list"]);
     assert!(ok, "{list}");
@@ -239,12 +237,17 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     );
     assert_eq!(fake.refreshes.load(Ordering::SeqCst), 0);
 
-    // Expired: refreshed before use; the calendar never sees a stale token.
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // A token that lives 2 s (refreshed by hand, the bot running), then
+    // expires: refreshed before use; the calendar never sees a stale token.
+    fake.expires_in.store(2, Ordering::SeqCst);
+    let (ok, text) = oauth_done(data.path(), &db, &["test", "google"]);
+    assert!(ok && text.contains("oauth `google`: refreshed;"), "{text}");
+    outputs.push_str(&text);
     fake.expires_in.store(3600, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let reply = agenda(&api, ALLOWED).await;
     assert!(reply.contains("Dentist"), "{reply}");
-    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 2);
     assert_eq!(fake.unauthorized.load(Ordering::SeqCst), 0);
 
     // The provider forgot the token: 401, one refresh, the request again.
@@ -252,7 +255,7 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     let reply = agenda(&api, ALLOWED).await;
     assert!(reply.contains("Dentist"), "{reply}");
     assert_eq!(fake.unauthorized.load(Ordering::SeqCst), 1);
-    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 2);
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 3);
 
     // Two chats at once on a token that is refused: one refresh between them.
     fake.forget_access_tokens();
@@ -287,7 +290,7 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     );
     assert_eq!(
         fake.refreshes.load(Ordering::SeqCst),
-        3,
+        4,
         "one refresh for both"
     );
 

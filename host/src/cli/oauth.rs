@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
+use super::secrets::current_key_version;
 use crate::app::config::Config;
 use crate::app::root::open_store;
 use crate::infra::alert::Alerter;
@@ -263,14 +264,9 @@ async fn save(
     authorization: &Authorization,
     granted: &Granted,
 ) -> anyhow::Result<()> {
-    let key_version = store
-        .all_credentials()
-        .await?
-        .iter()
-        .map(|c| c.key_version)
-        .max()
-        .unwrap_or(1);
-    let sealed = granted.tokens.seal(vault, name, key_version)?;
+    let sealed = granted
+        .tokens
+        .seal(vault, name, current_key_version(store).await?)?;
     let now = now_ms();
     let row = OAuthRow {
         name: name.to_string(),

@@ -89,16 +89,21 @@ pub async fn put_secret(
     name: &str,
     value: &[u8],
 ) -> anyhow::Result<()> {
-    let current_version = store
+    let stored = vault.encrypt(name, value, current_key_version(store).await?)?;
+    store.put_credential(&stored).await?;
+    Ok(())
+}
+
+/// The key version the stored credentials have (1 when there are none),
+/// for a credential encrypted now.
+pub async fn current_key_version(store: &crate::infra::store::Store) -> anyhow::Result<i32> {
+    Ok(store
         .all_credentials()
         .await?
         .iter()
         .map(|c| c.key_version)
         .max()
-        .unwrap_or(1);
-    let stored = vault.encrypt(name, value, current_version)?;
-    store.put_credential(&stored).await?;
-    Ok(())
+        .unwrap_or(1))
 }
 
 /// Decrypts every credential with `old` and writes it encrypted with `new`
