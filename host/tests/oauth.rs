@@ -85,6 +85,33 @@ fn read_until(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut String) -
     }
 }
 
+/// Waits for the child to exit and its output to end; whether it succeeded.
+async fn finished(mut child: Child, lines: &mpsc::Receiver<String>, seen: &mut String) -> bool {
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    // The readers stop at the end of the pipes; then the channel is closed.
+    while let Ok(line) = lines.recv_timeout(PATIENCE) {
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    status.success()
+}
+
+/// CPU time a process has used (user + system, in clock ticks: 1/100 s).
+fn cpu_ticks(pid: u32) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses): state is
+    // the first, utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<i64>().unwrap() + fields[12].parse::<i64>().unwrap()
+}
+
 /// Authorizes `google` with the code flow; the test plays the browser
 /// (or, with `paste`, the operator pasting the address it ended on).
 async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, paste: bool) -> String {
@@ -106,11 +133,22 @@ async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, paste: bool) -> S
     );
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "{CLIENT_SECRET}").unwrap();
+    // Playing the browser, the operator piped the secret in
+    // (`printf … | wasmbot oauth add`): stdin is closed at once.
+    let stdin = paste.then_some(stdin);
     let lines = lines_of(&mut child);
     let mut seen = String::new();
     let url = read_until(&lines, "/authorize?", &mut seen)
         .trim()
         .to_string();
+    // Waiting for the browser costs no CPU, stdin closed or not.
+    let before = cpu_ticks(child.id());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let spent = cpu_ticks(child.id()) - before;
+    assert!(
+        spent < 30,
+        "waiting for the redirect took {spent} ticks of CPU in a second"
+    );
     assert!(url.contains("code_challenge_method=S256"), "{url}");
     assert!(
         url.contains("access_type=offline"),
@@ -124,7 +162,7 @@ async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, paste: bool) -> S
     let consent = browser.get(&url).send().await.unwrap();
     assert_eq!(consent.status(), 302);
     let redirect = consent.headers()["location"].to_str().unwrap().to_string();
-    if paste {
+    if let Some(mut stdin) = stdin {
         writeln!(stdin, "not an address").unwrap();
         writeln!(stdin, "{redirect}").unwrap();
     } else {
@@ -137,15 +175,7 @@ async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, paste: bool) -> S
                 .contains("You can close this tab")
         );
     }
-    drop(stdin);
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
-        seen.push_str(&line);
-        seen.push('\n');
-    }
-    assert!(status.success(), "{seen}");
+    assert!(finished(child, &lines, &mut seen).await, "{seen}");
     assert!(seen.contains("oauth `google` authorized"), "{seen}");
     if paste {
         assert!(seen.contains("That is not the address"), "{seen}");
@@ -269,6 +299,11 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     while fake.unauthorized.load(Ordering::SeqCst) < 3 && waited.elapsed() < PATIENCE {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(
+        fake.unauthorized.load(Ordering::SeqCst),
+        3,
+        "both chats sent their request while the refresh was held"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     fake.release_refreshes();
     gate.notify_waiters();
@@ -384,17 +419,17 @@ async fn the_device_flow_polls_until_approved() {
     let mut seen = String::new();
     read_until(&lines, "enter the code WDJB-MJHT", &mut seen);
     // The user approves after the CLI has polled at least once.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    fake.approve_devices();
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
-        seen.push_str(&line);
-        seen.push('\n');
+    let waited = std::time::Instant::now();
+    while fake.device_polls_pending.load(Ordering::SeqCst) == 0 && waited.elapsed() < PATIENCE {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(status.success(), "{seen}");
+    fake.approve_devices();
+    assert!(finished(child, &lines, &mut seen).await, "{seen}");
     assert!(seen.contains("oauth `gh` authorized"), "{seen}");
+    assert!(
+        fake.device_polls_pending.load(Ordering::SeqCst) >= 1,
+        "the CLI was told `authorization_pending` and kept polling"
+    );
     let (ok, list) = oauth_done(data.path(), &db, &["list"]);
     assert!(ok && list.starts_with("gh\tcustom\t"), "{list}");
     let (ok, text) = oauth_done(data.path(), &db, &["test", "gh"]);

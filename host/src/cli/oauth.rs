@@ -17,9 +17,10 @@ use crate::app::config::Config;
 use crate::app::root::open_store;
 use crate::infra::alert::Alerter;
 use crate::infra::audit::{AuditWriter, DEFAULT_QUEUE_CAPACITY};
+use crate::infra::oauth::OAuthTokens;
 use crate::infra::oauth::authorize::{Authorization, Granted};
 use crate::infra::oauth::provider::{Provider, tokens_credential, validate_name};
-use crate::infra::oauth::{OAuthTokens, now_ms};
+use crate::infra::schedule::now_ms;
 use crate::infra::store::{AuditEntry, OAuthRow, Store};
 use crate::infra::vault::Vault;
 
@@ -85,18 +86,16 @@ pub async fn run(config: &Config, command: OAuthCommand) -> anyhow::Result<ExitC
         } => {
             validate_name(&name).map_err(anyhow::Error::msg)?;
             let vault = require_vault(config)?;
-            let mut provider = match provider.as_deref().unwrap_or(&name) {
-                kind if Provider::preset(kind).is_some() => {
-                    Provider::preset(kind).unwrap_or_else(|| unreachable!())
-                }
-                kind => {
-                    anyhow::ensure!(
-                        provider.is_none() || kind == "custom",
-                        "unknown provider `{kind}` (presets: google, github; or --provider custom with --auth-url and --token-url)"
-                    );
+            let kind = provider.as_deref().unwrap_or(&name);
+            let mut provider = match (Provider::preset(kind), provider.as_deref()) {
+                (Some(preset), _) => preset,
+                (None, Some(other)) if other != "custom" => anyhow::bail!(
+                    "unknown provider `{other}` (presets: google, github; or --provider custom with --auth-url and --token-url)"
+                ),
+                (None, _) => {
                     let (Some(auth), Some(token)) = (auth_url.clone(), token_url.clone()) else {
                         anyhow::bail!(
-                            "`{name}` is not a preset (google, github): give --auth-url and --token-url, or --provider"
+                            "`{kind}` is not a preset (google, github): give --auth-url and --token-url"
                         );
                     };
                     Provider::custom(auth, token)

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::app::config::Config;
 use crate::app::root::open_store;
-use crate::infra::vault::Vault;
+use crate::infra::vault::{CREDENTIAL_NAME_RULE, Vault, is_credential_name};
 
 #[derive(Subcommand)]
 pub enum SecretsCommand {
@@ -130,13 +130,9 @@ fn require_vault(config: &Config) -> anyhow::Result<std::sync::Arc<Vault>> {
 }
 
 fn validate_name(name: &str) -> anyhow::Result<()> {
-    let valid = (1..=128).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     anyhow::ensure!(
-        valid,
-        "secret names are 1-128 characters of A-Z, a-z, 0-9, '_', '-' or '.'"
+        is_credential_name(name),
+        "secret names are {CREDENTIAL_NAME_RULE}"
     );
     Ok(())
 }

@@ -176,6 +176,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 /// Where one request goes, as the capability checked it.
+#[derive(Clone, Copy)]
 pub struct Destination<'a> {
     pub https: bool,
     /// As written in the URL (a name or an address literal).

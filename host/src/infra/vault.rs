@@ -22,6 +22,18 @@ pub enum VaultError {
     Encrypt(String),
 }
 
+/// What names the operator's credentials take (`secrets set NAME`, `oauth
+/// add NAME`): the host keeps its own under names outside this rule
+/// (`hook:…`, `oauth:…`), which no manifest can list.
+pub const CREDENTIAL_NAME_RULE: &str = "1-128 characters of A-Z, a-z, 0-9, '_', '-' or '.'";
+
+pub fn is_credential_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 pub struct Vault {
     cipher: Aes256Gcm,
 }

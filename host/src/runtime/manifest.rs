@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::capability::{Capability, CapabilityTable};
 use super::engine::MAX_PLUGIN_MEMORY_MB;
+use crate::infra::vault::{CREDENTIAL_NAME_RULE, is_credential_name};
 
 /// The command the host answers itself with the list of commands.
 pub const HELP_COMMAND: &str = "help";
@@ -248,20 +249,12 @@ impl Manifest {
         }
         // The operator's names (`secrets set`): the host keeps its own
         // credentials (webhook secrets, `hook:…`) under names no manifest can list.
-        for name in &raw.secrets {
-            let valid = (1..=128).contains(&name.len())
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-            if !valid {
+        for (field, names) in [("secrets", &raw.secrets), ("oauth", &raw.oauth)] {
+            if let Some(name) = names.iter().find(|name| !is_credential_name(name)) {
                 return Err(format!(
-                    "`secrets` lists {name:?}; secret names are 1-128 characters of A-Z, a-z, 0-9, '_', '-' or '.'"
+                    "`{field}` lists {name:?}; credential names are {CREDENTIAL_NAME_RULE}"
                 ));
             }
-        }
-        for name in &raw.oauth {
-            crate::infra::oauth::provider::validate_name(name)
-                .map_err(|problem| format!("`oauth`: {problem}"))?;
         }
         if !raw.oauth.is_empty() && !capabilities.iter().any(|c| c.name == "http") {
             return Err(
@@ -393,6 +386,21 @@ mod tests {
         let error = parse(&GOOD.replace(r#"["log"]"#, r#"["log", "telepathy"]"#)).unwrap_err();
         assert!(error.contains("unknown capability `telepathy`"), "{error}");
         assert!(error.contains("known: log"), "{error}");
+    }
+
+    #[test]
+    fn credential_names_the_host_keeps_for_itself_cannot_be_listed() {
+        let with = |line: &str| GOOD.replace("[limits]", &format!("{line}\n[limits]"));
+        let error = parse(&with(r#"secrets = ["hook:x/y"]"#)).unwrap_err();
+        assert!(
+            error.contains("`secrets` lists \"hook:x/y\"; credential names are 1-128"),
+            "{error}"
+        );
+        let error = parse(&with(r#"oauth = ["oauth:google"]"#)).unwrap_err();
+        assert!(error.contains("`oauth` lists \"oauth:google\""), "{error}");
+        // Well named, but OAuth tokens go only into HTTP requests.
+        let error = parse(&with(r#"oauth = ["google"]"#)).unwrap_err();
+        assert!(error.contains("does not grant `http`"), "{error}");
     }
 
     #[test]

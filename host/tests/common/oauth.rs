@@ -43,7 +43,8 @@ pub struct FakeProvider {
     pub expires_in: AtomicU64,
     pub refreshes: AtomicUsize,
     pub unauthorized: AtomicUsize,
-    pub calendar_calls: AtomicUsize,
+    /// Device-grant polls answered `authorization_pending`.
+    pub device_polls_pending: AtomicUsize,
     /// While set, a refresh request waits for it to be notified.
     refresh_gate: Mutex<Option<Arc<tokio::sync::Notify>>>,
     refresh_arrived: tokio::sync::Notify,
@@ -59,7 +60,7 @@ impl FakeProvider {
             expires_in: AtomicU64::new(3600),
             refreshes: AtomicUsize::new(0),
             unauthorized: AtomicUsize::new(0),
-            calendar_calls: AtomicUsize::new(0),
+            device_polls_pending: AtomicUsize::new(0),
             refresh_gate: Mutex::new(None),
             refresh_arrived: tokio::sync::Notify::new(),
         });
@@ -246,7 +247,10 @@ async fn token(State(fake): State<Arc<FakeProvider>>, body: Bytes) -> Response {
             let mut tokens = fake.tokens.lock().unwrap();
             match tokens.devices.get(&device).copied() {
                 None => oauth_error("expired_token"),
-                Some(false) => oauth_error("authorization_pending"),
+                Some(false) => {
+                    fake.device_polls_pending.fetch_add(1, Ordering::SeqCst);
+                    oauth_error("authorization_pending")
+                }
                 Some(true) => {
                     tokens.devices.remove(&device);
                     json_ok(fake.issue(&mut tokens))
@@ -274,7 +278,6 @@ async fn token(State(fake): State<Arc<FakeProvider>>, body: Bytes) -> Response {
 
 /// Google Calendar's events list: one meeting and one all-day event.
 async fn events(State(fake): State<Arc<FakeProvider>>, uri: Uri, headers: HeaderMap) -> Response {
-    fake.calendar_calls.fetch_add(1, Ordering::SeqCst);
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

@@ -51,12 +51,8 @@ fn local_time(text: &str, zone: Tz) -> Option<String> {
 }
 
 /// One line per event: `09:00–09:30  Standup — Room 4`, all-day first.
-pub fn describe_day(listing: &Listing, day: NaiveDate, offset: u64, zone: Tz) -> String {
-    let title = match offset {
-        0 => "Today",
-        1 => "Tomorrow",
-        _ => "On",
-    };
+pub fn describe_day(listing: &Listing, day: NaiveDate, today: bool, zone: Tz) -> String {
+    let title = if today { "Today" } else { "Tomorrow" };
     let mut lines = vec![format!("📅 {title}, {}", day.format("%A %-d %B"))];
     let mut all_day = Vec::new();
     let mut timed = Vec::new();
@@ -124,10 +120,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            describe_day(&listing, day, 0, zone),
+            describe_day(&listing, day, true, zone),
             "📅 Today, Thursday 26 November\nAll day  Holiday\n09:00–09:30  Standup — Room 4\n15:00  (no title)"
         );
         let empty = Listing { items: Vec::new() };
-        assert!(describe_day(&empty, day, 1, zone).ends_with("Nothing on your calendar."));
+        assert!(describe_day(&empty, day, false, zone).ends_with("Nothing on your calendar."));
     }
 }

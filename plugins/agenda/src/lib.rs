@@ -27,7 +27,7 @@ fn handle(msg: Message) -> HandlerResult {
     let day = Utc::now().with_timezone(&zone).date_naive() + Days::new(offset);
     let (start, end) = events::day_bounds(day, zone)?;
     let api_url = config::require("api_url")?;
-    let calendar = config::get("calendar").unwrap_or_else(|| "primary".into());
+    let calendar = config::require("calendar")?;
     let sent = http::Request::get(format!(
         "{}/calendar/v3/calendars/{}/events",
         api_url.trim().trim_end_matches('/'),
@@ -59,7 +59,10 @@ fn handle(msg: Message) -> HandlerResult {
     }
     let listing: events::Listing = response.json()?;
     Ok(Reply::text(events::describe_day(
-        &listing, day, offset, zone,
+        &listing,
+        day,
+        offset == 0,
+        zone,
     )))
 }
 

@@ -395,14 +395,9 @@ impl Wire<'_> {
     where
         B: hyper::body::Body<Data = bytes::Bytes, Error = Error> + Send + 'static,
     {
-        let destination = Destination {
-            https: self.destination.https,
-            host: self.destination.host,
-            port: self.destination.port,
-        };
         outbound::send(
             request,
-            destination,
+            self.destination,
             &self.services.http,
             self.timeouts,
             self.max_body,
@@ -456,17 +451,7 @@ impl Wire<'_> {
             return Ok(sent);
         }
         drop(sent);
-        let Some(oauth) = &self.services.oauth else {
-            return Err(Refused::Credential("no OAuth service".into()));
-        };
-        let mut fresh = UsedTokens::default();
-        for (name, token) in &used.0 {
-            let renewed = oauth
-                .after_unauthorized(name, token)
-                .await
-                .map_err(|error| Refused::from(InjectError::from(error)))?;
-            fresh.0.push((name.clone(), renewed.token));
-        }
+        let fresh = secret_headers::renew(self.services, &used).await?;
         let mut headers = parts.headers.clone();
         secret_headers::inject(&mut headers, self.services, revealed, &fresh).await?;
         self.send(again(headers)).await

@@ -13,7 +13,7 @@ use http::HeaderValue;
 use http::header::HeaderMap;
 use zeroize::Zeroizing;
 
-use crate::infra::oauth::TokenError;
+use crate::infra::oauth::{OAuthTokens, TokenError};
 use crate::infra::services::HostServices;
 use crate::runtime::RevealedSecrets;
 
@@ -137,8 +137,8 @@ pub async fn inject(
             continue;
         }
         let mut filled = Zeroizing::new(String::with_capacity(text.len() + 64));
-        let mut rest = text.to_string();
-        while let Some(next) = next_placeholder(&rest) {
+        let mut rest = text;
+        while let Some(next) = next_placeholder(rest) {
             let (start, placeholder, end) = next?;
             filled.push_str(&rest[..start]);
             match &placeholder {
@@ -158,9 +158,9 @@ pub async fn inject(
                     used.0.push((name.clone(), token));
                 }
             }
-            rest = rest[end..].to_string();
+            rest = &rest[end..];
         }
-        filled.push_str(&rest);
+        filled.push_str(rest);
         let mut header = HeaderValue::from_str(&filled)
             .map_err(|_| "a credential holds characters a header cannot carry".to_string())?;
         header.set_sensitive(true);
@@ -169,18 +169,36 @@ pub async fn inject(
     Ok(used)
 }
 
+/// New tokens for those a server refused (401), unless another caller
+/// already replaced them.
+pub async fn renew(
+    services: &HostServices,
+    refused: &UsedTokens,
+) -> Result<UsedTokens, InjectError> {
+    let oauth = oauth_service(services)?;
+    let mut fresh = UsedTokens::default();
+    for (name, token) in &refused.0 {
+        fresh.0.push((
+            name.clone(),
+            oauth.after_unauthorized(name, token).await?.token,
+        ));
+    }
+    Ok(fresh)
+}
+
+fn oauth_service(services: &HostServices) -> Result<&OAuthTokens, InjectError> {
+    services.oauth.as_deref().ok_or_else(|| {
+        "no ENCRYPTION_KEY is configured, so no OAuth credential can be used"
+            .to_string()
+            .into()
+    })
+}
+
 async fn access_token(
     services: &HostServices,
     name: &str,
 ) -> Result<Zeroizing<String>, InjectError> {
-    let Some(oauth) = &services.oauth else {
-        return Err(
-            "no ENCRYPTION_KEY is configured, so no OAuth credential can be used"
-                .to_string()
-                .into(),
-        );
-    };
-    Ok(oauth.access_token(name).await?.token)
+    Ok(oauth_service(services)?.access_token(name).await?.token)
 }
 
 async fn stored_secret(

@@ -122,7 +122,7 @@ impl Authorization {
     pub async fn code(
         &self,
         say: &dyn Fn(String),
-        mut pasted: mpsc::Receiver<String>,
+        pasted: mpsc::Receiver<String>,
     ) -> anyhow::Result<Granted> {
         let listener = TcpListener::bind(("127.0.0.1", self.redirect_port))
             .await
@@ -161,8 +161,17 @@ impl Authorization {
              Waiting for the redirect to {redirect}/ — if the browser is on another machine, \
              paste here the address it ends on (it starts with {redirect}) and press Enter."
         ));
+        // Once stdin is closed (`printf SECRET | wasmbot oauth add …`) only
+        // the browser can answer.
+        let mut pasted = Some(pasted);
         let answer = tokio::time::timeout(APPROVAL_TIMEOUT, async {
             loop {
+                let next_line = async {
+                    match pasted.as_mut() {
+                        Some(lines) => lines.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
@@ -170,10 +179,9 @@ impl Authorization {
                             break answer;
                         }
                     }
-                    line = pasted.recv() => {
+                    line = next_line => {
                         let Some(line) = line else {
-                            // stdin closed: only the browser can answer now.
-                            pasted = mpsc::channel(1).1;
+                            pasted = None;
                             continue;
                         };
                         match parse_redirect(line.trim()) {

@@ -6,4 +6,4 @@ pub mod authorize;
 pub mod provider;
 mod tokens;
 
-pub use tokens::{AccessToken, OAuthTokens, TokenError, TokenSet, describe, now_ms, token_client};
+pub use tokens::{AccessToken, OAuthTokens, TokenError, TokenSet, describe, token_client};

@@ -1,6 +1,8 @@
 //! Where an OAuth 2 provider's endpoints are, and the presets an operator
 //! starts from (`wasmbot oauth add google`); every field can be overridden.
 
+use crate::infra::vault::{CREDENTIAL_NAME_RULE, is_credential_name};
+
 /// One provider's endpoints and the scopes asked for by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provider {
@@ -62,17 +64,14 @@ impl Provider {
     }
 }
 
-/// OAuth credential names: like secret names, so `oauth:NAME` is unambiguous.
+/// OAuth credential names follow the vault's rule, so `oauth:NAME` is
+/// unambiguous and a manifest can list NAME.
 pub fn validate_name(name: &str) -> Result<(), String> {
-    let valid = (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if valid {
+    if is_credential_name(name) {
         Ok(())
     } else {
         Err(format!(
-            "OAuth credential names are 1-64 characters of A-Z, a-z, 0-9, '_', '-' or '.', not {name:?}"
+            "OAuth credential names are {CREDENTIAL_NAME_RULE}, not {name:?}"
         ))
     }
 }

@@ -20,6 +20,7 @@ use zeroize::{Zeroize, Zeroizing};
 use super::provider::tokens_credential;
 use crate::infra::alert::Alerter;
 use crate::infra::audit::AuditWriter;
+use crate::infra::schedule::now_ms;
 use crate::infra::store::{AuditEntry, OAuthRow, Store, StoredCredential};
 use crate::infra::sync::lock;
 use crate::infra::vault::Vault;
@@ -111,10 +112,6 @@ impl std::fmt::Debug for OAuthTokens {
     }
 }
 
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// Whether the token should be refreshed before use.
 fn expiring(row: &OAuthRow, now: i64) -> bool {
     let Some(expires) = row.expires_ms else {
@@ -150,7 +147,7 @@ impl OAuthTokens {
             return Err(TokenError::Reauthorize(name.into()));
         }
         if !expiring(&row, now_ms()) {
-            let tokens = self.tokens(name).await?;
+            let (tokens, _) = self.tokens(name).await?;
             return Ok(AccessToken {
                 token: Zeroizing::new(tokens.access_token.clone()),
                 expires_ms: row.expires_ms,
@@ -203,7 +200,7 @@ impl OAuthTokens {
             if row.status == "reauthorize" {
                 return Err(TokenError::Reauthorize(name.into()));
             }
-            let tokens = self.tokens(name).await?;
+            let (tokens, key_version) = self.tokens(name).await?;
             if !stale(&row, &tokens) {
                 return Ok(AccessToken {
                     token: Zeroizing::new(tokens.access_token.clone()),
@@ -218,7 +215,7 @@ impl OAuthTokens {
                 .await
                 .map_err(|error| self.unavailable(name, error))?;
             if leased {
-                return self.refresh_leased(&row, tokens).await;
+                return self.refresh_leased(&row, tokens, key_version).await;
             }
             if !waited {
                 waited = true;
@@ -240,6 +237,7 @@ impl OAuthTokens {
         &self,
         row: &OAuthRow,
         tokens: TokenSet,
+        key_version: i32,
     ) -> Result<AccessToken, TokenError> {
         let name = row.name.as_str();
         let started = Instant::now();
@@ -248,11 +246,14 @@ impl OAuthTokens {
                 "the provider gave no refresh token, so the access token cannot be renewed";
             return Err(self.refused(name, detail, started).await);
         };
-        let token_url =
-            TokenUrl::new(row.token_url.clone()).map_err(|_| TokenError::Unavailable {
+        let Ok(token_url) = TokenUrl::new(row.token_url.clone()) else {
+            let reason = format!("the token URL `{}` is not valid", row.token_url);
+            self.release(name, "ok", Some(&reason)).await;
+            return Err(TokenError::Unavailable {
                 name: name.into(),
-                reason: format!("the token URL `{}` is not valid", row.token_url),
-            })?;
+                reason,
+            });
+        };
         let mut client = BasicClient::new(ClientId::new(row.client_id.clone()))
             .set_token_uri(token_url)
             .set_auth_type(AuthType::RequestBody);
@@ -309,21 +310,15 @@ impl OAuthTokens {
                 .map(|token| token.secret().clone())
                 .or_else(|| tokens.refresh_token.clone()),
         };
-        let key_version = self
-            .store
-            .get_credential(&tokens_credential(name))
-            .await
-            .ok()
-            .flatten()
-            .map_or(1, |stored| stored.key_version);
-        let sealed = renewed
-            .seal(&self.vault, name, key_version)
-            .map_err(|error| self.unavailable(name, error))?;
-        if let Err(error) = self
-            .store
-            .oauth_refreshed(name, &sealed, expires_ms, refreshed_ms)
-            .await
-        {
+        let saved = match renewed.seal(&self.vault, name, key_version) {
+            Ok(sealed) => self
+                .store
+                .oauth_refreshed(name, &sealed, expires_ms, refreshed_ms)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = saved {
             // The provider may have rotated the refresh token we could not
             // save: say so loudly, the next refresh may need `oauth add`.
             tracing::error!(oauth = %name, %error, rotated, "OAuth refresh could not be saved");
@@ -385,16 +380,20 @@ impl OAuthTokens {
         }
     }
 
-    async fn tokens(&self, name: &str) -> Result<TokenSet, TokenError> {
+    /// The credential's tokens, and the key version they are encrypted
+    /// with (a refresh writes them back with the same).
+    async fn tokens(&self, name: &str) -> Result<(TokenSet, i32), TokenError> {
         let stored = match self.store.get_credential(&tokens_credential(name)).await {
             Ok(Some(stored)) => stored,
             Ok(None) => return Err(TokenError::Reauthorize(name.into())),
             Err(error) => return Err(self.unavailable(name, error)),
         };
-        TokenSet::open(&self.vault, &stored).map_err(|reason| TokenError::Unavailable {
-            name: name.into(),
-            reason,
-        })
+        let tokens =
+            TokenSet::open(&self.vault, &stored).map_err(|reason| TokenError::Unavailable {
+                name: name.into(),
+                reason,
+            })?;
+        Ok((tokens, stored.key_version))
     }
 
     fn unavailable(&self, name: &str, error: impl std::fmt::Display) -> TokenError {

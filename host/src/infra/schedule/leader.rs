@@ -38,6 +38,13 @@ const TRY_LOCK: &str =
 const UNLOCK: &str =
     "SELECT pg_advisory_unlock(hashtextextended($1 || ':' || current_schema(), 0))";
 
+async fn try_lock(connection: &mut sqlx::PgConnection, what: Leadership) -> sqlx::Result<bool> {
+    sqlx::query_scalar(TRY_LOCK)
+        .bind(what.name())
+        .fetch_one(connection)
+        .await
+}
+
 pub enum LeaderLock {
     Postgres(sqlx::PgConnection),
     File(std::fs::File),
@@ -53,10 +60,7 @@ impl LeaderLock {
                 // connection each time); one that got it is detached, so the
                 // lock lives exactly as long as that connection.
                 let mut connection = pool.acquire().await?;
-                let acquired: bool = sqlx::query_scalar(TRY_LOCK)
-                    .bind(what.name())
-                    .fetch_one(&mut *connection)
-                    .await?;
+                let acquired = try_lock(&mut connection, what).await?;
                 Ok(acquired.then(|| LeaderLock::Postgres(connection.detach())))
             }
             Store::Sqlite(pool) => {
@@ -87,17 +91,20 @@ impl LeaderLock {
         match store {
             Store::Postgres(pool) => {
                 let mut connection = pool.acquire().await?;
-                let acquired: bool = sqlx::query_scalar(TRY_LOCK)
-                    .bind(what.name())
-                    .fetch_one(&mut *connection)
-                    .await?;
-                if acquired {
-                    sqlx::query(UNLOCK)
-                        .bind(what.name())
-                        .execute(&mut *connection)
-                        .await?;
+                if !try_lock(&mut connection, what).await? {
+                    return Ok(true);
                 }
-                Ok(!acquired)
+                // A pooled connection must never keep the lock: one that
+                // cannot give it back is closed instead of returned.
+                if let Err(error) = sqlx::query(UNLOCK)
+                    .bind(what.name())
+                    .execute(&mut *connection)
+                    .await
+                {
+                    let _ = connection.detach().close().await;
+                    return Err(error.into());
+                }
+                Ok(false)
             }
             Store::Sqlite(_) => Ok(match Self::try_acquire(store, what).await? {
                 Some(lock) => {
