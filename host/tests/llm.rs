@@ -380,7 +380,7 @@ async fn the_eleventh_question_in_a_minute_waits_without_spending_tokens() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_streamed_answer_arrives_as_it_is_written_and_a_broken_one_keeps_what_came() {
-    use wasmbot::infra::llm::{CompletionRequest, LlmFailure, Role};
+    use wasmbot::infra::llm::{CompletionRequest, LlmFailure, Role, Turn};
     let (fake, url) = FakeAnthropic::start().await;
     let settings = LlmSettings::from_lookup(|name| match name {
         "ANTHROPIC_BASE_URL" => Some(url.clone()),
@@ -392,7 +392,7 @@ async fn a_streamed_answer_arrives_as_it_is_written_and_a_broken_one_keeps_what_
     let client = LlmClient::from_settings(&settings).unwrap().unwrap();
     let request = CompletionRequest {
         system: None,
-        messages: vec![(Role::User, "Hi".into())],
+        messages: vec![Turn::text(Role::User, "Hi")],
         max_tokens: None,
     };
     let gate = Arc::new(tokio::sync::Notify::new());

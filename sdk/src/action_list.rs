@@ -30,6 +30,12 @@ impl IntoActions for Ask {
     }
 }
 
+impl IntoActions for crate::File {
+    fn into_actions(self) -> Vec<Action> {
+        vec![self.into()]
+    }
+}
+
 impl IntoActions for Actions {
     fn into_actions(self) -> Vec<Action> {
         self.0
@@ -175,6 +181,18 @@ impl Actions {
                 }) => {
                     check_keyboard(keyboard)?;
                     earlier(message, sent)?;
+                }
+                Action::SendFile(file) => {
+                    if let Some(message) = &file.reply_to {
+                        earlier(message, sent)?;
+                    }
+                    if file.name.is_empty() || file.name.contains(['/', '\\']) {
+                        return Err(format!(
+                            "file name {:?}: 1-255 bytes without `/`",
+                            file.name
+                        ));
+                    }
+                    sent += 1;
                 }
                 Action::Delete(message) => earlier(message, sent)?,
                 Action::React(reaction) => earlier(&reaction.message, sent)?,

@@ -1,6 +1,8 @@
 use serde::de::DeserializeOwned;
 
-use crate::{ButtonPress, ChatType, Command, Event, EventKind, MessageRef};
+use crate::{
+    Attachment, AttachmentKind, ButtonPress, ChatType, Command, Event, EventKind, MessageRef,
+};
 
 /// What a handler may take as its argument: the whole [`Event`], or a view
 /// of it such as [`crate::Message`]. `Err(text)` is shown to the user.
@@ -47,6 +49,11 @@ impl Event {
             EventKind::Button(press) => Some(press),
             _ => None,
         }
+    }
+
+    /// The first attachment of `kind` (a photo, a voice note…), if any.
+    pub fn attachment(&self, kind: AttachmentKind) -> Option<&Attachment> {
+        self.attachments.iter().find(|file| file.kind == kind)
     }
 
     /// Whether this event answers a question this plugin asked (`ask`).

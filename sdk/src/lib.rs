@@ -84,10 +84,16 @@
 //! than one `ask` or one notice in a list; [`Actions::check`] tells you
 //! before it does.
 //!
+//! Files: an event's [`Event::attachments`] (a photo, a voice note, a
+//! document, with the caption as its text) are fetched with
+//! [`media::fetch`]; a [`File`] (`File::document(name, bytes)`,
+//! `File::photo(..)`) is an action that uploads one.
+//!
 //! Capabilities are modules: [`log`], [`state`], [`secrets`], [`audit`],
-//! [`llm`], [`health`], [`cache`], [`vectors`], [`config`] (the plugin's
-//! settings) and [`http`] (outbound requests to the hosts its manifest
-//! lists); each needs its grant in the manifest. A plugin granted `files`
+//! [`llm`] (also vision and answers streamed into the chat:
+//! [`llm::Conversation`]), [`health`], [`cache`], [`vectors`], [`media`],
+//! [`config`] (the plugin's settings) and [`http`] (outbound requests to
+//! the hosts its manifest lists); each needs its grant in the manifest. A plugin granted `files`
 //! reads and writes its own folder, `/data`, with `std::fs`.
 //!
 //! The component targets the WIT world `wasmbot:plugin/conversation@0.2.0`.
@@ -140,6 +146,7 @@ pub mod conversation_bindings {
             "wasmbot:plugin/vectors@0.1.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_1_0::vectors,
             "wasmbot:plugin/config@0.2.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_2_0::config,
             "wasmbot:plugin/events@0.2.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_2_0::events,
+            "wasmbot:plugin/media@0.2.0": ::wasmbot_sdk::bindings::wasmbot::plugin0_2_0::media,
         },
     });
 }
@@ -149,10 +156,12 @@ pub mod audit;
 pub mod cache;
 pub mod config;
 mod event;
+mod file;
 pub mod health;
 pub mod http;
 pub mod llm;
 pub mod log;
+pub mod media;
 mod message;
 mod reply;
 pub mod schedule;
@@ -162,11 +171,13 @@ pub mod vectors;
 
 pub use action_list::{Actions, IntoActions};
 pub use bindings::wasmbot::plugin0_2_0::events::{
-    Action, Button, ButtonPress, ChatType, Command, Edit, Event, EventKind, Format, Keyboard,
-    MessageRef, Notice, Outgoing, Question, Quoted, Reaction,
+    Action, Attachment, AttachmentKind, Button, ButtonPress, ChatType, Command, Edit, Event,
+    EventKind, FileKind, Format, Keyboard, MessageRef, Notice, Outgoing, OutgoingFile, Question,
+    Quoted, Reaction,
 };
 pub use bindings::wasmbot::plugin0_2_0::happenings::{DueJob, Happening, HappeningKind, Webhook};
 pub use event::FromEvent;
+pub use file::File;
 pub use message::{Message, escape_html, escape_markdown};
 pub use reply::{
     Ask, Buttons, DEFAULT_ASK_TIMEOUT_SECS, Reply, alert, ask, clear_buttons, delete, edit,
@@ -200,12 +211,12 @@ pub const MAX_ASK_TIMEOUT_SECS: u32 = 24 * 60 * 60;
 /// Everything a handler usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        Action, Actions, Ask, Button, ButtonPress, Buttons, ChatType, Command, DueJob, Event,
-        EventKind, EventResult, Format, FromEvent, HandlerResult, Happening, HappeningKind,
-        IntoActions, Message, MessageRef, Reply, ReplyFormat, Webhook, actions, alert, ask, audit,
-        cache, clear_buttons, config, delete, edit, edit_buttons, escape_html, escape_markdown,
-        health, http, llm, log, named, notice, react, schedule, secrets, send, sent, state, typing,
-        vectors,
+        Action, Actions, Ask, Attachment, AttachmentKind, Button, ButtonPress, Buttons, ChatType,
+        Command, DueJob, Event, EventKind, EventResult, File, Format, FromEvent, HandlerResult,
+        Happening, HappeningKind, IntoActions, Message, MessageRef, Reply, ReplyFormat, Webhook,
+        actions, alert, ask, audit, cache, clear_buttons, config, delete, edit, edit_buttons,
+        escape_html, escape_markdown, health, http, llm, log, media, named, notice, react,
+        schedule, secrets, send, sent, state, typing, vectors,
     };
     pub use serde_json::json;
 }

@@ -14,6 +14,7 @@ use crate::infra::health::HealthSettings;
 use crate::infra::llm::LlmSettings;
 use crate::infra::logging::LogFormat;
 use crate::infra::outbound::{OutboundClient, PrivateAllowance};
+use crate::infra::services::{DEFAULT_MEDIA_MAX_MB, MAX_MEDIA_MAX_MB, MediaLimits};
 use crate::infra::vault::Vault;
 use crate::infra::vectors::VectorSettings;
 use crate::runtime::{
@@ -75,6 +76,8 @@ pub struct Config {
     pub http: OutboundClient,
     /// `FILES_DIR`: where plugins granted `files` keep their folders.
     pub files_dir: PathBuf,
+    /// `MEDIA_MAX_MB`: the largest file a plugin may fetch or send.
+    pub media: MediaLimits,
 }
 
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins/dist";
@@ -144,6 +147,13 @@ impl Config {
             "MiB",
         )?;
 
+        let media_max_mb = parse_number(
+            "MEDIA_MAX_MB",
+            get("MEDIA_MAX_MB"),
+            DEFAULT_MEDIA_MAX_MB,
+            1..=MAX_MEDIA_MAX_MB,
+            "MB",
+        )?;
         let reply_kb = parse_number(
             "PLUGIN_REPLY_KB",
             get("PLUGIN_REPLY_KB"),
@@ -307,6 +317,9 @@ impl Config {
                 get("HTTP_CA_FILE").as_deref(),
             )?,
             files_dir: PathBuf::from(get("FILES_DIR").unwrap_or_else(|| DEFAULT_FILES_DIR.into())),
+            media: MediaLimits {
+                max_bytes: media_max_mb << 20,
+            },
         })
     }
 }

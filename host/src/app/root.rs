@@ -112,6 +112,7 @@ impl Host {
             alerter,
             http: config.http.clone(),
             files_dir: Some(config.files_dir.clone()),
+            media: config.media,
             jobs_added: Default::default(),
         };
         Ok(Self {

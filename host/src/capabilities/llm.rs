@@ -4,12 +4,18 @@
 //! (`llm_request`) under the message's correlation id, and failures follow
 //! one policy: overloaded/down -> friendly error + admin alert (and one
 //! recovery notice later); rate limited -> warning only; key refused ->
-//! critical log + admin alert.
+//! critical log + admin alert. `stream-reply` shows the answer in the
+//! event's chat while Claude writes it (through the adapter's
+//! [`crate::runtime::ChatLink`]); user messages may carry images and PDFs.
 
 use std::time::Instant;
 
 use crate::infra::alert::Alerter;
-use crate::infra::llm::{Completion, CompletionRequest, LlmClient, LlmFailure, Role};
+use tokio::sync::watch;
+
+use crate::infra::llm::{
+    Completion, CompletionRequest, LlmClient, LlmFailure, LlmFile, Role, Turn,
+};
 use crate::infra::metrics::{TokenLabels, label, metrics};
 use crate::runtime::Budget;
 use crate::runtime::CallState;
@@ -28,22 +34,202 @@ impl wit::Host for CallState {
         request: wit::CompletionRequest,
     ) -> Result<wit::Completion, LlmError> {
         self.spend(&LLM_REQUESTS)?;
-        let services = self.services().clone();
         let request = CompletionRequest {
             system: request.system,
             messages: request
                 .messages
                 .into_iter()
-                .map(|m| {
-                    let role = match m.role {
-                        wit::Role::User => Role::User,
-                        wit::Role::Assistant => Role::Assistant,
-                    };
-                    (role, m.content)
-                })
+                .map(|m| Turn::text(role(m.role), m.content))
                 .collect(),
             max_tokens: request.max_tokens,
         };
+        self.completion(request).await
+    }
+
+    async fn complete_rich(
+        &mut self,
+        request: wit::RichRequest,
+    ) -> Result<wit::Completion, LlmError> {
+        self.spend(&LLM_REQUESTS)?;
+        let request = rich_request(request)?;
+        self.completion(request).await
+    }
+
+    async fn stream_reply(&mut self, request: wit::RichRequest) -> Result<wit::Streamed, LlmError> {
+        self.spend(&LLM_REQUESTS)?;
+        let request = rich_request(request)?;
+        let services = self.services().clone();
+        let (Some(link), Some(client)) = (self.context().link.clone(), services.llm.clone()) else {
+            // No chat to show it in (or no LLM): a completion the plugin sends itself.
+            let completion = self.completion(request).await?;
+            return Ok(wit::Streamed {
+                completion,
+                shown: false,
+                interrupted: None,
+            });
+        };
+        let started = Instant::now();
+        let (shown_text, receiver) = watch::channel(String::new());
+        let secrets = self.revealed();
+        let streaming_client = client.clone();
+        let streaming = async move {
+            let mut first_text_ms = None;
+            let mut raw = String::new();
+            let outcome = streaming_client
+                .complete_streaming(&request, &mut |piece| {
+                    first_text_ms.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
+                    raw.push_str(piece);
+                    // The whole text each time: a secret split across pieces is still masked.
+                    shown_text.send_replace(secrets.mask(&raw));
+                })
+                .await;
+            if let Err(broken) = &outcome
+                && !broken.partial.is_empty()
+            {
+                shown_text.send_replace(format!(
+                    "{}\n\n⚠️ {}",
+                    secrets.mask(&broken.partial),
+                    cut_notice(&broken.failure)
+                ));
+            }
+            (outcome, first_text_ms)
+        };
+        let ((outcome, first_text_ms), shown) =
+            tokio::join!(streaming, link.show_growing(receiver));
+        let outcome = outcome.map_err(|broken| {
+            // What the user saw, kept for the plugin: an interrupted answer.
+            let partial = (!broken.partial.is_empty()).then(|| Completion {
+                text: broken.partial,
+                stop_reason: "interrupted".into(),
+                model: client.model().to_string(),
+                input_tokens: 0,
+                output_tokens: 0,
+            });
+            (broken.failure, partial)
+        });
+        let accounted = outcome
+            .as_ref()
+            .map(Clone::clone)
+            .map_err(|(failure, _)| failure.clone());
+        apply_error_policy(&client, &services.alerter, &accounted);
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.account(client.model(), &accounted, latency_ms);
+        let shown = match shown {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(plugin = self.plugin(), error = %format!("{error:#}"), "a streamed answer could not be shown in full; the plugin is told to send it");
+                false
+            }
+        };
+        tracing::info!(
+            plugin = self.plugin(),
+            first_text_ms,
+            latency_ms,
+            shown,
+            "llm_stream"
+        );
+        match outcome {
+            Ok(completion) => Ok(wit::Streamed {
+                completion: completion.into(),
+                shown,
+                interrupted: None,
+            }),
+            Err((failure, Some(partial))) => Ok(wit::Streamed {
+                completion: partial.into(),
+                shown,
+                interrupted: Some(failure.into()),
+            }),
+            Err((failure, None)) => Err(failure.into()),
+        }
+    }
+}
+
+impl From<Completion> for wit::Completion {
+    fn from(completion: Completion) -> Self {
+        Self {
+            text: completion.text,
+            stop_reason: completion.stop_reason,
+            model: completion.model,
+            usage: wit::Usage {
+                input_tokens: completion.input_tokens,
+                output_tokens: completion.output_tokens,
+            },
+        }
+    }
+}
+
+impl From<LlmFailure> for LlmError {
+    fn from(failure: LlmFailure) -> Self {
+        match failure {
+            LlmFailure::NotConfigured => LlmError::NotConfigured,
+            LlmFailure::Unavailable(detail) => LlmError::Unavailable(detail),
+            LlmFailure::RateLimited(after) => LlmError::RateLimited(after),
+            LlmFailure::Unauthorized => LlmError::Unauthorized,
+            LlmFailure::Timeout => LlmError::Timeout,
+            LlmFailure::BadRequest(detail) => LlmError::BadRequest(detail),
+        }
+    }
+}
+
+fn role(role: wit::Role) -> Role {
+    match role {
+        wit::Role::User => Role::User,
+        wit::Role::Assistant => Role::Assistant,
+    }
+}
+
+/// The request with its files, or why Claude would refuse one.
+fn rich_request(request: wit::RichRequest) -> Result<CompletionRequest, LlmError> {
+    let mut messages = Vec::with_capacity(request.messages.len());
+    for (index, message) in request.messages.into_iter().enumerate() {
+        let files: Vec<LlmFile> = message
+            .attachments
+            .into_iter()
+            .map(|file| LlmFile {
+                media_type: file.media_type.trim().to_ascii_lowercase(),
+                data: file.data,
+            })
+            .collect();
+        if !files.is_empty() && message.role == wit::Role::Assistant {
+            return Err(LlmError::BadRequest(format!(
+                "message {index}: only user messages may carry attachments"
+            )));
+        }
+        if let Some(problem) = files.iter().find_map(LlmFile::problem) {
+            return Err(LlmError::BadRequest(format!("message {index}: {problem}")));
+        }
+        messages.push(Turn {
+            role: role(message.role),
+            text: message.content,
+            files,
+        });
+    }
+    Ok(CompletionRequest {
+        system: request.system,
+        messages,
+        max_tokens: request.max_tokens,
+    })
+}
+
+/// What the user reads under an answer that broke off.
+fn cut_notice(failure: &LlmFailure) -> &'static str {
+    match failure {
+        LlmFailure::Timeout => "The answer was cut off: Claude took too long.",
+        LlmFailure::RateLimited(_) => "The answer was cut off: too many requests right now.",
+        LlmFailure::Unavailable(_) => {
+            "The answer was cut off: Claude became unavailable. Please try again later."
+        }
+        _ => "The answer was cut off by an error.",
+    }
+}
+
+impl CallState {
+    /// One completion, accounted and under the error policy.
+    async fn completion(
+        &mut self,
+        request: CompletionRequest,
+    ) -> Result<wit::Completion, LlmError> {
+        let services = self.services().clone();
         let started = Instant::now();
         let (model, outcome) = match &services.llm {
             Some(client) => {
@@ -55,25 +241,7 @@ impl wit::Host for CallState {
         };
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.account(&model, &outcome, latency_ms);
-        match outcome {
-            Ok(completion) => Ok(wit::Completion {
-                text: completion.text,
-                stop_reason: completion.stop_reason,
-                model: completion.model,
-                usage: wit::Usage {
-                    input_tokens: completion.input_tokens,
-                    output_tokens: completion.output_tokens,
-                },
-            }),
-            Err(failure) => Err(match failure {
-                LlmFailure::NotConfigured => LlmError::NotConfigured,
-                LlmFailure::Unavailable(detail) => LlmError::Unavailable(detail),
-                LlmFailure::RateLimited(after) => LlmError::RateLimited(after),
-                LlmFailure::Unauthorized => LlmError::Unauthorized,
-                LlmFailure::Timeout => LlmError::Timeout,
-                LlmFailure::BadRequest(detail) => LlmError::BadRequest(detail),
-            }),
-        }
+        outcome.map(Into::into).map_err(Into::into)
     }
 }
 

@@ -25,6 +25,7 @@ mod http;
 mod keys;
 mod llm;
 mod log;
+mod media;
 mod schedule;
 mod secrets;
 mod state;
@@ -89,6 +90,7 @@ pub const ALL: CapabilityTable = &[
         quotas[&vectors::VECTOR_POINTS]
     ),
     capability!("config", config),
+    capability!("media", media, [&media::MEDIA_FETCHES]),
     Capability {
         name: "http",
         link: http::link,

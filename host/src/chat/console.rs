@@ -1,10 +1,13 @@
 //! `wasmbot chat`: the console adapter. Each stdin line is a message from one
 //! local user; every action is printed: messages as text, buttons as
 //! numbered `[N label]` that `/press N` presses, edits as a marked re-print,
-//! reactions, typing and notices as short lines. Needs no external service.
+//! reactions, typing and notices as short lines, a streamed answer as it
+//! grows. `/attach PATH [caption]` sends a local file; files the bot sends
+//! are saved under `--received-dir`. Needs no external service.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,8 +15,11 @@ use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
+use super::console_files::{self as attach, ConsoleLink};
 use super::dispatcher::Dispatcher;
-use super::event::{Answer, IncomingMessage, IncomingPress, Keyboard, OutgoingMessage};
+use super::event::{
+    Answer, IncomingMessage, IncomingPress, Keyboard, OutgoingFile, OutgoingMessage,
+};
 use super::jobs::JobOutput;
 use super::perform::{ChatOutput, perform};
 use crate::infra::schedule::now_ms;
@@ -87,6 +93,8 @@ pub struct ConsoleUser {
     pub user_id: i64,
     pub chat_id: i64,
     pub username: Option<String>,
+    /// Where files the bot sends are saved (`--received-dir`).
+    pub received_dir: PathBuf,
 }
 
 /// Reads lines until end of input, printing the answers and, between them,
@@ -104,7 +112,7 @@ where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let screen = Screen::new();
+    let screen = Screen::new(user.received_dir.clone());
     let mut lines = input.lines();
     loop {
         if prompt {
@@ -155,19 +163,39 @@ where
                 None
             }
             None => {
-                let message_id = screen.next_id();
-                dispatcher
-                    .handle(IncomingMessage {
-                        message_id,
-                        display_name: display_name(user),
-                        ..IncomingMessage::private(
-                            user.chat_id,
-                            user.user_id,
-                            user.username.as_deref(),
-                            &line,
-                        )
-                    })
-                    .await
+                let (text, attachments) = match attach::parse(&line) {
+                    None => (line.clone(), Vec::new()),
+                    Some(Ok((attachment, caption))) => (caption, vec![attachment]),
+                    Some(Err(problem)) => {
+                        screen.line(problem);
+                        print_lines(&screen, &mut output).await?;
+                        continue;
+                    }
+                };
+                let message = IncomingMessage {
+                    message_id: screen.next_id(),
+                    display_name: display_name(user),
+                    attachments,
+                    ..IncomingMessage::private(
+                        user.chat_id,
+                        user.user_id,
+                        user.username.as_deref(),
+                        &text,
+                    )
+                };
+                // An answer streamed while the plugin runs is printed as it grows.
+                let (link, mut pieces) = ConsoleLink::new();
+                let handling = dispatcher.handle_in(message, Some(link));
+                tokio::pin!(handling);
+                loop {
+                    tokio::select! {
+                        answer = &mut handling => break answer,
+                        Some(piece) = pieces.recv() => {
+                            output.write_all(piece.as_bytes()).await?;
+                            output.flush().await?;
+                        }
+                    }
+                }
             }
         };
         if let Some(answer) = answer {
@@ -274,6 +302,8 @@ fn press_number(line: &str) -> Option<Result<usize, ()>> {
 /// on screen by number.
 struct Screen {
     state: Mutex<ScreenState>,
+    /// Where files sent to the console are saved.
+    received_dir: PathBuf,
 }
 
 struct ScreenState {
@@ -287,10 +317,11 @@ struct ScreenState {
 }
 
 impl Screen {
-    fn new() -> Self {
+    fn new(received_dir: PathBuf) -> Self {
         // Ids unique across runs: the host remembers which plugin sent which.
         let start = chrono::Utc::now().timestamp_millis();
         Self {
+            received_dir,
             state: Mutex::new(ScreenState {
                 lines: Vec::new(),
                 next_id: start,
@@ -359,6 +390,22 @@ impl ChatOutput for Screen {
         self.lock().texts.insert(id, message.text.clone());
         self.show(id, "", &message.text, &message.keyboard);
         Ok(Some(id))
+    }
+
+    async fn send_file(
+        &self,
+        file: &OutgoingFile,
+        _reply_to: Option<i64>,
+    ) -> anyhow::Result<Option<i64>> {
+        let line = match attach::save(&self.received_dir, file).await {
+            Ok(line) => line,
+            Err(error) => format!("(could not save the file {}: {error:#})", file.name),
+        };
+        self.line(line);
+        if !file.caption.is_empty() {
+            self.line(file.caption.clone());
+        }
+        Ok(Some(self.next_id()))
     }
 
     async fn edit(

@@ -12,16 +12,17 @@ use super::access::{Access, AccessPolicy, REFUSAL_TEXT};
 use super::command::{self, ParsedCommand};
 use super::conversation::{self, DeadButton};
 use super::event::{
-    Answer, ChatAction, Incoming, IncomingMessage, IncomingPress, OutgoingMessage, PromptChange,
+    Answer, ChatAction, Incoming, IncomingMessage, IncomingPress, OutgoingFile, OutgoingMessage,
+    PromptChange,
 };
 use super::help;
 use crate::infra::metrics::{MessageLabels, label, metrics};
 use crate::infra::services::HostServices;
 use crate::infra::store::{AuditEntry, PendingPrompt, Store, clean_text};
 use crate::runtime::{
-    Action, ButtonPress, CANCEL_COMMAND, CallContext, ChatType, Command, Event, EventKind, Format,
-    HELP_COMMAND, Happening, HappeningKind, LoadedPlugin, Message, PluginFailure, PluginRegistry,
-    PluginSet, Reply, legacy_message, legacy_send,
+    Action, ButtonPress, CANCEL_COMMAND, CallContext, ChatLink, ChatType, Command, Event,
+    EventKind, Format, HELP_COMMAND, Happening, HappeningKind, LoadedPlugin, Message,
+    PluginFailure, PluginRegistry, PluginSet, Reply, legacy_message, legacy_send,
 };
 
 /// A command handled by host code instead of a plugin (benchmarks compare
@@ -123,6 +124,16 @@ impl Dispatcher {
 
     /// Handles one event. `None` means it was not for us.
     pub async fn handle(&self, incoming: impl Into<Incoming>) -> Option<Answer> {
+        self.handle_in(incoming, None).await
+    }
+
+    /// Handles one event from the chat behind `link`, which the plugin's
+    /// call may use while it runs (an answer streamed, the event's files).
+    pub async fn handle_in(
+        &self,
+        incoming: impl Into<Incoming>,
+        link: Option<Arc<dyn ChatLink>>,
+    ) -> Option<Answer> {
         let incoming = incoming.into();
         let correlation_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let span = tracing::info_span!(
@@ -131,10 +142,17 @@ impl Dispatcher {
             chat_id = incoming.chat_id(),
             user_id = incoming.user_id(),
         );
-        self.route(incoming, correlation_id).instrument(span).await
+        self.route(incoming, correlation_id, link)
+            .instrument(span)
+            .await
     }
 
-    async fn route(&self, incoming: Incoming, correlation_id: Arc<str>) -> Option<Answer> {
+    async fn route(
+        &self,
+        incoming: Incoming,
+        correlation_id: Arc<str>,
+        link: Option<Arc<dyn ChatLink>>,
+    ) -> Option<Answer> {
         let started = Instant::now();
         let is_press = matches!(incoming, Incoming::Press(_));
         let host = |text: String| Some(host_answer(&correlation_id, is_press, text));
@@ -183,7 +201,10 @@ impl Dispatcher {
                 answer.prompt = prompt;
                 Some(answer)
             }
-            Routed::Call(call) => Some(self.call(*call, is_press, started, &correlation_id).await),
+            Routed::Call(call) => Some(
+                self.call(*call, is_press, started, &correlation_id, link)
+                    .await,
+            ),
         }
     }
 
@@ -345,6 +366,7 @@ impl Dispatcher {
                 message_id: press.message_id,
             }),
             text: String::new(),
+            attachments: Vec::new(),
             prompt: state,
         };
         Routed::Call(Box::new(Call {
@@ -439,6 +461,7 @@ impl Dispatcher {
             reply_to: incoming.reply_to,
             kind,
             text: incoming.text,
+            attachments: incoming.attachments,
             prompt,
         }
     }
@@ -450,6 +473,7 @@ impl Dispatcher {
         is_press: bool,
         started: Instant,
         correlation_id: &Arc<str>,
+        link: Option<Arc<dyn ChatLink>>,
     ) -> Answer {
         let event = &call.event;
         let ctx = CallContext {
@@ -458,6 +482,8 @@ impl Dispatcher {
             chat_id: event.chat_id,
             channel: self.channel,
             services: self.services.clone(),
+            link,
+            attachments: Arc::from(event.attachments.as_slice()),
         };
         let (handler_name, outcome) = match &call.target {
             Target::Native(handler) => (NATIVE, native_call(handler, event)),
@@ -565,6 +591,14 @@ impl Dispatcher {
                     format: edit.format,
                     keyboard: keyboard(store, plugin, chat_id, edit.keyboard).await,
                 },
+                Action::SendFile(file) => ChatAction::SendFile(OutgoingFile {
+                    kind: file.kind,
+                    name: file.name,
+                    data: file.data.into(),
+                    caption: file.caption,
+                    format: file.format,
+                    reply_to: file.reply_to,
+                }),
                 Action::Delete(message) => ChatAction::Delete(message),
                 Action::React(reaction) => ChatAction::React {
                     message: reaction.message,
@@ -621,6 +655,8 @@ impl Dispatcher {
                 chat_id: happening.chat_id,
                 channel: self.channel,
                 services: self.services.clone(),
+                link: None,
+                attachments: Arc::from([]),
             };
             let outcome = loaded.invoke_happening(&happening, &ctx).await;
             tokio::task::consume_budget().await;

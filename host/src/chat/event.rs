@@ -2,7 +2,7 @@
 //! they get back: actions to carry out, in order, in the event's chat.
 
 use crate::infra::store::PendingPrompt;
-use crate::runtime::{ChatType, Format, MessageRef, Quoted};
+use crate::runtime::{Attachment, ChatType, FileKind, Format, MessageRef, Quoted};
 
 /// A message as an adapter received it.
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub struct IncomingMessage {
     pub message_id: i64,
     /// The message this one replies to.
     pub reply_to: Option<Quoted>,
+    /// The files that came with it (its text is their caption).
+    pub attachments: Vec<Attachment>,
 }
 
 impl IncomingMessage {
@@ -31,6 +33,7 @@ impl IncomingMessage {
             display_name: username.unwrap_or_default().to_string(),
             message_id: 0,
             reply_to: None,
+            attachments: Vec::new(),
         }
     }
 }
@@ -68,6 +71,15 @@ impl Incoming {
             Incoming::Message(message) => message.user_id,
             Incoming::Press(press) => press.user_id,
         }
+    }
+
+    /// Whether the event comes from a private chat with the user.
+    pub fn is_private(&self) -> bool {
+        let chat_type = match self {
+            Incoming::Message(message) => message.chat_type,
+            Incoming::Press(press) => press.chat_type,
+        };
+        chat_type == ChatType::Private
     }
 
     pub fn username(&self) -> Option<&str> {
@@ -110,6 +122,17 @@ pub struct OutgoingMessage {
     pub name: Option<String>,
 }
 
+/// A file to upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingFile {
+    pub kind: FileKind,
+    pub name: String,
+    pub data: bytes::Bytes,
+    pub caption: String,
+    pub format: Format,
+    pub reply_to: Option<MessageRef>,
+}
+
 /// One thing the adapter does in the event's chat, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatAction {
@@ -120,6 +143,8 @@ pub enum ChatAction {
         format: Format,
         keyboard: Keyboard,
     },
+    /// A file to upload (a photo or a document) with its caption.
+    SendFile(OutgoingFile),
     Delete(MessageRef),
     React {
         message: MessageRef,
@@ -171,6 +196,9 @@ impl Answer {
             .iter()
             .filter_map(|action| match action {
                 ChatAction::Send(message) => Some(message.text.as_str()),
+                ChatAction::SendFile(file) if !file.caption.is_empty() => {
+                    Some(file.caption.as_str())
+                }
                 ChatAction::Edit {
                     text: Some(text), ..
                 } => Some(text.as_str()),

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod command;
 pub mod console;
+mod console_files;
 mod conversation;
 mod dispatcher;
 mod event;
@@ -19,6 +20,6 @@ pub use conversation::{BUTTON_LIFETIME, MESSAGE_MEMORY};
 pub use dispatcher::{Dispatcher, NativeHandler};
 pub use event::{
     Answer, ChatAction, Incoming, IncomingMessage, IncomingPress, InlineButton, Keyboard,
-    OutgoingMessage, PromptChange,
+    OutgoingFile, OutgoingMessage, PromptChange,
 };
 pub use perform::{ChatOutput, perform};

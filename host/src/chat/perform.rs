@@ -6,7 +6,7 @@
 use anyhow::Context as _;
 
 use super::conversation;
-use super::event::{Answer, ChatAction, Keyboard, OutgoingMessage, PromptChange};
+use super::event::{Answer, ChatAction, Keyboard, OutgoingFile, OutgoingMessage, PromptChange};
 use crate::infra::store::{Store, unix_now};
 use crate::runtime::{Format, MessageRef};
 
@@ -28,6 +28,13 @@ pub trait ChatOutput {
         format: Format,
         keyboard: &Keyboard,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Uploads the file with its caption; returns the message's id, `None`
+    /// when the chat refused it (the refusal is told or logged).
+    fn send_file(
+        &self,
+        file: &OutgoingFile,
+        reply_to: Option<i64>,
+    ) -> impl Future<Output = anyhow::Result<Option<i64>>> + Send;
     fn delete(&self, message_id: i64) -> impl Future<Output = anyhow::Result<()>> + Send;
     fn react(
         &self,
@@ -63,19 +70,22 @@ pub async fn perform(
                             answer.correlation_id
                         )
                     })?;
-                    if let (Some(store), Some(plugin), Some(id)) = (store, plugin, id)
-                        && let Err(error) = conversation::note_sent(
-                            store,
-                            chat_id,
-                            id,
-                            plugin,
-                            message.name.as_deref(),
-                        )
-                        .await
-                    {
-                        tracing::warn!(%error, message_id = id, "could not note which plugin sent a message; it cannot edit it later");
-                    }
+                    note_sent(store, plugin, chat_id, id, message.name.as_deref()).await;
                     Ok::<_, anyhow::Error>(Some(id))
+                }
+                ChatAction::SendFile(file) => {
+                    let reply_to = match &file.reply_to {
+                        Some(target) => resolve(target, &sent, chat_id, plugin, store).await,
+                        None => None,
+                    };
+                    let id = output.send_file(file, reply_to).await.with_context(|| {
+                        format!(
+                            "sending the file {:?} (correlation id {}) to chat {chat_id}",
+                            file.name, answer.correlation_id
+                        )
+                    })?;
+                    note_sent(store, plugin, chat_id, id, None).await;
+                    Ok(Some(id))
                 }
                 ChatAction::Edit {
                     message,
@@ -133,6 +143,21 @@ pub async fn perform(
     }
     settle_prompt(&answer.prompt, chat_id, store).await;
     Ok(())
+}
+
+/// Remembers that `plugin` sent message `id`, so it may change it later.
+async fn note_sent(
+    store: Option<&Store>,
+    plugin: Option<&str>,
+    chat_id: i64,
+    id: Option<i64>,
+    name: Option<&str>,
+) {
+    if let (Some(store), Some(plugin), Some(id)) = (store, plugin, id)
+        && let Err(error) = conversation::note_sent(store, chat_id, id, plugin, name).await
+    {
+        tracing::warn!(%error, message_id = id, "could not note which plugin sent a message; it cannot change it later");
+    }
 }
 
 /// The message a reference names: the n-th sent in this answer, an id, or

@@ -39,6 +39,9 @@ enum Command {
         /// The username plugins see.
         #[arg(long, default_value = "you")]
         username: String,
+        /// Where files the bot sends are saved.
+        #[arg(long, default_value = "data/received")]
+        received_dir: std::path::PathBuf,
         /// Do not apply database migrations at start-up.
         #[arg(long)]
         no_migrate: bool,
@@ -163,12 +166,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             user_id,
             chat_id,
             username,
+            received_dir,
             no_migrate,
         } => {
             let user = crate::chat::console::ConsoleUser {
                 user_id,
                 chat_id,
                 username: Some(username).filter(|name| !name.is_empty()),
+                received_dir,
             };
             crate::app::console::run(&config, user, !no_migrate).await?;
             Ok(ExitCode::SUCCESS)

@@ -44,4 +44,25 @@ pub struct HostServices {
     pub oauth: Option<Arc<OAuthTokens>>,
     /// Rung when a job is added or a webhook delivery kept here.
     pub jobs_added: JobsAdded,
+    /// `MEDIA_MAX_MB`: how large a file plugins may fetch or send.
+    pub media: MediaLimits,
+}
+
+/// `MEDIA_MAX_MB` when unset: Telegram's own limit on what a bot may download.
+pub const DEFAULT_MEDIA_MAX_MB: u64 = 20;
+/// What `MEDIA_MAX_MB` may say: Telegram lets a bot upload at most 50 MB.
+pub const MAX_MEDIA_MAX_MB: u64 = 50;
+
+/// The size cap on files going through plugins, both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaLimits {
+    pub max_bytes: u64,
+}
+
+impl Default for MediaLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: DEFAULT_MEDIA_MAX_MB << 20,
+        }
+    }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::infra::store::{clean_capped, clean_text};
 
-use super::bindings::conversation::events::{Action, Button, MessageRef, Outgoing};
+use super::bindings::conversation::events::{
+    Action, Button, FileKind, MessageRef, Outgoing, OutgoingFile,
+};
 
 /// Actions one call may return.
 pub const MAX_ACTIONS: usize = 20;
@@ -29,7 +31,15 @@ pub const MAX_NOTICE_CHARS: usize = 200;
 pub struct ActionLimits {
     /// All texts of one list together (the manifest's `reply_kb`).
     pub text_bytes: usize,
+    /// One file sent (the operator's `MEDIA_MAX_MB`).
+    pub file_bytes: usize,
 }
+
+/// Telegram's limits on a photo and on a caption.
+pub const MAX_PHOTO_BYTES: usize = 10 << 20;
+pub const MAX_CAPTION_CHARS: usize = 1024;
+/// Bytes of a file's name.
+pub const MAX_FILE_NAME_BYTES: usize = 255;
 
 #[derive(Debug)]
 pub struct Bounded {
@@ -104,6 +114,12 @@ pub fn bound(
                     return Err(at(format!("{quoted:?} is not a reaction emoji")));
                 }
             }
+            Action::SendFile(file) => {
+                check_file(file, sent, limits.file_bytes).map_err(at)?;
+                let caption = mask(&file.caption);
+                file.caption = clean_capped(&caption, caption_bytes(&caption)).into_owned();
+                sent += 1;
+            }
             Action::Typing => {}
             Action::Answer(notice) => {
                 answers += 1;
@@ -132,6 +148,47 @@ fn check_outgoing(
         check_name(name)?;
     }
     check_keyboard(&mut message.keyboard, mask)
+}
+
+/// A file to send: a name the user can save it under, and bytes within the caps.
+fn check_file(file: &OutgoingFile, sent_before: u32, max_bytes: usize) -> Result<(), String> {
+    check_ref(file.reply_to.as_ref(), sent_before)?;
+    let name = &file.name;
+    if name.trim().is_empty()
+        || name.len() > MAX_FILE_NAME_BYTES
+        || name.contains(['/', '\\'])
+        || name.chars().any(char::is_control)
+    {
+        let quoted = clean_capped(name, 80);
+        return Err(format!(
+            "file name {quoted:?} must be 1-{MAX_FILE_NAME_BYTES} bytes without `/`, `\\` or control characters"
+        ));
+    }
+    let cap = match file.kind {
+        FileKind::Photo => max_bytes.min(MAX_PHOTO_BYTES),
+        FileKind::Document => max_bytes,
+    };
+    if file.data.is_empty() {
+        return Err(format!("file {name:?} is empty"));
+    }
+    if file.data.len() > cap {
+        return Err(format!(
+            "file {name:?} is {} bytes; at most {cap} may be sent{}",
+            file.data.len(),
+            match file.kind {
+                FileKind::Photo => " as a photo (send a document for more)",
+                FileKind::Document => " (the operator's MEDIA_MAX_MB)",
+            }
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes of `text` within [`MAX_CAPTION_CHARS`] characters.
+fn caption_bytes(text: &str) -> usize {
+    text.char_indices()
+        .nth(MAX_CAPTION_CHARS)
+        .map_or(text.len(), |(at, _)| at)
 }
 
 /// A `sent(n)` must name a send that comes before it in the same list.
@@ -260,7 +317,10 @@ mod tests {
     }
 
     fn limits(text_bytes: usize) -> ActionLimits {
-        ActionLimits { text_bytes }
+        ActionLimits {
+            text_bytes,
+            file_bytes: 1 << 20,
+        }
     }
 
     fn button(label: &str, data: &str) -> Button {
@@ -319,6 +379,41 @@ mod tests {
         );
         let backward = vec![send("x", vec![]), Action::Delete(MessageRef::Sent(0))];
         assert!(bound(backward, limits(1 << 14), str::to_string).is_ok());
+    }
+
+    fn file(kind: FileKind, name: &str, bytes: usize) -> Action {
+        Action::SendFile(OutgoingFile {
+            kind,
+            name: name.into(),
+            data: vec![7; bytes],
+            caption: "é".repeat(2000),
+            format: Format::Plain,
+            reply_to: None,
+        })
+    }
+
+    #[test]
+    fn files_are_checked_and_their_captions_cut() {
+        let bounded = bound(
+            vec![
+                file(FileKind::Document, "notes.txt", 1 << 20),
+                Action::Delete(MessageRef::Sent(0)),
+            ],
+            limits(1 << 14),
+            str::to_string,
+        )
+        .unwrap();
+        let Action::SendFile(sent) = &bounded.actions[0] else {
+            panic!()
+        };
+        assert_eq!(sent.caption.chars().count(), MAX_CAPTION_CHARS);
+        let refused = |action| bound(vec![action], limits(1 << 14), str::to_string).unwrap_err();
+        assert!(
+            refused(file(FileKind::Document, "big.bin", (1 << 20) + 1)).contains("at most 1048576")
+        );
+        assert!(refused(file(FileKind::Document, "../etc/passwd", 1)).contains("without `/`"));
+        assert!(refused(file(FileKind::Photo, "a.png", 0)).contains("is empty"));
+        assert!(refused(file(FileKind::Photo, "", 1)).contains("file name"));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub mod conversation {
         },
     });
 
-    pub use self::wasmbot::plugin0_2_0::{config, events};
+    pub use self::wasmbot::plugin0_2_0::{config, events, media};
 }
 
 /// The 0.2.0 world of plugins that also act on their own: `conversation`
@@ -56,11 +56,12 @@ pub mod proactive {
             "wasmbot:plugin/vectors@0.1.0": super::vectors,
             "wasmbot:plugin/config@0.2.0": super::conversation::config,
             "wasmbot:plugin/events@0.2.0": super::conversation::events,
+            "wasmbot:plugin/media@0.2.0": super::conversation::media,
         },
     });
 
     pub use self::wasmbot::plugin0_2_0::{happenings, schedule};
 }
 
-pub use self::conversation::config;
+pub use self::conversation::{config, media};
 pub use self::proactive::schedule;

@@ -8,7 +8,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use zeroize::Zeroizing;
 
+use super::bindings::conversation::events::Attachment;
 use super::budget::{Budget, CallBudgets, OverBudget};
+use super::chat_link::ChatLink;
 use super::settings::Settings;
 use crate::infra::services::HostServices;
 use crate::infra::store::AuditEntry;
@@ -24,6 +26,11 @@ pub struct CallContext {
     pub channel: &'static str,
     /// Built once by the host and shared by every call.
     pub services: Arc<HostServices>,
+    /// The chat the event came from, for what a call asks of it while it
+    /// runs (a streamed answer, the event's files); none for a job.
+    pub link: Option<Arc<dyn ChatLink>>,
+    /// The files that came with the event (what `media.fetch` may hand over).
+    pub attachments: Arc<[Attachment]>,
 }
 
 /// What replaces a secret value a plugin tries to log or reply with.
@@ -270,6 +277,11 @@ impl CallState {
         self.revealed.mask(text)
     }
 
+    /// The secrets handed out in this call, for text shown while it runs.
+    pub fn revealed(&self) -> RevealedSecrets {
+        self.revealed.clone()
+    }
+
     /// An audit entry written by the host about this call (e.g. a denied secret).
     pub fn audit_host_action(&self, action: &str, status: &str, metadata: serde_json::Value) {
         self.audit(action, "host", status, metadata);
@@ -429,6 +441,8 @@ mod tests {
             chat_id: 1,
             channel: "test",
             services: Arc::default(),
+            link: None,
+            attachments: Arc::from([]),
         };
         let mut state = CallState::new(
             "p".into(),

@@ -263,6 +263,8 @@ mod tests {
                 chat_id: 1,
                 channel: "test",
                 services: Arc::default(),
+                link: None,
+                attachments: Arc::from([]),
             };
             let state = CallState::new(
                 "p".into(),

@@ -8,6 +8,7 @@ mod budget;
 mod cache;
 mod call;
 mod capability;
+mod chat_link;
 mod engine;
 mod grant;
 mod manifest;
@@ -18,8 +19,9 @@ mod watcher;
 
 pub use actions::{DEFAULT_PROMPT_WAIT, MAX_PROMPT_WAIT};
 pub use bindings::conversation::events::{
-    Action, Button, ButtonPress, ChatType, Command, Edit, Event, EventKind, Format, MessageRef,
-    Notice, Outgoing, Question, Quoted, Reaction,
+    Action, Attachment, AttachmentKind, Button, ButtonPress, ChatType, Command, Edit, Event,
+    EventKind, FileKind, Format, MessageRef, Notice, Outgoing, OutgoingFile, Question, Quoted,
+    Reaction,
 };
 pub use bindings::proactive::happenings::{DueJob, Happening, HappeningKind, Webhook};
 pub use bindings::types::{Message, Reply, ReplyFormat};
@@ -27,6 +29,7 @@ pub use budget::{Budget, BudgetDefaults, HOST_CALLS, OverBudget, count_refusals}
 pub use cache::{CompileStats, content_hash};
 pub use call::{CallContext, CallGrants, CallState, Extension, MASK, RevealedSecrets};
 pub use capability::{Capability, CapabilityTable};
+pub use chat_link::{ChatLink, FetchFailure, LinkFuture};
 pub use engine::{Allocation, DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, PluginEngine};
 pub use grant::{CallSetup, Configure, Grant, GrantInput, Prepare};
 pub use manifest::{

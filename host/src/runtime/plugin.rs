@@ -439,6 +439,7 @@ impl LoadedPlugin {
             Ok(Ok(Ok(actions))) => {
                 let limits = ActionLimits {
                     text_bytes: limits.reply_bytes,
+                    file_bytes: usize::try_from(ctx.services.media.max_bytes).unwrap_or(usize::MAX),
                 };
                 let bounded = actions::bound(actions, limits, |text| store.data().mask(text))
                     .map_err(PluginFailure::Unsendable)?;

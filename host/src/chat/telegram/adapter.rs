@@ -8,6 +8,7 @@ use teloxide::types::Update;
 use tokio::sync::watch;
 
 use super::inbox::Inbox;
+use super::live::TelegramLink;
 use super::replies::{ReplySender, TelegramChat};
 use super::updates::incoming;
 use crate::chat::{Dispatcher, perform};
@@ -30,7 +31,8 @@ impl TelegramAdapter {
             return Ok(());
         };
         let chat_id = event.chat_id();
-        let Some(answer) = self.dispatcher.handle(event).await else {
+        let link = TelegramLink::new(&self.replies, chat_id, event.is_private());
+        let Some(answer) = self.dispatcher.handle_in(event, Some(link)).await else {
             return Ok(());
         };
         let chat = TelegramChat {

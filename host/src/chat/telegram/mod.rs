@@ -8,6 +8,7 @@
 mod adapter;
 mod inbox;
 mod jobs;
+mod live;
 mod menu;
 mod polling;
 mod replies;
@@ -18,6 +19,7 @@ mod updates;
 mod webhook;
 
 pub use inbox::{Inbox, MAX_ATTEMPTS, MAX_IN_FLIGHT};
+pub use live::{DRAFT_INTERVAL, EDIT_INTERVAL, TelegramLink};
 pub use replies::ReplySender;
 pub use serve::{BotHost, DRAIN_DEADLINE, admin_alert_sink, job_output, serve};
 pub use settings::{OPS_PATHS, TelegramSettings};

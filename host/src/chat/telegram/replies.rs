@@ -5,6 +5,8 @@
 //! "typing" and callback answers. Every request waits out 429
 //! `retry_after` and retries network errors with backoff.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,19 +14,20 @@ use teloxide::ApiError;
 use teloxide::RequestError;
 use teloxide::payloads::{
     AnswerCallbackQuerySetters as _, EditMessageReplyMarkupSetters as _,
-    EditMessageTextSetters as _, SendMessageSetters as _, SetMessageReactionSetters as _,
+    EditMessageTextSetters as _, SendDocumentSetters as _, SendMessageSetters as _,
+    SendPhotoSetters as _, SetMessageReactionSetters as _,
 };
 use teloxide::prelude::{Bot, Requester as _};
 use teloxide::requests::Payload;
 use teloxide::requests::Request;
 use teloxide::types::{
     CallbackQueryId, ChatAction as TypingAction, ChatId, InlineKeyboardButton,
-    InlineKeyboardMarkup, MessageId, ParseMode, ReactionType, ReplyParameters,
+    InlineKeyboardMarkup, InputFile, MessageId, ParseMode, ReactionType, ReplyParameters,
 };
 
-use crate::chat::{ChatOutput, Keyboard, OutgoingMessage};
+use crate::chat::{ChatOutput, Keyboard, OutgoingFile, OutgoingMessage};
 use crate::infra::store::clean_capped;
-use crate::runtime::Format;
+use crate::runtime::{FileKind, Format};
 
 /// Characters Telegram shows in a callback answer.
 const NOTICE_LIMIT: usize = 200;
@@ -41,11 +44,83 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 #[derive(Clone)]
 pub struct ReplySender {
     bot: Bot,
+    /// Set once the Bot API server refused `sendMessageDraft` (an older or
+    /// self-hosted server): streamed answers are edited into messages.
+    drafts_refused: Arc<AtomicBool>,
 }
 
 impl ReplySender {
     pub fn new(bot: Bot) -> Self {
-        Self { bot }
+        Self {
+            bot,
+            drafts_refused: Arc::default(),
+        }
+    }
+
+    pub fn bot(&self) -> &Bot {
+        &self.bot
+    }
+
+    pub fn drafts_accepted(&self) -> bool {
+        !self.drafts_refused.load(Ordering::Relaxed)
+    }
+
+    pub fn refuse_drafts(&self) {
+        self.drafts_refused.store(true, Ordering::Relaxed);
+    }
+
+    /// `sendMessageDraft` (Bot API 9.5; teloxide predates it): shows
+    /// `text` (its last 4096 characters) as the draft `draft_id` being
+    /// written in a private chat. An error says why the server refused.
+    pub async fn draft(&self, chat_id: i64, draft_id: i64, text: &str) -> Result<(), String> {
+        let Some(tail) = split_message(text, MESSAGE_LIMIT).pop() else {
+            return Ok(());
+        };
+        let url = self
+            .bot
+            .api_url()
+            .join(&format!("bot{}/sendMessageDraft", self.bot.token()))
+            .map_err(|error| error.to_string())?;
+        let body = serde_json::json!({"chat_id": chat_id, "draft_id": draft_id, "text": tail});
+        let response = self
+            .bot
+            .client()
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|error| error.without_url().to_string())?;
+        let status = response.status();
+        let answer: serde_json::Value = response.json().await.unwrap_or_default();
+        if status.is_success() && answer["ok"] == serde_json::json!(true) {
+            return Ok(());
+        }
+        Err(format!(
+            "HTTP {status}: {}",
+            answer["description"].as_str().unwrap_or("no description")
+        ))
+    }
+
+    /// Sends one plain part (within the limit); its id.
+    pub async fn send_part(&self, chat_id: i64, text: &str) -> Result<i64, RequestError> {
+        let sent = retrying(Format::Plain, |_| {
+            self.bot.send_message(ChatId(chat_id), within_limit(text))
+        })
+        .await?;
+        Ok(i64::from(sent.id.0))
+    }
+
+    /// Replaces a message's text with `text` (plain, within the limit).
+    pub async fn edit_text(&self, chat_id: i64, id: i64, text: &str) -> Result<(), RequestError> {
+        let result = retrying(Format::Plain, |_| {
+            self.bot
+                .edit_message_text(ChatId(chat_id), message_id(id), within_limit(text))
+        })
+        .await;
+        match result {
+            Err(RequestError::Api(ApiError::MessageNotModified)) | Ok(_) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     /// Sends `text` to `chat_id` as one or more messages; an empty text sends nothing.
@@ -123,6 +198,63 @@ impl ChatOutput for TelegramChat<'_> {
                 Ok(None)
             }
             // A network failure after the retries: the update is tried again later.
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn send_file(
+        &self,
+        file: &OutgoingFile,
+        reply_to: Option<i64>,
+    ) -> anyhow::Result<Option<i64>> {
+        let bot = &self.replies.bot;
+        let chat = ChatId(self.chat_id);
+        let upload = || InputFile::memory(file.data.clone()).file_name(file.name.clone());
+        let reply =
+            reply_to.map(|id| ReplyParameters::new(message_id(id)).allow_sending_without_reply());
+        let caption = (!file.caption.is_empty()).then(|| file.caption.clone());
+        // The same setters on two request types (photo, document).
+        macro_rules! with_caption {
+            ($request:expr, $mode:expr) => {{
+                let mut request = $request;
+                if let Some(caption) = &caption {
+                    request = request.caption(caption.clone());
+                    if let Some(mode) = $mode {
+                        request = request.parse_mode(mode);
+                    }
+                }
+                if let Some(reply) = &reply {
+                    request = request.reply_parameters(reply.clone());
+                }
+                request
+            }};
+        }
+        let sent = match file.kind {
+            FileKind::Photo => {
+                retrying(file.format, |mode| {
+                    with_caption!(bot.send_photo(chat, upload()), mode)
+                })
+                .await
+            }
+            FileKind::Document => {
+                retrying(file.format, |mode| {
+                    with_caption!(bot.send_document(chat, upload()), mode)
+                })
+                .await
+            }
+        };
+        match sent {
+            Ok(message) => Ok(Some(i64::from(message.id.0))),
+            // Refused (not an image, too large for Telegram): sending again
+            // will not help; the user is told instead of left waiting.
+            Err(RequestError::Api(error)) => {
+                tracing::error!(chat_id = self.chat_id, %error, name = %file.name, "Telegram refused a file; it is not sent");
+                let notice = format!("(Telegram refused the file {}: {error})", file.name);
+                self.replies
+                    .send(self.chat_id, &notice, Format::Plain)
+                    .await?;
+                Ok(None)
+            }
             Err(error) => Err(error.into()),
         }
     }

@@ -1,10 +1,10 @@
 //! From a Telegram update to the dispatcher's [`Incoming`] event: a text
 //! message, or a press on one of our inline buttons (a callback query).
 
-use teloxide::types::{Chat, Update, UpdateKind, User};
+use teloxide::types::{Chat, FileMeta, Message, Update, UpdateKind, User};
 
 use crate::chat::{Incoming, IncomingMessage, IncomingPress};
-use crate::runtime::{ChatType, Quoted};
+use crate::runtime::{Attachment, AttachmentKind, ChatType, Quoted};
 
 /// The event an update carries for the plugins, if any, and for a press
 /// the callback query id it must be answered with.
@@ -31,19 +31,29 @@ pub fn incoming(update: &Update, bot_user_id: i64) -> Option<(Incoming, Option<S
     }
 }
 
-/// The text message an update carries, if any; other updates are not for plugins.
+/// The message an update carries (text, or files with their caption),
+/// if any; other updates (stickers, locations, joins) are not for plugins.
 pub fn incoming_message(update: &Update, bot_user_id: i64) -> Option<IncomingMessage> {
     let UpdateKind::Message(message) = &update.kind else {
         return None;
     };
-    let text = message.text()?;
+    let attachments = attachments(message);
+    let text = match message.text().or(message.caption()) {
+        Some(text) => text,
+        None if !attachments.is_empty() => "",
+        None => return None,
+    };
     let from = message.from.as_ref()?;
     if from.is_bot {
         return None;
     }
     let reply_to = message.reply_to_message().map(|quoted| Quoted {
         message_id: i64::from(quoted.id.0),
-        text: quoted.text().unwrap_or_default().to_string(),
+        text: quoted
+            .text()
+            .or(quoted.caption())
+            .unwrap_or_default()
+            .to_string(),
         from_bot: quoted
             .from
             .as_ref()
@@ -58,7 +68,83 @@ pub fn incoming_message(update: &Update, bot_user_id: i64) -> Option<IncomingMes
         display_name: from.full_name(),
         message_id: i64::from(message.id.0),
         reply_to,
+        attachments,
     })
+}
+
+/// The files a message carries: of a photo only its largest size. The id
+/// is Telegram's file_id, which `getFile` takes.
+fn attachments(message: &Message) -> Vec<Attachment> {
+    let file = |kind, meta: &FileMeta, mime: Option<String>, name: Option<&String>| Attachment {
+        id: meta.id.0.clone(),
+        kind,
+        mime_type: mime,
+        // Telegram leaves the size out when it does not know it.
+        size: (meta.size > 0).then_some(u64::from(meta.size)),
+        name: name.cloned(),
+    };
+    let mut files = Vec::new();
+    if let Some(largest) = message
+        .photo()
+        .and_then(|sizes| sizes.iter().max_by_key(|p| p.width * p.height))
+    {
+        // Telegram re-encodes every photo it keeps as JPEG.
+        files.push(file(
+            AttachmentKind::Photo,
+            &largest.file,
+            Some("image/jpeg".into()),
+            None,
+        ));
+    }
+    if let Some(voice) = message.voice() {
+        let kind = AttachmentKind::Voice;
+        files.push(file(
+            kind,
+            &voice.file,
+            voice
+                .mime_type
+                .as_ref()
+                .map(|m| m.essence_str().to_string()),
+            None,
+        ));
+    }
+    if let Some(audio) = message.audio() {
+        let (kind, name) = (AttachmentKind::Audio, audio.file_name.as_ref());
+        files.push(file(
+            kind,
+            &audio.file,
+            audio
+                .mime_type
+                .as_ref()
+                .map(|m| m.essence_str().to_string()),
+            name,
+        ));
+    }
+    if let Some(video) = message.video() {
+        let (kind, name) = (AttachmentKind::Video, video.file_name.as_ref());
+        files.push(file(
+            kind,
+            &video.file,
+            video
+                .mime_type
+                .as_ref()
+                .map(|m| m.essence_str().to_string()),
+            name,
+        ));
+    }
+    if let Some(note) = message.video_note() {
+        let kind = AttachmentKind::VideoNote;
+        files.push(file(kind, &note.file, Some("video/mp4".into()), None));
+    }
+    if let Some(document) = message.document() {
+        let (kind, name) = (AttachmentKind::Document, document.file_name.as_ref());
+        let mime = document
+            .mime_type
+            .as_ref()
+            .map(|m| m.essence_str().to_string());
+        files.push(file(kind, &document.file, mime, name));
+    }
+    files
 }
 
 // Telegram user ids fit in 52 bits.
@@ -101,11 +187,41 @@ mod tests {
     }
 
     #[test]
+    fn a_photo_is_its_caption_with_the_largest_size_attached() {
+        let photo = update(serde_json::json!({"update_id": 8, "message": {
+            "message_id": 4, "date": 1700000000, "chat": {"id": 1, "type": "private"},
+            "from": {"id": 1, "is_bot": false, "first_name": "A"},
+            "photo": [
+                {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 60, "file_size": 1000},
+                {"file_id": "large", "file_unique_id": "l", "width": 1280, "height": 853, "file_size": 90000}],
+            "caption": "/ask what is this?"}}));
+        let incoming = incoming_message(&photo, 9).unwrap();
+        assert_eq!(incoming.text, "/ask what is this?");
+        assert_eq!(incoming.attachments.len(), 1);
+        let attached = &incoming.attachments[0];
+        assert_eq!(
+            (attached.id.as_str(), attached.kind, attached.size),
+            ("large", AttachmentKind::Photo, Some(90000))
+        );
+        let document = update(serde_json::json!({"update_id": 9, "message": {
+            "message_id": 5, "date": 1700000000, "chat": {"id": 1, "type": "private"},
+            "from": {"id": 1, "is_bot": false, "first_name": "A"},
+            "document": {"file_id": "doc", "file_unique_id": "d", "file_name": "report.pdf",
+                "mime_type": "application/pdf", "file_size": 5}}}));
+        let incoming = incoming_message(&document, 9).unwrap();
+        assert_eq!(incoming.text, "");
+        let attached = &incoming.attachments[0];
+        assert_eq!(attached.name.as_deref(), Some("report.pdf"));
+        assert_eq!(attached.mime_type.as_deref(), Some("application/pdf"));
+    }
+
+    #[test]
     fn non_text_and_bot_messages_are_skipped() {
-        let photo = update(serde_json::json!({"update_id": 6, "message": {
+        let location = update(serde_json::json!({"update_id": 6, "message": {
             "message_id": 2, "date": 1700000000, "chat": {"id": 1, "type": "private"},
-            "from": {"id": 1, "is_bot": false, "first_name": "A"}}}));
-        assert!(incoming_message(&photo, 9).is_none());
+            "from": {"id": 1, "is_bot": false, "first_name": "A"},
+            "location": {"latitude": 1.0, "longitude": 2.0}}}));
+        assert!(incoming_message(&location, 9).is_none());
         let bot = update(serde_json::json!({"update_id": 7, "message": {
             "message_id": 3, "date": 1700000000, "chat": {"id": 1, "type": "private"},
             "from": {"id": 2, "is_bot": true, "first_name": "B"}, "text": "/start"}}));

@@ -25,8 +25,80 @@ pub enum Role {
 #[derive(Debug, Clone)]
 pub struct CompletionRequest {
     pub system: Option<String>,
-    pub messages: Vec<(Role, String)>,
+    pub messages: Vec<Turn>,
     pub max_tokens: Option<u32>,
+}
+
+/// One message of the conversation, with the files it shows the model.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    pub role: Role,
+    pub text: String,
+    pub files: Vec<LlmFile>,
+}
+
+impl Turn {
+    pub fn text(role: Role, text: impl Into<String>) -> Self {
+        Self {
+            role,
+            text: text.into(),
+            files: Vec::new(),
+        }
+    }
+}
+
+/// An image or a PDF shown to the model (base64 in the request).
+#[derive(Debug, Clone)]
+pub struct LlmFile {
+    pub media_type: String,
+    pub data: Vec<u8>,
+}
+
+/// The image types the Messages API reads, and its limits on one image and one PDF.
+pub const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+pub const PDF_TYPE: &str = "application/pdf";
+pub const MAX_IMAGE_BYTES: usize = 5 << 20;
+pub const MAX_PDF_BYTES: usize = 32 << 20;
+
+impl LlmFile {
+    /// Why the Messages API would refuse this file, if it would.
+    pub fn problem(&self) -> Option<String> {
+        let cap = if IMAGE_TYPES.contains(&self.media_type.as_str()) {
+            MAX_IMAGE_BYTES
+        } else if self.media_type == PDF_TYPE {
+            MAX_PDF_BYTES
+        } else {
+            return Some(format!(
+                "Claude reads images (JPEG, PNG, GIF, WebP) and PDF documents, not {:?}",
+                self.media_type
+            ));
+        };
+        if self.data.is_empty() {
+            return Some(format!("an empty {} file", self.media_type));
+        }
+        (self.data.len() > cap).then(|| {
+            format!(
+                "a {} file of {} bytes; Claude takes at most {cap}",
+                self.media_type,
+                self.data.len()
+            )
+        })
+    }
+
+    /// The content block: `image` or `document`, base64 inline.
+    fn block(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        let kind = if self.media_type == PDF_TYPE {
+            "document"
+        } else {
+            "image"
+        };
+        serde_json::json!({"type": kind, "source": {
+            "type": "base64",
+            "media_type": self.media_type,
+            "data": base64::engine::general_purpose::STANDARD.encode(&self.data),
+        }})
+    }
 }
 
 pub struct LlmClient {
@@ -195,12 +267,21 @@ pub fn request_body(model: &str, request: &CompletionRequest) -> serde_json::Val
     let messages: Vec<serde_json::Value> = request
         .messages
         .iter()
-        .map(|(role, content)| {
-            let role = match role {
+        .map(|turn| {
+            let role = match turn.role {
                 Role::User => "user",
                 Role::Assistant => "assistant",
             };
-            serde_json::json!({ "role": role, "content": content })
+            if turn.files.is_empty() {
+                return serde_json::json!({ "role": role, "content": turn.text });
+            }
+            // Files first: the API reads a question about an image best after it.
+            let mut blocks: Vec<serde_json::Value> =
+                turn.files.iter().map(LlmFile::block).collect();
+            if !turn.text.is_empty() {
+                blocks.push(serde_json::json!({"type": "text", "text": turn.text}));
+            }
+            serde_json::json!({ "role": role, "content": blocks })
         })
         .collect();
     let mut body = serde_json::json!({
@@ -282,9 +363,9 @@ mod tests {
         let request = CompletionRequest {
             system: Some("Be brief.".into()),
             messages: vec![
-                (Role::User, "Hi".into()),
-                (Role::Assistant, "Hello".into()),
-                (Role::User, "Why?".into()),
+                Turn::text(Role::User, "Hi"),
+                Turn::text(Role::Assistant, "Hello"),
+                Turn::text(Role::User, "Why?"),
             ],
             max_tokens: None,
         };
@@ -294,6 +375,54 @@ mod tests {
             serde_json::json!({"model": "claude-x", "max_tokens": 4096, "system": "Be brief.", "messages": [
                 {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Why?"}]})
         );
+    }
+
+    #[test]
+    fn files_go_before_the_text_as_base64_blocks() {
+        let request = CompletionRequest {
+            system: None,
+            messages: vec![Turn {
+                role: Role::User,
+                text: "What is this?".into(),
+                files: vec![
+                    LlmFile {
+                        media_type: "image/png".into(),
+                        data: b"PNG".to_vec(),
+                    },
+                    LlmFile {
+                        media_type: PDF_TYPE.into(),
+                        data: b"%PDF".to_vec(),
+                    },
+                ],
+            }],
+            max_tokens: Some(10),
+        };
+        let body = request_body("claude-x", &request);
+        assert_eq!(
+            body["messages"][0]["content"],
+            serde_json::json!([
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "UE5H"}},
+                {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERg=="}},
+                {"type": "text", "text": "What is this?"}])
+        );
+        let file = |media_type: &str, len: usize| LlmFile {
+            media_type: media_type.into(),
+            data: vec![0; len],
+        };
+        assert!(file("image/jpeg", 10).problem().is_none());
+        assert!(
+            file("image/jpeg", MAX_IMAGE_BYTES + 1)
+                .problem()
+                .unwrap()
+                .contains("at most")
+        );
+        assert!(
+            file("audio/ogg", 10)
+                .problem()
+                .unwrap()
+                .contains("not \"audio/ogg\"")
+        );
+        assert!(file(PDF_TYPE, 0).problem().is_some());
     }
 
     #[test]

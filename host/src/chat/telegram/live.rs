@@ -1,0 +1,191 @@
+//! What a plugin's call asks of its Telegram chat while it runs: an answer
+//! shown as Claude writes it, and the bytes of the files the user sent.
+//!
+//! A growing answer is a draft (`sendMessageDraft`, Bot API 9.5) in a
+//! private chat, then one real message with the final text; elsewhere, or
+//! once the Bot API server refuses drafts, it is a message sent with the
+//! first words and edited as more arrive. Updates are throttled (a draft
+//! at most every [`DRAFT_INTERVAL`], an edit every [`EDIT_INTERVAL`]: about
+//! one edit per second per chat is what Telegram allows) and the final
+//! text is always shown in full, split past 4096 like any reply.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use teloxide::prelude::Requester as _;
+use teloxide::types::FileId;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::replies::{MESSAGE_LIMIT, ReplySender, split_message};
+use crate::runtime::{Attachment, ChatLink, FetchFailure, LinkFuture};
+
+/// How often a draft is updated, and a message edited, while text arrives.
+pub const DRAFT_INTERVAL: Duration = Duration::from_millis(400);
+pub const EDIT_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// How long a download of one file may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Draft ids: any non-zero number, distinct per answer.
+static DRAFT_IDS: AtomicI64 = AtomicI64::new(1);
+
+/// One Telegram chat, as a call sees it while it runs.
+pub struct TelegramLink {
+    pub replies: ReplySender,
+    pub chat_id: i64,
+    /// Drafts exist only in private chats.
+    pub private: bool,
+}
+
+impl TelegramLink {
+    pub fn new(replies: &ReplySender, chat_id: i64, private: bool) -> Arc<dyn ChatLink> {
+        Arc::new(Self {
+            replies: replies.clone(),
+            chat_id,
+            private,
+        })
+    }
+}
+
+/// Messages sent so far for one growing answer (edit mode): their ids and
+/// the text each shows.
+#[derive(Default)]
+struct Shown {
+    parts: Vec<(i64, String)>,
+}
+
+impl TelegramLink {
+    async fn grow(&self, mut text: watch::Receiver<String>) -> anyhow::Result<()> {
+        let mut drafting = self.private && self.replies.drafts_accepted();
+        let draft_id = DRAFT_IDS.fetch_add(1, Ordering::Relaxed);
+        let mut shown = Shown::default();
+        let mut next_update = Instant::now();
+        let mut ended = text.changed().await.is_err();
+        while !ended {
+            // Wait out the throttle, noticing the end (and taking the
+            // latest text) meanwhile.
+            while Instant::now() < next_update {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next_update) => {}
+                    changed = text.changed() => if changed.is_err() { ended = true; break },
+                }
+            }
+            if ended {
+                break;
+            }
+            let current = text.borrow_and_update().clone();
+            if drafting {
+                match self.replies.draft(self.chat_id, draft_id, &current).await {
+                    Ok(()) => next_update = Instant::now() + DRAFT_INTERVAL,
+                    Err(refusal) => {
+                        tracing::info!(chat_id = self.chat_id, %refusal, "the Bot API server refused a draft; the answer is edited into a message instead");
+                        self.replies.refuse_drafts();
+                        drafting = false;
+                    }
+                }
+            }
+            if !drafting {
+                if let Err(error) = self.edit_into(&mut shown, &current, false).await {
+                    tracing::warn!(chat_id = self.chat_id, error = %format!("{error:#}"), "could not show part of a streamed answer");
+                }
+                next_update = Instant::now() + EDIT_INTERVAL;
+            }
+            ended = text.changed().await.is_err();
+        }
+        let last = text.borrow().clone();
+        self.edit_into(&mut shown, &last, true).await
+    }
+
+    /// Shows `text` in the messages of `shown`, editing those that changed
+    /// and sending the parts that have none yet. While text arrives only
+    /// the parts before the last grown one are split off; `last` shows all.
+    async fn edit_into(&self, shown: &mut Shown, text: &str, last: bool) -> anyhow::Result<()> {
+        let parts = split_message(text, MESSAGE_LIMIT);
+        for (index, part) in parts.iter().enumerate() {
+            match shown.parts.get_mut(index) {
+                Some((_, was)) if was == part => {}
+                Some((id, was)) => {
+                    self.replies
+                        .edit_text(self.chat_id, *id, part)
+                        .await
+                        .with_context(|| format!("editing message {id} of a streamed answer"))?;
+                    *was = part.clone();
+                }
+                None => {
+                    let id = self
+                        .replies
+                        .send_part(self.chat_id, part)
+                        .await
+                        .context("sending a streamed answer")?;
+                    shown.parts.push((id, part.clone()));
+                }
+            }
+        }
+        if last && parts.is_empty() && !shown.parts.is_empty() {
+            tracing::warn!(
+                chat_id = self.chat_id,
+                "a streamed answer ended empty; its first words stay"
+            );
+        }
+        Ok(())
+    }
+
+    async fn download(&self, attachment: &Attachment, cap: u64) -> Result<Vec<u8>, FetchFailure> {
+        let bot = self.replies.bot();
+        let unavailable = |what: &str, error: &dyn std::fmt::Display| {
+            FetchFailure::Unavailable(format!("{what}: {error}"))
+        };
+        let file = bot
+            .get_file(FileId(attachment.id.clone()))
+            .await
+            .map_err(|error| unavailable("Telegram did not describe the file", &error))?;
+        if u64::from(file.meta.size) > cap {
+            return Err(FetchFailure::TooLarge { cap });
+        }
+        // `{api}/file/bot<token>/<path>`: the URL holds the token, so no
+        // error below names it.
+        let url = bot
+            .api_url()
+            .join(&format!("file/bot{}/{}", bot.token(), file.path))
+            .map_err(|error| unavailable("a file path Telegram gave", &error))?;
+        let mut response = bot
+            .client()
+            .get(url)
+            .timeout(DOWNLOAD_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| unavailable("downloading", &error.without_url()))?;
+        if !response.status().is_success() {
+            return Err(unavailable("downloading", &response.status()));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| unavailable("downloading", &error.without_url()))?
+        {
+            if (bytes.len() + chunk.len()) as u64 > cap {
+                return Err(FetchFailure::TooLarge { cap });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+}
+
+impl ChatLink for TelegramLink {
+    fn show_growing(&self, text: watch::Receiver<String>) -> LinkFuture<'_, anyhow::Result<()>> {
+        Box::pin(self.grow(text))
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        attachment: &'a Attachment,
+        max_bytes: u64,
+    ) -> LinkFuture<'a, Result<Vec<u8>, FetchFailure>> {
+        Box::pin(self.download(attachment, max_bytes))
+    }
+}
