@@ -253,6 +253,12 @@ impl From<Ask> for Actions {
     }
 }
 
+impl From<crate::File> for Actions {
+    fn from(file: crate::File) -> Self {
+        Self(vec![file.into()])
+    }
+}
+
 impl From<Action> for Actions {
     fn from(action: Action) -> Self {
         Self(vec![action])

@@ -28,6 +28,17 @@ pub enum Answer {
         gate: Option<Arc<tokio::sync::Notify>>,
         end: StreamEnd,
     },
+    /// 200 as server-sent events: `words` words ("word1 word2 …", see [`paced_text`]), one
+    /// every `every`; when each was sent is kept in `FakeAnthropic::sent_at`.
+    Paced { words: usize, every: Duration },
+}
+
+/// The whole text of `Answer::Paced { words, .. }`.
+pub fn paced_text(words: usize) -> String {
+    (1..=words)
+        .map(|n| format!("word{n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// How a streamed answer ends.
@@ -51,6 +62,8 @@ pub struct Recorded {
 pub struct FakeAnthropic {
     script: Mutex<VecDeque<Answer>>,
     pub requests: Mutex<Vec<Recorded>>,
+    /// When each text delta of a streamed answer was sent, in order.
+    pub sent_at: Mutex<Vec<std::time::Instant>>,
 }
 
 impl FakeAnthropic {
@@ -93,14 +106,36 @@ async fn messages(
         body: body.clone(),
     });
     let answer = fake.script.lock().unwrap().pop_front();
+    // The content is a string, or blocks (images first, then the text).
     let last_user = body["messages"]
         .as_array()
         .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("")
-        .to_string();
+        .map(|m| match m["content"].as_array() {
+            Some(blocks) => blocks
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<String>(),
+            None => m["content"].as_str().unwrap_or("").to_string(),
+        })
+        .unwrap_or_default();
+    let streamed = body["stream"] == json!(true);
     let text = match answer {
-        Some(Answer::Stream { words, gate, end }) => return stream(&body, words, gate, end),
+        Some(Answer::Stream { words, gate, end }) => {
+            let words = words.into_iter().map(str::to_string).collect();
+            return stream(&fake, &body, words, (gate, None), end);
+        }
+        Some(Answer::Paced { words, every }) => {
+            let words = (1..=words)
+                .map(|n| {
+                    if n == 1 {
+                        "word1".into()
+                    } else {
+                        format!(" word{n}")
+                    }
+                })
+                .collect();
+            return stream(&fake, &body, words, (None, Some(every)), StreamEnd::Stop);
+        }
         Some(Answer::Error(status, kind, retry_after)) => return error(status, kind, retry_after),
         Some(Answer::Slow(delay)) => {
             tokio::time::sleep(delay).await;
@@ -109,6 +144,11 @@ async fn messages(
         Some(Answer::Text(text)) => text.to_string(),
         None => format!("Claude says: {last_user}"),
     };
+    if streamed {
+        // Word by word, spaces kept: the pieces join into the text.
+        let words = text.split_inclusive(' ').map(str::to_string).collect();
+        return stream(&fake, &body, words, (None, None), StreamEnd::Stop);
+    }
     let input_tokens = body["messages"].as_array().map_or(0, |m| m.len() * 10) as u64;
     let reply = json!({
         "id": "msg_01FakeFakeFake", "type": "message", "role": "assistant",
@@ -126,11 +166,13 @@ async fn messages(
 
 /// A streamed answer, event by event, as the Messages API sends it.
 fn stream(
+    fake: &Arc<FakeAnthropic>,
     request: &Value,
-    words: Vec<&'static str>,
-    gate: Option<Arc<tokio::sync::Notify>>,
+    words: Vec<String>,
+    (gate, every): (Option<Arc<tokio::sync::Notify>>, Option<Duration>),
     end: StreamEnd,
 ) -> Response {
+    let fake = fake.clone();
     let event = |kind: &str, data: Value| Bytes::from(format!("event: {kind}\ndata: {data}\n\n"));
     let mut events = vec![event(
         "message_start",
@@ -182,7 +224,13 @@ fn stream(
             {
                 gate.notified().await;
             }
+            if index > 0
+                && let Some(every) = every
+            {
+                tokio::time::sleep(every).await;
+            }
             let _ = sender.send(Ok(delta)).await;
+            fake.sent_at.lock().unwrap().push(std::time::Instant::now());
         }
         for chunk in tail {
             let _ = sender.send(Ok(chunk)).await;

@@ -3,7 +3,9 @@
 //! sendMessage with inline keyboards and replies, editMessageText,
 //! editMessageReplyMarkup, deleteMessage, setMessageReaction,
 //! sendChatAction, answerCallbackQuery, setMyCommands,
-//! setWebhook/deleteWebhook/getWebhookInfo), delivering callback queries,
+//! setWebhook/deleteWebhook/getWebhookInfo, sendMessageDraft (or refusing
+//! it like an older server), getFile with its download route, sendPhoto and
+//! sendDocument as multipart uploads), delivering callback queries,
 //! recording what the bot did and able to answer 429 or reject markup like
 //! the real server does.
 
@@ -97,7 +99,27 @@ pub struct BotApi {
     /// or not: (method, body) for editmessagetext, editmessagereplymarkup,
     /// deletemessage, setmessagereaction, sendchataction, answercallbackquery.
     pub actions: Mutex<Vec<(String, Value)>>,
+    /// When each of `actions` arrived.
+    pub action_times: Mutex<Vec<(String, Instant)>>,
     new_action: Notify,
+    /// When set, sendMessageDraft is answered 404 like a server before Bot API 9.5.
+    pub refuse_drafts: std::sync::atomic::AtomicBool,
+    /// Every draft the bot showed: (chat_id, draft_id, text, when).
+    pub drafts: Mutex<Vec<(i64, i64, String, Instant)>>,
+    /// Files the bot may download: file_id -> bytes.
+    files: Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    /// Files the bot uploaded: (method, chat_id, file name, bytes, caption).
+    pub uploads: Mutex<Vec<Upload>>,
+}
+
+/// A file the bot sent (sendPhoto, sendDocument).
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub method: String,
+    pub chat_id: i64,
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub caption: Option<String>,
 }
 
 impl BotApi {
@@ -111,6 +133,7 @@ impl BotApi {
         });
         let app = axum::Router::new()
             .route("/{bot}/{method}", axum::routing::post(handle))
+            .route("/file/{bot}/{*path}", axum::routing::get(download))
             .with_state(api.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -188,6 +211,50 @@ impl BotApi {
         update
     }
 
+    /// A message from `user_id` in `chat_id` carrying a photo (its largest
+    /// size holds `bytes`, which getFile then serves) with `caption`.
+    pub fn photo_update(&self, chat_id: i64, user_id: i64, caption: &str, bytes: &[u8]) -> Value {
+        let mut update = self.update(chat_id, user_id, caption);
+        let id = update["update_id"].as_i64().unwrap();
+        let (small, large) = (format!("photo-{id}-s"), format!("photo-{id}-l"));
+        self.files
+            .lock()
+            .unwrap()
+            .insert(small.clone(), vec![1, 2, 3]);
+        self.files
+            .lock()
+            .unwrap()
+            .insert(large.clone(), bytes.to_vec());
+        let message = &mut update["message"];
+        message["photo"] = json!([
+            {"file_id": small, "file_unique_id": format!("u{small}"), "width": 90, "height": 60, "file_size": 3},
+            {"file_id": large, "file_unique_id": format!("u{large}"), "width": 1280, "height": 960, "file_size": bytes.len()}]);
+        message["caption"] = json!(caption);
+        message["caption_entities"] = message["entities"].take();
+        message.as_object_mut().unwrap().remove("text");
+        message.as_object_mut().unwrap().remove("entities");
+        update
+    }
+
+    /// A message with a document of `size` bytes (Telegram's file_size);
+    /// getFile serves `bytes` for it.
+    pub fn document_update(
+        &self,
+        chat_id: i64,
+        user_id: i64,
+        caption: &str,
+        (name, mime, size): (&str, &str, u64),
+        bytes: &[u8],
+    ) -> Value {
+        let mut update = self.photo_update(chat_id, user_id, caption, bytes);
+        let message = &mut update["message"];
+        let file_id = message["photo"][1]["file_id"].clone();
+        message.as_object_mut().unwrap().remove("photo");
+        message["document"] = json!({"file_id": file_id, "file_unique_id": "udoc",
+            "file_name": name, "mime_type": mime, "file_size": size});
+        update
+    }
+
     pub fn held(&self, message_id: i64) -> Option<Held> {
         self.messages.lock().unwrap().get(&message_id).cloned()
     }
@@ -223,6 +290,10 @@ impl BotApi {
             .lock()
             .unwrap()
             .push((method.to_string(), body.clone()));
+        self.action_times
+            .lock()
+            .unwrap()
+            .push((method.to_string(), Instant::now()));
         self.new_action.notify_waiters();
     }
 
@@ -430,6 +501,88 @@ impl BotApi {
     }
 }
 
+impl BotApi {
+    /// sendPhoto / sendDocument: the multipart upload is kept and answered
+    /// with a message, like Telegram does.
+    fn upload(&self, method: &str, body: &Value) -> Response {
+        let field = if method == "sendphoto" {
+            "photo"
+        } else {
+            "document"
+        };
+        let chat_id = body["chat_id"]
+            .as_str()
+            .and_then(|id| id.parse::<i64>().ok())
+            .or_else(|| body["chat_id"].as_i64())
+            .expect("chat_id");
+        // The field names the part holding the file ("attach://<part>"), as
+        // teloxide sends it, or is that part itself.
+        let file = match body[field]
+            .as_str()
+            .and_then(|v| v.strip_prefix("attach://"))
+        {
+            Some(part) => &body[part],
+            None => &body[field],
+        };
+        let bytes: Vec<u8> = file["bytes"]
+            .as_array()
+            .expect("the file is uploaded as a multipart part")
+            .iter()
+            .map(|b| b.as_u64().unwrap() as u8)
+            .collect();
+        self.uploads.lock().unwrap().push(Upload {
+            method: method.to_string(),
+            chat_id,
+            name: file["filename"].as_str().unwrap_or_default().to_string(),
+            bytes,
+            caption: body["caption"].as_str().map(str::to_string),
+        });
+        self.record_action(method, body);
+        let message_id = i64::from(self.message_ids.fetch_add(1, Ordering::SeqCst));
+        ok(json!({"message_id": message_id, "date": 1_764_000_001,
+            "chat": {"id": chat_id, "type": if chat_id < 0 { "supergroup" } else { "private" }, "title": "Test group"},
+            "from": {"id": 4242, "is_bot": true, "first_name": "Test", "username": BOT_USERNAME},
+            "document": {"file_id": "sent", "file_unique_id": "usent"}}))
+    }
+
+    /// Waits until `count` files were uploaded; returns them.
+    pub async fn wait_for_uploads(&self, count: usize) -> Vec<Upload> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let notified = self.new_action.notified();
+            let uploads = self.uploads.lock().unwrap().clone();
+            if uploads.len() >= count {
+                return uploads;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} uploads arrived",
+                uploads.len()
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+}
+
+/// `GET /file/bot<token>/<path>`: the bytes of a file getFile described.
+async fn download(
+    State(api): State<Arc<BotApi>>,
+    Path((bot, path)): Path<(String, String)>,
+) -> Response {
+    if bot != format!("bot{}", api.token) {
+        return error(StatusCode::UNAUTHORIZED, 401, "Unauthorized", None);
+    }
+    api.calls.lock().unwrap().push("download".into());
+    let file_id = path
+        .trim_start_matches("documents/")
+        .trim_end_matches(".bin")
+        .to_string();
+    match api.files.lock().unwrap().get(&file_id) {
+        Some(bytes) => (StatusCode::OK, bytes.clone()).into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
 /// MarkdownV2 reserves these; unescaped, Telegram refuses the message.
 fn unescaped_reserved(text: &str) -> Option<char> {
     let mut escaped = false;
@@ -523,6 +676,51 @@ async fn handle(
             api.record_action(&method, &body);
             ok(json!(true))
         }
+        "sendmessagedraft" => {
+            api.record_action(&method, &body);
+            if api.refuse_drafts.load(Ordering::SeqCst) {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    404,
+                    "Not Found: method not found",
+                    None,
+                );
+            }
+            let chat_id = body["chat_id"].as_i64().expect("chat_id");
+            let draft_id = body["draft_id"].as_i64().expect("draft_id");
+            let text = body["text"].as_str().expect("text").to_string();
+            assert!(draft_id != 0, "draft_id must be non-zero");
+            if chat_id < 0 || text.is_empty() || text.chars().count() > 4096 {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    400,
+                    "Bad Request: TEXTDRAFT_PEER_INVALID",
+                    None,
+                );
+            }
+            api.drafts
+                .lock()
+                .unwrap()
+                .push((chat_id, draft_id, text, Instant::now()));
+            ok(json!(true))
+        }
+        "getfile" => {
+            let file_id = body["file_id"].as_str().expect("file_id").to_string();
+            api.record_action(&method, &body);
+            match api.files.lock().unwrap().get(&file_id) {
+                Some(bytes) => ok(
+                    json!({"file_id": file_id, "file_unique_id": format!("u{file_id}"),
+                    "file_size": bytes.len(), "file_path": format!("documents/{file_id}.bin")}),
+                ),
+                None => error(
+                    StatusCode::BAD_REQUEST,
+                    400,
+                    "Bad Request: invalid file_id",
+                    None,
+                ),
+            }
+        }
+        "sendphoto" | "senddocument" => api.upload(&method, &body),
         "setmessagereaction" | "sendchataction" | "answercallbackquery" => {
             api.record_action(&method, &body);
             ok(json!(true))
@@ -574,27 +772,54 @@ async fn handle(
     }
 }
 
-/// The text fields of a multipart/form-data body (setWebhook uses it).
+/// The fields of a multipart/form-data body (setWebhook, sendPhoto,
+/// sendDocument): text fields as strings, a file part as
+/// `{"filename": ..., "bytes": [...]}`.
 fn multipart_fields(content_type: &str, body: &[u8]) -> Value {
     let boundary = content_type
         .split("boundary=")
         .nth(1)
         .expect("multipart boundary")
         .trim_matches('"');
-    let body = String::from_utf8_lossy(body);
+    let delimiter = format!("--{boundary}");
     let mut fields = serde_json::Map::new();
-    for part in body.split(&format!("--{boundary}")) {
-        let Some((head, value)) = part.split_once("\r\n\r\n") else {
+    for part in split_bytes(body, delimiter.as_bytes()) {
+        let Some(split) = find_bytes(part, b"\r\n\r\n") else {
             continue;
         };
-        let Some(name) = head
-            .split("name=\"")
-            .nth(1)
-            .and_then(|n| n.split('"').next())
-        else {
+        let head = String::from_utf8_lossy(&part[..split]);
+        let mut value = &part[split + 4..];
+        if value.ends_with(b"\r\n") {
+            value = &value[..value.len() - 2];
+        }
+        let attribute = |name: &str| {
+            head.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|n| n.split('"').next())
+                .map(str::to_string)
+        };
+        let Some(name) = attribute("name") else {
             continue;
         };
-        fields.insert(name.to_string(), json!(value.trim_end_matches("\r\n")));
+        let field = match attribute("filename") {
+            Some(filename) => json!({"filename": filename, "bytes": value}),
+            None => json!(String::from_utf8_lossy(value)),
+        };
+        fields.insert(name, field);
     }
     Value::Object(fields)
+}
+
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn split_bytes<'a>(mut bytes: &'a [u8], delimiter: &[u8]) -> Vec<&'a [u8]> {
+    let mut parts = Vec::new();
+    while let Some(at) = find_bytes(bytes, delimiter) {
+        parts.push(&bytes[..at]);
+        bytes = &bytes[at + delimiter.len()..];
+    }
+    parts.push(bytes);
+    parts
 }

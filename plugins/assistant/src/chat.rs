@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use wasmbot_sdk::llm::{ChatMessage, LlmError};
+use wasmbot_sdk::media;
 use wasmbot_sdk::prelude::*;
 
 use crate::memory;
@@ -28,37 +29,79 @@ pub fn reset(chat: i64) -> Result<Reply, String> {
     Ok(Reply::text("Done: I've forgotten our conversation."))
 }
 
-/// Claude's answer to `question`, in the conversation of `event`'s chat.
-pub fn converse(event: &Event, question: &str) -> Result<Reply, String> {
-    if question.is_empty() {
-        return Ok(Reply::text(USAGE));
+/// Claude's answer to `question` (and the photo or PDF sent with it), in
+/// the conversation of `event`'s chat, streamed into the chat as Claude
+/// writes it.
+pub fn converse(event: &Event, question: &str) -> Result<Actions, String> {
+    let file = event.attachments.first();
+    if question.is_empty() && file.is_none() {
+        return Ok(Reply::text(USAGE).into());
     }
+    // Fetched first: a file Claude cannot take costs no question.
+    let shown = match file.map(readable) {
+        Some(Err(refusal)) => return Ok(Reply::text(refusal).into()),
+        Some(Ok(media_type)) => file
+            .map(|file| media::fetch(file).map(|bytes| (media_type, bytes)))
+            .transpose()?,
+        None => None,
+    };
     let counter = format!("questions:{}", event.user_id);
     // Only a clear "too many" refuses: a cache outage must not stop questions.
     if let Ok(false) = cache::allow(&counter, QUESTIONS_PER_MINUTE, Duration::from_secs(60)) {
         return Ok(Reply::text(format!(
             "That's {QUESTIONS_PER_MINUTE} questions this minute already: please wait a moment before the next."
-        )));
+        ))
+        .into());
     }
     let key = history_key(event.chat_id);
     let mut history: Vec<ChatMessage> = state::get(&key)?.unwrap_or_default();
+    let question = match (question, &shown) {
+        ("", Some(_)) => "What is this?",
+        (question, _) => question,
+    };
     history.push(ChatMessage::user(question));
     let system = system_prompt(&memory::relevant(event.chat_id, question));
-    let answer = match llm::complete(Some(&system), &history, None) {
-        Ok(answer) => answer,
+    let mut conversation = llm::Conversation::new(&history).system(system);
+    let kind = shown.as_ref().map(|(media_type, _)| *media_type);
+    if let Some((media_type, bytes)) = shown {
+        conversation = conversation.attach(media_type, bytes);
+    }
+    let streamed = match conversation.stream() {
+        Ok(streamed) => streamed,
         Err(LlmError::NotConfigured) => {
             return Ok(Reply::text(format!(
                 "{} See \"Asking Claude\" in the README.",
                 LlmError::NotConfigured.user_message()
-            )));
+            ))
+            .into());
         }
         Err(error) => return Err(error.into()),
     };
-    history.push(ChatMessage::assistant(answer.text.as_str()));
+    // The history keeps the words: a photo is sent once, with its question.
+    if let (Some(kind), Some(last)) = (kind, history.last_mut()) {
+        *last = ChatMessage::user(format!("[{kind} attached] {question}"));
+    }
+    history.push(ChatMessage::assistant(streamed.completion.text.as_str()));
     let excess = history.len().saturating_sub(KEPT_MESSAGES);
     history.drain(..excess);
     state::set(&key, &history)?;
-    Ok(Reply::text(answer.text))
+    Ok(streamed.into_actions())
+}
+
+/// The media type Claude reads `file` as, or what to tell the user.
+fn readable(file: &Attachment) -> Result<&'static str, String> {
+    let mime = file.mime_type.as_deref().unwrap_or_default();
+    match (file.kind, mime) {
+        (AttachmentKind::Photo, _) | (_, "image/jpeg") => Ok("image/jpeg"),
+        (_, "image/png") => Ok("image/png"),
+        (_, "image/gif") => Ok("image/gif"),
+        (_, "image/webp") => Ok("image/webp"),
+        (_, "application/pdf") => Ok("application/pdf"),
+        (AttachmentKind::Voice | AttachmentKind::Audio, _) => {
+            Err("I can't listen to audio yet: please type your question.".into())
+        }
+        _ => Err("I can read photos, images and PDF documents, not this kind of file.".into()),
+    }
 }
 
 /// The system prompt, with the notes that may help.

@@ -1,6 +1,6 @@
 //! `/note <text>` keeps a note for this chat, `/notes` lists them with a
-//! "✓" button each (a press marks that note done), `/notes clear` forgets
-//! them. `/note` alone asks what to note. Notes survive restarts (state).
+//! "✓" button each (a press marks that note done), `/notes export` sends
+//! them as a text file, `/notes clear` forgets them. `/note` alone asks what to note. Notes survive restarts (state).
 //!
 //! State: `chat:{id}:notes` holds the chat's notes, oldest first, each
 //! `{"id": n, "text": "..."}`. The first version kept plain strings; they
@@ -47,6 +47,15 @@ fn handle(event: Event) -> EventResult {
     match (command.name.as_str(), command.args.as_str()) {
         ("note", "") => Ok(question("What should I note?").into()),
         ("note", text) => Ok(add(&key, &event, text)?.into()),
+        (_, "export") => {
+            let notes = load(&key)?;
+            if notes.is_empty() {
+                return Ok(
+                    Reply::text("No notes to export yet. Add one with /note <text>.").into(),
+                );
+            }
+            Ok(export(&notes).into())
+        }
         (_, "clear") => {
             state::delete(&key)?;
             audit::record("notes_cleared", audit::Status::Ok, &json!({}))?;
@@ -141,6 +150,18 @@ fn list(notes: &[Note]) -> Reply {
     reply
 }
 
+/// The notes as a text file to keep: one per line, numbered.
+fn export(notes: &[Note]) -> File {
+    let text: String = notes
+        .iter()
+        .enumerate()
+        .map(|(i, note)| format!("{}. {}\n", i + 1, note.text))
+        .collect();
+    let count = notes.len();
+    let noun = if count == 1 { "note" } else { "notes" };
+    File::document("notes.txt", text).caption(format!("Your {count} {noun}."))
+}
+
 /// "✓ 2 buy milk", the note cut to fit a button.
 fn label(number: usize, text: &str) -> String {
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -217,6 +238,30 @@ mod tests {
         }];
         assert_eq!(fresh_id(5, &notes), 6);
         assert!(fresh_id(u64::MAX, &[]) < 1 << 53);
+    }
+
+    #[test]
+    fn the_export_is_a_numbered_text_file() {
+        let notes = vec![
+            Note {
+                id: 1,
+                text: "buy milk".into(),
+            },
+            Note {
+                id: 2,
+                text: "call Ada".into(),
+            },
+        ];
+        let Action::SendFile(file) = Action::from(export(&notes)) else {
+            panic!("not a file")
+        };
+        assert_eq!(file.name, "notes.txt");
+        assert_eq!(file.kind, FileKind::Document);
+        assert_eq!(
+            String::from_utf8(file.data).unwrap(),
+            "1. buy milk\n2. call Ada\n"
+        );
+        assert_eq!(file.caption, "Your 2 notes.");
     }
 
     #[test]

@@ -79,7 +79,8 @@ impl ReplySender {
         let url = self
             .bot
             .api_url()
-            .join(&format!("bot{}/sendMessageDraft", self.bot.token()))
+            // "./": a token holds a colon, which would read as a URL scheme.
+            .join(&format!("./bot{}/sendMessageDraft", self.bot.token()))
             .map_err(|error| error.to_string())?;
         let body = serde_json::json!({"chat_id": chat_id, "draft_id": draft_id, "text": tail});
         let response = self

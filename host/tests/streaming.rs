@@ -1,0 +1,360 @@
+//! Answers that stream and files both ways, end to end: the Telegram bot
+//! (the code `wasmbot run` runs) against the Bot API emulator and a fake
+//! Messages API streaming server-sent events. `/ask` grows as a draft in a
+//! private chat and as one edited message in a group (or where drafts are
+//! refused); a photo reaches Claude as an image block; a document past the
+//! cap is refused before any download; `/notes export` uploads a file.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::anthropic::{Answer, FakeAnthropic, StreamEnd, paced_text};
+use common::bot_api::BotApi;
+use common::plugins_dir;
+use common::running_bot::{ALLOWED, RunningBot, TOKEN};
+use wasmbot::chat::telegram::EDIT_INTERVAL;
+
+const GROUP: i64 = -100_777;
+
+/// The bot with `assistant` and `notes`, Claude faked at `fake`.
+async fn bot(extra: &[(&str, String)]) -> (RunningBot, Arc<FakeAnthropic>) {
+    let (fake, url) = FakeAnthropic::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut vars = vec![
+        ("ANTHROPIC_BASE_URL", url),
+        ("ANTHROPIC_API_KEY", "sk-ant-test-key".to_string()),
+        (
+            "VECTORS_DIR",
+            data.path().join("vectors").display().to_string(),
+        ),
+    ];
+    vars.extend(extra.iter().cloned());
+    let bot = RunningBot::start_with(
+        BotApi::start(TOKEN).await,
+        plugins_dir(&["assistant", "notes"]),
+        data,
+        &vars,
+    )
+    .await;
+    (bot, fake)
+}
+
+/// Words the fake sends one by one; the rest only once `gate` is notified.
+fn gated(words: Vec<&'static str>, end: StreamEnd) -> (Answer, Arc<tokio::sync::Notify>) {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let answer = Answer::Stream {
+        words,
+        gate: Some(gate.clone()),
+        end,
+    };
+    (answer, gate)
+}
+
+/// Waits until `check` holds for the emulator.
+async fn until(api: &BotApi, what: &str, check: impl Fn(&BotApi) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check(api) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; calls: {:?}; sent: {:?}",
+            api.calls.lock().unwrap(),
+            api.sent()
+                .iter()
+                .map(|s| s.text.clone())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_private_chat_the_answer_grows_as_a_draft_and_is_then_sent_whole() {
+    let (bot, fake) = bot(&[]).await;
+    let (answer, gate) = gated(vec!["Paris", " is", " the", " capital."], StreamEnd::Stop);
+    fake.script([answer]);
+    bot.api.push(ALLOWED, ALLOWED, "/ask capital of France?");
+    // The first word is shown while Claude has not written the rest.
+    until(&bot.api, "a draft with the first word", |api| {
+        api.drafts
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, _, text, _)| text == "Paris")
+    })
+    .await;
+    assert!(
+        bot.api.sent().iter().all(|s| s.chat_id != ALLOWED),
+        "nothing sent before the end"
+    );
+    gate.notify_one();
+    let sent = bot.api.wait_for_sent(ALLOWED, 1).await;
+    assert_eq!(sent[0].text, "Paris is the capital.");
+    assert_eq!(sent[0].parse_mode, None, "a streamed answer is plain text");
+    let drafts = bot.api.drafts.lock().unwrap().clone();
+    assert!(
+        drafts
+            .iter()
+            .all(|(chat, id, _, _)| *chat == ALLOWED && *id == drafts[0].1)
+    );
+    // The request asked for a stream, and the history keeps the answer.
+    assert_eq!(fake.requests()[0].body["stream"], true);
+    bot.api.push(ALLOWED, ALLOWED, "/ask and of Italy?");
+    let sent = bot.api.wait_for_sent(ALLOWED, 2).await;
+    assert_eq!(sent[1].text, "Claude says: and of Italy?");
+    let history = &fake.requests()[1].body["messages"];
+    assert_eq!(history[1]["content"], "Paris is the capital.");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_group_the_answer_is_one_message_edited_as_it_grows() {
+    let (bot, fake) = bot(&[]).await;
+    let (answer, gate) = gated(vec!["One", " two", " three."], StreamEnd::Stop);
+    fake.script([answer]);
+    bot.api.push(GROUP, ALLOWED, "/ask count");
+    // The first word is sent as a message before the rest is written.
+    let first = bot.api.wait_for_sent(GROUP, 1).await;
+    assert_eq!(first[0].text, "One");
+    gate.notify_one();
+    let edits = bot.api.wait_for_action("editmessagetext", 1).await;
+    until(&bot.api, "the full text", |api| {
+        api.held(first[0].message_id)
+            .is_some_and(|m| m.text == "One two three.")
+    })
+    .await;
+    assert!(edits.iter().all(|e| e["message_id"] == first[0].message_id));
+    assert_eq!(
+        bot.api.sent().iter().filter(|s| s.chat_id == GROUP).count(),
+        1
+    );
+    assert!(
+        bot.api.drafts.lock().unwrap().is_empty(),
+        "no drafts in a group"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn where_drafts_are_refused_edits_are_throttled_and_the_final_text_is_whole() {
+    let (bot, fake) = bot(&[]).await;
+    bot.api.refuse_drafts.store(true, Ordering::SeqCst);
+    // 30 words, 80 ms apart: over 2 s of writing, long enough to need edits.
+    fake.script([Answer::Paced {
+        words: 30,
+        every: Duration::from_millis(80),
+    }]);
+    bot.api.push(ALLOWED, ALLOWED, "/ask count slowly");
+    let sent = bot.api.wait_for_sent(ALLOWED, 1).await;
+    until(&bot.api, "the full text", |api| {
+        api.held(sent[0].message_id)
+            .is_some_and(|m| m.text == paced_text(30))
+    })
+    .await;
+    bot.wait_handled(1).await;
+    // One refused draft, then only edits of the one message, at least the
+    // throttle's interval apart (after the first message) but the final one.
+    let refused = bot.api.wait_for_action("sendmessagedraft", 1).await;
+    assert_eq!(refused.len(), 1, "a refused draft is not tried again");
+    let mut times = vec![sent[0].at];
+    times.extend(
+        bot.api
+            .action_times
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(method, _)| method == "editmessagetext")
+            .map(|(_, at)| *at),
+    );
+    assert!(times.len() >= 3, "{} edits", times.len() - 1);
+    let slack = Duration::from_millis(20);
+    for pair in times[..times.len() - 1].windows(2) {
+        assert!(
+            pair[1] - pair[0] + slack >= EDIT_INTERVAL,
+            "edits {:?} apart",
+            pair[1] - pair[0]
+        );
+    }
+    assert_eq!(
+        bot.api
+            .sent()
+            .iter()
+            .filter(|s| s.chat_id == ALLOWED)
+            .count(),
+        1
+    );
+    // The next answer does not try drafts again.
+    bot.api.push(ALLOWED, ALLOWED, "/ask again");
+    bot.api.wait_for_sent(ALLOWED, 2).await;
+    bot.wait_handled(2).await;
+    assert_eq!(
+        bot.api.wait_for_action("sendmessagedraft", 1).await.len(),
+        1
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_that_breaks_off_keeps_what_arrived_with_a_notice() {
+    let (bot, fake) = bot(&[]).await;
+    fake.script([Answer::Stream {
+        words: vec!["Half", " an", " answer"],
+        gate: None,
+        end: StreamEnd::Error,
+    }]);
+    bot.api.push(GROUP, ALLOWED, "/ask tell me");
+    let sent = bot.api.wait_for_sent(GROUP, 1).await;
+    until(&bot.api, "the notice", |api| {
+        api.held(sent[0].message_id)
+            .is_some_and(|m| m.text.contains("cut off"))
+    })
+    .await;
+    let text = bot.api.held(sent[0].message_id).unwrap().text;
+    assert!(
+        text.starts_with("Half an answer\n\n⚠️ The answer was cut off"),
+        "{text}"
+    );
+    // One message only: the plugin does not repeat the error.
+    bot.wait_handled(1).await;
+    assert_eq!(
+        bot.api.sent().iter().filter(|s| s.chat_id == GROUP).count(),
+        1
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edits_of_a_long_answer_are_at_least_the_interval_apart_and_split_past_4096() {
+    let (bot, fake) = bot(&[]).await;
+    // 1000 words of 5-9 characters: two messages' worth, over ~2 s.
+    fake.script([Answer::Paced {
+        words: 1000,
+        every: Duration::from_millis(2),
+    }]);
+    let started = Instant::now();
+    bot.api.push(GROUP, ALLOWED, "/ask a lot");
+    let full = paced_text(1000);
+    assert!(full.chars().count() > 4096);
+    until(&bot.api, "the whole answer in two messages", |api| {
+        let texts: Vec<String> = api
+            .sent()
+            .iter()
+            .filter(|s| s.chat_id == GROUP)
+            .filter_map(|s| api.held(s.message_id))
+            .map(|m| m.text)
+            .collect();
+        texts.len() == 2 && texts.concat() == full
+    })
+    .await;
+    bot.wait_handled(1).await;
+    let requests = bot
+        .api
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.as_str() == "sendmessage" || m.as_str() == "editmessagetext")
+        .count();
+    // One render per interval while it was written (two requests where it
+    // splits), and the final ones: not one per piece.
+    let renders = (started.elapsed().as_millis() / EDIT_INTERVAL.as_millis()) as usize + 1;
+    assert!(
+        requests <= 2 * renders + 2,
+        "{requests} requests in {:?}",
+        started.elapsed()
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_photo_captioned_ask_reaches_claude_as_an_image_block() {
+    let (bot, fake) = bot(&[]).await;
+    let jpeg = b"\xFF\xD8\xFF\xE0 a tiny jpeg".to_vec();
+    let update = bot
+        .api
+        .photo_update(ALLOWED, ALLOWED, "/ask what is this?", &jpeg);
+    bot.api.push_update(update);
+    let sent = bot.api.wait_for_sent(ALLOWED, 1).await;
+    assert_eq!(sent[0].text, "Claude says: what is this?");
+    let request = &fake.requests()[0].body;
+    let content = &request["messages"][0]["content"];
+    use base64::Engine as _;
+    assert_eq!(content[0]["type"], "image");
+    assert_eq!(content[0]["source"]["media_type"], "image/jpeg");
+    assert_eq!(
+        content[0]["source"]["data"],
+        base64::engine::general_purpose::STANDARD.encode(&jpeg)
+    );
+    assert_eq!(
+        content[1],
+        serde_json::json!({"type": "text", "text": "what is this?"})
+    );
+    // Only the largest size was downloaded.
+    let got = bot.api.wait_for_action("getfile", 1).await;
+    assert_eq!(got.len(), 1);
+    assert!(got[0]["file_id"].as_str().unwrap().ends_with("-l"));
+    // A photo without a caption, as free text, is asked about too.
+    let update = bot.api.photo_update(ALLOWED, ALLOWED, "", &jpeg);
+    bot.api.push_update(update);
+    let sent = bot.api.wait_for_sent(ALLOWED, 2).await;
+    assert_eq!(sent[1].text, "Claude says: What is this?");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_past_the_cap_is_refused_before_any_download() {
+    let (bot, fake) = bot(&[("MEDIA_MAX_MB", "1".to_string())]).await;
+    let update = bot.api.document_update(
+        ALLOWED,
+        ALLOWED,
+        "/ask summarise",
+        ("big.pdf", "application/pdf", 3 << 20),
+        b"%PDF-1.4",
+    );
+    bot.api.push_update(update);
+    let sent = bot.api.wait_for_sent(ALLOWED, 1).await;
+    assert_eq!(
+        sent[0].text,
+        "That file is too large for me: I can take at most 1 MB."
+    );
+    assert!(!bot.api.called("getFile"), "nothing is downloaded");
+    assert!(fake.requests().is_empty(), "Claude is not asked");
+    // A voice note is refused with what the assistant can read.
+    let mut update =
+        bot.api
+            .document_update(ALLOWED, ALLOWED, "", ("v.ogg", "audio/ogg", 5), b"OggS!");
+    let message = &mut update["message"];
+    message["voice"] = serde_json::json!({"file_id": "v", "file_unique_id": "uv", "duration": 1, "mime_type": "audio/ogg"});
+    message.as_object_mut().unwrap().remove("document");
+    bot.api.push_update(update);
+    let sent = bot.api.wait_for_sent(ALLOWED, 2).await;
+    assert!(
+        sent[1].text.contains("can't listen to audio"),
+        "{}",
+        sent[1].text
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notes_export_uploads_a_text_file() {
+    let (bot, _fake) = bot(&[]).await;
+    bot.api.push(ALLOWED, ALLOWED, "/note buy milk");
+    bot.api.wait_for_sent(ALLOWED, 1).await;
+    bot.api.push(ALLOWED, ALLOWED, "/note call Ada");
+    bot.api.wait_for_sent(ALLOWED, 2).await;
+    bot.api.push(ALLOWED, ALLOWED, "/notes export");
+    let uploads = bot.api.wait_for_uploads(1).await;
+    let upload = &uploads[0];
+    assert_eq!(upload.method, "senddocument");
+    assert_eq!(upload.chat_id, ALLOWED);
+    assert_eq!(upload.name, "notes.txt");
+    assert_eq!(
+        String::from_utf8_lossy(&upload.bytes),
+        "1. buy milk\n2. call Ada\n"
+    );
+    assert_eq!(upload.caption.as_deref(), Some("Your 2 notes."));
+    bot.stop().await;
+}
