@@ -287,8 +287,8 @@ async fn a_plugin_without_the_llm_grant_cannot_import_it() {
     std::fs::write(
         dir.path().join("assistant.toml"),
         manifest.replace(
-            "capabilities = [\"llm\", \"state\", \"cache\", \"vectors\"]",
-            "capabilities = [\"state\", \"cache\", \"vectors\"]",
+            "capabilities = [\"llm\", \"state\", \"cache\", \"vectors\", \"media\"]",
+            "capabilities = [\"state\", \"cache\", \"vectors\", \"media\"]",
         ),
     )
     .unwrap();
@@ -327,6 +327,8 @@ async fn the_console_logs_llm_response_with_the_correlation_id_and_never_the_key
     assert!(output.status.success(), "{stderr}");
     assert_eq!(stdout.trim(), "Claude says: Is the key safe?");
     assert_eq!(fake.requests().len(), 1);
+    // The console streams the answer (the fake counts its six words as tokens).
+    assert_eq!(fake.requests()[0].body["stream"], true);
     let event: serde_json::Value = stderr
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -337,7 +339,7 @@ async fn the_console_logs_llm_response_with_the_correlation_id_and_never_the_key
             event["input_tokens"].as_u64(),
             event["output_tokens"].as_u64()
         ),
-        (Some(10), Some(7)),
+        (Some(10), Some(6)),
         "{event}"
     );
     assert_eq!(

@@ -358,3 +358,124 @@ async fn notes_export_uploads_a_text_file() {
     assert_eq!(upload.caption.as_deref(), Some("Your 2 notes."));
     bot.stop().await;
 }
+
+/// `wasmbot chat` in `dir` with `assistant` and `notes`, Claude at `url`:
+/// stdin stays open for the test to write to.
+fn console(dir: &std::path::Path, plugins: &std::path::Path, url: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .arg("chat")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PLUGINS_DIR", plugins)
+        .env("ANTHROPIC_API_KEY", "sk-ant-test-key")
+        .env("ANTHROPIC_BASE_URL", url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn wasmbot")
+}
+
+/// Reads `stdout` on a thread; what arrived so far is in the returned buffer.
+fn collect(stdout: std::process::ChildStdout) -> Arc<std::sync::Mutex<String>> {
+    use std::io::Read as _;
+    let seen = Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut stdout = stdout;
+        let mut buffer = [0u8; 256];
+        while let Ok(read @ 1..) = stdout.read(&mut buffer) {
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..read]));
+        }
+    });
+    seen
+}
+
+async fn until_printed(seen: &std::sync::Mutex<String>, wanted: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.lock().unwrap().contains(wanted) {
+        assert!(
+            Instant::now() < deadline,
+            "{wanted:?} not printed: {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_prints_an_answer_as_it_is_written() {
+    use std::io::Write as _;
+    let (fake, url) = FakeAnthropic::start().await;
+    let (answer, gate) = gated(vec!["Paris", " is", " the", " capital."], StreamEnd::Stop);
+    fake.script([answer]);
+    let plugins = plugins_dir(&["assistant"]);
+    let data = tempfile::tempdir().unwrap();
+    let mut child = console(data.path(), plugins.path(), &url);
+    let seen = collect(child.stdout.take().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"/ask capital of France?\n").unwrap();
+    // The first word is on screen while the rest is not written yet.
+    until_printed(&seen, "Paris").await;
+    assert!(!seen.lock().unwrap().contains("capital"));
+    gate.notify_one();
+    until_printed(&seen, "Paris is the capital.\n").await;
+    drop(stdin);
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // Printed once: as it grew, not again when the plugin returned.
+    assert_eq!(seen.lock().unwrap().matches("Paris").count(), 1, "{:?}", seen.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_attaches_a_local_file_and_saves_the_files_it_gets() {
+    let (fake, url) = FakeAnthropic::start().await;
+    let plugins = plugins_dir(&["assistant", "notes"]);
+    let data = tempfile::tempdir().unwrap();
+    let photo = data.path().join("cat photo.png");
+    std::fs::write(&photo, b"\x89PNG a cat").unwrap();
+    let input = format!(
+        "/note buy milk\n/notes export\n/notes export\n/attach \"{}\" /ask what is this?\n/attach /no/such.png hi\n",
+        photo.display()
+    );
+    let output = tokio::task::spawn_blocking({
+        let (dir, plugins) = (data.path().to_path_buf(), plugins.path().to_path_buf());
+        move || {
+            let plugins = plugins.display().to_string();
+            let env = [
+                ("PLUGINS_DIR", plugins.as_str()),
+                ("ANTHROPIC_API_KEY", "sk-ant-test-key"),
+                ("ANTHROPIC_BASE_URL", url.as_str()),
+            ];
+            common::chat_binary(&dir, &env, &[], &input)
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // Saved, shown as one line; a second file of that name gets a new one.
+    assert!(
+        stdout.contains("(file) notes.txt · text/plain · 12 B · saved to data/received/notes.txt\nYour 1 note."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("saved to data/received/notes (2).txt"), "{stdout}");
+    let saved = std::fs::read_to_string(data.path().join("data/received/notes.txt")).unwrap();
+    assert_eq!(saved, "1. buy milk\n");
+    // The attached picture reached Claude with its caption.
+    assert!(stdout.contains("Claude says: what is this?"), "{stdout}");
+    let request = &fake.requests()[0].body;
+    let content = &request["messages"][0]["content"];
+    assert_eq!(content[0]["source"]["media_type"], "image/png");
+    use base64::Engine as _;
+    assert_eq!(
+        content[0]["source"]["data"],
+        base64::engine::general_purpose::STANDARD.encode(b"\x89PNG a cat")
+    );
+    assert!(stdout.contains("(cannot attach /no/such.png: No such file"), "{stdout}");
+}

@@ -92,11 +92,12 @@ pub fn converse(event: &Event, question: &str) -> Result<Actions, String> {
 fn readable(file: &Attachment) -> Result<&'static str, String> {
     let mime = file.mime_type.as_deref().unwrap_or_default();
     match (file.kind, mime) {
-        (AttachmentKind::Photo, _) | (_, "image/jpeg") => Ok("image/jpeg"),
         (_, "image/png") => Ok("image/png"),
         (_, "image/gif") => Ok("image/gif"),
         (_, "image/webp") => Ok("image/webp"),
         (_, "application/pdf") => Ok("application/pdf"),
+        // Telegram keeps every photo as JPEG.
+        (AttachmentKind::Photo, _) | (_, "image/jpeg") => Ok("image/jpeg"),
         (AttachmentKind::Voice | AttachmentKind::Audio, _) => {
             Err("I can't listen to audio yet: please type your question.".into())
         }
