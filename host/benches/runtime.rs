@@ -25,6 +25,16 @@ use wasmbot::runtime::{
     Allocation, PluginEngine, PluginLimits, PluginRegistry, Reply, ReplyFormat,
 };
 
+// The fakes of the tests (a Messages API, a Bot API), for `streaming`.
+#[allow(dead_code)]
+#[path = "../tests/common/anthropic.rs"]
+mod anthropic;
+#[allow(dead_code)]
+#[path = "../tests/common/bot_api.rs"]
+mod bot_api;
+#[path = "parts/streaming.rs"]
+mod streaming;
+
 const GREETING_PREFIX: &str = "Hello, bench!";
 
 struct Row {
@@ -1651,6 +1661,9 @@ fn main() -> anyhow::Result<()> {
         }
         if run("jobs") {
             bench_jobs(&mut report).await?;
+        }
+        if run("streaming") {
+            streaming::bench_streaming(&mut report).await?;
         }
         if only.is_some() {
             return Ok(());

@@ -427,9 +427,18 @@ async fn the_console_prints_an_answer_as_it_is_written() {
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // Printed once: as it grew, not again when the plugin returned.
-    assert_eq!(seen.lock().unwrap().matches("Paris").count(), 1, "{:?}", seen.lock().unwrap());
+    assert_eq!(
+        seen.lock().unwrap().matches("Paris").count(),
+        1,
+        "{:?}",
+        seen.lock().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -458,13 +467,22 @@ async fn the_console_attaches_a_local_file_and_saves_the_files_it_gets() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // Saved, shown as one line; a second file of that name gets a new one.
     assert!(
-        stdout.contains("(file) notes.txt · text/plain · 12 B · saved to data/received/notes.txt\nYour 1 note."),
+        stdout.contains(
+            "(file) notes.txt · text/plain · 12 B · saved to data/received/notes.txt\nYour 1 note."
+        ),
         "{stdout}"
     );
-    assert!(stdout.contains("saved to data/received/notes (2).txt"), "{stdout}");
+    assert!(
+        stdout.contains("saved to data/received/notes (2).txt"),
+        "{stdout}"
+    );
     let saved = std::fs::read_to_string(data.path().join("data/received/notes.txt")).unwrap();
     assert_eq!(saved, "1. buy milk\n");
     // The attached picture reached Claude with its caption.
@@ -477,5 +495,8 @@ async fn the_console_attaches_a_local_file_and_saves_the_files_it_gets() {
         content[0]["source"]["data"],
         base64::engine::general_purpose::STANDARD.encode(b"\x89PNG a cat")
     );
-    assert!(stdout.contains("(cannot attach /no/such.png: No such file"), "{stdout}");
+    assert!(
+        stdout.contains("(cannot attach /no/such.png: No such file"),
+        "{stdout}"
+    );
 }

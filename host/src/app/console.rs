@@ -48,7 +48,9 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
     });
     let interactive = std::io::stdin().is_terminal();
     if interactive {
-        println!("wasmbot console: type /help, or Ctrl-D to leave.");
+        println!(
+            "wasmbot console: type /help, /attach PATH [caption] to send a file, or Ctrl-D to leave."
+        );
     }
     let input = tokio::io::BufReader::new(tokio::io::stdin());
     let result = console::run(

@@ -242,10 +242,17 @@ impl LoadedPlugin {
                 Err(conversation) => match HandlerPre::new(instance_pre) {
                     Ok(pre) => Entry::Handler(pre),
                     Err(handler) => {
+                        // A `handle` of another shape: most likely built
+                        // with an SDK from before the types last grew.
+                        let hint = if format!("{conversation:#}").contains("type-checking") {
+                            " (built against an older wasmbot:plugin@0.2.0? rebuild it with this SDK: `just build-plugins`)"
+                        } else {
+                            ""
+                        };
                         return Err(LoadError::new(
                             &name,
                             format!(
-                                "exports neither the `conversation` world's (0.2.0) nor the `handler` world's (0.1.0) `handle` function: {conversation:#}; {handler:#}"
+                                "exports neither the `conversation` world's (0.2.0) nor the `handler` world's (0.1.0) `handle` function{hint}: {conversation:#}; {handler:#}"
                             ),
                         ));
                     }

@@ -103,6 +103,10 @@ impl LlmFile {
 
 pub struct LlmClient {
     http: reqwest::Client,
+    /// For streamed answers: `LLM_TIMEOUT_SECS` bounds each wait for the
+    /// next piece, not the whole answer (a long one takes minutes to write;
+    /// the plugin's own deadline still ends it).
+    streaming: reqwest::Client,
     settings: LlmSettings,
     in_flight: Semaphore,
     /// Set by an `unavailable`, cleared (once, with a recovery notice) by the next success.
@@ -120,8 +124,14 @@ impl LlmClient {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .context("building the HTTP client for the LLM")?;
+        let streaming = reqwest::Client::builder()
+            .read_timeout(settings.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .context("building the HTTP client for the LLM")?;
         Ok(Some(Self {
             http,
+            streaming,
             settings: settings.clone(),
             in_flight: Semaphore::new(settings.max_concurrent as usize),
             degraded: AtomicBool::new(false),
@@ -145,7 +155,7 @@ impl LlmClient {
     /// `POST {base}/v1/messages`, waiting for a free slot first.
     pub async fn complete(&self, request: &CompletionRequest) -> Result<Completion, LlmFailure> {
         let body = request_body(&self.settings.model, request);
-        let (_slot, response) = self.post(body).await?;
+        let (_slot, response) = self.post(&self.http, body).await?;
         let bytes = response.bytes().await.map_err(transport_failure)?;
         parse_completion(&bytes)
     }
@@ -161,10 +171,13 @@ impl LlmClient {
     ) -> Result<Completion, StreamBroken> {
         let mut body = request_body(&self.settings.model, request);
         body["stream"] = serde_json::json!(true);
-        let (_slot, mut response) = self.post(body).await.map_err(|failure| StreamBroken {
-            failure,
-            partial: String::new(),
-        })?;
+        let (_slot, mut response) =
+            self.post(&self.streaming, body)
+                .await
+                .map_err(|failure| StreamBroken {
+                    failure,
+                    partial: String::new(),
+                })?;
         let mut stream = EventStream::default();
         loop {
             match response.chunk().await {
@@ -179,6 +192,7 @@ impl LlmClient {
     /// response (its body unread) with the slot, or the typed failure.
     async fn post(
         &self,
+        http: &reqwest::Client,
         body: serde_json::Value,
     ) -> Result<(tokio::sync::SemaphorePermit<'_>, reqwest::Response), LlmFailure> {
         let Some(auth) = &self.settings.auth else {
@@ -194,7 +208,7 @@ impl LlmClient {
             .base_url
             .join("v1/messages")
             .map_err(|error| LlmFailure::BadRequest(format!("ANTHROPIC_BASE_URL: {error}")))?;
-        let http = authorized(self.http.post(url), auth).header("content-type", "application/json");
+        let http = authorized(http.post(url), auth).header("content-type", "application/json");
         let response = http
             .body(body.to_string())
             .send()
