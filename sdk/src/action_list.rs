@@ -386,6 +386,47 @@ mod tests {
     }
 
     #[test]
+    fn a_file_is_a_sent_message_with_its_caption() {
+        let list = actions![
+            File::document("notes.txt", "1. milk\n")
+                .caption("Your notes")
+                .reply_to(5),
+            delete(sent(0)),
+        ];
+        assert!(list.check().is_ok(), "{:?}", list.check());
+        let Action::SendFile(file) = &list.as_slice()[0] else {
+            panic!("not a file")
+        };
+        assert_eq!(
+            (file.name.as_str(), file.kind, file.data.as_slice()),
+            ("notes.txt", crate::FileKind::Document, &b"1. milk\n"[..])
+        );
+        assert_eq!(file.caption, "Your notes");
+        assert_eq!(file.reply_to, Some(MessageRef::Id(5)));
+        let bad = Actions::from(File::photo("a/b.png", vec![1]));
+        assert!(bad.check().unwrap_err().contains("without `/`"));
+    }
+
+    #[test]
+    fn a_conversation_attaches_files_to_the_last_user_message() {
+        use crate::llm::{ChatMessage, Conversation, Role};
+        let conversation = Conversation::new(&[
+            ChatMessage::user("hi"),
+            ChatMessage::assistant("hello"),
+            ChatMessage::user("what is this?"),
+        ])
+        .system("Be brief.")
+        .attach("image/png", vec![1, 2]);
+        let request = conversation.request();
+        assert_eq!(request.system.as_deref(), Some("Be brief."));
+        assert!(request.messages[0].attachments.is_empty());
+        assert_eq!(request.messages[2].attachments[0].media_type, "image/png");
+        let alone =
+            Conversation::new(&[ChatMessage::assistant("hello")]).attach("image/png", vec![]);
+        assert_eq!(alone.request().messages[1].role, Role::User);
+    }
+
+    #[test]
     fn a_message_is_a_command_event() {
         let event = crate::Event {
             correlation_id: "c".into(),
@@ -401,8 +442,22 @@ mod tests {
                 args: "buy milk".into(),
             }),
             text: "/note buy milk".into(),
+            attachments: vec![crate::Attachment {
+                id: "f1".into(),
+                kind: AttachmentKind::Voice,
+                mime_type: Some("audio/ogg".into()),
+                size: Some(5),
+                name: None,
+            }],
             prompt: None,
         };
+        assert_eq!(
+            event
+                .attachment(AttachmentKind::Voice)
+                .map(|a| a.id.as_str()),
+            Some("f1")
+        );
+        assert!(event.attachment(AttachmentKind::Photo).is_none());
         assert_eq!(event.display_name(), "Ada Lovelace");
         assert_eq!(event.args(), "buy milk");
         assert_eq!(event.prompt_state::<u32>(), Ok(None));

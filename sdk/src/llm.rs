@@ -155,6 +155,11 @@ impl Conversation {
         self
     }
 
+    /// The request as it will be sent.
+    pub fn request(&self) -> &RichRequest {
+        &self.0
+    }
+
     /// The whole answer at once.
     pub fn complete(&self) -> Result<Completion, LlmError> {
         wit::complete_rich(&self.0)

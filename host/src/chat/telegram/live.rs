@@ -5,9 +5,11 @@
 //! private chat, then one real message with the final text; elsewhere, or
 //! once the Bot API server refuses drafts, it is a message sent with the
 //! first words and edited as more arrive. Updates are throttled (a draft
-//! at most every [`DRAFT_INTERVAL`], an edit every [`EDIT_INTERVAL`]: about
-//! one edit per second per chat is what Telegram allows) and the final
-//! text is always shown in full, split past 4096 like any reply.
+//! at most every [`DRAFT_INTERVAL`], an edit every [`EDIT_INTERVAL`] in a
+//! private chat and [`GROUP_EDIT_INTERVAL`] in a group, within Telegram's
+//! limits) and the final text is always shown in full, split past 4096
+//! like any reply. A draft Telegram asks to slow down (429) waits; only a
+//! refusal of the method turns drafts off.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -19,12 +21,15 @@ use teloxide::types::FileId;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::replies::{MESSAGE_LIMIT, ReplySender, split_message};
+use super::replies::{DraftFailure, MESSAGE_LIMIT, ReplySender, split_message};
 use crate::runtime::{Attachment, ChatLink, FetchFailure, LinkFuture};
 
-/// How often a draft is updated, and a message edited, while text arrives.
+/// How often a draft is updated, and a message edited, while text
+/// arrives: about one edit per second in a private chat, and within the
+/// 20 messages a minute Telegram allows a bot in a group.
 pub const DRAFT_INTERVAL: Duration = Duration::from_millis(400);
 pub const EDIT_INTERVAL: Duration = Duration::from_millis(1000);
+pub const GROUP_EDIT_INTERVAL: Duration = Duration::from_millis(3000);
 
 /// How long a download of one file may take.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -80,8 +85,14 @@ impl TelegramLink {
             if drafting {
                 match self.replies.draft(self.chat_id, draft_id, &current).await {
                     Ok(()) => next_update = Instant::now() + DRAFT_INTERVAL,
-                    Err(refusal) => {
-                        tracing::info!(chat_id = self.chat_id, %refusal, "the Bot API server refused a draft; the answer is edited into a message instead");
+                    // Not a refusal: the next draft waits, the method stays.
+                    Err(DraftFailure::SlowDown(wait)) => next_update = Instant::now() + wait,
+                    Err(DraftFailure::Transient(error)) => {
+                        tracing::warn!(chat_id = self.chat_id, %error, "a draft was not shown");
+                        next_update = Instant::now() + DRAFT_INTERVAL;
+                    }
+                    Err(DraftFailure::Refused(refusal)) => {
+                        tracing::info!(chat_id = self.chat_id, %refusal, "the Bot API server refused a draft; answers are edited into a message instead");
                         self.replies.refuse_drafts();
                         drafting = false;
                     }
@@ -91,7 +102,7 @@ impl TelegramLink {
                 if let Err(error) = self.edit_into(&mut shown, &current, false).await {
                     tracing::warn!(chat_id = self.chat_id, error = %format!("{error:#}"), "could not show part of a streamed answer");
                 }
-                next_update = Instant::now() + EDIT_INTERVAL;
+                next_update = Instant::now() + self.edit_interval();
             }
             ended = text.changed().await.is_err();
         }
@@ -131,6 +142,14 @@ impl TelegramLink {
             );
         }
         Ok(())
+    }
+
+    fn edit_interval(&self) -> Duration {
+        if self.private {
+            EDIT_INTERVAL
+        } else {
+            GROUP_EDIT_INTERVAL
+        }
     }
 
     async fn download(&self, attachment: &Attachment, cap: u64) -> Result<Vec<u8>, FetchFailure> {

@@ -19,7 +19,7 @@ mod updates;
 mod webhook;
 
 pub use inbox::{Inbox, MAX_ATTEMPTS, MAX_IN_FLIGHT};
-pub use live::{DRAFT_INTERVAL, EDIT_INTERVAL, TelegramLink};
+pub use live::{DRAFT_INTERVAL, EDIT_INTERVAL, GROUP_EDIT_INTERVAL, TelegramLink};
 pub use replies::ReplySender;
 pub use serve::{BotHost, DRAIN_DEADLINE, admin_alert_sink, job_output, serve};
 pub use settings::{OPS_PATHS, TelegramSettings};

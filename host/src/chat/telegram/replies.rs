@@ -71,8 +71,8 @@ impl ReplySender {
 
     /// `sendMessageDraft` (Bot API 9.5; teloxide predates it): shows
     /// `text` (its last 4096 characters) as the draft `draft_id` being
-    /// written in a private chat. An error says why the server refused.
-    pub async fn draft(&self, chat_id: i64, draft_id: i64, text: &str) -> Result<(), String> {
+    /// written in a private chat.
+    pub async fn draft(&self, chat_id: i64, draft_id: i64, text: &str) -> Result<(), DraftFailure> {
         let Some(tail) = split_message(text, MESSAGE_LIMIT).pop() else {
             return Ok(());
         };
@@ -81,7 +81,7 @@ impl ReplySender {
             .api_url()
             // "./": a token holds a colon, which would read as a URL scheme.
             .join(&format!("./bot{}/sendMessageDraft", self.bot.token()))
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| DraftFailure::Refused(error.to_string()))?;
         let body = serde_json::json!({"chat_id": chat_id, "draft_id": draft_id, "text": tail});
         let response = self
             .bot
@@ -90,16 +90,20 @@ impl ReplySender {
             .json(&body)
             .send()
             .await
-            .map_err(|error| error.without_url().to_string())?;
+            .map_err(|error| DraftFailure::Transient(error.without_url().to_string()))?;
         let status = response.status();
         let answer: serde_json::Value = response.json().await.unwrap_or_default();
         if status.is_success() && answer["ok"] == serde_json::json!(true) {
             return Ok(());
         }
-        Err(format!(
-            "HTTP {status}: {}",
-            answer["description"].as_str().unwrap_or("no description")
-        ))
+        let description = answer["description"].as_str().unwrap_or("no description");
+        Err(match status.as_u16() {
+            429 => DraftFailure::SlowDown(Duration::from_secs(
+                answer["parameters"]["retry_after"].as_u64().unwrap_or(1),
+            )),
+            500.. => DraftFailure::Transient(format!("HTTP {status}: {description}")),
+            _ => DraftFailure::Refused(format!("HTTP {status}: {description}")),
+        })
     }
 
     /// Sends one plain part (within the limit); its id.
@@ -170,6 +174,17 @@ impl ReplySender {
         }
         Ok(last)
     }
+}
+
+/// Why a draft was not shown.
+#[derive(Debug)]
+pub enum DraftFailure {
+    /// The server does not take drafts (an older or self-hosted Bot API).
+    Refused(String),
+    /// Telegram asked to wait this long (429).
+    SlowDown(Duration),
+    /// The network or the server failed this once.
+    Transient(String),
 }
 
 /// One chat of one update: what [`crate::chat::perform`] drives.

@@ -96,54 +96,48 @@ fn attachments(message: &Message) -> Vec<Attachment> {
             None,
         ));
     }
-    if let Some(voice) = message.voice() {
-        let kind = AttachmentKind::Voice;
-        files.push(file(
-            kind,
-            &voice.file,
-            voice
-                .mime_type
-                .as_ref()
-                .map(|m| m.essence_str().to_string()),
-            None,
-        ));
+    // A MIME type's essence: "audio/ogg", without parameters.
+    macro_rules! essence {
+        ($mime:expr) => {
+            $mime.as_ref().map(|m| m.essence_str().to_string())
+        };
     }
-    if let Some(audio) = message.audio() {
-        let (kind, name) = (AttachmentKind::Audio, audio.file_name.as_ref());
-        files.push(file(
-            kind,
-            &audio.file,
-            audio
-                .mime_type
-                .as_ref()
-                .map(|m| m.essence_str().to_string()),
-            name,
-        ));
-    }
-    if let Some(video) = message.video() {
-        let (kind, name) = (AttachmentKind::Video, video.file_name.as_ref());
-        files.push(file(
-            kind,
-            &video.file,
-            video
-                .mime_type
-                .as_ref()
-                .map(|m| m.essence_str().to_string()),
-            name,
-        ));
-    }
-    if let Some(note) = message.video_note() {
-        let kind = AttachmentKind::VideoNote;
-        files.push(file(kind, &note.file, Some("video/mp4".into()), None));
-    }
-    if let Some(document) = message.document() {
-        let (kind, name) = (AttachmentKind::Document, document.file_name.as_ref());
-        let mime = document
-            .mime_type
-            .as_ref()
-            .map(|m| m.essence_str().to_string());
-        files.push(file(kind, &document.file, mime, name));
-    }
+    let others = [
+        message
+            .voice()
+            .map(|v| (AttachmentKind::Voice, &v.file, essence!(v.mime_type), None)),
+        message.audio().map(|a| {
+            let name = a.file_name.as_ref();
+            (AttachmentKind::Audio, &a.file, essence!(a.mime_type), name)
+        }),
+        message.video().map(|v| {
+            let name = v.file_name.as_ref();
+            (AttachmentKind::Video, &v.file, essence!(v.mime_type), name)
+        }),
+        message.video_note().map(|n| {
+            (
+                AttachmentKind::VideoNote,
+                &n.file,
+                Some("video/mp4".into()),
+                None,
+            )
+        }),
+        message.document().map(|d| {
+            let name = d.file_name.as_ref();
+            (
+                AttachmentKind::Document,
+                &d.file,
+                essence!(d.mime_type),
+                name,
+            )
+        }),
+    ];
+    files.extend(
+        others
+            .into_iter()
+            .flatten()
+            .map(|(kind, meta, mime, name)| file(kind, meta, mime, name)),
+    );
     files
 }
 
