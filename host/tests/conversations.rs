@@ -40,6 +40,23 @@ async fn say(bot: &RunningBot, chat: i64, text: &str) -> Sent {
     bot.api.wait_for_sent(chat, before + 1).await[before].clone()
 }
 
+/// Waits until message `id` reads `text`: in a group a streamed answer is
+/// sent with its first words and edited as the rest arrives.
+async fn until_reads(api: &BotApi, id: i64, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let held = api.held(id).map(|m| m.text);
+        if held.as_deref() == Some(text) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "message {id} reads {held:?}, not {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn sent_to(api: &BotApi, chat: i64) -> Vec<Sent> {
     api.sent()
         .into_iter()
@@ -252,13 +269,13 @@ async fn free_text_goes_to_the_assistant_and_in_groups_only_when_addressed() {
     let asked = claude.requests().len();
     bot.api.push(GROUP, ALLOWED, "lunch at noon?");
     let reply = say(&bot, GROUP, &format!("@{BOT_USERNAME} what time is it")).await;
-    assert_eq!(reply.text, "Claude says: what time is it");
+    until_reads(&bot.api, reply.message_id, "Claude says: what time is it").await;
     let update = bot
         .api
         .reply_update(GROUP, ALLOWED, "and tomorrow?", reply.message_id);
     bot.api.push_update(update);
     let sent = bot.api.wait_for_sent(GROUP, 2).await;
-    assert_eq!(sent[1].text, "Claude says: and tomorrow?");
+    until_reads(&bot.api, sent[1].message_id, "Claude says: and tomorrow?").await;
     // A stranger's chatter is not refused in the group: it is not for the bot.
     bot.api.push(GROUP, 666, "anyone for lunch?");
     // Not a mention: another name that starts like ours, an e-mail address.
@@ -273,7 +290,12 @@ async fn free_text_goes_to_the_assistant_and_in_groups_only_when_addressed() {
         &format!("İstanbul @{BOT_USERNAME} éé\nline two"),
     )
     .await;
-    assert_eq!(reply.text, "Claude says: İstanbul éé\nline two");
+    until_reads(
+        &bot.api,
+        reply.message_id,
+        "Claude says: İstanbul éé\nline two",
+    )
+    .await;
     bot.wait_handled(9).await;
     assert_eq!(
         claude.requests().len(),

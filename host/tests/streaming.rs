@@ -15,7 +15,7 @@ use common::anthropic::{Answer, FakeAnthropic, StreamEnd, paced_text};
 use common::bot_api::BotApi;
 use common::plugins_dir;
 use common::running_bot::{ALLOWED, RunningBot, TOKEN};
-use wasmbot::chat::telegram::EDIT_INTERVAL;
+use wasmbot::chat::telegram::{EDIT_INTERVAL, GROUP_EDIT_INTERVAL};
 
 const GROUP: i64 = -100_777;
 
@@ -197,6 +197,76 @@ async fn where_drafts_are_refused_edits_are_throttled_and_the_final_text_is_whol
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_draft_telegram_asks_to_slow_down_waits_and_drafts_go_on() {
+    let (bot, fake) = bot(&[]).await;
+    bot.api.throttle_drafts.store(1, Ordering::SeqCst);
+    fake.script([Answer::Paced {
+        words: 30,
+        every: Duration::from_millis(80),
+    }]);
+    bot.api.push(ALLOWED, ALLOWED, "/ask count slowly");
+    let sent = bot.api.wait_for_sent(ALLOWED, 1).await;
+    assert_eq!(sent[0].text, paced_text(30));
+    let calls = bot.api.wait_for_action("sendmessagedraft", 2).await;
+    assert!(
+        !bot.api.drafts.lock().unwrap().is_empty(),
+        "drafts went on after the 429: {calls:?}"
+    );
+    // The draft after the 429 waited its second.
+    let drafts: Vec<Instant> = bot
+        .api
+        .action_times
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(method, _)| method == "sendmessagedraft")
+        .map(|(_, at)| *at)
+        .collect();
+    assert!(
+        drafts[1] - drafts[0] >= Duration::from_millis(980),
+        "{:?}",
+        drafts[1] - drafts[0]
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_answer_that_stops_early_is_sent_with_what_came_and_a_notice() {
+    let (bot, fake) = bot(&[]).await;
+    fake.script([Answer::Stream {
+        words: vec!["Half", " an", " answer"],
+        gate: None,
+        end: StreamEnd::Cut,
+    }]);
+    bot.api.push(ALLOWED, ALLOWED, "/ask tell me");
+    let sent = bot.api.wait_for_sent(ALLOWED, 1).await;
+    assert!(
+        sent[0]
+            .text
+            .starts_with("Half an answer\n\n⚠️ The answer was cut off"),
+        "{}",
+        sent[0].text
+    );
+    bot.wait_handled(1).await;
+    assert_eq!(
+        bot.api
+            .sent()
+            .iter()
+            .filter(|s| s.chat_id == ALLOWED)
+            .count(),
+        1
+    );
+    // The history keeps what the user saw.
+    bot.api.push(ALLOWED, ALLOWED, "/ask go on");
+    bot.api.wait_for_sent(ALLOWED, 2).await;
+    assert_eq!(
+        fake.requests()[1].body["messages"][1]["content"],
+        "Half an answer"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_answer_that_breaks_off_keeps_what_arrived_with_a_notice() {
     let (bot, fake) = bot(&[]).await;
     fake.script([Answer::Stream {
@@ -226,7 +296,7 @@ async fn an_answer_that_breaks_off_keeps_what_arrived_with_a_notice() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn edits_of_a_long_answer_are_at_least_the_interval_apart_and_split_past_4096() {
+async fn a_long_answer_in_a_group_is_edited_sparingly_and_split_past_4096() {
     let (bot, fake) = bot(&[]).await;
     // 1000 words of 5-9 characters: two messages' worth, over ~2 s.
     fake.script([Answer::Paced {
@@ -259,7 +329,7 @@ async fn edits_of_a_long_answer_are_at_least_the_interval_apart_and_split_past_4
         .count();
     // One render per interval while it was written (two requests where it
     // splits), and the final ones: not one per piece.
-    let renders = (started.elapsed().as_millis() / EDIT_INTERVAL.as_millis()) as usize + 1;
+    let renders = (started.elapsed().as_millis() / GROUP_EDIT_INTERVAL.as_millis()) as usize + 1;
     assert!(
         requests <= 2 * renders + 2,
         "{requests} requests in {:?}",

@@ -212,11 +212,11 @@ pub const MAX_ASK_TIMEOUT_SECS: u32 = 24 * 60 * 60;
 pub mod prelude {
     pub use crate::{
         Action, Actions, Ask, Attachment, AttachmentKind, Button, ButtonPress, Buttons, ChatType,
-        Command, DueJob, Event, EventKind, EventResult, File, Format, FromEvent, HandlerResult,
-        Happening, HappeningKind, IntoActions, Message, MessageRef, Reply, ReplyFormat, Webhook,
-        actions, alert, ask, audit, cache, clear_buttons, config, delete, edit, edit_buttons,
-        escape_html, escape_markdown, health, http, llm, log, media, named, notice, react,
-        schedule, secrets, send, sent, state, typing, vectors,
+        Command, DueJob, Event, EventKind, EventResult, File, FileKind, Format, FromEvent,
+        HandlerResult, Happening, HappeningKind, IntoActions, Message, MessageRef, Reply,
+        ReplyFormat, Webhook, actions, alert, ask, audit, cache, clear_buttons, config, delete,
+        edit, edit_buttons, escape_html, escape_markdown, health, http, llm, log, media, named,
+        notice, react, schedule, secrets, send, sent, state, typing, vectors,
     };
     pub use serde_json::json;
 }

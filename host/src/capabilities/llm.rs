@@ -109,7 +109,7 @@ impl wit::Host for CallState {
         });
         let accounted = outcome
             .as_ref()
-            .map(Clone::clone)
+            .cloned()
             .map_err(|(failure, _)| failure.clone());
         apply_error_policy(&client, &services.alerter, &accounted);
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;

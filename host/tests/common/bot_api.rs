@@ -104,6 +104,8 @@ pub struct BotApi {
     new_action: Notify,
     /// When set, sendMessageDraft is answered 404 like a server before Bot API 9.5.
     pub refuse_drafts: std::sync::atomic::AtomicBool,
+    /// The next N sendMessageDraft calls answer 429 (retry after 1 s).
+    pub throttle_drafts: AtomicU32,
     /// Every draft the bot showed: (chat_id, draft_id, text, when).
     pub drafts: Mutex<Vec<(i64, i64, String, Instant)>>,
     /// Files the bot may download: file_id -> bytes.
@@ -684,6 +686,18 @@ async fn handle(
                     404,
                     "Not Found: method not found",
                     None,
+                );
+            }
+            if api
+                .throttle_drafts
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    429,
+                    "Too Many Requests: retry after 1",
+                    Some(json!({"retry_after": 1})),
                 );
             }
             let chat_id = body["chat_id"].as_i64().expect("chat_id");
