@@ -90,7 +90,7 @@ pub async fn bench_streaming(r: &mut Report) -> anyhow::Result<()> {
             chat_type,
             ..IncomingMessage::private(chat_id, 1, Some("bench"), "/ask count to forty")
         };
-        let link = TelegramLink::new(&replies, chat_id, chat_type == ChatType::Private);
+        let link = TelegramLink::for_chat(&replies, chat_id, chat_type == ChatType::Private);
         let asked = Instant::now();
         let answered = d.handle_in(message, Some(link)).await;
         anyhow::ensure!(answered.is_some(), "no answer in {label}");

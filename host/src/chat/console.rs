@@ -184,7 +184,7 @@ where
                     )
                 };
                 // An answer streamed while the plugin runs is printed as it grows.
-                let (link, mut pieces) = ConsoleLink::new();
+                let (link, mut pieces) = ConsoleLink::open();
                 let handling = dispatcher.handle_in(message, Some(link));
                 tokio::pin!(handling);
                 loop {

@@ -137,14 +137,14 @@ fn human_size(bytes: u64) -> String {
 }
 
 /// The console as a call sees it: a growing answer goes to the screen
-/// piece by piece (the receiver [`ConsoleLink::new`] returns), and an
+/// piece by piece (the receiver [`ConsoleLink::open`] returns), and an
 /// attachment is read from its local path.
 pub struct ConsoleLink {
     pieces: mpsc::UnboundedSender<String>,
 }
 
 impl ConsoleLink {
-    pub fn new() -> (Arc<dyn ChatLink>, mpsc::UnboundedReceiver<String>) {
+    pub fn open() -> (Arc<dyn ChatLink>, mpsc::UnboundedReceiver<String>) {
         let (pieces, receiver) = mpsc::unbounded_channel();
         (Arc::new(Self { pieces }), receiver)
     }

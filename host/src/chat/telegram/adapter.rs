@@ -31,7 +31,7 @@ impl TelegramAdapter {
             return Ok(());
         };
         let chat_id = event.chat_id();
-        let link = TelegramLink::new(&self.replies, chat_id, event.is_private());
+        let link = TelegramLink::for_chat(&self.replies, chat_id, event.is_private());
         let Some(answer) = self.dispatcher.handle_in(event, Some(link)).await else {
             return Ok(());
         };

@@ -46,7 +46,7 @@ pub struct TelegramLink {
 }
 
 impl TelegramLink {
-    pub fn new(replies: &ReplySender, chat_id: i64, private: bool) -> Arc<dyn ChatLink> {
+    pub fn for_chat(replies: &ReplySender, chat_id: i64, private: bool) -> Arc<dyn ChatLink> {
         Arc::new(Self {
             replies: replies.clone(),
             chat_id,
