@@ -570,3 +570,20 @@ async fn the_console_attaches_a_local_file_and_saves_the_files_it_gets() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_answer_is_said_so_instead_of_nothing() {
+    let (bot, fake) = bot(&[]).await;
+    fake.script([Answer::Stream {
+        words: vec![],
+        gate: None,
+        end: StreamEnd::Stop,
+    }]);
+    bot.api.push(ALLOWED, ALLOWED, "/ask say nothing");
+    let sent = bot.api.wait_for_sent(ALLOWED, 1).await;
+    assert_eq!(
+        sent[0].text,
+        "Claude gave no answer to that; please try again."
+    );
+    bot.stop().await;
+}

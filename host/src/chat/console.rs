@@ -187,15 +187,22 @@ where
                 let (link, mut pieces) = ConsoleLink::open();
                 let handling = dispatcher.handle_in(message, Some(link));
                 tokio::pin!(handling);
-                loop {
+                let answer = loop {
                     tokio::select! {
-                        answer = &mut handling => break answer,
+                        // Pieces first: the text is printed before the answer ends.
+                        biased;
                         Some(piece) = pieces.recv() => {
                             output.write_all(piece.as_bytes()).await?;
                             output.flush().await?;
                         }
+                        answer = &mut handling => break answer,
                     }
+                };
+                // Whatever arrived as the call ended.
+                while let Ok(piece) = pieces.try_recv() {
+                    output.write_all(piece.as_bytes()).await?;
                 }
+                answer
             }
         };
         if let Some(answer) = answer {

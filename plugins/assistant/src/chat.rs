@@ -77,6 +77,9 @@ pub fn converse(event: &Event, question: &str) -> Result<Actions, String> {
         }
         Err(error) => return Err(error.into()),
     };
+    if streamed.completion.text.trim().is_empty() {
+        return Ok(Reply::text("Claude gave no answer to that; please try again.").into());
+    }
     // The history keeps the words: a photo is sent once, with its question.
     if let (Some(kind), Some(last)) = (kind, history.last_mut()) {
         *last = ChatMessage::user(format!("[{kind} attached] {question}"));

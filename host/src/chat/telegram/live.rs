@@ -21,7 +21,7 @@ use teloxide::types::FileId;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::replies::{DraftFailure, MESSAGE_LIMIT, ReplySender, split_message};
+use super::replies::{DraftFailure, MESSAGE_LIMIT, ReplySender, bot_api_url, split_message};
 use crate::runtime::{Attachment, ChatLink, FetchFailure, LinkFuture};
 
 /// How often a draft is updated, and a message edited, while text
@@ -96,6 +96,10 @@ impl TelegramLink {
                         self.replies.refuse_drafts();
                         drafting = false;
                     }
+                    Err(DraftFailure::NotHere(refusal)) => {
+                        tracing::info!(chat_id = self.chat_id, %refusal, "a draft was refused in this chat; this answer is edited into a message instead");
+                        drafting = false;
+                    }
                 }
             }
             if !drafting {
@@ -135,11 +139,9 @@ impl TelegramLink {
                 }
             }
         }
-        if last && parts.is_empty() && !shown.parts.is_empty() {
-            tracing::warn!(
-                chat_id = self.chat_id,
-                "a streamed answer ended empty; its first words stay"
-            );
+        if last && parts.is_empty() {
+            // Nothing to show: the plugin is told it was not shown.
+            anyhow::bail!("the answer is empty");
         }
         Ok(())
     }
@@ -166,10 +168,11 @@ impl TelegramLink {
         }
         // `{api}/file/bot<token>/<path>`: the URL holds the token, so no
         // error below names it.
-        let url = bot
-            .api_url()
-            .join(&format!("file/bot{}/{}", bot.token(), file.path))
-            .map_err(|error| unavailable("a file path Telegram gave", &error))?;
+        let token = format!("bot{}", bot.token());
+        let mut segments = vec!["file", token.as_str()];
+        segments.extend(file.path.split('/'));
+        let url = bot_api_url(bot, &segments)
+            .map_err(|error| unavailable("the file's address", &error))?;
         let mut response = bot
             .client()
             .get(url)

@@ -76,12 +76,9 @@ impl ReplySender {
         let Some(tail) = split_message(text, MESSAGE_LIMIT).pop() else {
             return Ok(());
         };
-        let url = self
-            .bot
-            .api_url()
-            // "./": a token holds a colon, which would read as a URL scheme.
-            .join(&format!("./bot{}/sendMessageDraft", self.bot.token()))
-            .map_err(|error| DraftFailure::Refused(error.to_string()))?;
+        let method = format!("bot{}", self.bot.token());
+        let url = bot_api_url(&self.bot, &[&method, "sendMessageDraft"])
+            .map_err(DraftFailure::Refused)?;
         let body = serde_json::json!({"chat_id": chat_id, "draft_id": draft_id, "text": tail});
         let response = self
             .bot
@@ -92,17 +89,26 @@ impl ReplySender {
             .await
             .map_err(|error| DraftFailure::Transient(error.without_url().to_string()))?;
         let status = response.status();
-        let answer: serde_json::Value = response.json().await.unwrap_or_default();
+        let Ok(answer) = response.json::<serde_json::Value>().await else {
+            return Err(DraftFailure::Transient(format!(
+                "HTTP {status} without a Bot API answer"
+            )));
+        };
         if status.is_success() && answer["ok"] == serde_json::json!(true) {
             return Ok(());
         }
         let description = answer["description"].as_str().unwrap_or("no description");
+        let why = format!("HTTP {status}: {description}");
         Err(match status.as_u16() {
             429 => DraftFailure::SlowDown(Duration::from_secs(
                 answer["parameters"]["retry_after"].as_u64().unwrap_or(1),
             )),
-            500.. => DraftFailure::Transient(format!("HTTP {status}: {description}")),
-            _ => DraftFailure::Refused(format!("HTTP {status}: {description}")),
+            // The server does not know the method: no draft will work.
+            404 => DraftFailure::Refused(why),
+            _ if description.to_ascii_lowercase().contains("method") => DraftFailure::Refused(why),
+            500.. => DraftFailure::Transient(why),
+            // This chat or this text (blocked, not found…): not this answer.
+            _ => DraftFailure::NotHere(why),
         })
     }
 
@@ -176,11 +182,24 @@ impl ReplySender {
     }
 }
 
+/// `api_url` with these path segments added (kept when it has a path of
+/// its own; a token's colon is no URL scheme this way).
+pub fn bot_api_url(bot: &Bot, segments: &[&str]) -> Result<reqwest::Url, String> {
+    let mut url = bot.api_url();
+    url.path_segments_mut()
+        .map_err(|()| "the Bot API URL cannot take a path".to_string())?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
 /// Why a draft was not shown.
 #[derive(Debug)]
 pub enum DraftFailure {
     /// The server does not take drafts (an older or self-hosted Bot API).
     Refused(String),
+    /// Refused for this chat or this answer only: it is edited instead.
+    NotHere(String),
     /// Telegram asked to wait this long (429).
     SlowDown(Duration),
     /// The network or the server failed this once.
