@@ -443,7 +443,7 @@ async fn a_streamed_answer_arrives_as_it_is_written_and_a_broken_one_keeps_what_
         .complete_streaming(&request, &mut |_| {})
         .await
         .unwrap_err();
-    assert_eq!(broken.partial, "Half an");
+    assert_eq!(broken.partial.text, "Half an");
     assert!(
         matches!(&broken.failure, LlmFailure::Unavailable(why) if why.contains("Overloaded")),
         "{broken:?}"
@@ -452,6 +452,6 @@ async fn a_streamed_answer_arrives_as_it_is_written_and_a_broken_one_keeps_what_
         .complete_streaming(&request, &mut |_| {})
         .await
         .unwrap_err();
-    assert_eq!(cut.partial, "Cut");
+    assert_eq!(cut.partial.text, "Cut");
     assert!(matches!(cut.failure, LlmFailure::Unavailable(_)), "{cut:?}");
 }

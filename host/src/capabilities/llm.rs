@@ -71,6 +71,10 @@ impl wit::Host for CallState {
         let started = Instant::now();
         let (shown_text, receiver) = watch::channel(String::new());
         let secrets = self.revealed();
+        // Nothing can be revealed while this host call runs: without
+        // secrets each piece is appended, with them the whole is masked anew
+        // (a secret split across pieces is masked once whole).
+        let masking = !secrets.is_empty();
         let streaming_client = client.clone();
         let streaming = async move {
             let mut first_text_ms = None;
@@ -78,17 +82,20 @@ impl wit::Host for CallState {
             let outcome = streaming_client
                 .complete_streaming(&request, &mut |piece| {
                     first_text_ms.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
-                    raw.push_str(piece);
-                    // The whole text each time: a secret split across pieces is still masked.
-                    shown_text.send_replace(secrets.mask(&raw));
+                    if masking {
+                        raw.push_str(piece);
+                        shown_text.send_replace(secrets.mask(&raw));
+                    } else {
+                        shown_text.send_modify(|shown| shown.push_str(piece));
+                    }
                 })
                 .await;
             if let Err(broken) = &outcome
-                && !broken.partial.is_empty()
+                && !broken.partial.text.is_empty()
             {
                 shown_text.send_replace(format!(
                     "{}\n\n⚠️ {}",
-                    secrets.mask(&broken.partial),
+                    secrets.mask(&broken.partial.text),
                     cut_notice(&broken.failure)
                 ));
             }
@@ -96,21 +103,10 @@ impl wit::Host for CallState {
         };
         let ((outcome, first_text_ms), shown) =
             tokio::join!(streaming, link.show_growing(receiver));
-        let outcome = outcome.map_err(|broken| {
-            // What the user saw, kept for the plugin: an interrupted answer.
-            let partial = (!broken.partial.is_empty()).then(|| Completion {
-                text: broken.partial,
-                stop_reason: "interrupted".into(),
-                model: client.model().to_string(),
-                input_tokens: 0,
-                output_tokens: 0,
-            });
-            (broken.failure, partial)
-        });
         let accounted = outcome
             .as_ref()
             .cloned()
-            .map_err(|(failure, _)| failure.clone());
+            .map_err(|broken| broken.failure.clone());
         apply_error_policy(&client, &services.alerter, &accounted);
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.account(client.model(), &accounted, latency_ms);
@@ -134,12 +130,13 @@ impl wit::Host for CallState {
                 shown,
                 interrupted: None,
             }),
-            Err((failure, Some(partial))) => Ok(wit::Streamed {
-                completion: partial.into(),
+            // What the user saw is kept for the plugin: an interrupted answer.
+            Err(broken) if !broken.partial.text.is_empty() => Ok(wit::Streamed {
+                completion: broken.partial.into(),
                 shown,
-                interrupted: Some(failure.into()),
+                interrupted: Some(broken.failure.into()),
             }),
-            Err((failure, None)) => Err(failure.into()),
+            Err(broken) => Err(broken.failure.into()),
         }
     }
 }

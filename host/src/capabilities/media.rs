@@ -15,43 +15,39 @@ pub static MEDIA_FETCHES: Budget = Budget::new("media_fetches", "media fetches",
 impl wit::Host for CallState {
     async fn fetch(&mut self, id: String) -> Result<Vec<u8>, MediaError> {
         self.spend(&MEDIA_FETCHES)?;
-        let ctx = self.context().clone();
-        let Some(attachment) = ctx.attachments.iter().find(|a| a.id == id) else {
+        let ctx = self.context();
+        let Some(attachment) = ctx.attachments.iter().find(|a| a.id == id).cloned() else {
             return Err(MediaError::NotFound(
                 "no file of this event has that id (only the event's own attachments can be fetched)"
                     .into(),
             ));
         };
-        let cap = ctx.services.media.max_bytes;
+        let (link, cap) = (ctx.link.clone(), ctx.services.media.max_bytes);
         let started = Instant::now();
-        let outcome = match (&ctx.link, attachment.size) {
+        let outcome = match (link, attachment.size) {
             (_, Some(size)) if size > cap => Err(FetchFailure::TooLarge { cap }),
-            (Some(link), _) => link.fetch(attachment, cap).await,
+            (Some(link), _) => link.fetch(&attachment, cap).await,
             (None, _) => Err(FetchFailure::Unavailable(
                 "this event came from no chat that can hand over files".into(),
             )),
         };
-        let (status, error) = match &outcome {
-            Ok(_) => ("ok", None),
-            Err(FetchFailure::TooLarge { .. }) => ("too_large", outcome.as_ref().err()),
-            Err(FetchFailure::Unavailable(_)) => ("unavailable", outcome.as_ref().err()),
+        let status = match &outcome {
+            Ok(_) => "ok",
+            Err(FetchFailure::TooLarge { .. }) => "too_large",
+            Err(FetchFailure::Unavailable(_)) => "unavailable",
         };
+        let bytes = outcome.as_ref().map_or(0, Vec::len);
         let mut entry =
-            self.audit_entry("media_fetch", if error.is_some() { "error" } else { "ok" });
+            self.audit_entry("media_fetch", if outcome.is_ok() { "ok" } else { "error" });
         entry.duration_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        entry.error = error.map(ToString::to_string);
+        entry.error = outcome.as_ref().err().map(ToString::to_string);
         entry.metadata = sqlx::types::Json(serde_json::json!({
             "kind": format!("{:?}", attachment.kind).to_lowercase(),
             "mime_type": attachment.mime_type,
-            "bytes": outcome.as_ref().map_or(0, Vec::len),
+            "bytes": bytes,
         }));
         self.record_audit(entry);
-        tracing::info!(
-            plugin = self.plugin(),
-            status,
-            bytes = outcome.as_ref().map_or(0, Vec::len),
-            "media_fetch"
-        );
+        tracing::info!(plugin = self.plugin(), status, bytes, "media_fetch");
         outcome.map_err(|failure| match failure {
             FetchFailure::TooLarge { cap } => MediaError::TooLarge(cap),
             FetchFailure::Unavailable(why) => MediaError::Unavailable(why),

@@ -483,7 +483,7 @@ impl Dispatcher {
             channel: self.channel,
             services: self.services.clone(),
             link,
-            attachments: Arc::from(event.attachments.as_slice()),
+            attachments: event.attachments.clone(),
         };
         let (handler_name, outcome) = match &call.target {
             Target::Native(handler) => (NATIVE, native_call(handler, event)),
@@ -656,7 +656,7 @@ impl Dispatcher {
                 channel: self.channel,
                 services: self.services.clone(),
                 link: None,
-                attachments: Arc::from([]),
+                attachments: Vec::new(),
             };
             let outcome = loaded.invoke_happening(&happening, &ctx).await;
             tokio::task::consume_budget().await;

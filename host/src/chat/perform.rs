@@ -60,10 +60,8 @@ pub async fn perform(
         let step = async {
             match action {
                 ChatAction::Send(message) => {
-                    let reply_to = match &message.reply_to {
-                        Some(target) => resolve(target, &sent, chat_id, plugin, store).await,
-                        None => None,
-                    };
+                    let reply_to =
+                        reply_target(&message.reply_to, &sent, chat_id, plugin, store).await;
                     let id = output.send(message, reply_to).await.with_context(|| {
                         format!(
                             "sending the reply (correlation id {}) to chat {chat_id}",
@@ -74,10 +72,8 @@ pub async fn perform(
                     Ok::<_, anyhow::Error>(Some(id))
                 }
                 ChatAction::SendFile(file) => {
-                    let reply_to = match &file.reply_to {
-                        Some(target) => resolve(target, &sent, chat_id, plugin, store).await,
-                        None => None,
-                    };
+                    let reply_to =
+                        reply_target(&file.reply_to, &sent, chat_id, plugin, store).await;
                     let id = output.send_file(file, reply_to).await.with_context(|| {
                         format!(
                             "sending the file {:?} (correlation id {}) to chat {chat_id}",
@@ -157,6 +153,20 @@ async fn note_sent(
         && let Err(error) = conversation::note_sent(store, chat_id, id, plugin, name).await
     {
         tracing::warn!(%error, message_id = id, "could not note which plugin sent a message; it cannot change it later");
+    }
+}
+
+/// The message a new message replies to, when it names one.
+async fn reply_target(
+    target: &Option<MessageRef>,
+    sent: &[Option<i64>],
+    chat_id: i64,
+    plugin: Option<&str>,
+    store: Option<&Store>,
+) -> Option<i64> {
+    match target {
+        Some(target) => resolve(target, sent, chat_id, plugin, store).await,
+        None => None,
     }
 }
 

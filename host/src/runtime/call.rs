@@ -30,7 +30,7 @@ pub struct CallContext {
     /// runs (a streamed answer, the event's files); none for a job.
     pub link: Option<Arc<dyn ChatLink>>,
     /// The files that came with the event (what `media.fetch` may hand over).
-    pub attachments: Arc<[Attachment]>,
+    pub attachments: Vec<Attachment>,
 }
 
 /// What replaces a secret value a plugin tries to log or reply with.
@@ -104,6 +104,14 @@ impl RevealedSecrets {
         if !values.iter().any(|known| known.as_str() == value) {
             values.push(Zeroizing::new(value.to_string()));
         }
+    }
+
+    /// Whether no secret was handed out (there is nothing to mask).
+    pub fn is_empty(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_empty()
     }
 
     /// `text` with every remembered value replaced.
@@ -442,7 +450,7 @@ mod tests {
             channel: "test",
             services: Arc::default(),
             link: None,
-            attachments: Arc::from([]),
+            attachments: Vec::new(),
         };
         let mut state = CallState::new(
             "p".into(),

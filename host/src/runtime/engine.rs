@@ -264,7 +264,7 @@ mod tests {
                 channel: "test",
                 services: Arc::default(),
                 link: None,
-                attachments: Arc::from([]),
+                attachments: Vec::new(),
             };
             let state = CallState::new(
                 "p".into(),

@@ -21,8 +21,11 @@ use teloxide::types::FileId;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::replies::{DraftFailure, MESSAGE_LIMIT, ReplySender, bot_api_url, split_message};
-use crate::runtime::{Attachment, ChatLink, FetchFailure, LinkFuture};
+use super::replies::{
+    DraftFailure, MESSAGE_LIMIT, ReplySender, TelegramChat, bot_api_url, split_message,
+};
+use crate::chat::{ChatOutput as _, OutgoingMessage};
+use crate::runtime::{Attachment, ChatLink, FetchFailure, Format, LinkFuture};
 
 /// How often a draft is updated, and a message edited, while text
 /// arrives: about one edit per second in a private chat, and within the
@@ -55,18 +58,12 @@ impl TelegramLink {
     }
 }
 
-/// Messages sent so far for one growing answer (edit mode): their ids and
-/// the text each shows.
-#[derive(Default)]
-struct Shown {
-    parts: Vec<(i64, String)>,
-}
-
 impl TelegramLink {
     async fn grow(&self, mut text: watch::Receiver<String>) -> anyhow::Result<()> {
         let mut drafting = self.private && self.replies.drafts_accepted();
         let draft_id = DRAFT_IDS.fetch_add(1, Ordering::Relaxed);
-        let mut shown = Shown::default();
+        // Edit mode: the messages sent so far, and the text each shows.
+        let mut shown: Vec<(i64, String)> = Vec::new();
         let mut next_update = Instant::now();
         let mut ended = text.changed().await.is_err();
         while !ended {
@@ -103,7 +100,7 @@ impl TelegramLink {
                 }
             }
             if !drafting {
-                if let Err(error) = self.edit_into(&mut shown, &current, false).await {
+                if let Err(error) = self.edit_into(&mut shown, &current).await {
                     tracing::warn!(chat_id = self.chat_id, error = %format!("{error:#}"), "could not show part of a streamed answer");
                 }
                 next_update = Instant::now() + self.edit_interval();
@@ -111,37 +108,45 @@ impl TelegramLink {
             ended = text.changed().await.is_err();
         }
         let last = text.borrow().clone();
-        self.edit_into(&mut shown, &last, true).await
-    }
-
-    /// Shows `text` in the messages of `shown`, editing those that changed
-    /// and sending the parts that have none yet. While text arrives only
-    /// the parts before the last grown one are split off; `last` shows all.
-    async fn edit_into(&self, shown: &mut Shown, text: &str, last: bool) -> anyhow::Result<()> {
-        let parts = split_message(text, MESSAGE_LIMIT);
-        for (index, part) in parts.iter().enumerate() {
-            match shown.parts.get_mut(index) {
-                Some((_, was)) if was == part => {}
-                Some((id, was)) => {
-                    self.replies
-                        .edit_text(self.chat_id, *id, part)
-                        .await
-                        .with_context(|| format!("editing message {id} of a streamed answer"))?;
-                    *was = part.clone();
-                }
-                None => {
-                    let id = self
-                        .replies
-                        .send_part(self.chat_id, part)
-                        .await
-                        .context("sending a streamed answer")?;
-                    shown.parts.push((id, part.clone()));
-                }
-            }
-        }
-        if last && parts.is_empty() {
+        if last.trim().is_empty() {
             // Nothing to show: the plugin is told it was not shown.
             anyhow::bail!("the answer is empty");
+        }
+        self.edit_into(&mut shown, &last).await
+    }
+
+    /// Shows `text` in the messages of `shown` (split like any reply),
+    /// editing those whose part changed and sending the parts that have
+    /// none yet, through the same sends and edits as a plugin's actions.
+    async fn edit_into(&self, shown: &mut Vec<(i64, String)>, text: &str) -> anyhow::Result<()> {
+        let chat = TelegramChat {
+            replies: &self.replies,
+            chat_id: self.chat_id,
+            callback_id: None,
+        };
+        for (index, part) in split_message(text, MESSAGE_LIMIT).into_iter().enumerate() {
+            match shown.get_mut(index) {
+                Some((_, was)) if *was == part => {}
+                Some((id, was)) => {
+                    chat.edit(*id, Some(&part), Format::Plain, &Vec::new())
+                        .await?;
+                    *was = part;
+                }
+                None => {
+                    let message = OutgoingMessage {
+                        text: part.clone(),
+                        format: Format::Plain,
+                        keyboard: Vec::new(),
+                        reply_to: None,
+                        name: None,
+                    };
+                    let id = chat
+                        .send(&message, None)
+                        .await?
+                        .context("Telegram refused a part of a streamed answer")?;
+                    shown.push((id, part));
+                }
+            }
         }
         Ok(())
     }

@@ -112,28 +112,6 @@ impl ReplySender {
         })
     }
 
-    /// Sends one plain part (within the limit); its id.
-    pub async fn send_part(&self, chat_id: i64, text: &str) -> Result<i64, RequestError> {
-        let sent = retrying(Format::Plain, |_| {
-            self.bot.send_message(ChatId(chat_id), within_limit(text))
-        })
-        .await?;
-        Ok(i64::from(sent.id.0))
-    }
-
-    /// Replaces a message's text with `text` (plain, within the limit).
-    pub async fn edit_text(&self, chat_id: i64, id: i64, text: &str) -> Result<(), RequestError> {
-        let result = retrying(Format::Plain, |_| {
-            self.bot
-                .edit_message_text(ChatId(chat_id), message_id(id), within_limit(text))
-        })
-        .await;
-        match result {
-            Err(RequestError::Api(ApiError::MessageNotModified)) | Ok(_) => Ok(()),
-            Err(error) => Err(error),
-        }
-    }
-
     /// Sends `text` to `chat_id` as one or more messages; an empty text sends nothing.
     pub async fn send(&self, chat_id: i64, text: &str, format: Format) -> Result<(), RequestError> {
         let message = OutgoingMessage {

@@ -176,7 +176,7 @@ impl LlmClient {
                 .await
                 .map_err(|failure| StreamBroken {
                     failure,
-                    partial: String::new(),
+                    partial: Completion::default(),
                 })?;
         let mut stream = EventStream::default();
         loop {

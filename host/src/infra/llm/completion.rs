@@ -1,7 +1,7 @@
 //! What a Messages API request ends in, streamed or not: the answer, or
 //! the typed failure the plugin (and the user) is told.
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Completion {
     pub text: String,
     pub stop_reason: String,

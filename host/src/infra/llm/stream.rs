@@ -13,8 +13,9 @@ use super::completion::{Completion, LlmFailure};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamBroken {
     pub failure: LlmFailure,
-    /// The text that arrived before it broke.
-    pub partial: String,
+    /// What arrived before it broke: its text and the usage the service
+    /// had reported, with stop reason "interrupted".
+    pub partial: Completion,
 }
 
 /// Reads server-sent events from chunks split anywhere (inside a line, a
@@ -103,12 +104,9 @@ impl EventStream {
     /// The answer once the body ended: complete only after `message_stop`.
     pub fn finish(self) -> Result<Completion, StreamBroken> {
         if !self.stopped {
-            return Err(StreamBroken {
-                failure: LlmFailure::Unavailable(
-                    "the answer stopped before it was complete".into(),
-                ),
-                partial: self.text,
-            });
+            return Err(self.broken(LlmFailure::Unavailable(
+                "the answer stopped before it was complete".into(),
+            )));
         }
         Ok(Completion {
             text: self.text,
@@ -125,11 +123,8 @@ impl EventStream {
     }
 
     /// A failure that keeps the text so far (the connection broke, say).
-    pub fn broken(self, failure: LlmFailure) -> StreamBroken {
-        StreamBroken {
-            failure,
-            partial: self.text,
-        }
+    pub fn broken(mut self, failure: LlmFailure) -> StreamBroken {
+        self.take_broken(failure)
     }
 
     fn event(&mut self, raw: &[u8], on_text: &mut dyn FnMut(&str)) -> Result<(), StreamBroken> {
@@ -197,7 +192,13 @@ impl EventStream {
     fn take_broken(&mut self, failure: LlmFailure) -> StreamBroken {
         StreamBroken {
             failure,
-            partial: std::mem::take(&mut self.text),
+            partial: Completion {
+                text: std::mem::take(&mut self.text),
+                stop_reason: "interrupted".into(),
+                model: std::mem::take(&mut self.model),
+                input_tokens: self.input_tokens,
+                output_tokens: self.output_tokens,
+            },
         }
     }
 }
@@ -283,7 +284,13 @@ mod tests {
         let (pieces, outcome) = read(&[&ANSWER.as_bytes()[..cut], error.as_bytes()]);
         assert_eq!(pieces.concat(), "Grüß dich!");
         let broken = outcome.unwrap_err();
-        assert_eq!(broken.partial, "Grüß dich!");
+        assert_eq!(broken.partial.text, "Grüß dich!");
+        // The usage reported before it broke is kept with the part.
+        assert_eq!(
+            (broken.partial.input_tokens, broken.partial.model.as_str()),
+            (25, "claude-x")
+        );
+        assert_eq!(broken.partial.stop_reason, "interrupted");
         assert!(
             matches!(&broken.failure, LlmFailure::Unavailable(why) if why.contains("Overloaded")),
             "{broken:?}"
@@ -295,7 +302,7 @@ mod tests {
         let cut = ANSWER.find("event: message_delta").unwrap();
         let (_, outcome) = read(&[&ANSWER.as_bytes()[..cut]]);
         let broken = outcome.unwrap_err();
-        assert_eq!(broken.partial, "Grüß dich!");
+        assert_eq!(broken.partial.text, "Grüß dich!");
         assert!(matches!(broken.failure, LlmFailure::Unavailable(_)));
         let (_, outcome) = read(&[b"data: <html>\n\n"]);
         assert!(outcome.is_err());
