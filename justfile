@@ -6,7 +6,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Build the bundled plugins into plugins/dist (NAME.wasm + NAME.toml).
+# Build the bundled plugins into plugins/dist (NAME.wasm + NAME.toml): Rust,
+# Python (componentize-py) and JavaScript (componentize-js), the last two
+# installed into .tools/ on first use.
 build-plugins:
     scripts/build-plugins.sh plugins plugins/dist
 
@@ -30,9 +32,9 @@ worker:
 bench: build-plugins build-test-plugins
     cargo bench -p wasmbot --bench runtime
 
-# Scaffold plugins/NAME (a handler and a manifest) from templates/plugin.
-new-plugin NAME:
-    scripts/new-plugin.sh {{ NAME }}
+# Scaffold plugins/NAME (a handler and a manifest): LANGUAGE is rust, python or js.
+new-plugin NAME LANGUAGE="rust":
+    scripts/new-plugin.sh {{ NAME }} {{ LANGUAGE }}
 
 # Rebuild plugins into plugins/dist on every source change (a running bot reloads them).
 watch:

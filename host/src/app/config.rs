@@ -18,8 +18,9 @@ use crate::infra::services::{DEFAULT_MEDIA_MAX_MB, MAX_MEDIA_MAX_MB, MediaLimits
 use crate::infra::vault::Vault;
 use crate::infra::vectors::VectorSettings;
 use crate::runtime::{
-    BudgetDefaults, Capability, DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, MAX_REPLY_KB,
-    MAX_TIMEOUT_MS, PluginLimits, SettingOverrides,
+    BudgetDefaults, Capability, DEFAULT_POOL_INSTANCES, DEFAULT_WARM_MEMORY_MB,
+    DEFAULT_WARM_PER_PLUGIN, MAX_PLUGIN_MEMORY_MB, MAX_REPLY_KB, MAX_TIMEOUT_MS, PluginLimits,
+    SettingOverrides,
 };
 
 #[derive(Debug, Clone)]
@@ -37,6 +38,10 @@ pub struct Config {
     /// `PLUGIN_POOL_INSTANCES`: plugin calls that may run at once; past it a
     /// message is answered "busy, try again".
     pub plugin_pool_instances: u32,
+    /// `PLUGIN_WARM_INSTANCES`: never-used instances kept ready per busy plugin (0: none).
+    pub plugin_warm_instances: usize,
+    /// `PLUGIN_WARM_MEMORY_MB`: the memory all ready instances may hold together.
+    pub plugin_warm_memory_mb: u64,
     /// `LOG_LEVEL`, when set: a level or a tracing filter such as `wasmbot=debug`.
     pub log_level: Option<String>,
     /// `LOG_FORMAT`, when set; otherwise pretty on a terminal, JSON elsewhere.
@@ -181,6 +186,20 @@ impl Config {
             1..=4096,
             "instances",
         )? as u32;
+        let plugin_warm_instances = parse_number(
+            "PLUGIN_WARM_INSTANCES",
+            get("PLUGIN_WARM_INSTANCES"),
+            DEFAULT_WARM_PER_PLUGIN as u64,
+            0..=64,
+            "instances",
+        )? as usize;
+        let plugin_warm_memory_mb = parse_number(
+            "PLUGIN_WARM_MEMORY_MB",
+            get("PLUGIN_WARM_MEMORY_MB"),
+            DEFAULT_WARM_MEMORY_MB,
+            0..=65536,
+            "MiB",
+        )?;
 
         let log_level = get("LOG_LEVEL");
         if let Some(level) = &log_level {
@@ -296,6 +315,8 @@ impl Config {
             plugin_cache_dir,
             plugin_limits: PluginLimits::new(timeout_ms, memory_mb).with_reply_kb(reply_kb),
             plugin_pool_instances,
+            plugin_warm_instances,
+            plugin_warm_memory_mb,
             budget_defaults,
             log_level,
             log_format,
@@ -361,6 +382,8 @@ fn plugin_settings(variables: impl Iterator<Item = (String, String)>) -> Setting
         "PLUGIN_MEMORY_MB",
         "PLUGIN_REPLY_KB",
         "PLUGIN_POOL_INSTANCES",
+        "PLUGIN_WARM_INSTANCES",
+        "PLUGIN_WARM_MEMORY_MB",
     ]
     .into_iter()
     .map(String::from)

@@ -1,8 +1,9 @@
 //! The operator's HTTP endpoints, served by `run` and `worker` on
 //! `HTTP_ADDR`, and by `chat` when `HTTP_ADDR` is set: `/healthz` (the
 //! process answers), `/readyz` (database reachable, plugins loaded, the
-//! audit trail neither stalled nor overflowing) and `/metrics` (Prometheus
-//! text).
+//! audit trail neither stalled nor overflowing), `/metrics` (Prometheus
+//! text) and `/plugins` (each plugin's pre-warmed instances, for
+//! `wasmbot plugins list`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub fn ops_router(state: OpsState) -> axum::Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
+        .route("/plugins", get(plugins))
         .with_state(state)
 }
 
@@ -79,6 +81,26 @@ impl OpsServer {
 
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// One line per plugin: `name<TAB>ready instances<TAB>calls that found one ready`.
+async fn plugins(State(state): State<OpsState>) -> String {
+    let Some(registry) = &state.registry else {
+        return String::new();
+    };
+    registry
+        .snapshot()
+        .plugins()
+        .iter()
+        .map(|plugin| {
+            format!(
+                "{}\t{}\t{}\n",
+                plugin.name(),
+                plugin.ready_instances(),
+                plugin.warm_hits()
+            )
+        })
+        .collect()
 }
 
 async fn readyz(State(state): State<OpsState>) -> (StatusCode, String) {

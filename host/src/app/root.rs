@@ -211,7 +211,8 @@ pub fn plugin_engine(
     let engine =
         PluginEngine::with_pool_size(cache_dir, capabilities::ALL, config.plugin_pool_instances)?
             .with_budget_defaults(config.budget_defaults.clone())
-            .with_setting_overrides(config.plugin_settings.clone());
+            .with_setting_overrides(config.plugin_settings.clone())
+            .with_warm_limits(config.plugin_warm_instances, config.plugin_warm_memory_mb);
     Ok(Arc::new(engine))
 }
 

@@ -50,8 +50,17 @@ pub async fn run(config: &Config, command: PluginsCommand) -> anyhow::Result<Exi
         false => UsageSources::open(config).await,
         true => UsageSources::default(),
     };
+    let warm = match single {
+        false => RunningBot::ask(config.http_addr).await,
+        true => RunningBot::default(),
+    };
     for plugin in set.plugins() {
-        println!("{}{}", describe(plugin), sources.describe(plugin).await);
+        println!(
+            "{}{}{}",
+            describe(plugin),
+            warm.describe(plugin.name()),
+            sources.describe(plugin).await
+        );
     }
     if let Some(store) = sources.store {
         store.close().await;
@@ -80,6 +89,54 @@ fn check(engine: &PluginEngine, path: &Path, limits: PluginLimits) -> PluginSet 
         Err(error) => set.push_error(error),
     }
     set
+}
+
+/// The pre-warmed instances of the bot running on `HTTP_ADDR` (its `/plugins`).
+#[derive(Default)]
+struct RunningBot {
+    /// Plugin name → (ready instances, calls that found one); None: no bot answered.
+    warm: Option<std::collections::HashMap<String, (u64, u64)>>,
+}
+
+impl RunningBot {
+    async fn ask(addr: Option<std::net::SocketAddr>) -> Self {
+        let Some(addr) = addr else {
+            return Self::default();
+        };
+        let client = reqwest::Client::new();
+        let answer = client
+            .get(format!("http://{addr}/plugins"))
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .await;
+        let Ok(response) = answer.and_then(reqwest::Response::error_for_status) else {
+            return Self::default();
+        };
+        let Ok(text) = response.text().await else {
+            return Self::default();
+        };
+        let warm = text
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split('\t');
+                let name = fields.next()?.to_string();
+                let ready = fields.next()?.parse().ok()?;
+                let hits = fields.next()?.parse().ok()?;
+                Some((name, (ready, hits)))
+            })
+            .collect();
+        Self { warm: Some(warm) }
+    }
+
+    fn describe(&self, plugin: &str) -> String {
+        match &self.warm {
+            Some(warm) => {
+                let (ready, hits) = warm.get(plugin).copied().unwrap_or_default();
+                format!("\tready: {ready} (calls that found one: {hits})")
+            }
+            None => "\tready: - (no bot answering on HTTP_ADDR)".to_string(),
+        }
+    }
 }
 
 /// False for an embedded database whose file is not there yet.
@@ -215,10 +272,13 @@ fn describe(plugin: &LoadedPlugin) -> String {
         reach.push_str(&format!("\tsettings: {}", settings.join(", ")));
     }
     format!(
-        "{}\t{}\tloaded\t{}\tworld: {}\tgrants: {}\tsecrets: {}\tlimits: {} ms, {} MiB\tsha256:{}{}",
+        "{}\t{}\tloaded\t{}\tlanguage: {}\tsize: {:.1} MB\tloaded in: {} ms\tworld: {}\tgrants: {}\tsecrets: {}\tlimits: {} ms, {} MiB\tsha256:{}{}",
         plugin.name(),
         manifest.version,
         commands.join(" "),
+        plugin.language().label(),
+        plugin.size_bytes() as f64 / 1e6,
+        plugin.load_time().as_millis(),
         plugin.world().label(),
         if grants.is_empty() {
             "none".to_string()

@@ -177,6 +177,52 @@ impl CallState {
         }
     }
 
+    /// The state of an instance made before its call is known (pre-warmed):
+    /// no context, no grants, nothing to spend until [`Self::begin`].
+    pub fn idle(
+        plugin: Arc<str>,
+        allowed_secrets: Arc<[String]>,
+        memory_bytes: u64,
+        quotas: Arc<[(&'static Budget, u32)]>,
+    ) -> Self {
+        Self::new(
+            plugin,
+            allowed_secrets,
+            idle_context(),
+            memory_bytes,
+            CallBudgets::new(&[]),
+            quotas,
+            CallGrants::default(),
+        )
+    }
+
+    /// Hands the instance its call: who it is for, its budgets, and what
+    /// the grants prepared (a fresh WASI context: a folder, captured output).
+    pub fn begin(&mut self, ctx: CallContext, budgets: CallBudgets, grants: CallGrants) {
+        let CallGrants {
+            settings,
+            mut wasi,
+            extensions,
+            revealed,
+        } = grants;
+        self.stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        self.stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        self.wasi = wasi
+            .stdout(self.stdout.clone())
+            .stderr(self.stderr.clone())
+            .build();
+        self.ctx = ctx;
+        self.budgets = budgets;
+        self.settings = settings;
+        self.extensions = extensions;
+        self.revealed = revealed;
+    }
+
+    /// Linear memory the instance holds now (all its memories).
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        self.memory.total_bytes as u64
+    }
+
     pub fn plugin(&self) -> &str {
         &self.plugin
     }
@@ -370,6 +416,20 @@ impl CallState {
                 }
             }
         }
+    }
+}
+
+/// The context of an instance not yet given a call: it can reach nothing.
+fn idle_context() -> CallContext {
+    static NOTHING: std::sync::LazyLock<Arc<HostServices>> = std::sync::LazyLock::new(Arc::default);
+    CallContext {
+        correlation_id: Arc::from(""),
+        user_id: 0,
+        chat_id: 0,
+        channel: "",
+        services: NOTHING.clone(),
+        link: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -15,6 +15,7 @@ use super::cache::{CompileCache, CompileStats};
 use super::call::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use super::capability::CapabilityTable;
 use super::settings::SettingOverrides;
+use super::warm::{DEFAULT_WARM_MEMORY_MB, DEFAULT_WARM_PER_PLUGIN, WarmBudget, WarmLimits};
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -39,6 +40,8 @@ pub struct PluginEngine {
     capabilities: CapabilityTable,
     budget_defaults: BudgetDefaults,
     setting_overrides: SettingOverrides,
+    warm_budget: Arc<WarmBudget>,
+    pool_instances: u32,
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -130,6 +133,12 @@ impl PluginEngine {
             capabilities,
             budget_defaults: BudgetDefaults::new(),
             setting_overrides: SettingOverrides::new(),
+            warm_budget: Arc::new(WarmBudget::new(WarmLimits::new(
+                DEFAULT_WARM_PER_PLUGIN,
+                DEFAULT_WARM_MEMORY_MB,
+                pool_instances.unwrap_or(DEFAULT_POOL_INSTANCES),
+            ))),
+            pool_instances: pool_instances.unwrap_or(DEFAULT_POOL_INSTANCES),
             ticker_stop,
             ticker: Some(ticker),
         })
@@ -164,6 +173,23 @@ impl PluginEngine {
 
     pub fn setting_overrides(&self) -> &SettingOverrides {
         &self.setting_overrides
+    }
+
+    /// `PLUGIN_WARM_INSTANCES` per plugin (0: off) and `PLUGIN_WARM_MEMORY_MB`
+    /// for all: how many never-used instances are kept ready. Set before
+    /// plugins are loaded.
+    pub fn with_warm_limits(mut self, per_plugin: usize, memory_mb: u64) -> Self {
+        self.warm_budget = Arc::new(WarmBudget::new(WarmLimits::new(
+            per_plugin,
+            memory_mb,
+            self.pool_instances,
+        )));
+        self
+    }
+
+    /// What all plugins' ready instances hold, against the operator's bounds.
+    pub fn warm_budget(&self) -> &Arc<WarmBudget> {
+        &self.warm_budget
     }
 
     /// What manifests may grant, as the host's capability table lists it.

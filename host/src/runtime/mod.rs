@@ -11,10 +11,12 @@ mod capability;
 mod chat_link;
 mod engine;
 mod grant;
+mod language;
 mod manifest;
 mod plugin;
 mod registry;
 mod settings;
+mod warm;
 mod watcher;
 
 pub use actions::{DEFAULT_PROMPT_WAIT, MAX_PROMPT_WAIT};
@@ -32,6 +34,7 @@ pub use capability::{Capability, CapabilityTable};
 pub use chat_link::{ChatLink, FetchFailure, LinkFuture};
 pub use engine::{Allocation, DEFAULT_POOL_INSTANCES, MAX_PLUGIN_MEMORY_MB, PluginEngine};
 pub use grant::{CallSetup, Configure, Grant, GrantInput, Prepare};
+pub use language::Language;
 pub use manifest::{
     CANCEL_COMMAND, CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_REPLY_KB, MAX_TIMEOUT_MS,
     Manifest, ManifestError, PluginLimits,
@@ -39,4 +42,5 @@ pub use manifest::{
 pub use plugin::{LoadError, LoadedPlugin, PluginFailure, World, legacy_message, legacy_send};
 pub use registry::{PluginRegistry, PluginSet, ReloadOutcome};
 pub use settings::{SettingOverrides, Settings, variable_part};
+pub use warm::{DEFAULT_WARM_MEMORY_MB, DEFAULT_WARM_PER_PLUGIN, WarmBudget, WarmLimits};
 pub use watcher::{DEBOUNCE, PluginWatcher, watch};

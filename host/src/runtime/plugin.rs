@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
@@ -12,14 +12,14 @@ use crate::infra::metrics::{CutLabels, metrics};
 use crate::infra::store::clean_capped;
 
 use super::actions::{self, ActionLimits};
-use super::bindings::HandlerPre;
-use super::bindings::conversation::ConversationPre;
 use super::bindings::conversation::events::{
     Action, Event, EventKind, Format, MessageRef, Outgoing,
 };
-use super::bindings::proactive::ProactivePre;
+use super::bindings::conversation::{Conversation, ConversationPre};
 use super::bindings::proactive::happenings::Happening;
+use super::bindings::proactive::{Proactive, ProactivePre};
 use super::bindings::types::{Message, Reply, ReplyFormat};
+use super::bindings::{Handler, HandlerPre};
 use super::budget::{self, Budget, CallBudgets, HOST_CALLS};
 use super::cache::content_hash;
 use super::call::{CallContext, CallGrants, CallState};
@@ -27,8 +27,10 @@ use super::capability::{Capability, CapabilityTable};
 use super::engine::EPOCH_TICK;
 use super::engine::PluginEngine;
 use super::grant::{CallSetup, Grant, GrantInput, Prepare};
+use super::language::Language;
 use super::manifest::{Manifest, PluginLimits, manifest_path_for};
 use super::settings::Settings;
+use super::warm::{MakeInstance, WarmInstances};
 
 /// Prefix of every interface this package defines, e.g. `wasmbot:plugin/log@0.1.0`.
 const PLUGIN_PACKAGE: &str = "wasmbot:plugin/";
@@ -103,6 +105,25 @@ pub struct LoadedPlugin {
     /// kept of the manifest at load.
     preparations: Vec<(Prepare, Option<Grant>)>,
     entry: Entry,
+    /// Never-used instances made ahead of the calls that will take them.
+    warm: WarmInstances<Ready>,
+    language: Language,
+    size_bytes: u64,
+    /// Compiling (or loading from the compile cache) and linking.
+    load_time: Duration,
+}
+
+/// A pre-warmed instance with the store it lives in.
+struct Ready {
+    store: Store<CallState>,
+    instance: Instance,
+}
+
+/// An instance of the component, by world.
+enum Instance {
+    Handler(Handler),
+    Conversation(Conversation),
+    Proactive(Proactive),
 }
 
 /// The world a plugin was built for, found from what its component exports.
@@ -128,6 +149,7 @@ impl World {
     }
 }
 
+#[derive(Clone)]
 enum Entry {
     Handler(HandlerPre<CallState>),
     Conversation(ConversationPre<CallState>),
@@ -211,6 +233,7 @@ impl LoadedPlugin {
     ) -> Result<Self, LoadError> {
         let name = manifest.name.clone();
         let engine = plugin_engine.engine();
+        let started = Instant::now();
         let content_hash = content_hash(bytes);
         let component = plugin_engine
             .component(bytes, &content_hash)
@@ -313,16 +336,27 @@ impl LoadedPlugin {
                 preparations.push((prepare, grant));
             }
         }
+        let name: Arc<str> = Arc::from(name.as_str());
+        let secrets: Arc<[String]> = manifest.secrets.clone().into();
+        let quotas: Arc<[(&'static Budget, u32)]> = quotas.into();
+        let warm = WarmInstances::new(
+            plugin_engine.warm_budget().clone(),
+            instance_maker(&entry, &name, &secrets, &quotas, manifest.limits),
+        );
         Ok(Self {
             settings: Arc::new(settings),
             preparations,
-            name: Arc::from(name.as_str()),
-            secrets: manifest.secrets.clone().into(),
+            name,
+            secrets,
             allowances: allowances.into(),
-            quotas: quotas.into(),
+            quotas,
             manifest,
             content_hash,
             entry,
+            warm,
+            language: Language::of(bytes),
+            size_bytes: bytes.len() as u64,
+            load_time: started.elapsed(),
         })
     }
 
@@ -351,6 +385,37 @@ impl LoadedPlugin {
     /// SHA-256 of the component file, hex.
     pub fn content_hash(&self) -> &str {
         &self.content_hash
+    }
+
+    /// The toolchain that made the component.
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    /// The component file's size.
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    /// How long compiling (or loading from the compile cache) and linking took.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// Pre-warmed instances ready now.
+    pub fn ready_instances(&self) -> usize {
+        self.warm.ready()
+    }
+
+    /// Calls that found a pre-warmed instance.
+    pub fn warm_hits(&self) -> u64 {
+        self.warm.hits()
+    }
+
+    /// Drops the pre-warmed instances and makes no more: a reload replaced
+    /// or removed this version.
+    pub fn discard_ready(&self) {
+        self.warm.discard();
     }
 
     /// Runs `handle(event)` in a fresh instance under the plugin's limits
@@ -387,52 +452,53 @@ impl LoadedPlugin {
     ) -> Result<Vec<Action>, PluginFailure> {
         let limits = self.manifest.limits;
         let grants = self.prepare(ctx)?;
-        let state = CallState::new(
-            self.name.clone(),
-            self.secrets.clone(),
-            ctx.clone(),
-            limits.memory_bytes,
-            CallBudgets::new(&self.allowances),
-            self.quotas.clone(),
-            grants,
-        );
-        let engine = match &self.entry {
-            Entry::Handler(pre) => pre.engine(),
-            Entry::Conversation(pre) => pre.engine(),
-            Entry::Proactive(pre) => pre.engine(),
+        let (mut store, ready) = match self.warm.take() {
+            Some(ready) => (ready.store, Some(ready.instance)),
+            None => (
+                idle_store(
+                    self.entry.engine(),
+                    CallState::idle(
+                        self.name.clone(),
+                        self.secrets.clone(),
+                        limits.memory_bytes,
+                        self.quotas.clone(),
+                    ),
+                ),
+                None,
+            ),
         };
-        let mut store = Store::new(engine, state);
-        store.limiter(|state| state.limiter());
+        store
+            .data_mut()
+            .begin(ctx.clone(), CallBudgets::new(&self.allowances), grants);
         store.set_epoch_deadline(deadline_ticks(limits.timeout));
-        store.epoch_deadline_trap();
 
         // The epoch deadline stops guest code; this outer timeout also stops a
         // call stuck awaiting a host function.
         let outcome = tokio::time::timeout(limits.timeout + EPOCH_TICK * 5, async {
-            match (&self.entry, input) {
-                (Entry::Proactive(pre), Input::Event(event)) => {
-                    let plugin = pre.instantiate_async(&mut store).await?;
+            let instance = match ready {
+                Some(instance) => instance,
+                None => self.entry.instantiate(&mut store).await?,
+            };
+            match (instance, input) {
+                (Instance::Proactive(plugin), Input::Event(event)) => {
                     plugin.call_handle(&mut store, event).await
                 }
-                (Entry::Proactive(pre), Input::Happening(happening)) => {
-                    let plugin = pre.instantiate_async(&mut store).await?;
+                (Instance::Proactive(plugin), Input::Happening(happening)) => {
                     plugin.call_on_event(&mut store, happening).await
                 }
-                (Entry::Conversation(pre), Input::Event(event)) => {
-                    let plugin = pre.instantiate_async(&mut store).await?;
+                (Instance::Conversation(plugin), Input::Event(event)) => {
                     plugin.call_handle(&mut store, event).await
                 }
-                (Entry::Handler(pre), Input::Event(event)) => {
+                (Instance::Handler(handler), Input::Event(event)) => {
                     let Some(message) = legacy_message(event) else {
                         // Only commands are routed to a 0.1.0 plugin.
                         return Ok(Ok(Vec::new()));
                     };
-                    let handler = pre.instantiate_async(&mut store).await?;
                     let reply = handler.call_handle(&mut store, &message).await?;
                     Ok(reply.map(|reply| vec![legacy_send(reply)]))
                 }
                 // Refused by `invoke_happening` before any instance is made.
-                (Entry::Handler(_) | Entry::Conversation(_), Input::Happening(_)) => {
+                (Instance::Handler(_) | Instance::Conversation(_), Input::Happening(_)) => {
                     Ok(Ok(Vec::new()))
                 }
             }
@@ -441,6 +507,19 @@ impl LoadedPlugin {
         store.data().forward_output();
         store.data().report_budgets();
 
+        let result = self.outcome(outcome, &store, ctx);
+        // Dropping an instance resets its memory: done by the warm task, not here.
+        self.warm.retire(store);
+        result
+    }
+
+    fn outcome(
+        &self,
+        outcome: Result<wasmtime::Result<Result<Vec<Action>, String>>, tokio::time::error::Elapsed>,
+        store: &Store<CallState>,
+        ctx: &CallContext,
+    ) -> Result<Vec<Action>, PluginFailure> {
+        let limits = self.manifest.limits;
         match outcome {
             Err(_elapsed) => Err(PluginFailure::Timeout(limits.timeout)),
             Ok(Ok(Ok(actions))) => {
@@ -587,6 +666,57 @@ fn report_cut(plugin: &str, what: &'static str, bytes: usize, limit: usize) {
         limit,
         "the plugin's text was cut to its limit"
     );
+}
+
+impl Entry {
+    fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            Entry::Handler(pre) => pre.engine(),
+            Entry::Conversation(pre) => pre.engine(),
+            Entry::Proactive(pre) => pre.engine(),
+        }
+    }
+
+    async fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Entry::Handler(pre) => Instance::Handler(pre.instantiate_async(store).await?),
+            Entry::Conversation(pre) => Instance::Conversation(pre.instantiate_async(store).await?),
+            Entry::Proactive(pre) => Instance::Proactive(pre.instantiate_async(store).await?),
+        })
+    }
+}
+
+/// A store for one instance: the plugin's memory cap, interrupted at its deadline.
+fn idle_store(engine: &wasmtime::Engine, state: CallState) -> Store<CallState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| state.limiter());
+    store.epoch_deadline_trap();
+    store
+}
+
+/// How the warm task makes an instance of this plugin ahead of its call.
+fn instance_maker(
+    entry: &Entry,
+    name: &Arc<str>,
+    secrets: &Arc<[String]>,
+    quotas: &Arc<[(&'static Budget, u32)]>,
+    limits: PluginLimits,
+) -> MakeInstance<Ready> {
+    let (entry, name, secrets, quotas) =
+        (entry.clone(), name.clone(), secrets.clone(), quotas.clone());
+    Arc::new(move || {
+        let (entry, name, secrets, quotas) =
+            (entry.clone(), name.clone(), secrets.clone(), quotas.clone());
+        Box::pin(async move {
+            let state = CallState::idle(name, secrets, limits.memory_bytes, quotas);
+            let mut store = idle_store(entry.engine(), state);
+            store.set_epoch_deadline(deadline_ticks(limits.timeout));
+            // A failure here (the pool full) is the call's to meet and report.
+            let instance = entry.instantiate(&mut store).await.ok()?;
+            let bytes = store.data().memory_bytes();
+            Some((Ready { store, instance }, bytes))
+        })
+    })
 }
 
 fn deadline_ticks(timeout: Duration) -> u64 {

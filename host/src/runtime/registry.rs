@@ -282,6 +282,9 @@ fn reload_one(
         if !loaded && !set.errors.iter().any(|e| e.plugin == name) {
             return ReloadOutcome::Unchanged;
         }
+        if let Some(old) = set.plugin(name) {
+            old.discard_ready();
+        }
         *set = set.without(name);
         tracing::info!(plugin = name, "plugin unloaded: its component was removed");
         return ReloadOutcome::Unloaded;
@@ -316,6 +319,11 @@ fn reload_one(
     let mut next = set.without(name);
     if let Err(error) = next.try_add(plugin.clone()) {
         return refuse(set, error.reason);
+    }
+    // Calls still running on the old version finish on it; none starts
+    // on an instance of it made ahead.
+    if let Some(old) = set.plugin(name) {
+        old.discard_ready();
     }
     *set = next;
     let version = plugin.manifest().version.clone();
