@@ -355,7 +355,11 @@ fn plugins_check_explains_what_is_wrong_and_list_shows_what_is_loaded() {
     );
     let line = String::from_utf8_lossy(&good.stdout).to_string();
     assert!(
-        line.starts_with("echo\t0.1.0\tloaded\t/echo /say\tworld: conversation@0.2.0\tgrants: log\tsecrets: none\tlimits: 5000 ms, 64 MiB\tsha256:"),
+        line.starts_with("echo\t0.1.0\tloaded\t/echo /say\tlanguage: rust\tsize: 0."),
+        "{line}"
+    );
+    assert!(
+        line.contains(" ms\tworld: conversation@0.2.0\tgrants: log\tsecrets: none\tlimits: 5000 ms, 64 MiB\tsha256:"),
         "{line}"
     );
 

@@ -487,8 +487,9 @@ fn plugins_list_names_each_plugins_world() {
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
-        text.contains("legacy\t0.1.0\tloaded\t/legacy\tworld: handler@0.1.0\t"),
+        text.contains("legacy\t0.1.0\tloaded\t/legacy\tlanguage: rust\tsize: "),
         "{text}"
     );
+    assert!(text.contains("\tworld: handler@0.1.0\t"), "{text}");
     assert!(text.contains("\tworld: conversation@0.2.0\t"), "{text}");
 }

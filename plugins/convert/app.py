@@ -95,6 +95,6 @@ def handle(event):
         for i, to in enumerate(choices):
             if i and i % 4 == 0:
                 answer.row()
-            answer.button(to, f"{value} {frm} {to}")
+            answer.button(to, f"{show(value)} {frm} {to}")
         return answer
     raise Declined(USAGE)

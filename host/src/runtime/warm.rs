@@ -285,11 +285,15 @@ async fn keep_ready<T: Send + 'static>(weak: Weak<Shared<T>>) {
                 shared.budget.release(0);
                 break;
             }
-            lock(&shared.ready).push((instance, bytes));
+            let mut ready = lock(&shared.ready);
+            // Checked under the lock `discard` clears under: once it has
+            // returned, nothing is added.
             if shared.discarded.load(Ordering::Acquire) {
-                shared.clear();
+                drop(ready);
+                shared.budget.release(bytes);
                 return;
             }
+            ready.push((instance, bytes));
         }
         // Dropping the plugin discards its instances and wakes this.
         let _ = tokio::time::timeout(TICK, shared.wake.notified()).await;
