@@ -24,12 +24,37 @@ fn compile_cache() -> PathBuf {
     dir
 }
 
+/// Compiles the Python and JavaScript components into the cache once,
+/// before the tests that need them run in parallel (each would otherwise
+/// compile them itself, all at once).
+fn compiled() -> PathBuf {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let cache = compile_cache();
+    ONCE.call_once(|| {
+        for name in ["convert", "dice"] {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+                .args(["plugins", "check"])
+                .arg(common::built_plugin(name))
+                .env_clear()
+                .env("PLUGIN_CACHE_DIR", &cache)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+    });
+    cache
+}
+
 /// `wasmbot chat` with `plugins` installed, fed `input`; its stdout.
 fn chat(plugins: &[&str], input: &str) -> String {
     let dir = common::plugins_dir(plugins);
     let data = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/wasmbot.db", data.path().display());
-    let cache = compile_cache();
+    let cache = compiled();
     let env = [
         ("PLUGINS_DIR", dir.path().to_str().unwrap()),
         ("PLUGIN_CACHE_DIR", cache.to_str().unwrap()),
@@ -121,7 +146,7 @@ fn a_javascript_plugin_gets_no_import_its_manifest_does_not_grant() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
         .args(["plugins", "check", manifest.to_str().unwrap()])
         .env_clear()
-        .env("PLUGIN_CACHE_DIR", compile_cache())
+        .env("PLUGIN_CACHE_DIR", compiled())
         .output()
         .unwrap();
     assert_eq!(
@@ -144,7 +169,7 @@ fn plugins_list_tells_each_plugins_language_and_size() {
         .current_dir(dir.path())
         .env_clear()
         .env("PLUGINS_DIR", dir.path())
-        .env("PLUGIN_CACHE_DIR", compile_cache())
+        .env("PLUGIN_CACHE_DIR", compiled())
         .env("DATABASE_URL", "sqlite://nowhere/none.db")
         .output()
         .unwrap();
