@@ -452,24 +452,25 @@ impl LoadedPlugin {
     ) -> Result<Vec<Action>, PluginFailure> {
         let limits = self.manifest.limits;
         let grants = self.prepare(ctx)?;
+        let budgets = CallBudgets::new(&self.allowances);
         let (mut store, ready) = match self.warm.take() {
-            Some(ready) => (ready.store, Some(ready.instance)),
-            None => (
-                idle_store(
-                    self.entry.engine(),
-                    CallState::idle(
-                        self.name.clone(),
-                        self.secrets.clone(),
-                        limits.memory_bytes,
-                        self.quotas.clone(),
-                    ),
-                ),
-                None,
-            ),
+            Some(mut ready) => {
+                ready.store.data_mut().begin(ctx.clone(), budgets, grants);
+                (ready.store, Some(ready.instance))
+            }
+            None => {
+                let state = CallState::new(
+                    self.name.clone(),
+                    self.secrets.clone(),
+                    ctx.clone(),
+                    limits.memory_bytes,
+                    budgets,
+                    self.quotas.clone(),
+                    grants,
+                );
+                (new_store(self.entry.engine(), state), None)
+            }
         };
-        store
-            .data_mut()
-            .begin(ctx.clone(), CallBudgets::new(&self.allowances), grants);
         store.set_epoch_deadline(deadline_ticks(limits.timeout));
 
         // The epoch deadline stops guest code; this outer timeout also stops a
@@ -687,7 +688,7 @@ impl Entry {
 }
 
 /// A store for one instance: the plugin's memory cap, interrupted at its deadline.
-fn idle_store(engine: &wasmtime::Engine, state: CallState) -> Store<CallState> {
+fn new_store(engine: &wasmtime::Engine, state: CallState) -> Store<CallState> {
     let mut store = Store::new(engine, state);
     store.limiter(|state| state.limiter());
     store.epoch_deadline_trap();
@@ -709,7 +710,7 @@ fn instance_maker(
             (entry.clone(), name.clone(), secrets.clone(), quotas.clone());
         Box::pin(async move {
             let state = CallState::idle(name, secrets, limits.memory_bytes, quotas);
-            let mut store = idle_store(entry.engine(), state);
+            let mut store = new_store(entry.engine(), state);
             store.set_epoch_deadline(deadline_ticks(limits.timeout));
             // A failure here (the pool full) is the call's to meet and report.
             let instance = entry.instantiate(&mut store).await.ok()?;
