@@ -31,6 +31,11 @@ for manifest in "$src"/*/plugin.toml; do
     fi
     plugin=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n1)
     guest_plugins+=("$plugin")
+    # Not a crate: cargo's `plugins/*` members must not look for a Cargo.toml.
+    if ! grep -q "^exclude = .*\"$dir\"" Cargo.toml; then
+      sed -i "s|^exclude = \[\(.*\)\]|exclude = [\1, \"$dir\"]|" Cargo.toml
+      echo "build-plugins: added $dir to the workspace's exclude in Cargo.toml (it has no Cargo.toml)"
+    fi
     continue
   fi
   package=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$dir/Cargo.toml" | head -n1)
