@@ -459,8 +459,8 @@ fn plugins_list_shows_reach_settings_and_the_files_folder() {
     // 5000 bytes and one entry (4 KiB) of the manifest's 64 KiB.
     assert!(line("files").ends_with("\tfiles: 9 of 64 KiB"), "{text}");
     assert!(
-        line("fetch").ends_with(
-            "\thttp: {{base_url}}\tsettings: base_url=http://127.0.0.1:9, greeting=bonjour"
+        line("fetch").contains(
+            "\thttp: {{base_url}}\tsettings: base_url=http://127.0.0.1:9, greeting=bonjour\tready: "
         ),
         "{text}"
     );
