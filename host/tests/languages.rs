@@ -154,9 +154,12 @@ fn a_javascript_plugin_gets_no_import_its_manifest_does_not_grant() {
         "dice\tREFUSED\timports wasmbot:plugin/state but the manifest does not grant `state` (add it to `capabilities`)"
     );
     // And the world the build generated imports nothing else of ours.
-    let world =
-        std::fs::read_to_string(common::workspace_root().join("target/guest/dice/wit/granted.wit"))
-            .unwrap();
+    // build-guest-plugin.sh works under cargo's target folder.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || common::workspace_root().join("target"),
+        |dir| common::workspace_root().join(dir),
+    );
+    let world = std::fs::read_to_string(target.join("guest/dice/wit/granted.wit")).unwrap();
     let imports: Vec<&str> = world.lines().filter(|l| l.contains("import ")).collect();
     assert_eq!(imports, ["  import wasmbot:plugin/state@0.1.0;"]);
 }
