@@ -121,9 +121,12 @@ async fn an_exhausted_pool_answers_busy_not_a_crash() {
             tokio::spawn(async move { ask(&dispatcher, &format!("/slow 4000 {i}")).await })
         })
         .collect();
-    // Both slots taken: wait until the pool says so, however slow the machine.
+    // Both slots taken by the calls (not by an instance made ahead): wait
+    // until the pool says so, however slow the machine.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while engine.instances_in_use() < 2 {
+    let calls_in_flight =
+        || engine.instances_in_use() - engine.warm_budget().held().0.min(2) as u64;
+    while calls_in_flight() < 2 {
         assert!(Instant::now() < deadline, "the slow calls never started");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -136,7 +139,11 @@ async fn an_exhausted_pool_answers_busy_not_a_crash() {
     for (i, call) in slow.into_iter().enumerate() {
         assert_eq!(call.await.unwrap(), format!("slow: {i}"));
     }
-    assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
+    // Instances made ahead, or used ones not dropped yet, may hold the slots
+    // now: they give way to a message, which is never "busy" for them.
+    for _ in 0..5 {
+        assert!(ask(&dispatcher, "/start").await.starts_with(GREETING));
+    }
 }
 
 /// `wasmbot_plugin_cuts_total{plugin="flood", what}`.

@@ -478,7 +478,7 @@ impl LoadedPlugin {
         let outcome = tokio::time::timeout(limits.timeout + EPOCH_TICK * 5, async {
             let instance = match ready {
                 Some(instance) => instance,
-                None => self.entry.instantiate(&mut store).await?,
+                None => self.instantiate_evicting(&mut store).await?,
             };
             match (instance, input) {
                 (Instance::Proactive(plugin), Input::Event(event)) => {
@@ -563,6 +563,29 @@ impl LoadedPlugin {
 }
 
 impl LoadedPlugin {
+    /// A fresh instance for a call. Instances made ahead (or used ones not
+    /// dropped yet) must never make a message "busy": when the pool is full
+    /// they are dropped, and the call waits for those still being made.
+    async fn instantiate_evicting(
+        &self,
+        store: &mut Store<CallState>,
+    ) -> wasmtime::Result<Instance> {
+        let mut tries = 0;
+        loop {
+            match self.entry.instantiate(store).await {
+                Err(error)
+                    if error.downcast_ref::<PoolConcurrencyLimitError>().is_some()
+                        && tries < EVICTION_TRIES
+                        && self.warm.evict_all() =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// What the granted capabilities add to one call (a folder, per-call
     /// state); a failure (the folder cannot be opened) fails the call.
     fn prepare(&self, ctx: &CallContext) -> Result<CallGrants, PluginFailure> {
@@ -644,6 +667,10 @@ pub fn legacy_send(reply: Reply) -> Action {
         name: None,
     })
 }
+
+/// How often a call waits 1 ms for instances made ahead to give their
+/// pool slots back before it is answered "busy".
+const EVICTION_TRIES: u32 = 100;
 
 /// The longest error text (`Err(text)`) kept; it reaches the user, the log
 /// and the audit trail.

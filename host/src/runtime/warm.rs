@@ -29,6 +29,8 @@ const TICK: Duration = Duration::from_secs(1);
 const HORIZON_SECS: f64 = 0.05;
 /// Left-behind stores waiting to be dropped past this are dropped by the call.
 const MAX_RETIRED: usize = 64;
+/// After a message found the pool full, nothing is made ahead for this long.
+const STARVED_PAUSE: Duration = Duration::from_secs(1);
 
 /// The operator's bounds on pre-warming.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,18 @@ pub struct WarmBudget {
     limits: WarmLimits,
     instances: AtomicUsize,
     bytes: AtomicU64,
+    /// Every plugin's instances, to free their pool slots for a call.
+    members: Mutex<Vec<Weak<dyn Evict>>>,
+    /// Milliseconds since `born` until which no instance is made ahead: the
+    /// pool was short of slots for a message.
+    starved_until_ms: AtomicU64,
+    born: Instant,
+}
+
+/// A plugin's instances made ahead or left behind, dropped on demand.
+trait Evict: Send + Sync {
+    /// Drops them all; true if there was any.
+    fn evict(&self) -> bool;
 }
 
 impl WarmBudget {
@@ -65,7 +79,40 @@ impl WarmBudget {
             limits,
             instances: AtomicUsize::new(0),
             bytes: AtomicU64::new(0),
+            members: Mutex::new(Vec::new()),
+            starved_until_ms: AtomicU64::new(0),
+            born: Instant::now(),
         }
+    }
+
+    /// A message found the pool full: drops every plugin's ready and
+    /// left-behind instances (they hold pool slots) and makes none ahead
+    /// for a while. True if anything was freed or is still being made (its
+    /// slot is freed when it is done): worth trying again.
+    pub fn evict_all(&self) -> bool {
+        let pause = (self.born.elapsed() + STARVED_PAUSE).as_millis() as u64;
+        // First the pause, then the eviction: a task that sees the slots
+        // free also sees that it must not take them.
+        self.starved_until_ms.fetch_max(pause, Ordering::AcqRel);
+        let members: Vec<Arc<dyn Evict>> = lock(&self.members)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut freed = false;
+        for member in members {
+            freed |= member.evict();
+        }
+        freed || self.instances.load(Ordering::Acquire) > 0
+    }
+
+    fn starved(&self) -> bool {
+        (self.born.elapsed().as_millis() as u64) < self.starved_until_ms.load(Ordering::Acquire)
+    }
+
+    fn join(&self, member: Weak<dyn Evict>) {
+        let mut members = lock(&self.members);
+        members.retain(|member| member.strong_count() > 0);
+        members.push(member);
     }
 
     pub fn limits(&self) -> WarmLimits {
@@ -128,7 +175,7 @@ struct Shared<T> {
 
 impl<T: Send + 'static> WarmInstances<T> {
     pub fn new(budget: Arc<WarmBudget>, make: MakeInstance<T>) -> Self {
-        Self {
+        let instances = Self {
             shared: Arc::new(Shared {
                 make,
                 budget,
@@ -142,7 +189,16 @@ impl<T: Send + 'static> WarmInstances<T> {
                 started: AtomicBool::new(false),
                 discarded: AtomicBool::new(false),
             }),
-        }
+        };
+        let member: Arc<dyn Evict> = instances.shared.clone();
+        instances.shared.budget.join(Arc::downgrade(&member));
+        instances
+    }
+
+    /// The pool had no slot for a call: frees what every plugin holds
+    /// ahead or left behind. True if anything was freed.
+    pub fn evict_all(&self) -> bool {
+        self.shared.budget.evict_all()
     }
 
     /// A never-used instance if one is ready. Either way the call is
@@ -215,6 +271,14 @@ impl<T: Send + 'static> Drop for WarmInstances<T> {
     }
 }
 
+impl<T: Send> Evict for Shared<T> {
+    fn evict(&self) -> bool {
+        let any = !lock(&self.ready).is_empty() || !lock(&self.retired).is_empty();
+        self.clear();
+        any
+    }
+}
+
 impl<T> Shared<T> {
     fn clear(&self) {
         let ready = std::mem::take(&mut *lock(&self.ready));
@@ -266,7 +330,7 @@ async fn keep_ready<T: Send + 'static>(weak: Weak<Shared<T>>) {
         let target = shared.target(rate);
         trim(&shared, target);
         while lock(&shared.ready).len() < target && !shared.discarded.load(Ordering::Acquire) {
-            if !shared.budget.reserve_slot() {
+            if shared.budget.starved() || !shared.budget.reserve_slot() {
                 break;
             }
             let make = shared.make.clone();
@@ -281,7 +345,8 @@ async fn keep_ready<T: Send + 'static>(weak: Weak<Shared<T>>) {
                 shared.budget.release(0);
                 break;
             };
-            if !shared.budget.reserve_bytes(bytes) {
+            // A message found the pool full meanwhile: give the slot back.
+            if shared.budget.starved() || !shared.budget.reserve_bytes(bytes) {
                 shared.budget.release(0);
                 break;
             }
