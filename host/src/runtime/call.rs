@@ -218,6 +218,19 @@ impl CallState {
         self.revealed = revealed;
     }
 
+    /// Ends the call now, though the store is dropped later (off the
+    /// message path): what the grants set up for it (a folder's charges, a
+    /// request budget) settles and reports itself when dropped, and the
+    /// call's resources go with it.
+    pub(crate) fn end(&mut self) {
+        self.extensions.clear();
+        // The chat link and the event's files belong to the call.
+        self.ctx = idle_context();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        drop(std::mem::replace(&mut self.table, table));
+    }
+
     /// Linear memory the instance holds now (all its memories).
     pub(crate) fn memory_bytes(&self) -> u64 {
         self.memory.total_bytes as u64

@@ -509,6 +509,7 @@ impl LoadedPlugin {
         store.data().report_budgets();
 
         let result = self.outcome(outcome, &store, ctx);
+        store.data_mut().end();
         // Dropping an instance resets its memory: done by the warm task, not here.
         self.warm.retire(store);
         result
