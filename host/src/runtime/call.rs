@@ -143,15 +143,13 @@ impl CallState {
         quotas: Arc<[(&'static Budget, u32)]>,
         grants: CallGrants,
     ) -> Self {
-        let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         let CallGrants {
             settings,
-            mut wasi,
+            wasi,
             extensions,
             revealed,
         } = grants;
-        let wasi = wasi.stdout(stdout.clone()).stderr(stderr.clone()).build();
+        let (wasi, stdout, stderr) = capture_output(wasi);
         Self {
             plugin,
             ctx,
@@ -201,16 +199,11 @@ impl CallState {
     pub fn begin(&mut self, ctx: CallContext, budgets: CallBudgets, grants: CallGrants) {
         let CallGrants {
             settings,
-            mut wasi,
+            wasi,
             extensions,
             revealed,
         } = grants;
-        self.stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        self.stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        self.wasi = wasi
-            .stdout(self.stdout.clone())
-            .stderr(self.stderr.clone())
-            .build();
+        (self.wasi, self.stdout, self.stderr) = capture_output(wasi);
         self.ctx = ctx;
         self.budgets = budgets;
         self.settings = settings;
@@ -430,6 +423,14 @@ impl CallState {
             }
         }
     }
+}
+
+/// The call's WASI context, with stdout and stderr captured for the log.
+fn capture_output(mut wasi: WasiCtxBuilder) -> (WasiCtx, MemoryOutputPipe, MemoryOutputPipe) {
+    let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+    let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+    let wasi = wasi.stdout(stdout.clone()).stderr(stderr.clone()).build();
+    (wasi, stdout, stderr)
 }
 
 /// The context of an instance not yet given a call: it can reach nothing.
