@@ -10,12 +10,16 @@ impl wit::Host for CallState {
     async fn get(&mut self, name: String) -> Result<String, SecretError> {
         self.spend(&HOST_CALLS)?;
         if !self.may_read_secret(&name) {
-            tracing::warn!(secret = %name, "secret read denied: not in the manifest's `secrets`");
-            self.audit_host_action(
-                "secret_denied",
-                "denied",
-                serde_json::json!({ "secret": name }),
-            );
+            // The first denial of the call in full; later ones are counted
+            // in the call's summary line.
+            if self.first_refusal("secret_denied") {
+                tracing::warn!(secret = %name, "secret read denied: not in the manifest's `secrets`");
+                self.audit_host_action(
+                    "secret_denied",
+                    "denied",
+                    serde_json::json!({ "secret": name }),
+                );
+            }
             return Err(SecretError::Denied);
         }
         let services = self.services();

@@ -58,6 +58,9 @@ pub struct CallBudgets {
     entries: Vec<Spending>,
     /// By storage ("state", "vectors"): writes refused over quota.
     over_quota: Vec<(&'static str, u32)>,
+    /// Refusals of a kind after its first (what, count): summarised by
+    /// [`Self::report`], never logged or audited one by one.
+    repeated: Vec<(&'static str, u32)>,
 }
 
 struct Spending {
@@ -80,6 +83,7 @@ impl CallBudgets {
                 })
                 .collect(),
             over_quota: Vec::new(),
+            repeated: Vec::new(),
         }
     }
 
@@ -92,6 +96,22 @@ impl CallBudgets {
         {
             Some((_, refused)) => *refused += 1,
             None => self.over_quota.push((storage, 1)),
+        }
+    }
+
+    /// A refusal of kind `what` (a denied secret, ...): true the first time
+    /// in this call, when the caller logs and audits it in full; later
+    /// ones are only counted, so a loop of refusals costs the host nothing.
+    pub fn first_refusal(&mut self, what: &'static str) -> bool {
+        match self.repeated.iter_mut().find(|(known, _)| *known == what) {
+            Some((_, count)) => {
+                *count += 1;
+                false
+            }
+            None => {
+                self.repeated.push((what, 0));
+                true
+            }
         }
     }
 
@@ -155,6 +175,9 @@ impl CallBudgets {
                 })
                 .inc_by(u64::from(refused));
             hit.push(format!("{storage} quota ({refused} writes refused)"));
+        }
+        for &(what, count) in self.repeated.iter().filter(|(_, count)| *count > 0) {
+            hit.push(format!("{what} ({count} more after the first)"));
         }
         if !hit.is_empty() {
             tracing::warn!(

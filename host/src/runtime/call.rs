@@ -310,6 +310,11 @@ impl CallState {
         self.budgets.over_quota(storage);
     }
 
+    /// See [`CallBudgets::first_refusal`].
+    pub fn first_refusal(&mut self, what: &'static str) -> bool {
+        self.budgets.first_refusal(what)
+    }
+
     /// This plugin's allowance for `quota` (its default when not granted).
     pub fn quota(&self, quota: &'static Budget) -> u32 {
         self.quotas

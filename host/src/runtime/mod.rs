@@ -11,6 +11,7 @@ mod capability;
 mod chat_link;
 mod engine;
 mod grant;
+mod guest_threads;
 mod language;
 mod manifest;
 mod plugin;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 
 use crate::infra::metrics::{CutLabels, metrics};
 use crate::infra::store::clean_capped;
@@ -27,10 +27,11 @@ use super::capability::{Capability, CapabilityTable};
 use super::engine::EPOCH_TICK;
 use super::engine::PluginEngine;
 use super::grant::{CallSetup, Grant, GrantInput, Prepare};
+use super::guest_threads::run_on_guest_threads;
 use super::language::Language;
 use super::manifest::{Manifest, PluginLimits, manifest_path_for};
 use super::settings::Settings;
-use super::warm::{MakeInstance, WarmInstances};
+use super::warm::{MakeInstance, WarmBudget, WarmInstances};
 
 /// Prefix of every interface this package defines, e.g. `wasmbot:plugin/log@0.1.0`.
 const PLUGIN_PACKAGE: &str = "wasmbot:plugin/";
@@ -156,13 +157,12 @@ enum Entry {
     Proactive(ProactivePre<CallState>),
 }
 
-/// What one call hands the plugin.
-#[derive(Clone, Copy)]
-enum Input<'a> {
+/// What one call hands the plugin (owned: the call runs on the guest threads).
+enum Input {
     /// A message, a button press, an answer: `handle`.
-    Event(&'a Event),
+    Event(Event),
     /// A due job or a webhook: `on-event`.
-    Happening(&'a Happening),
+    Happening(Happening),
 }
 
 impl LoadedPlugin {
@@ -426,7 +426,12 @@ impl LoadedPlugin {
         event: &Event,
         ctx: &CallContext,
     ) -> Result<Vec<Action>, PluginFailure> {
-        self.call(Input::Event(event), ctx).await
+        self.call(
+            Input::Event(event.clone()),
+            ctx,
+            self.manifest.limits.timeout,
+        )
+        .await
     }
 
     /// Runs `on-event(happening)` (a due job, a webhook) like [`Self::invoke`];
@@ -442,15 +447,21 @@ impl LoadedPlugin {
                 self.name
             )));
         }
-        self.call(Input::Happening(happening), ctx).await
+        let timeout = self.manifest.limits.timeout.min(MAX_HAPPENING_TIMEOUT);
+        self.call(Input::Happening(happening.clone()), ctx, timeout)
+            .await
     }
 
     async fn call(
         &self,
-        input: Input<'_>,
+        input: Input,
         ctx: &CallContext,
+        timeout: Duration,
     ) -> Result<Vec<Action>, PluginFailure> {
-        let limits = self.manifest.limits;
+        let limits = PluginLimits {
+            timeout,
+            ..self.manifest.limits
+        };
         let grants = self.prepare(ctx)?;
         let budgets = CallBudgets::new(&self.allowances);
         let (mut store, ready) = match self.warm.take() {
@@ -471,44 +482,30 @@ impl LoadedPlugin {
                 (new_store(self.entry.engine(), state), None)
             }
         };
-        store.set_epoch_deadline(deadline_ticks(limits.timeout));
+        yield_until(&mut store, Instant::now() + limits.timeout);
 
-        // The epoch deadline stops guest code; this outer timeout also stops a
-        // call stuck awaiting a host function.
-        let outcome = tokio::time::timeout(limits.timeout + EPOCH_TICK * 5, async {
-            let instance = match ready {
-                Some(instance) => instance,
-                None => self.instantiate_evicting(&mut store).await?,
-            };
-            match (instance, input) {
-                (Instance::Proactive(plugin), Input::Event(event)) => {
-                    plugin.call_handle(&mut store, event).await
-                }
-                (Instance::Proactive(plugin), Input::Happening(happening)) => {
-                    plugin.call_on_event(&mut store, happening).await
-                }
-                (Instance::Conversation(plugin), Input::Event(event)) => {
-                    plugin.call_handle(&mut store, event).await
-                }
-                (Instance::Handler(handler), Input::Event(event)) => {
-                    let Some(message) = legacy_message(event) else {
-                        // Only commands are routed to a 0.1.0 plugin.
-                        return Ok(Ok(Vec::new()));
-                    };
-                    let reply = handler.call_handle(&mut store, &message).await?;
-                    Ok(reply.map(|reply| vec![legacy_send(reply)]))
-                }
-                // Refused by `invoke_happening` before any instance is made.
-                (Instance::Handler(_) | Instance::Conversation(_), Input::Happening(_)) => {
-                    Ok(Ok(Vec::new()))
-                }
-            }
-        })
-        .await;
+        let entry = self.entry.clone();
+        let warm = self.warm.budget().clone();
+        let guest = async move {
+            // The epoch deadline stops guest code; this outer timeout also
+            // stops a call stuck awaiting a host function.
+            let outcome = tokio::time::timeout(limits.timeout + EPOCH_TICK * 5, async {
+                let instance = match ready {
+                    Some(instance) => instance,
+                    None => instantiate_evicting(&entry, &warm, &mut store).await?,
+                };
+                run(instance, input, &mut store).await
+            })
+            .await;
+            (store, outcome)
+        };
+        let (mut store, outcome) = run_on_guest_threads(guest)
+            .await
+            .map_err(|error| PluginFailure::Crashed(error.to_string()))?;
         store.data().forward_output();
         store.data().report_budgets();
 
-        let result = self.outcome(outcome, &store, ctx);
+        let result = self.outcome(outcome, &store, ctx, timeout);
         store.data_mut().end();
         // Dropping an instance resets its memory: done by the warm task, not here.
         self.warm.retire(store);
@@ -520,8 +517,12 @@ impl LoadedPlugin {
         outcome: Result<wasmtime::Result<Result<Vec<Action>, String>>, tokio::time::error::Elapsed>,
         store: &Store<CallState>,
         ctx: &CallContext,
+        timeout: Duration,
     ) -> Result<Vec<Action>, PluginFailure> {
-        let limits = self.manifest.limits;
+        let limits = PluginLimits {
+            timeout,
+            ..self.manifest.limits
+        };
         match outcome {
             Err(_elapsed) => Err(PluginFailure::Timeout(limits.timeout)),
             Ok(Ok(Ok(actions))) => {
@@ -563,30 +564,79 @@ impl LoadedPlugin {
     }
 }
 
-impl LoadedPlugin {
-    /// A fresh instance for a call. Instances made ahead (or used ones not
-    /// dropped yet) must never make a message "busy": when the pool is full
-    /// they are dropped, and the call waits for those still being made.
-    async fn instantiate_evicting(
-        &self,
-        store: &mut Store<CallState>,
-    ) -> wasmtime::Result<Instance> {
-        let mut tries = 0;
-        loop {
-            match self.entry.instantiate(store).await {
-                Err(error)
-                    if error.downcast_ref::<PoolConcurrencyLimitError>().is_some()
-                        && tries < EVICTION_TRIES
-                        && self.warm.evict_all() =>
-                {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                other => return other,
-            }
+/// Calls the instance's export for `input`: `handle` or `on-event`.
+async fn run(
+    instance: Instance,
+    input: Input,
+    store: &mut Store<CallState>,
+) -> wasmtime::Result<Result<Vec<Action>, String>> {
+    match (instance, input) {
+        (Instance::Proactive(plugin), Input::Event(event)) => {
+            plugin.call_handle(store, &event).await
+        }
+        (Instance::Proactive(plugin), Input::Happening(happening)) => {
+            plugin.call_on_event(store, &happening).await
+        }
+        (Instance::Conversation(plugin), Input::Event(event)) => {
+            plugin.call_handle(store, &event).await
+        }
+        (Instance::Handler(handler), Input::Event(event)) => {
+            let Some(message) = legacy_message(&event) else {
+                // Only commands are routed to a 0.1.0 plugin.
+                return Ok(Ok(Vec::new()));
+            };
+            let reply = handler.call_handle(store, &message).await?;
+            Ok(reply.map(|reply| vec![legacy_send(reply)]))
+        }
+        // Refused by `invoke_happening` before any instance is made.
+        (Instance::Handler(_) | Instance::Conversation(_), Input::Happening(_)) => {
+            Ok(Ok(Vec::new()))
         }
     }
+}
 
+/// A fresh instance for a call. Instances made ahead (or used ones not
+/// dropped yet) must never make a message "busy": when the pool is full
+/// they are dropped, and the call waits for those still being made.
+async fn instantiate_evicting(
+    entry: &Entry,
+    warm: &WarmBudget,
+    store: &mut Store<CallState>,
+) -> wasmtime::Result<Instance> {
+    let mut tries = 0;
+    loop {
+        match entry.instantiate(store).await {
+            Err(error)
+                if error.downcast_ref::<PoolConcurrencyLimitError>().is_some()
+                    && tries < EVICTION_TRIES
+                    && warm.evict_all() =>
+            {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The call's deadline, with guest code handing its thread back at every
+/// epoch tick until then: a guest that computes lets the other calls on
+/// the guest threads move (and never holds a thread past `deadline`).
+fn yield_until(store: &mut Store<CallState>, deadline: Instant) {
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        }
+    });
+    store.set_epoch_deadline(1);
+}
+
+impl LoadedPlugin {
     /// What the granted capabilities add to one call (a folder, per-call
     /// state); a failure (the folder cannot be opened) fails the call.
     fn prepare(&self, ctx: &CallContext) -> Result<CallGrants, PluginFailure> {
@@ -668,6 +718,11 @@ pub fn legacy_send(reply: Reply) -> Action {
         name: None,
     })
 }
+
+/// The longest a due job or a webhook delivery may run, whatever the
+/// manifest's `timeout_ms` (up to 600 s for a chat's command): a job holds
+/// one of its plugin's few job slots for that long.
+pub const MAX_HAPPENING_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How often a call waits 1 ms for instances made ahead to give their
 /// pool slots back before it is answered "busy".

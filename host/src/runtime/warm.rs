@@ -195,10 +195,10 @@ impl<T: Send + 'static> WarmInstances<T> {
         instances
     }
 
-    /// The pool had no slot for a call: frees what every plugin holds
-    /// ahead or left behind. True if anything was freed.
-    pub fn evict_all(&self) -> bool {
-        self.shared.budget.evict_all()
+    /// What every plugin's instances hold together; its `evict_all` frees
+    /// them for a call that found the pool full.
+    pub fn budget(&self) -> &Arc<WarmBudget> {
+        &self.shared.budget
     }
 
     /// A never-used instance if one is ready. Either way the call is

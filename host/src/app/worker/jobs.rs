@@ -18,7 +18,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(60);
 pub enum Job {
     /// Delete audit entries older than AUDIT_RETENTION_DAYS.
     AuditCleanup,
-    /// Delete handled Telegram updates older than a day (dead ones after AUDIT_RETENTION_DAYS).
+    /// Delete handled Telegram updates older than a day (dead ones after
+    /// AUDIT_RETENTION_DAYS) and jobs set aside that were added before then.
     InboxCleanup,
 }
 
@@ -43,8 +44,11 @@ pub async fn run_job(job: Job, store: &Store, config: &Config) -> anyhow::Result
             let done_before = now - chrono::Duration::hours(INBOX_DONE_RETENTION_HOURS);
             let dead_before = now - chrono::Duration::days(i64::from(config.audit_retention_days));
             let deleted = store.inbox_cleanup(done_before, dead_before).await?;
-            tracing::info!(deleted, "inbox cleanup done");
-            Ok(deleted)
+            let expired = store
+                .jobs_expire_dead(dead_before.timestamp_millis())
+                .await?;
+            tracing::info!(deleted, expired_jobs = expired, "inbox cleanup done");
+            Ok(deleted + expired)
         }
     }
 }

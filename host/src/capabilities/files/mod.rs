@@ -19,7 +19,7 @@ use wasmtime::component::Linker;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use self::quota_fs::{QuotaFilesystem, QuotaFs};
-use self::room::{FolderRoom, InFlight};
+use self::room::{FolderLedger, FolderRoom};
 use crate::runtime::{Budget, CallSetup, CallState, Extension, Grant, GrantInput};
 
 /// What a plugin's folder may hold, in KiB (entries count 4 KiB each).
@@ -50,19 +50,21 @@ pub fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
             // without one has no room at all.
             room: room
                 .cloned()
-                .unwrap_or_else(|| Arc::new(FolderRoom::new(Arc::from("?"), 0, 0, Arc::default()))),
+                .unwrap_or_else(|| Arc::new(FolderRoom::refusing(Arc::from("?")))),
         }
     });
     linker.allow_shadowing(false);
     linked
 }
 
-/// What the plugin's calls in flight have written, shared between them.
+/// Nothing to keep of the manifest: the folder's running total is kept
+/// per folder (`FolderLedger`), shared by every version of the plugin.
 pub fn configure(_manifest: &GrantInput<'_>) -> Result<Grant, String> {
-    Ok(Arc::new(InFlight::default()))
+    Ok(Arc::new(()))
 }
 
-/// The plugin's folder, created if missing, measured, and preopened.
+/// The plugin's folder, created if missing, preopened, and measured on
+/// the plugin's first call in this process.
 pub fn prepare(
     setup: &CallSetup<'_>,
     wasi: &mut WasiCtxBuilder,
@@ -78,21 +80,17 @@ pub fn prepare(
         opened => opened,
     }
     .with_context(|| format!("opening the files folder {}", root.display()))?;
-    let used = room::usage(&dir)
-        .with_context(|| format!("measuring the files folder {}", root.display()))?;
     let quota = u64::from(setup.limit(&FILES_KB)) << 10;
-    wasi.preopened_dir(&root, GUEST_PATH, FsPerms::ReadWrite)
-        .map_err(|error| anyhow::anyhow!("preopening {}: {error:#}", root.display()))?;
-    let in_flight = setup
-        .grant
-        .and_then(|grant| grant.clone().downcast::<InFlight>().ok())
-        .unwrap_or_default();
-    let room = Arc::new(FolderRoom::new(
+    let room = FolderRoom::begin(
         Arc::from(setup.plugin),
         quota,
-        used,
-        in_flight,
-    ));
+        FolderLedger::of(&root),
+        &dir,
+    )
+    .with_context(|| format!("measuring the files folder {}", root.display()))?;
+    wasi.preopened_dir(&root, GUEST_PATH, FsPerms::ReadWrite)
+        .map_err(|error| anyhow::anyhow!("preopening {}: {error:#}", root.display()))?;
+    let room = Arc::new(room);
     Ok(Some(Box::new(room)))
 }
 

@@ -1,6 +1,7 @@
 //! `wasi:filesystem/types` for a plugin granted `files`: wasmtime's own
 //! implementation, with every call that makes the folder bigger charged to
-//! the call's room first (`FolderRoom`). Past it the guest gets
+//! the plugin's running total first (`FolderRoom`), by how much bigger, and
+//! a removal given back. Past it the guest gets
 //! `insufficient-space` (ENOSPC, "No space left on device") where WASI
 //! returns an error code; a refused write on a file's stream fails that
 //! stream (wasi-libc reports it as EIO). Everything else is passed through
@@ -9,7 +10,7 @@
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Resource};
-use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
+use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemCtxView};
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     self, ErrorCode, HostDescriptor, HostDirectoryEntryStream,
 };
@@ -44,6 +45,29 @@ impl QuotaFs<'_> {
         let inner = self.inner.table.delete(stream)?;
         let wrapped: DynOutputStream = Box::new(ChargedStream::new(inner, self.room.clone()));
         Ok(self.inner.table.push(wrapped)?)
+    }
+}
+
+impl QuotaFs<'_> {
+    /// A file's size now, for the calls that cannot wait on `stat`.
+    fn size_now(&mut self, fd: &Resource<types::Descriptor>) -> FsResult<u64> {
+        match self.inner.table.get(fd)? {
+            Descriptor::File(file) => Ok(file
+                .file
+                .metadata()
+                .map_err(|error| FsError::from(ErrorCode::from(error)))?
+                .len()),
+            Descriptor::Dir(_) => Err(ErrorCode::IsDirectory.into()),
+        }
+    }
+}
+
+/// What [`super::room::usage`] counts of an entry besides [`ENTRY_BYTES`].
+fn counted_size(stat: &types::DescriptorStat) -> u64 {
+    if stat.type_ == types::DescriptorType::RegularFile {
+        stat.size
+    } else {
+        0
     }
 }
 
@@ -98,6 +122,10 @@ impl HostDescriptor for QuotaFs<'_> {
             .await?
             .size;
         self.room.take(size.saturating_sub(current))?;
+        if size < current {
+            // Not given back: a call at once may be writing past `size`.
+            self.room.changed();
+        }
         HostDescriptor::set_size(&mut self.inner, fd, size).await
     }
 
@@ -125,7 +153,15 @@ impl HostDescriptor for QuotaFs<'_> {
         buf: Vec<u8>,
         offset: types::Filesize,
     ) -> FsResult<types::Filesize> {
-        self.room.take(buf.len() as u64)?;
+        // What the file grows by, gap included: it counts at its logical size.
+        let current = HostDescriptor::stat(&mut self.inner, borrow(&fd))
+            .await?
+            .size;
+        let end = offset.saturating_add(buf.len() as u64);
+        self.room.take(end.saturating_sub(current))?;
+        if offset < current {
+            self.room.changed();
+        }
         HostDescriptor::write(&mut self.inner, fd, buf, offset).await
     }
 
@@ -181,7 +217,16 @@ impl HostDescriptor for QuotaFs<'_> {
         new_descriptor: Resource<types::Descriptor>,
         new_path: String,
     ) -> FsResult<()> {
-        self.room.take(ENTRY_BYTES)?;
+        // The measure counts each link at its file's size.
+        let linked = HostDescriptor::stat_at(
+            &mut self.inner,
+            borrow(&fd),
+            old_path_flags,
+            old_path.clone(),
+        )
+        .await?;
+        self.room
+            .take(ENTRY_BYTES.saturating_add(counted_size(&linked)))?;
         HostDescriptor::link_at(
             &mut self.inner,
             fd,
@@ -204,6 +249,9 @@ impl HostDescriptor for QuotaFs<'_> {
         if oflags.contains(types::OpenFlags::CREATE) {
             self.room.take(ENTRY_BYTES)?;
         }
+        if oflags.contains(types::OpenFlags::TRUNCATE) {
+            self.room.changed();
+        }
         HostDescriptor::open_at(&mut self.inner, fd, path_flags, path, oflags, flags).await
     }
 
@@ -224,7 +272,10 @@ impl HostDescriptor for QuotaFs<'_> {
         fd: Resource<types::Descriptor>,
         path: String,
     ) -> FsResult<()> {
-        HostDescriptor::remove_directory_at(&mut self.inner, fd, path).await
+        HostDescriptor::remove_directory_at(&mut self.inner, fd, path).await?;
+        // Only an empty folder can be removed: its entry is all it held.
+        self.room.give_back(ENTRY_BYTES);
+        Ok(())
     }
 
     async fn rename_at(
@@ -234,6 +285,9 @@ impl HostDescriptor for QuotaFs<'_> {
         new_fd: Resource<types::Descriptor>,
         new_path: String,
     ) -> FsResult<()> {
+        // A file renamed over another frees it: not given back (a call at
+        // once may be removing the same), measured again later.
+        self.room.changed();
         HostDescriptor::rename_at(&mut self.inner, fd, old_path, new_fd, new_path).await
     }
 
@@ -252,7 +306,19 @@ impl HostDescriptor for QuotaFs<'_> {
         fd: Resource<types::Descriptor>,
         path: String,
     ) -> FsResult<()> {
-        HostDescriptor::unlink_file_at(&mut self.inner, fd, path).await
+        // Looked at first, given back once removed: a removal succeeds once,
+        // and whatever replaced the file meanwhile was charged when written.
+        let removed = HostDescriptor::stat_at(
+            &mut self.inner,
+            borrow(&fd),
+            types::PathFlags::empty(),
+            path.clone(),
+        )
+        .await?;
+        HostDescriptor::unlink_file_at(&mut self.inner, fd, path).await?;
+        self.room
+            .give_back(ENTRY_BYTES.saturating_add(counted_size(&removed)));
+        Ok(())
     }
 
     fn read_via_stream(
@@ -268,6 +334,12 @@ impl HostDescriptor for QuotaFs<'_> {
         fd: Resource<types::Descriptor>,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynOutputStream>> {
+        // A stream that starts past the end makes a gap the measure counts.
+        let current = self.size_now(&fd)?;
+        self.room.take(offset.saturating_sub(current))?;
+        if offset < current {
+            self.room.changed();
+        }
         let stream = HostDescriptor::write_via_stream(&mut self.inner, fd, offset)?;
         self.charged(stream)
     }

@@ -117,6 +117,7 @@ pub fn prepare(
             allowed: setup.limit(&HTTP_REQUESTS),
             made: 0,
             refused: 0,
+            unrecorded: Vec::new(),
             max_body: u64::from(setup.limit(&HTTP_RESPONSE_KB)) << 10,
             revealed: setup.revealed.clone(),
         },
@@ -163,7 +164,12 @@ struct PluginRequests {
     deadline: Instant,
     allowed: u32,
     made: u32,
+    /// Requests refused past the budget.
     refused: u32,
+    /// Refusals after the first of their kind (outcome, count): counted
+    /// and summarised once when the call ends, never logged or audited one
+    /// by one, so a loop of refused requests costs the host nothing.
+    unrecorded: Vec<(&'static str, u32)>,
     max_body: u64,
     /// A secret injected here is masked in the call's output, should the
     /// server echo it back to the plugin.
@@ -191,6 +197,7 @@ impl PluginRequests {
             allowed: 0,
             made: 0,
             refused: 0,
+            unrecorded: Vec::new(),
             max_body: 0,
             revealed: RevealedSecrets::default(),
         }
@@ -264,16 +271,57 @@ impl PluginRequests {
     }
 }
 
+impl PluginRequests {
+    /// A request refused before it went out: the first of each kind is
+    /// logged and audited with its reason; later ones are only counted.
+    fn refuse(&mut self, record: &RequestRecord, outcome: &'static str, text: String) {
+        match self
+            .unrecorded
+            .iter_mut()
+            .find(|(known, _)| *known == outcome)
+        {
+            Some((_, count)) => {
+                *count += 1;
+                record.count(outcome);
+            }
+            None => {
+                self.unrecorded.push((outcome, 0));
+                record.finish(outcome, None, 0, Some(text));
+            }
+        }
+    }
+}
+
 impl Drop for PluginRequests {
     fn drop(&mut self) {
         if self.refused > 0 {
             count_refusals(&self.plugin, &HTTP_REQUESTS, self.refused);
-            tracing::warn!(
-                target: "plugin",
-                plugin = %self.plugin,
-                limits = %format!("{} (limit {}, {} refused)", HTTP_REQUESTS.key, self.allowed, self.refused),
-                "the call reached a per-call budget or a storage quota"
-            );
+        }
+        let repeated: u32 = self.unrecorded.iter().map(|(_, count)| count).sum();
+        if repeated == 0 && self.refused == 0 {
+            return;
+        }
+        tracing::warn!(
+            target: "plugin",
+            plugin = %self.plugin,
+            limits = %format!("{} (limit {}, {} refused)", HTTP_REQUESTS.key, self.allowed, self.refused),
+            repeated_refusals = repeated,
+            "the call's HTTP requests were refused (the first of each kind is logged above; the rest only counted)"
+        );
+        if repeated > 0
+            && let Some(writer) = &self.services.audit
+        {
+            let mut entry = self.audit.clone();
+            entry.created_at = chrono::Utc::now();
+            entry.status = "denied".to_string();
+            entry.error = Some(format!("{repeated} more requests refused in this call"));
+            entry.metadata = sqlx::types::Json(serde_json::json!({
+                "repeated": self.unrecorded.iter()
+                    .filter(|(_, count)| *count > 0)
+                    .map(|(outcome, count)| (outcome.to_string(), serde_json::json!(count)))
+                    .collect::<serde_json::Map<_, _>>(),
+            }));
+            writer.record_from_plugin(entry);
         }
     }
 }
@@ -297,7 +345,7 @@ impl WasiHttpHooks for PluginRequests {
         let (https, host, port) = match self.check(&request, &mut record) {
             Ok(destination) => destination,
             Err((error, text, outcome)) => {
-                record.finish(outcome, None, 0, Some(text));
+                self.refuse(&record, outcome, text);
                 return Box::new(async move { Err(error) });
             }
         };

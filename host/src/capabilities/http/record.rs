@@ -28,13 +28,7 @@ impl RequestRecord {
     /// label; `status` the HTTP status when one came back.
     pub fn finish(&self, outcome: &str, status: Option<u16>, bytes: u64, error: Option<String>) {
         let duration = self.started.elapsed();
-        metrics()
-            .plugin_http_requests
-            .get_or_create(&HttpLabels {
-                plugin: self.plugin.to_string(),
-                outcome: outcome.to_string(),
-            })
-            .inc();
+        self.count(outcome);
         // One line either way; a refusal or a failure is a warning.
         macro_rules! line {
             ($level:ident, $message:literal) => {
@@ -69,8 +63,20 @@ impl RequestRecord {
                 "bytes": bytes,
                 "secrets": self.secrets,
             }));
-            writer.record(entry);
+            // The plugin caused it: it takes the plugin's share of the queue.
+            writer.record_from_plugin(entry);
         }
+    }
+
+    /// Counts the request in `wasmbot_plugin_http_requests_total` only.
+    pub fn count(&self, outcome: &str) {
+        metrics()
+            .plugin_http_requests
+            .get_or_create(&HttpLabels {
+                plugin: self.plugin.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 }
 

@@ -7,18 +7,19 @@
 //! leader goes away; a lease that runs out (its process died) makes the job
 //! claimable again, so every job fires at least once.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use super::hooks::WebhookDelivery;
 use crate::chat::{Answer, Dispatcher};
 use crate::infra::metrics::{label, metrics};
 use crate::infra::schedule::{CronSpec, LeaderLock, Leadership, now_ms};
-use crate::infra::store::{AuditEntry, Store, StoredJob};
+use crate::infra::store::{AuditEntry, ClaimRoom, Store, StoredJob};
 use crate::runtime::{DueJob, Happening, HappeningKind, Webhook};
 
 /// Attempts at one occurrence before it is set aside.
@@ -44,6 +45,10 @@ const DRAIN: Duration = Duration::from_secs(20);
 
 /// Jobs running at once in this process.
 const MAX_IN_FLIGHT: usize = 16;
+
+/// Jobs (and webhook deliveries) of one plugin running at once: a plugin
+/// whose jobs compute until their deadline keeps the others' slots free.
+pub const JOBS_PER_PLUGIN: usize = MAX_IN_FLIGHT / 4;
 
 /// A failed job is tried again no sooner than this, times the attempts so far.
 const RETRY_STEP: Duration = Duration::from_secs(2);
@@ -85,6 +90,10 @@ pub struct JobRunner {
     /// This process's name on the leases it takes.
     owner: String,
     in_flight: Arc<Semaphore>,
+    /// Jobs running now, by plugin (their shares of the slots).
+    running: std::sync::Mutex<HashMap<String, usize>>,
+    /// A job finished: its plugin may take another slot.
+    finished: Notify,
 }
 
 impl JobRunner {
@@ -101,6 +110,8 @@ impl JobRunner {
             output,
             owner: uuid::Uuid::new_v4().simple().to_string(),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            running: std::sync::Mutex::default(),
+            finished: Notify::new(),
         })
     }
 
@@ -214,7 +225,7 @@ impl JobRunner {
                         &self.owner,
                         now,
                         now + LEASE.as_millis() as i64,
-                        room,
+                        &self.claim_room(room),
                     )
                     .await
                 {
@@ -225,8 +236,10 @@ impl JobRunner {
                                 return true;
                             };
                             let runner = self.clone();
+                            let running = RunningJob::start(&runner, &job.plugin);
                             tokio::spawn(async move {
                                 runner.fire(job, took_over).await;
+                                drop(running);
                                 drop(permit);
                             });
                         }
@@ -234,10 +247,12 @@ impl JobRunner {
                     Err(error) => tracing::warn!(%error, "could not claim due jobs; retrying"),
                 }
             }
+            // Due jobs left unclaimed wait for a slot (a finished job wakes
+            // this); otherwise until the next one comes due.
             let wait = if claimed_any {
                 Duration::ZERO
             } else {
-                match self.store.jobs_next_due(self.channel()).await {
+                match self.store.jobs_next_due(self.channel(), now_ms()).await {
                     Ok(Some(due)) => {
                         Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0))
                             .clamp(Duration::from_millis(10), POLL)
@@ -252,6 +267,7 @@ impl JobRunner {
             tokio::select! {
                 _ = stopped(stop) => return true,
                 _ = wake.notified() => {}
+                _ = self.finished.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = check.tick() => {
                     if !lock.still_held().await {
@@ -264,6 +280,20 @@ impl JobRunner {
                     }
                 }
             }
+        }
+    }
+
+    /// What the next claim may take: `free` slots, and of each plugin
+    /// what is left of its share.
+    fn claim_room(&self, free: usize) -> ClaimRoom {
+        let running = lock(&self.running);
+        ClaimRoom {
+            total: free,
+            per_plugin: JOBS_PER_PLUGIN,
+            left: running
+                .iter()
+                .map(|(plugin, count)| (plugin.clone(), JOBS_PER_PLUGIN.saturating_sub(*count)))
+                .collect(),
         }
     }
 
@@ -456,4 +486,41 @@ impl JobRunner {
             }
         }
     }
+}
+
+/// One job counted against its plugin's share while it runs.
+struct RunningJob {
+    runner: Arc<JobRunner>,
+    plugin: String,
+}
+
+impl RunningJob {
+    fn start(runner: &Arc<JobRunner>, plugin: &str) -> Self {
+        *lock(&runner.running).entry(plugin.to_string()).or_default() += 1;
+        Self {
+            runner: runner.clone(),
+            plugin: plugin.to_string(),
+        }
+    }
+}
+
+impl Drop for RunningJob {
+    fn drop(&mut self) {
+        let mut running = lock(&self.runner.running);
+        if let Some(count) = running.get_mut(&self.plugin) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                running.remove(&self.plugin);
+            }
+        }
+        drop(running);
+        self.runner.finished.notify_one();
+    }
+}
+
+/// A poisoned lock only means a panic elsewhere mid-update; the counts are still counts.
+fn lock<V>(mutex: &std::sync::Mutex<V>) -> std::sync::MutexGuard<'_, V> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -48,24 +48,66 @@ pub struct StoredJob {
 
 const COLUMNS: &str = "id, plugin, channel, chat_id, user_id, kind, spec, payload, due_ms, attempts, status, last_error";
 
-/// Due jobs of a channel whose lease is free or ran out, soonest first;
-/// Postgres skips rows another replica is claiming at this moment.
-const CLAIM_POSTGRES: &str = "WITH due AS ( \
-       SELECT id FROM scheduled_jobs \
-       WHERE channel = $3 AND status = 'active' AND due_ms <= $4 \
-         AND (lease_until_ms IS NULL OR lease_until_ms < $4) \
-       ORDER BY due_ms LIMIT $5 FOR UPDATE SKIP LOCKED) \
-     UPDATE scheduled_jobs SET lease_owner = $1, lease_until_ms = $2, attempts = scheduled_jobs.attempts + 1 \
-     FROM due WHERE scheduled_jobs.id = due.id \
-     RETURNING scheduled_jobs.id, plugin, channel, chat_id, user_id, kind, spec, payload, due_ms, attempts, status, last_error";
+/// When a job may be claimed: its due time, or later its retry time (a
+/// failed job waits behind the jobs that came due meanwhile) or the end
+/// of a lease that ran out.
+const CLAIMABLE_AT: &str = "CASE WHEN lease_until_ms IS NOT NULL AND lease_until_ms > due_ms THEN lease_until_ms ELSE due_ms END";
+
+/// Due jobs of a channel whose lease is free or ran out, taken fairly: each
+/// plugin's are numbered soonest first (`nth`), a plugin gets at most its
+/// share ($6: a JSON object of what is left of it for plugins already
+/// running jobs; $7 for the others), and every plugin's first job comes
+/// before anyone's second. Postgres skips rows another replica is claiming
+/// at this moment (locked before they are numbered: `FOR UPDATE` cannot sit
+/// beside a window function).
+fn claim_postgres() -> String {
+    format!(
+        "WITH free AS ( \
+           SELECT id, plugin, {CLAIMABLE_AT} AS claimable_at FROM scheduled_jobs \
+           WHERE channel = $3 AND status = 'active' AND due_ms <= $4 \
+             AND (lease_until_ms IS NULL OR lease_until_ms < $4) \
+           FOR UPDATE SKIP LOCKED), \
+         ranked AS ( \
+           SELECT id, plugin, claimable_at, \
+                  ROW_NUMBER() OVER (PARTITION BY plugin ORDER BY claimable_at, id) AS nth \
+           FROM free), \
+         due AS ( \
+           SELECT id FROM ranked \
+           WHERE nth <= COALESCE(($6::jsonb ->> plugin)::bigint, $7) \
+           ORDER BY nth, claimable_at, id LIMIT $5) \
+         UPDATE scheduled_jobs SET lease_owner = $1, lease_until_ms = $2, attempts = scheduled_jobs.attempts + 1 \
+         FROM due WHERE scheduled_jobs.id = due.id \
+         RETURNING scheduled_jobs.id, plugin, channel, chat_id, user_id, kind, spec, payload, due_ms, attempts, status, last_error"
+    )
+}
 
 /// SQLite has one writer at a time, so the statement alone is atomic.
-const CLAIM_SQLITE: &str = "UPDATE scheduled_jobs SET lease_owner = ?1, lease_until_ms = ?2, attempts = attempts + 1 \
-     WHERE id IN (SELECT id FROM scheduled_jobs \
-       WHERE channel = ?3 AND status = 'active' AND due_ms <= ?4 \
-         AND (lease_until_ms IS NULL OR lease_until_ms < ?4) \
-       ORDER BY due_ms LIMIT ?5) \
-     RETURNING id, plugin, channel, chat_id, user_id, kind, spec, payload, due_ms, attempts, status, last_error";
+fn claim_sqlite() -> String {
+    format!(
+        "UPDATE scheduled_jobs SET lease_owner = ?1, lease_until_ms = ?2, attempts = attempts + 1 \
+         WHERE id IN ( \
+           SELECT id FROM ( \
+             SELECT id, plugin, claimable_at, \
+                    ROW_NUMBER() OVER (PARTITION BY plugin ORDER BY claimable_at, id) AS nth \
+             FROM (SELECT id, plugin, {CLAIMABLE_AT} AS claimable_at FROM scheduled_jobs \
+                   WHERE channel = ?3 AND status = 'active' AND due_ms <= ?4 \
+                     AND (lease_until_ms IS NULL OR lease_until_ms < ?4))) AS ranked \
+           WHERE nth <= COALESCE((SELECT value FROM json_each(?6) WHERE key = ranked.plugin), ?7) \
+           ORDER BY nth, claimable_at, id LIMIT ?5) \
+         RETURNING id, plugin, channel, chat_id, user_id, kind, spec, payload, due_ms, attempts, status, last_error"
+    )
+}
+
+/// How many due jobs one claim may take, and of each plugin.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimRoom {
+    /// All plugins together.
+    pub total: usize,
+    /// A plugin with none running.
+    pub per_plugin: usize,
+    /// What is left of the share of plugins running jobs now.
+    pub left: std::collections::HashMap<String, usize>,
+}
 
 /// Runs one UPDATE or DELETE of a single job on either backend; true when
 /// it changed the row.
@@ -82,8 +124,11 @@ macro_rules! change {
 }
 
 impl Store {
-    /// Adds a job unless the plugin already keeps `max_jobs` active ones
-    /// (webhook deliveries do not count); returns its id.
+    /// Adds a job unless the plugin already keeps `max_jobs` (webhook
+    /// deliveries do not count); returns its id. Jobs set aside after
+    /// failing count too: a plugin whose jobs keep dying fills its quota
+    /// and adds no more until they expire (`jobs_expire_dead`) or it
+    /// cancels them by id.
     pub async fn jobs_add(
         &self,
         job: &NewJob<'_>,
@@ -93,7 +138,7 @@ impl Store {
             self,
             "INSERT INTO scheduled_jobs (plugin, channel, chat_id, user_id, kind, spec, payload, due_ms, created_ms) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-             WHERE (SELECT COUNT(*) FROM scheduled_jobs WHERE plugin = $1 AND status = 'active' AND kind <> 'webhook') < $10 \
+             WHERE (SELECT COUNT(*) FROM scheduled_jobs WHERE plugin = $1 AND kind <> 'webhook') < $10 \
              RETURNING id",
         );
         let created = chrono::Utc::now().timestamp_millis();
@@ -160,23 +205,40 @@ impl Store {
         .await?))
     }
 
+    /// Deletes jobs set aside (`dead`) that were added before `before_ms`:
+    /// kept for the operator as long as the audit trail, then gone.
+    pub async fn jobs_expire_dead(&self, before_ms: i64) -> StoreResult<u64> {
+        let sql = dialect(
+            self,
+            "DELETE FROM scheduled_jobs WHERE status = 'dead' AND created_ms < $1",
+        );
+        Ok(on_either!(self, pool => timed(
+            sqlx::query(&sql).bind(before_ms).execute(pool),
+        )
+        .await?
+        .rows_affected()))
+    }
+
     /// Every job, active and set aside, for the operator and tests.
     pub async fn jobs_all(&self) -> StoreResult<Vec<StoredJob>> {
         let sql = format!("SELECT {COLUMNS} FROM scheduled_jobs ORDER BY due_ms, id");
         Ok(on_either!(self, pool => timed(sqlx::query_as(&sql).fetch_all(pool)).await?))
     }
 
-    /// When the channel's soonest active job is due (a failed one: not before
-    /// its retry time), if it has any.
-    pub async fn jobs_next_due(&self, channel: &str) -> StoreResult<Option<i64>> {
+    /// When the channel's next active job may be claimed after `after_ms`
+    /// (a failed one: not before its retry time; a running one: when its
+    /// lease runs out), if any. Jobs claimable already are not counted:
+    /// they wait for a slot, and a finished job wakes the runner for them.
+    pub async fn jobs_next_due(&self, channel: &str, after_ms: i64) -> StoreResult<Option<i64>> {
         let sql = dialect(
             self,
-            "SELECT MIN(CASE WHEN lease_until_ms IS NOT NULL AND lease_until_ms > due_ms \
-                        THEN lease_until_ms ELSE due_ms END) \
-             FROM scheduled_jobs WHERE channel = $1 AND status = 'active'",
+            &format!(
+                "SELECT MIN({CLAIMABLE_AT}) FROM scheduled_jobs \
+                 WHERE channel = $1 AND status = 'active' AND {CLAIMABLE_AT} > $2"
+            ),
         );
         Ok(on_either!(self, pool => timed(
-            sqlx::query_scalar::<_, Option<i64>>(&sql).bind(channel).fetch_one(pool),
+            sqlx::query_scalar::<_, Option<i64>>(&sql).bind(channel).bind(after_ms).fetch_one(pool),
         )
         .await?))
     }
@@ -199,27 +261,32 @@ impl Store {
         .await?))
     }
 
-    /// Leases at most `limit` due jobs of `channel` to `owner` until `until_ms`.
+    /// Leases due jobs of `channel` to `owner` until `until_ms`, at most
+    /// what `room` allows in all and of each plugin.
     pub async fn jobs_claim(
         &self,
         channel: &str,
         owner: &str,
         now_ms: i64,
         until_ms: i64,
-        limit: usize,
+        room: &ClaimRoom,
     ) -> StoreResult<Vec<StoredJob>> {
         let sql = match self {
-            Store::Sqlite(_) => CLAIM_SQLITE,
-            Store::Postgres(_) => CLAIM_POSTGRES,
+            Store::Sqlite(_) => claim_sqlite(),
+            Store::Postgres(_) => claim_postgres(),
         };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = i64::try_from(room.total).unwrap_or(i64::MAX);
+        let per_plugin = i64::try_from(room.per_plugin).unwrap_or(i64::MAX);
+        let left = serde_json::to_string(&room.left).unwrap_or_else(|_| "{}".to_string());
         let mut claimed: Vec<StoredJob> = on_either!(self, pool => timed(
-            sqlx::query_as(sql)
+            sqlx::query_as(&sql)
                 .bind(owner)
                 .bind(until_ms)
                 .bind(channel)
                 .bind(now_ms)
                 .bind(limit)
+                .bind(&left)
+                .bind(per_plugin)
                 .fetch_all(pool),
         )
         .await?);

@@ -17,7 +17,7 @@ pub use audit::{AuditEntry, KeyedAuditEntry, RejectedAudit};
 pub use conversation::{PendingPrompt, StoredButton, unix_now};
 pub use credentials::{CredentialInfo, StoredCredential};
 pub use inbox::{ClaimedUpdate, InboxCounts, InboxOutcome, InboxUpdate};
-pub use jobs::{NewJob, StoredJob, TooManyJobs};
+pub use jobs::{ClaimRoom, NewJob, StoredJob, TooManyJobs};
 pub use oauth::OAuthRow;
 pub use pool::{Store, StoreError, StoreResult, now};
 pub use sanitize::{clean_capped, clean_text};
