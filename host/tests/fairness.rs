@@ -26,7 +26,7 @@ struct Hostile {
 impl Hostile {
     async fn start(limits: &str) -> Self {
         let (api, url) = BotApi::start(TOKEN).await;
-        let plugins = common::plugins_dir(&["hostile", "start", "ticker"]);
+        let plugins = common::plugins_dir(&["hostile", "start", "ticker", "notes"]);
         let manifest = std::fs::read_to_string(plugins.path().join("hostile.toml")).unwrap();
         let (head, _) = manifest
             .split_once("\n[limits]\n")
@@ -306,4 +306,31 @@ async fn jobs_that_trap_after_adding_more_stop_at_the_quota() {
         refused.contains("there are 4 scheduled jobs already"),
         "{refused}"
     );
+}
+
+/// Point 7: a question asked from a job does not take over another
+/// plugin's question (whose answer still reaches it), and a plugin's
+/// message to the admin chat says whose it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jobs_question_never_takes_over_another_plugins() {
+    let bot = Hostile::start("schedule_jobs = 100").await;
+    bot.say(240, "/hjobask 1500");
+    assert_eq!(bot.answers(240, 1).await, ["scheduled 1"]);
+    bot.say(240, "/note");
+    assert_eq!(bot.answers(240, 2).await[1], "What should I note?");
+    // The job asks while notes waits for its answer.
+    assert_eq!(
+        bot.answers(240, 3).await[2],
+        "Which colour, asked from a job?"
+    );
+    bot.say(240, "buy milk");
+    assert_eq!(bot.answers(240, 4).await[3], "Noted (1 in this chat).");
+
+    bot.say(241, "/tell_admin 0 hello from a job");
+    bot.answers(241, 1).await;
+    let admin = bot
+        .api
+        .wait_for_sent_within(common::processes::ADMIN_CHAT, 1, PATIENCE)
+        .await;
+    assert_eq!(admin[0].text, "🧩 ticker:\n⏰ hello from a job");
 }

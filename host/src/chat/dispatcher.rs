@@ -676,6 +676,11 @@ impl Dispatcher {
                     tracing::info!(kind, status = "ok", duration_ms = seconds * 1000.0, "event handled");
                     self.carry_out(&mut answer, plugin, (happening.chat_id, user_id), actions)
                         .await;
+                    // Nobody was talking to the plugin: its question must
+                    // not take over one another plugin is waiting on.
+                    if let PromptChange::Set(prompt) = std::mem::take(&mut answer.prompt) {
+                        answer.prompt = PromptChange::Offer(prompt);
+                    }
                     Ok(answer)
                 }
                 Err(PluginFailure::Declined(text)) => {

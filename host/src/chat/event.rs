@@ -185,9 +185,31 @@ pub enum PromptChange {
     Clear,
     /// The plugin asked a (new) question.
     Set(PendingPrompt),
+    /// A question asked from a due job or a webhook, while nobody was
+    /// talking to the plugin: it becomes the chat's only if no other
+    /// plugin's question is waiting there (that one keeps its answer).
+    Offer(PendingPrompt),
 }
 
 impl Answer {
+    /// Marks every message and caption as `plugin`'s ("🧩 plugin: ..."), for
+    /// the admin chat: a plugin's message there must not pass for one of
+    /// the host's alerts.
+    pub fn mark_as_from(&mut self, plugin: &str) {
+        for action in &mut self.actions {
+            match action {
+                ChatAction::Send(message) => {
+                    message.text =
+                        format!("{}{}", from_plugin(plugin, message.format), message.text);
+                }
+                ChatAction::SendFile(file) => {
+                    file.caption = format!("{}{}", from_plugin(plugin, file.format), file.caption);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// What the user reads, in order: every sent text and every edited
     /// text and notice, one per line (the console, tests).
     pub fn text(&self) -> String {
@@ -219,4 +241,27 @@ impl Answer {
             })
             .unwrap_or(Format::Plain)
     }
+}
+
+/// The first line of a plugin's message in the admin chat, in the message's format.
+fn from_plugin(plugin: &str, format: Format) -> String {
+    let name: String = match format {
+        Format::Plain => plugin.to_string(),
+        // MarkdownV2 wants these escaped anywhere in the text.
+        Format::Markdown => plugin
+            .chars()
+            .flat_map(|c| {
+                let special = "_*[]()~`>#+-=|{}.!\\".contains(c);
+                special
+                    .then_some('\\')
+                    .into_iter()
+                    .chain(std::iter::once(c))
+            })
+            .collect(),
+        Format::Html => plugin
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;"),
+    };
+    format!("🧩 {name}:\n")
 }

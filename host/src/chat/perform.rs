@@ -255,6 +255,19 @@ async fn settle_prompt(change: &PromptChange, chat_id: i64, store: Option<&Store
             PromptChange::Keep => return,
             PromptChange::Clear => store.prompt_clear(chat_id).await.map(drop),
             PromptChange::Set(prompt) => store.prompt_set(chat_id, prompt, unix_now()).await,
+            PromptChange::Offer(prompt) => {
+                store
+                    .prompt_offer(chat_id, prompt, unix_now())
+                    .await
+                    .map(|kept| {
+                        if !kept {
+                            tracing::warn!(
+                                plugin = %prompt.plugin,
+                                "a question asked from a job or webhook was not kept: another plugin's question is waiting in the chat"
+                            );
+                        }
+                    })
+            }
         };
         match result {
             Ok(()) => return,

@@ -5,7 +5,7 @@
 //! bounded.
 //!
 //! Replies: `/hspin` never answers (its deadline does); `/hjobspin <n>`,
-//! `/hjobwrite <n> <kib>`, `/hjobtrap <n>`, `/hjobask` answer
+//! `/hjobwrite <n> <kib>`, `/hjobtrap <n>`, `/hjobask <ms>` answer
 //! "scheduled <n>"; `/hwrite <kib>` "wrote <kib> KiB" or "error: ...";
 //! `/hsparse` "wrote at 1 GiB" or "error: ..."; `/hsize` "<bytes> bytes in
 //! <files> files"; `/hrefused <n>` "<n> refused, <ok> answered"; `/hjobs`
@@ -38,7 +38,10 @@ fn handle(msg: Message) -> HandlerResult {
         "hsize" => size(),
         "hrefused" => refused(number(0)?),
         "hjobtrap" => schedule_many(1, &format!("trap {}", number(0)?))?,
-        "hjobask" => schedule_many(1, "ask")?,
+        "hjobask" => {
+            schedule::after(Duration::from_millis(number(0)?), "ask").map_err(|e| e.message())?;
+            "scheduled 1".to_string()
+        }
         "hjobs" => format!("jobs: {}", schedule::list().map_err(|e| e.message())?.len()),
         other => return Err(format!("unknown command {other}")),
     };

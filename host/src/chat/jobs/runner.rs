@@ -357,11 +357,15 @@ impl JobRunner {
         happening: Happening,
         chat_id: i64,
     ) -> Result<(), String> {
-        let answer = self
+        let mut answer = self
             .dispatcher
             .handle_happening(&job.plugin, happening, job.user_id.unwrap_or(0))
             .await
             .map_err(|failure| failure.to_string())?;
+        if job.chat_id.is_none() {
+            // The admin chat, where the host's alerts go too.
+            answer.mark_as_from(&job.plugin);
+        }
         self.output
             .deliver(chat_id, answer)
             .await

@@ -113,6 +113,39 @@ impl Store {
         Ok(())
     }
 
+    /// Makes `plugin`'s question the one `chat_id` waits on unless another
+    /// plugin's question (not expired) is waiting there; true when kept.
+    pub async fn prompt_offer(
+        &self,
+        chat_id: i64,
+        prompt: &PendingPrompt,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let purge = dialect(self, "DELETE FROM chat_prompts WHERE expires_at < $1");
+        let sql = dialect(
+            self,
+            "INSERT INTO chat_prompts (chat_id, plugin, user_id, state, expires_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (chat_id) DO UPDATE SET plugin = excluded.plugin, user_id = excluded.user_id,
+                 state = excluded.state, expires_at = excluded.expires_at
+             WHERE chat_prompts.plugin = excluded.plugin",
+        );
+        let kept = on_either!(self, pool => {
+            timed(sqlx::query(&purge).bind(now).execute(pool)).await?;
+            timed(
+                sqlx::query(&sql)
+                    .bind(chat_id)
+                    .bind(&prompt.plugin)
+                    .bind(prompt.user_id)
+                    .bind(&prompt.state)
+                    .bind(prompt.expires_at)
+                    .execute(pool),
+            )
+            .await?
+            .rows_affected()
+        });
+        Ok(kept == 1)
+    }
+
     /// The chat's pending question (expired or not).
     pub async fn prompt(&self, chat_id: i64) -> StoreResult<Option<PendingPrompt>> {
         let sql = dialect(
