@@ -225,9 +225,10 @@ async fn the_files_quota_holds_for_writers_at_once_and_for_sparse_files() {
 /// first refusal and one summary, the log one line each.
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_requests_are_counted_not_recorded_one_by_one() {
-    let bot = Hostile::start("files_kb = 1024").await;
-    bot.say(210, "/hrefused 3000");
-    assert_eq!(bot.answers(210, 1).await, ["3000 refused, 0 answered"]);
+    // A debug build on a busy machine takes a few ms a request.
+    let bot = Hostile::start("timeout_ms = 60000").await;
+    bot.say(210, "/hrefused 1000");
+    assert_eq!(bot.answers(210, 1).await, ["1000 refused, 0 answered"]);
     // The call's own entry is queued after its requests': once it is
     // written, so are they.
     bot.wait_count(
@@ -244,7 +245,7 @@ async fn refused_requests_are_counted_not_recorded_one_by_one() {
         .lines()
         .filter(|line| line.contains("http") && line.contains("refused"))
         .count();
-    eprintln!("3000 refused requests in one call: {rows} audit rows, {lines} log lines");
+    eprintln!("1000 refused requests in one call: {rows} audit rows, {lines} log lines");
     assert_eq!(rows, 2, "the first refusal and one summary");
     assert!(lines <= 2, "{lines} log lines");
 }

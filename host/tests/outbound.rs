@@ -884,3 +884,82 @@ async fn audited_requests(store: &Store, count: usize) -> Vec<(String, String)> 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Issue 32, point 6, through the real binary: a secret bound to one host
+/// is refused (typed) for another the plugin may reach; a value a server
+/// echoed back and the plugin kept in a file is masked when a later call —
+/// in a later process too — replies with it, and in a job's payload.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_goes_only_to_its_hosts_and_stays_masked_wherever_it_is_kept() {
+    let (server, seen) = serve().await;
+    let dir = common::plugins_dir(&["hostile"]);
+    let data = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/wasmbot.db", data.path().display());
+    let store = Store::connect(&database).await.unwrap();
+    store.migrate().await.unwrap();
+    store_secret(&store, "token", SECRET).await;
+    let echo = format!("http://{server}");
+    let other = format!("http://localhost:{}", server.port());
+    let allow = format!("{server},localhost:{}", server.port());
+    let chat = |input: &'static str| {
+        let (plugins, database, echo, other, allow, data) = (
+            dir.path().to_str().unwrap().to_string(),
+            database.clone(),
+            echo.clone(),
+            other.clone(),
+            allow.clone(),
+            data.path().to_path_buf(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let env = [
+                ("PLUGINS_DIR", plugins.as_str()),
+                ("DATABASE_URL", database.as_str()),
+                ("ENCRYPTION_KEY", KEY),
+                ("PLUGIN_HOSTILE_ECHO_URL", echo.as_str()),
+                ("PLUGIN_HOSTILE_OTHER_URL", other.as_str()),
+                ("HTTP_ALLOW_PRIVATE", allow.as_str()),
+            ];
+            let output = common::chat_binary(&data, &env, &[], input);
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert!(output.status.success(), "{stderr}");
+            assert!(!stderr.contains(SECRET), "{stderr}");
+            stdout
+        })
+    };
+
+    let first = chat("/hleak\n/hecho\n/hshow\n/hjobkept\n").await.unwrap();
+    let lines: Vec<&str> = first
+        .lines()
+        .filter(|l| !l.starts_with("wasmbot console"))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(
+            "refused (Denied): secret `token` is not sent to localhost: it is for http://{server}"
+        ))),
+        "{first}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().authorization.len(),
+        0,
+        "echo-auth-back does not note; nothing reached /echo-auth"
+    );
+    assert!(first.contains("kept "), "{first}");
+    assert!(first.contains("Bearer [redacted]"), "{first}");
+    assert!(!first.contains(SECRET), "{first}");
+    // The file holds what the server said; the job's payload does not.
+    let kept = std::fs::read_to_string(data.path().join("data/files/hostile/echo.txt")).unwrap();
+    assert_eq!(kept, format!("Bearer {SECRET}"));
+    let pool = sqlx::SqlitePool::connect(&database).await.unwrap();
+    let payloads: Vec<String> = sqlx::query_scalar("SELECT payload FROM scheduled_jobs")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(payloads, ["Bearer [redacted]"]);
+
+    // A new process, before the plugin was handed anything.
+    let second = chat("/hshow\n").await.unwrap();
+    assert!(second.contains("Bearer [redacted]"), "{second}");
+    assert!(!second.contains(SECRET), "{second}");
+}

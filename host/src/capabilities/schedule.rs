@@ -123,6 +123,8 @@ impl wit::Host for CallState {
             )));
         }
         let (due_ms, kind, spec) = first_run(&when, now_ms())?;
+        // Kept in the database and handed back later: never a secret.
+        let payload = self.mask(&payload);
         let store = database(self)?;
         let context = self.context();
         let new = NewJob {

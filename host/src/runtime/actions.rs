@@ -116,6 +116,7 @@ pub fn bound(
             }
             Action::SendFile(file) => {
                 check_file(file, sent, limits.file_bytes).map_err(at)?;
+                file.name = mask(&file.name);
                 let caption = mask(&file.caption);
                 file.caption = clean_capped(&caption, caption_bytes(&caption)).into_owned();
                 sent += 1;

@@ -87,39 +87,88 @@ pub struct CallGrants {
     pub revealed: RevealedSecrets,
 }
 
-/// Secret values a call has been handed (or that went out on its behalf):
-/// whatever the plugin logs or replies has them replaced by [`MASK`].
+/// Secret values a plugin has been handed (or that went out on its behalf)
+/// in this process, by any of its calls: whatever it logs, replies or
+/// schedules has them replaced by [`MASK`] — a value a server echoed back,
+/// kept in `state` or a file and replied with calls later, too. The stored
+/// secrets the manifest lists are learnt at the plugin's first call.
 #[derive(Clone, Default)]
-pub struct RevealedSecrets(Arc<std::sync::Mutex<Vec<Zeroizing<String>>>>);
+pub struct RevealedSecrets(Arc<Revealed>);
+
+#[derive(Default)]
+struct Revealed {
+    values: std::sync::Mutex<std::collections::VecDeque<Zeroizing<String>>>,
+    /// The stored secrets were read (or tried) once.
+    learnt: std::sync::atomic::AtomicBool,
+}
+
+/// Values one plugin's mask keeps; the oldest go first (rotated tokens).
+const MAX_REVEALED: usize = 64;
 
 impl RevealedSecrets {
+    /// The values handed to `plugin` (every version of it) in this process.
+    pub fn handed_to(plugin: &str) -> Self {
+        static HANDED: std::sync::OnceLock<
+            std::sync::Mutex<std::collections::HashMap<String, RevealedSecrets>>,
+        > = std::sync::OnceLock::new();
+        let mut handed = HANDED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        handed.entry(plugin.to_string()).or_default().clone()
+    }
+
+    fn values(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Zeroizing<String>>> {
+        self.0
+            .values
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub fn remember(&self, value: &str) {
         if value.is_empty() {
             return;
         }
-        let mut values = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut values = self.values();
         if !values.iter().any(|known| known.as_str() == value) {
-            values.push(Zeroizing::new(value.to_string()));
+            if values.len() >= MAX_REVEALED {
+                values.pop_front();
+            }
+            values.push_back(Zeroizing::new(value.to_string()));
+        }
+    }
+
+    /// Reads the stored secrets `names` once per process, so a value kept
+    /// before a restart is masked too. A secret not stored (yet) is learnt
+    /// when it is handed out.
+    pub async fn learn_stored(&self, names: &[String], services: &HostServices) {
+        use std::sync::atomic::Ordering;
+        if names.is_empty() || self.0.learnt.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (Some(store), Some(vault)) = (&services.store, &services.vault) else {
+            return;
+        };
+        for name in names {
+            let Ok(Some(stored)) = store.get_credential(name).await else {
+                continue;
+            };
+            if let Ok(plaintext) = vault.decrypt(&stored)
+                && let Ok(value) = std::str::from_utf8(&plaintext)
+            {
+                self.remember(value);
+            }
         }
     }
 
     /// Whether no secret was handed out (there is nothing to mask).
     pub fn is_empty(&self) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .is_empty()
+        self.values().is_empty()
     }
 
     /// `text` with every remembered value replaced.
     pub fn mask(&self, text: &str) -> String {
-        let values = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let values = self.values();
         let mut masked = text.to_string();
         for secret in values.iter() {
             if masked.contains(secret.as_str()) {

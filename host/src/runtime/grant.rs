@@ -23,6 +23,8 @@ pub struct GrantInput<'a> {
     pub secrets: &'a [String],
     /// `oauth = [...]`.
     pub oauth: &'a [String],
+    /// The hosts the manifest binds credentials to, by label.
+    pub credential_hosts: &'a std::collections::BTreeMap<String, Vec<String>>,
     /// `[settings]` with the operator's overrides.
     pub settings: &'a Settings,
     /// The component exports `on-event` (due jobs, webhooks reach it).

@@ -89,6 +89,11 @@ pub struct Manifest {
     /// `oauth = [...]`: OAuth 2 credentials (`wasmbot oauth add`) whose
     /// access token the host may put into this plugin's requests.
     pub oauth: Vec<String>,
+    /// The hosts a credential is put into requests for, where the manifest
+    /// names them (`secrets = [{ name = "github", hosts = ["api.github.com"] }]`),
+    /// by label (`github`, `oauth:google`); the others go to the exact
+    /// entries of `http` only.
+    pub credential_hosts: BTreeMap<String, Vec<String>>,
     pub limits: PluginLimits,
     /// Per-call budgets the manifest sets under `[limits]` (checked against
     /// the capability table); the operator's defaults fill the rest.
@@ -115,15 +120,39 @@ struct RawManifest {
     #[serde(default)]
     capabilities: Vec<String>,
     #[serde(default)]
-    secrets: Vec<String>,
+    secrets: Vec<RawCredential>,
     #[serde(default)]
-    oauth: Vec<String>,
+    oauth: Vec<RawCredential>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
     http: Vec<String>,
     #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
+}
+
+/// A credential's name, or its name and the hosts it is for.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCredential {
+    Name(String),
+    Bound(BoundCredential),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BoundCredential {
+    name: String,
+    hosts: Vec<String>,
+}
+
+impl RawCredential {
+    fn name(&self) -> &str {
+        match self {
+            RawCredential::Name(name) => name,
+            RawCredential::Bound(bound) => &bound.name,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -249,11 +278,33 @@ impl Manifest {
         }
         // The operator's names (`secrets set`): the host keeps its own
         // credentials (webhook secrets, `hook:…`) under names no manifest can list.
-        for (field, names) in [("secrets", &raw.secrets), ("oauth", &raw.oauth)] {
-            if let Some(name) = names.iter().find(|name| !is_credential_name(name)) {
-                return Err(format!(
-                    "`{field}` lists {name:?}; credential names are {CREDENTIAL_NAME_RULE}"
-                ));
+        let mut credential_hosts = BTreeMap::new();
+        for (field, entries) in [("secrets", &raw.secrets), ("oauth", &raw.oauth)] {
+            for entry in entries.iter() {
+                let name = entry.name();
+                if !is_credential_name(name) {
+                    return Err(format!(
+                        "`{field}` lists {name:?}; credential names are {CREDENTIAL_NAME_RULE}"
+                    ));
+                }
+                let RawCredential::Bound(bound) = entry else {
+                    continue;
+                };
+                if bound.hosts.is_empty() {
+                    return Err(format!(
+                        "`{field}` entry {name:?} lists no `hosts`: name the hosts it is for, or write just the name"
+                    ));
+                }
+                if bound.hosts.iter().any(|host| host.trim() == "*") {
+                    return Err(format!(
+                        "`{field}` entry {name:?} is bound to \"*\": a credential goes only to the hosts it is for; name them"
+                    ));
+                }
+                let label = match field {
+                    "oauth" => format!("oauth:{name}"),
+                    _ => name.to_string(),
+                };
+                credential_hosts.insert(label, bound.hosts.clone());
             }
         }
         if !raw.oauth.is_empty() && !capabilities.iter().any(|c| c.name == "http") {
@@ -283,8 +334,9 @@ impl Manifest {
             version: raw.version,
             commands,
             capabilities,
-            secrets: raw.secrets,
-            oauth: raw.oauth,
+            secrets: raw.secrets.iter().map(|c| c.name().to_string()).collect(),
+            oauth: raw.oauth.iter().map(|c| c.name().to_string()).collect(),
+            credential_hosts,
             limits: PluginLimits::new(timeout_ms, memory_mb).with_reply_kb(reply_kb),
             budgets: raw.limits.budgets,
             free_text: raw.free_text,
@@ -386,6 +438,22 @@ mod tests {
         let error = parse(&GOOD.replace(r#"["log"]"#, r#"["log", "telepathy"]"#)).unwrap_err();
         assert!(error.contains("unknown capability `telepathy`"), "{error}");
         assert!(error.contains("known: log"), "{error}");
+    }
+
+    #[test]
+    fn a_credential_may_name_its_hosts_but_never_every_host() {
+        let with = |line: &str| GOOD.replace("[limits]", &format!("{line}\n[limits]"));
+        let bound = parse(&with(
+            r#"secrets = ["plain", { name = "github", hosts = ["api.github.com"] }]"#,
+        ))
+        .unwrap();
+        assert_eq!(bound.secrets, ["plain", "github"]);
+        assert_eq!(bound.credential_hosts["github"], ["api.github.com"]);
+        assert!(!bound.credential_hosts.contains_key("plain"));
+        let error = parse(&with(r#"secrets = [{ name = "github", hosts = ["*"] }]"#)).unwrap_err();
+        assert!(error.contains("is bound to \"*\""), "{error}");
+        let error = parse(&with(r#"secrets = [{ name = "github", hosts = [] }]"#)).unwrap_err();
+        assert!(error.contains("lists no `hosts`"), "{error}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::bindings::types::{Message, Reply, ReplyFormat};
 use super::bindings::{Handler, HandlerPre};
 use super::budget::{self, Budget, CallBudgets, HOST_CALLS};
 use super::cache::content_hash;
-use super::call::{CallContext, CallGrants, CallState};
+use super::call::{CallContext, CallGrants, CallState, RevealedSecrets};
 use super::capability::{Capability, CapabilityTable};
 use super::engine::EPOCH_TICK;
 use super::engine::PluginEngine;
@@ -99,6 +99,9 @@ pub struct LoadedPlugin {
     secrets: Arc<[String]>,
     /// Per-call budgets of what the manifest grants.
     allowances: Arc<[(&'static Budget, u32)]>,
+    /// Every secret value the plugin was handed in this process, masked
+    /// in whatever any of its calls writes.
+    handed: RevealedSecrets,
     /// Per-plugin quotas of what the manifest grants.
     quotas: Arc<[(&'static Budget, u32)]>,
     settings: Arc<Settings>,
@@ -323,6 +326,7 @@ impl LoadedPlugin {
                         http: &manifest.http,
                         secrets: &manifest.secrets,
                         oauth: &manifest.oauth,
+                        credential_hosts: &manifest.credential_hosts,
                         settings: &settings,
                         events: matches!(entry, Entry::Proactive(_)),
                     })
@@ -344,6 +348,7 @@ impl LoadedPlugin {
             instance_maker(&entry, &name, &secrets, &quotas, manifest.limits),
         );
         Ok(Self {
+            handed: RevealedSecrets::handed_to(&name),
             settings: Arc::new(settings),
             preparations,
             name,
@@ -462,6 +467,7 @@ impl LoadedPlugin {
             timeout,
             ..self.manifest.limits
         };
+        self.handed.learn_stored(&self.secrets, &ctx.services).await;
         let grants = self.prepare(ctx)?;
         let budgets = CallBudgets::new(&self.allowances);
         let (mut store, ready) = match self.warm.take() {
@@ -642,6 +648,7 @@ impl LoadedPlugin {
     fn prepare(&self, ctx: &CallContext) -> Result<CallGrants, PluginFailure> {
         let mut grants = CallGrants {
             settings: self.settings.clone(),
+            revealed: self.handed.clone(),
             ..CallGrants::default()
         };
         for (prepare, grant) in &self.preparations {

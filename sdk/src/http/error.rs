@@ -12,6 +12,8 @@ use super::url::Url;
 /// How the host marks a refusal for a revoked OAuth grant (kept in step
 /// with the host's `capabilities/http/secret_headers.rs`).
 const REAUTHORIZE_MARK: &str = "[oauth:";
+/// How the host marks a credential it refused to send to a host.
+const DENIED_MARK: &str = "[denied] ";
 
 /// How much of an error response's body [`HttpError`] quotes.
 const BODY_EXCERPT_BYTES: usize = 200;
@@ -204,6 +206,10 @@ impl HttpError {
                 let sentence = text.split_once("] ").map_or(text.as_str(), |(_, s)| s);
                 (Authorization, sentence.to_string())
             }
+            // A credential refused for this host: `[denied] sentence`.
+            ErrorCode::InternalError(Some(text)) if text.starts_with(DENIED_MARK) => {
+                (Denied, text[DENIED_MARK.len()..].to_string())
+            }
             // The host's own refusals (an ungranted secret, the request
             // budget...) say what they are.
             ErrorCode::InternalError(Some(text)) if !text.trim().is_empty() => (Other, text),
@@ -361,6 +367,15 @@ mod tests {
         );
         assert_eq!(revoked.kind(), ErrorKind::Authorization);
         assert_eq!(revoked.message(), "the `google` authorization was revoked");
+        let unbound = error(
+            ErrorCode::InternalError(Some(
+                "[denied] secret `github` is not sent to evil.org: it is for https://api.github.com"
+                    .into(),
+            )),
+            "https://evil.org/",
+        );
+        assert_eq!(unbound.kind(), ErrorKind::Denied);
+        assert!(unbound.message().starts_with("secret `github` is not sent"));
         let bare = error(ErrorCode::InternalError(None), "https://x.org/");
         assert_eq!(bare.message(), "the request to `x.org` failed");
         assert_eq!(String::from(bare), "the request to `x.org` failed");

@@ -9,7 +9,9 @@
 //! "scheduled <n>"; `/hwrite <kib>` "wrote <kib> KiB" or "error: ...";
 //! `/hsparse` "wrote at 1 GiB" or "error: ..."; `/hsize` "<bytes> bytes in
 //! <files> files"; `/hrefused <n>` "<n> refused, <ok> answered"; `/hjobs`
-//! "jobs: <n>". Jobs answer "wrote <kib> KiB" or "error: ...".
+//! "jobs: <n>"; `/hecho` "kept <n> bytes" (or "refused (Kind): why"),
+//! `/hshow` what it kept, `/hleak` like `/hecho` towards `other_url`.
+//! Jobs answer "wrote <kib> KiB" or "error: ...".
 use std::fs::{self, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::time::Duration;
@@ -43,6 +45,16 @@ fn handle(msg: Message) -> HandlerResult {
             "scheduled 1".to_string()
         }
         "hjobs" => format!("jobs: {}", schedule::list().map_err(|e| e.message())?.len()),
+        "hecho" => echo("echo_url"),
+        "hshow" => {
+            fs::read_to_string(format!("{DATA}/echo.txt")).unwrap_or_else(|e| format!("error: {e}"))
+        }
+        "hjobkept" => {
+            let kept = fs::read_to_string(format!("{DATA}/echo.txt")).unwrap_or_default();
+            schedule::after(Duration::from_secs(3600), &kept).map_err(|e| e.message())?;
+            "scheduled 1".to_string()
+        }
+        "hleak" => echo("other_url"),
         other => return Err(format!("unknown command {other}")),
     };
     Ok(Reply::text(text))
@@ -128,6 +140,25 @@ fn size() -> String {
         }
     }
     format!("{bytes} bytes in {files} files")
+}
+
+/// Sends the token to the setting's `/echo-auth-back` (whose server says
+/// back the header it got) and keeps the answer in a file; replies how it went.
+fn echo(setting: &str) -> String {
+    let base = config::get(setting).unwrap_or_default();
+    match http::Request::get(format!("{base}/echo-auth-back"))
+        .bearer_secret("token")
+        .send()
+    {
+        Ok(response) => {
+            let body = String::from_utf8_lossy(&response.body).into_owned();
+            match fs::write(format!("{DATA}/echo.txt"), &body) {
+                Ok(()) => format!("kept {} bytes", body.len()),
+                Err(error) => format!("error: {error}"),
+            }
+        }
+        Err(error) => format!("refused ({:?}): {}", error.kind(), error.message()),
+    }
 }
 
 /// Requests to an origin off the allow-list: each one is refused.

@@ -69,6 +69,25 @@ impl AllowList {
         self.anywhere
     }
 
+    /// The exactly named origins alone (no `*`, no `*.domain`): where a
+    /// credential listed by name alone may go.
+    pub fn exact_only(&self) -> Self {
+        Self {
+            origins: self
+                .origins
+                .iter()
+                .filter(|origin| matches!(origin.host, Host::Exact(_)))
+                .cloned()
+                .collect(),
+            anywhere: false,
+        }
+    }
+
+    /// Allows nothing.
+    pub fn is_empty(&self) -> bool {
+        !self.anywhere && self.origins.is_empty()
+    }
+
     pub fn allows(&self, https: bool, host: &str, port: u16) -> bool {
         if self.anywhere {
             return true;

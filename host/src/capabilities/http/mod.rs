@@ -73,6 +73,8 @@ struct HttpGrant {
     allow_list: AllowList,
     secrets: Vec<String>,
     oauth: Vec<String>,
+    /// Where each credential may be put in, by label (`github`, `oauth:google`).
+    bound_to: Vec<(String, AllowList)>,
 }
 
 pub fn configure(manifest: &GrantInput<'_>) -> Result<Grant, String> {
@@ -84,11 +86,51 @@ pub fn configure(manifest: &GrantInput<'_>) -> Result<Grant, String> {
             manifest.plugin
         );
     }
+    let bound_to = credential_bindings(manifest, &allow_list)?;
     Ok(Arc::new(HttpGrant {
         allow_list,
         secrets: manifest.secrets.to_vec(),
         oauth: manifest.oauth.to_vec(),
+        bound_to,
     }))
+}
+
+/// Where each granted credential may be put into a request: the hosts the
+/// manifest binds it to, or, for a name alone, the allow-list's exactly
+/// named origins (never a wildcard's: `"*"` or `*.example.com` could be
+/// any server). A host name alone means `https://host`.
+fn credential_bindings(
+    manifest: &GrantInput<'_>,
+    allow_list: &AllowList,
+) -> Result<Vec<(String, AllowList)>, String> {
+    let labels = manifest
+        .secrets
+        .iter()
+        .cloned()
+        .chain(manifest.oauth.iter().map(|name| format!("oauth:{name}")));
+    labels
+        .map(|label| {
+            let list = match manifest.credential_hosts.get(&label) {
+                Some(hosts) => {
+                    let origins: Vec<String> = hosts
+                        .iter()
+                        .map(|host| {
+                            if host.contains("://") || host.contains("{{") {
+                                host.clone()
+                            } else {
+                                format!("https://{}", host.trim())
+                            }
+                        })
+                        .collect();
+                    AllowList::parse(&origins, manifest.settings).map_err(|problem| {
+                        format!("the hosts of credential `{label}`: {problem}")
+                    })?
+                }
+                None => allow_list.exact_only(),
+            };
+            Ok((label, list))
+        })
+        .collect()
 }
 
 pub fn prepare(
@@ -124,11 +166,15 @@ pub fn prepare(
     })))
 }
 
+/// Marks a refusal the SDK reports as `ErrorKind::Denied`: `[denied] sentence`.
+pub const DENIED_MARK: &str = "[denied] ";
+
 fn refusing_grant() -> Arc<HttpGrant> {
     Arc::new(HttpGrant {
         allow_list: AllowList::nowhere(),
         secrets: Vec::new(),
         oauth: Vec::new(),
+        bound_to: Vec::new(),
     })
 }
 
@@ -252,7 +298,32 @@ impl PluginRequests {
                 Placeholder::OAuth(name) if !self.grant.oauth.contains(name) => format!(
                     "OAuth credential `{name}` is not granted to this plugin (list it under `oauth` in the manifest)"
                 ),
-                _ => continue,
+                _ => {
+                    let label = placeholder.label();
+                    let bound = self
+                        .grant
+                        .bound_to
+                        .iter()
+                        .find(|(known, _)| *known == label)
+                        .map(|(_, hosts)| hosts);
+                    if bound.is_some_and(|hosts| hosts.allows(https, &host, port)) {
+                        continue;
+                    }
+                    let kind = match placeholder {
+                        Placeholder::Secret(_) => "secret",
+                        Placeholder::OAuth(_) => "OAuth credential",
+                    };
+                    let text = match bound.filter(|hosts| !hosts.is_empty()) {
+                        Some(hosts) => format!(
+                            "{DENIED_MARK}{kind} `{label}` is not sent to {host}: it is for {}",
+                            hosts.describe()
+                        ),
+                        None => format!(
+                            "{DENIED_MARK}{kind} `{label}` is sent nowhere: the plugin's `http` list names no exact host for it; bind it in the manifest (`{{ name = \"{label}\", hosts = [\"api.example.com\"] }}`)"
+                        ),
+                    };
+                    return Err((Error::InternalError(Some(text.clone())), text, "denied"));
+                }
             };
             return Err((Error::InternalError(Some(text.clone())), text, "denied"));
         }

@@ -22,7 +22,8 @@ const OAUTH: &str = "{{oauth:";
 const CLOSE: &str = "}}";
 
 /// Marks an error the SDK reports as "needs authorization" (a typed error
-/// a plugin can tell its user about): `[oauth:NAME] sentence`.
+/// a plugin can tell its user about): `[oauth:NAME] sentence`; kept in
+/// step with the SDK's `http/error.rs`, like `DENIED_MARK`.
 pub const REAUTHORIZE_MARK: &str = "[oauth:";
 
 /// A credential a header asks for.
