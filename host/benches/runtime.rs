@@ -547,6 +547,7 @@ async fn bench_outbound(r: &mut Report) -> anyhow::Result<()> {
                     .boxed_unsync(),
             )?;
         let destination = Destination {
+            plugin: "fetch",
             https: false,
             host: "127.0.0.1",
             port: address.port(),
