@@ -17,7 +17,7 @@ use wasmbot::infra::audit::AuditWriter;
 use wasmbot::infra::cache::{CacheStore, plugin_key};
 use wasmbot::infra::outbound::{self, Destination, OutboundClient, PrivateAllowance, Timeouts};
 use wasmbot::infra::services::HostServices;
-use wasmbot::infra::store::{AuditEntry, InboxOutcome, InboxUpdate, NewJob, Store};
+use wasmbot::infra::store::{AuditEntry, Claimant, InboxOutcome, InboxUpdate, NewJob, Store};
 use wasmbot::infra::vectors::{
     CollectionName, CollectionSpec, Distance, FieldMatch, FieldValue, Point, VectorStore,
 };
@@ -547,6 +547,7 @@ async fn bench_outbound(r: &mut Report) -> anyhow::Result<()> {
                     .boxed_unsync(),
             )?;
         let destination = Destination {
+            plugin: "fetch",
             https: false,
             host: "127.0.0.1",
             port: address.port(),
@@ -1178,6 +1179,14 @@ async fn bench_audit(r: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bench's name on its leases, as its owner "bench".
+fn bench_claimant() -> Claimant {
+    Claimant {
+        instance: "bench".into(),
+        run: "bench".into(),
+    }
+}
+
 /// What the inbox adds to one message: keep the update, claim it, mark it
 /// done (the three statements `wasmbot run` makes around the handler), one
 /// message at a time.
@@ -1193,7 +1202,7 @@ async fn inbox_latency(store: &Store, count: usize) -> anyhow::Result<Latency> {
         };
         let t = Instant::now();
         store.inbox_add(1, std::slice::from_ref(&update)).await?;
-        let claimed = store.inbox_claim(1, "bench", lease, 256).await?;
+        let claimed = store.inbox_claim(1, &bench_claimant(), lease, 256).await?;
         anyhow::ensure!(claimed.len() == 1, "claimed {}", claimed.len());
         store
             .inbox_finish(1, update.update_id, "bench", InboxOutcome::Done, None)
@@ -1234,7 +1243,7 @@ async fn inbox_throughput(store: Store, d: Arc<Dispatcher>, count: usize) -> any
     while (done.load(Ordering::Relaxed) as usize) < count {
         let room = slots.available_permits();
         let claimed = if room > 0 {
-            store.inbox_claim(2, "bench", lease, room).await?
+            store.inbox_claim(2, &bench_claimant(), lease, room).await?
         } else {
             Vec::new()
         };

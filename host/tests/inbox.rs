@@ -2,7 +2,8 @@
 //! the Bot API emulator: updates are kept in the inbox before Telegram is told
 //! they were received, so a process killed with SIGKILL while messages are
 //! being handled answers them after a restart (polling and webhook); a poison
-//! update is set aside after three attempts; two replicas on one PostgreSQL
+//! update is set aside after three attempts; a restart takes back its own
+//! leases at once rather than when they run out; two replicas on one PostgreSQL
 //! handle each update once and in order per chat; the bot is closed by
 //! default; the webhook checks its secret before reading a body and caps it.
 
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::bot_api::BotApi;
 use serde_json::Value;
+use wasmbot::infra::store::Claimant;
 
 use common::processes::{
     ADMIN_CHAT, ALLOWED, Bot, Db, PATIENCE, TOKEN, free_port, post_update, registered_secret,
@@ -22,6 +24,14 @@ use common::processes::{
 
 /// Six chats each wait on a slow command; the process dies mid-way.
 const CHATS: [i64; 6] = [101, 102, 103, 104, 105, 106];
+
+/// A claimant that is an instance of its own, run once.
+fn alone(name: &str) -> Claimant {
+    Claimant {
+        instance: name.into(),
+        run: name.into(),
+    }
+}
 
 /// Each chat got exactly its one answer.
 async fn assert_every_chat_answered_once(api: &BotApi) {
@@ -113,6 +123,56 @@ async fn six_chats_survive_a_kill(db: Db, data: tempfile::TempDir, delivery: Del
     bot.stop().await;
 }
 
+/// With the default lease (30 s), a restarted process answers the six
+/// updates it was handling when it was killed within seconds: it takes back
+/// the leases its own instance (the host name) holds instead of waiting for
+/// them to run out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_answers_updates_in_flight_without_waiting_for_their_leases() {
+    let (api, url) = BotApi::start(TOKEN).await;
+    let plugins = common::plugins_dir(&["slow"]);
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(data.path());
+    let default_lease = wasmbot::chat::telegram::DEFAULT_INBOX_LEASE_SECS.to_string();
+    let lease = [("INBOX_LEASE_SECS", default_lease.as_str())];
+    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &lease);
+    bot.wait_serving().await;
+    // Every lease taken from here on ends no sooner than this plus the lease.
+    let pushed = Instant::now();
+    for chat in CHATS {
+        api.push(chat, ALLOWED, &format!("/slow 5000 chat {chat}"));
+    }
+    db.wait_rows("six claimed updates", |rows| {
+        rows.len() == 6 && rows.iter().all(|r| r.2 == "pending" && r.3 == 1 && r.4)
+    })
+    .await;
+    assert!(api.sent().is_empty(), "nothing was answered yet");
+    bot.kill();
+
+    let restarted = Instant::now();
+    let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &lease);
+    bot.wait_serving().await;
+    assert_every_chat_answered_once(&api).await;
+    let leases_end =
+        pushed + Duration::from_secs(wasmbot::chat::telegram::DEFAULT_INBOX_LEASE_SECS);
+    eprintln!(
+        "six updates in flight answered {:.1} s after the restart",
+        restarted.elapsed().as_secs_f64()
+    );
+    assert!(
+        Instant::now() < leases_end,
+        "answered only after the killed process's leases ran out ({:.1} s after the restart)",
+        restarted.elapsed().as_secs_f64()
+    );
+    let rows = db
+        .wait_rows("every update done", |rows| {
+            rows.len() == 6 && rows.iter().all(|r| r.2 == "done")
+        })
+        .await;
+    assert!(rows.iter().all(|r| r.3 == 2), "one claim per run: {rows:?}");
+    bot.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_poison_update_is_set_aside_after_three_attempts_and_its_chat_goes_on() {
     let (api, url) = BotApi::start(TOKEN).await;
@@ -171,10 +231,24 @@ async fn two_replicas_on_one_postgres_handle_each_update_once_in_order_per_chat(
     let (api, url) = BotApi::start(TOKEN).await;
     let plugins = common::plugins_dir(&["slow"]);
     let data = tempfile::tempdir().unwrap();
-    let webhook = [("WEBHOOK_URL", "http://127.0.0.1:{port}/telegram/hook")];
-    let mut first = Bot::spawn(&url, plugins.path(), data.path(), &db, &webhook);
+    let webhook = ("WEBHOOK_URL", "http://127.0.0.1:{port}/telegram/hook");
+    // One host: each replica needs a name of its own, or they would take
+    // each other's leases as a restart takes its own.
+    let mut first = Bot::spawn(
+        &url,
+        plugins.path(),
+        data.path(),
+        &db,
+        &[webhook, ("INSTANCE_ID", "replica-1")],
+    );
     first.wait_serving().await;
-    let mut second = Bot::spawn(&url, plugins.path(), data.path(), &db, &webhook);
+    let mut second = Bot::spawn(
+        &url,
+        plugins.path(),
+        data.path(),
+        &db,
+        &[webhook, ("INSTANCE_ID", "replica-2")],
+    );
     second.wait_serving().await;
     let secret = registered_secret(&api);
     let hooks = [first.port, second.port].map(|p| format!("http://127.0.0.1:{p}/telegram/hook"));
@@ -404,7 +478,7 @@ async fn the_inbox_claims_per_chat_in_order_on_sqlite_and_postgres() {
         );
 
         let lease = Duration::from_secs(60);
-        let first = store.inbox_claim(1, "a", lease, 10).await.unwrap();
+        let first = store.inbox_claim(1, &alone("a"), lease, 10).await.unwrap();
         let ids: Vec<(i64, i32)> = first.iter().map(|u| (u.update_id, u.attempts)).collect();
         assert_eq!(
             ids,
@@ -414,7 +488,7 @@ async fn the_inbox_claims_per_chat_in_order_on_sqlite_and_postgres() {
         );
         assert!(
             store
-                .inbox_claim(1, "b", lease, 10)
+                .inbox_claim(1, &alone("b"), lease, 10)
                 .await
                 .unwrap()
                 .is_empty()
@@ -433,18 +507,18 @@ async fn the_inbox_claims_per_chat_in_order_on_sqlite_and_postgres() {
             "{}: finished by a process that does not hold it",
             test.label
         );
-        let next = store.inbox_claim(1, "b", lease, 10).await.unwrap();
+        let next = store.inbox_claim(1, &alone("b"), lease, 10).await.unwrap();
         assert_eq!(next.iter().map(|u| u.update_id).collect::<Vec<_>>(), [11]);
 
         // A lease that ran out (its process died) is claimed again.
         store.inbox_add(1, &[update(20, 9)]).await.unwrap();
         let short = store
-            .inbox_claim(1, "dead", Duration::from_millis(1), 1)
+            .inbox_claim(1, &alone("dead"), Duration::from_millis(1), 1)
             .await
             .unwrap();
         assert_eq!(short[0].update_id, 20);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let again = store.inbox_claim(1, "c", lease, 10).await.unwrap();
+        let again = store.inbox_claim(1, &alone("c"), lease, 10).await.unwrap();
         assert_eq!(
             again
                 .iter()
@@ -464,7 +538,7 @@ async fn the_inbox_claims_per_chat_in_order_on_sqlite_and_postgres() {
             .unwrap();
         assert!(
             store
-                .inbox_claim(1, "c", lease, 10)
+                .inbox_claim(1, &alone("c"), lease, 10)
                 .await
                 .unwrap()
                 .is_empty()
@@ -480,6 +554,74 @@ async fn the_inbox_claims_per_chat_in_order_on_sqlite_and_postgres() {
         let future = chrono::Utc::now() + chrono::Duration::seconds(5);
         assert_eq!(store.inbox_cleanup(future, future).await.unwrap(), 1);
         assert_eq!(store.inbox_counts(1).await.unwrap().pending, 3);
+    }
+}
+
+/// A restarted instance (a new run under the same `INSTANCE_ID`) takes back
+/// its own leases at once, on both databases; another instance waits for
+/// them to run out, a run never claims what it holds, the old run has lost
+/// them, and an update given back waits its retry time all the same.
+#[tokio::test]
+async fn a_restarted_instance_takes_back_its_own_leases_at_once() {
+    use wasmbot::infra::store::{InboxOutcome, InboxUpdate};
+    for test in common::stores::all().await {
+        let (store, label) = (&test.store, &test.label);
+        let claimant = |instance: &str, run: &str| Claimant {
+            instance: instance.into(),
+            run: run.into(),
+        };
+        let updates: Vec<InboxUpdate> = [(30, 1), (31, 2)]
+            .map(|(update_id, chat_id)| InboxUpdate {
+                update_id,
+                chat_id,
+                payload: "{}".into(),
+            })
+            .into();
+        store.inbox_add(1, &updates).await.unwrap();
+        let lease = Duration::from_secs(60);
+        let ids = |claimed: Vec<wasmbot::infra::store::ClaimedUpdate>| {
+            claimed
+                .iter()
+                .map(|u| (u.update_id, u.attempts))
+                .collect::<Vec<_>>()
+        };
+        let first = claimant("host-a", "run-1");
+        let claimed = store.inbox_claim(1, &first, lease, 10).await.unwrap();
+        assert_eq!(ids(claimed), [(30, 1), (31, 1)], "{label}");
+        for (other, what) in [
+            (claimant("host-b", "run-9"), "another instance"),
+            (first.clone(), "the run holding them"),
+        ] {
+            let claimed = store.inbox_claim(1, &other, lease, 10).await.unwrap();
+            assert!(claimed.is_empty(), "{label}: {what} claimed {claimed:?}");
+        }
+
+        let restarted = claimant("host-a", "run-2");
+        let claimed = store.inbox_claim(1, &restarted, lease, 10).await.unwrap();
+        assert_eq!(ids(claimed), [(30, 2), (31, 2)], "{label}: not taken back");
+        assert!(!store.inbox_renew(1, 30, "run-1", lease).await.unwrap());
+        assert!(
+            !store
+                .inbox_finish(1, 31, "run-1", InboxOutcome::Done, None)
+                .await
+                .unwrap(),
+            "{label}: the crashed run still held it"
+        );
+        assert!(store.inbox_renew(1, 30, "run-2", lease).await.unwrap());
+        assert!(
+            store
+                .inbox_finish(1, 31, "run-2", InboxOutcome::Done, None)
+                .await
+                .unwrap()
+        );
+
+        store
+            .inbox_release(1, 30, "run-2", lease, "send failed")
+            .await
+            .unwrap();
+        let again = claimant("host-a", "run-3");
+        let claimed = store.inbox_claim(1, &again, lease, 10).await.unwrap();
+        assert!(claimed.is_empty(), "{label}: retried before its time");
     }
 }
 
@@ -532,7 +674,7 @@ async fn concurrent_claimers_never_hold_one_chat_at_once() {
                     let started = Instant::now();
                     loop {
                         let claimed = store
-                            .inbox_claim(1, &owner, Duration::from_secs(60), 4)
+                            .inbox_claim(1, &alone(&owner), Duration::from_secs(60), 4)
                             .await
                             .unwrap();
                         if claimed.is_empty() {
@@ -610,7 +752,7 @@ async fn the_worker_deletes_handled_updates_after_a_day() {
         .collect();
     store.inbox_add(1, &updates).await.unwrap();
     store
-        .inbox_claim(1, "w", Duration::from_secs(60), 10)
+        .inbox_claim(1, &alone("w"), Duration::from_secs(60), 10)
         .await
         .unwrap();
     for (update_id, outcome) in [

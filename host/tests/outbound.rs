@@ -454,6 +454,26 @@ async fn private_addresses_need_the_operators_allowance() {
         "{reply}"
     );
     assert!(seen.lock().unwrap().authorization.is_empty());
+    // A pair given to another plugin is not `fetch`'s; given to `fetch`, it is.
+    for (allow, reached) in [
+        (format!("weather={server}"), false),
+        (format!("fetch={server}"), true),
+    ] {
+        let host = self::host(
+            dir.path(),
+            &[("PLUGIN_FETCH_BASE_URL", base.clone())],
+            &allow,
+            t.store.clone(),
+            None,
+        )
+        .await;
+        let reply = ask(&host.dispatcher, &format!("/fetch {base}/hello")).await;
+        if reached {
+            assert_eq!(reply, "200 11 bytes: hello world", "{allow}");
+        } else {
+            assert!(reply.contains("private address"), "{allow}: {reply}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -76,7 +76,8 @@ pub struct Config {
     /// `PLUGIN_<PLUGIN>_<KEY>`: the operator's values for plugins' `[settings]`.
     pub plugin_settings: SettingOverrides,
     /// `HTTP_ALLOW_PRIVATE` (private `host:port` pairs plugins granted
-    /// `http` may reach anyway, comma-separated) and `HTTP_CA_FILE` (PEM
+    /// `http` may reach anyway, comma-separated; `plugin=host:port` for one
+    /// plugin only) and `HTTP_CA_FILE` (PEM
     /// certificates trusted besides the webpki roots).
     pub http: OutboundClient,
     /// `FILES_DIR`: where plugins granted `files` keep their folders.
@@ -356,7 +357,9 @@ fn outbound_client(
         PrivateAllowance::parse(allow_private.unwrap_or_default()).map_err(|problem| {
             ConfigError::new(
                 "HTTP_ALLOW_PRIVATE",
-                format!("expected host:port pairs separated by commas: {problem}"),
+                format!(
+                    "expected host:port or plugin=host:port pairs separated by commas: {problem}"
+                ),
             )
         })?;
     let pem = match ca_file {

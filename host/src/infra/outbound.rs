@@ -25,14 +25,30 @@ use wasmtime_wasi_http::io::TokioIo;
 
 /// `HTTP_ALLOW_PRIVATE`: private `host:port` pairs the operator lets
 /// plugins reach anyway (a self-hosted service on the LAN, the tests' local
-/// server). A pair matches the URL's host as written or the address connected to.
+/// server), each for every plugin or, written `plugin=host:port`, for that
+/// plugin alone. A pair matches the URL's host as written or the address
+/// connected to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrivateAllowance {
-    pairs: Vec<(String, u16)>,
+    pairs: Vec<AllowedPair>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AllowedPair {
+    /// `None`: every plugin.
+    plugin: Option<String>,
+    host: String,
+    port: u16,
+}
+
+impl AllowedPair {
+    fn serves(&self, plugin: &str, port: u16) -> bool {
+        self.port == port && self.plugin.as_deref().is_none_or(|only| only == plugin)
+    }
 }
 
 impl PrivateAllowance {
-    /// `"127.0.0.1:8080, nas.local:5000, [::1]:9000"`.
+    /// `"127.0.0.1:8080, nas=nas.local:5000, [::1]:9000"`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut pairs = Vec::new();
         for item in text
@@ -40,9 +56,13 @@ impl PrivateAllowance {
             .map(str::trim)
             .filter(|item| !item.is_empty())
         {
-            let (host, port) = item
+            let (plugin, pair) = match item.split_once('=') {
+                Some((plugin, pair)) => (Some(plugin_name(item, plugin.trim())?), pair.trim()),
+                None => (None, item),
+            };
+            let (host, port) = pair
                 .rsplit_once(':')
-                .ok_or_else(|| format!("`{item}` is not host:port"))?;
+                .ok_or_else(|| format!("`{item}` is not host:port or plugin=host:port"))?;
             let port: u16 = port
                 .parse()
                 .map_err(|_| format!("`{item}` has no valid port"))?;
@@ -50,25 +70,47 @@ impl PrivateAllowance {
             if host.is_empty() {
                 return Err(format!("`{item}` has no host"));
             }
-            pairs.push((host.to_ascii_lowercase(), port));
+            pairs.push(AllowedPair {
+                plugin,
+                host: host.to_ascii_lowercase(),
+                port,
+            });
         }
         Ok(Self { pairs })
     }
 
-    /// Whether the operator listed `host:port` as written (a name or an
-    /// address literal), before any resolving.
-    pub fn lists(&self, host: &str, port: u16) -> bool {
+    /// Whether the operator listed `host:port` for `plugin` as written (a
+    /// name or an address literal), before any resolving.
+    pub fn lists(&self, plugin: &str, host: &str, port: u16) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.pairs.iter().any(|(allowed, allowed_port)| {
-            *allowed_port == port && allowed.eq_ignore_ascii_case(host)
-        })
+        self.pairs
+            .iter()
+            .any(|pair| pair.serves(plugin, port) && pair.host.eq_ignore_ascii_case(host))
     }
 
-    pub fn allows(&self, host: &str, address: SocketAddr) -> bool {
+    /// Whether `plugin` may connect to the private `address` that `host`
+    /// resolved to.
+    pub fn allows(&self, plugin: &str, host: &str, address: SocketAddr) -> bool {
         let ip = address.ip().to_string();
-        self.pairs.iter().any(|(allowed, port)| {
-            *port == address.port() && (allowed.eq_ignore_ascii_case(host) || *allowed == ip)
+        self.pairs.iter().any(|pair| {
+            pair.serves(plugin, address.port())
+                && (pair.host.eq_ignore_ascii_case(host) || pair.host == ip)
         })
+    }
+}
+
+/// The `plugin` of `plugin=host:port`, spelled as a manifest's `name` is.
+fn plugin_name(item: &str, plugin: &str) -> Result<String, String> {
+    let valid = plugin.starts_with(|c: char| c.is_ascii_lowercase())
+        && plugin
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if valid {
+        Ok(plugin.to_string())
+    } else {
+        Err(format!(
+            "`{item}`: `{plugin}` is not a plugin name (a-z, 0-9, '_' or '-', starting with a letter)"
+        ))
     }
 }
 
@@ -139,7 +181,9 @@ impl OutboundClient {
 
 /// Whether `ip` is on the public internet: not loopback, private, link-local
 /// (the cloud metadata service at 169.254.169.254 included), shared
-/// (carrier-grade NAT), multicast, broadcast, documentation or reserved.
+/// (carrier-grade NAT), multicast, broadcast, documentation or reserved —
+/// nor an IPv6 form that carries an IPv4 address or leads inside (mapped,
+/// IPv4-compatible, 6to4, Teredo, NAT64, site-local, discard-only).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -147,14 +191,20 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public_v4(v4);
             }
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            let (first, second) = (segments[0], segments[1]);
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                || segments[..6] == [0; 6] // IPv4-compatible ::a.b.c.d (embeds v4; deprecated)
                 || (first & 0xfe00) == 0xfc00 // unique local, fc00::/7
                 || (first & 0xffc0) == 0xfe80 // link-local, fe80::/10
-                || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
-                || (first == 0x0064 && v6.segments()[1] == 0xff9b)) // NAT64 (embeds v4)
+                || (first & 0xffc0) == 0xfec0 // site-local, fec0::/10 (deprecated, still routed inside)
+                || (first == 0x2001 && second == 0x0db8) // documentation
+                || (first == 0x2001 && second == 0) // Teredo, 2001::/32 (embeds v4)
+                || first == 0x2002 // 6to4, 2002::/16 (embeds v4)
+                || (first == 0x0100 && segments[1..4] == [0; 3]) // discard-only, 100::/64
+                || (first == 0x0064 && second == 0xff9b)) // NAT64 (embeds v4)
         }
     }
 }
@@ -178,6 +228,9 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 /// Where one request goes, as the capability checked it.
 #[derive(Clone, Copy)]
 pub struct Destination<'a> {
+    /// Who asks: `HTTP_ALLOW_PRIVATE` may allow a private address to one
+    /// plugin only.
+    pub plugin: &'a str,
     pub https: bool,
     /// As written in the URL (a name or an address literal).
     pub host: &'a str,
@@ -223,7 +276,7 @@ async fn connect(
     }
     let mut last = Error::DestinationIpProhibited;
     for address in addresses {
-        if !is_public(address.ip()) && !client.allowance.allows(host, address) {
+        if !is_public(address.ip()) && !client.allowance.allows(destination.plugin, host, address) {
             continue;
         }
         let tcp = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
@@ -477,10 +530,27 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::7f00:1",
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "fec0::1",
+            "feff::1",
+            "100::1",
+            "100::ffff:ffff:ffff:ffff",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["1.1.1.1", "140.82.112.3", "2606:4700:4700::1111"] {
+        for public in [
+            "1.1.1.1",
+            "140.82.112.3",
+            "2606:4700:4700::1111",
+            "2001:4860:4860::8888",
+            "2003::1",
+            "100:0:0:1::1",
+            "1::1",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }
@@ -489,22 +559,52 @@ mod tests {
     fn the_allowance_matches_host_or_address_with_the_port() {
         let allowance = PrivateAllowance::parse("127.0.0.1:8080, NAS.local:5000, [::1]:9").unwrap();
         let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        assert!(allowance.allows("localhost", local));
-        assert!(!allowance.allows("localhost", "127.0.0.1:8081".parse().unwrap()));
-        assert!(allowance.allows("nas.local", "192.168.1.5:5000".parse().unwrap()));
-        assert!(allowance.allows("::1", "[::1]:9".parse().unwrap()));
-        assert!(allowance.lists("nas.local", 5000) && allowance.lists("[::1]", 9));
+        assert!(allowance.allows("p", "localhost", local));
+        assert!(!allowance.allows("p", "localhost", "127.0.0.1:8081".parse().unwrap()));
+        assert!(allowance.allows("p", "nas.local", "192.168.1.5:5000".parse().unwrap()));
+        assert!(allowance.allows("p", "::1", "[::1]:9".parse().unwrap()));
+        assert!(allowance.lists("p", "nas.local", 5000) && allowance.lists("p", "[::1]", 9));
         assert!(
-            !allowance.lists("localhost", 8080),
+            !allowance.lists("p", "localhost", 8080),
             "listed by address, not by name"
         );
         assert_eq!(
             PrivateAllowance::parse("localhost").unwrap_err(),
-            "`localhost` is not host:port"
+            "`localhost` is not host:port or plugin=host:port"
         );
         assert_eq!(
             PrivateAllowance::parse("a:b").unwrap_err(),
             "`a:b` has no valid port"
         );
+    }
+
+    #[test]
+    fn a_pair_given_to_one_plugin_is_not_the_others() {
+        let allowance = PrivateAllowance::parse(
+            "nas=nas.local:5000, home-assistant = 10.0.0.9:8123, 10.0.0.2:80",
+        )
+        .unwrap();
+        let nas: SocketAddr = "192.168.1.5:5000".parse().unwrap();
+        assert!(allowance.allows("nas", "nas.local", nas));
+        assert!(!allowance.allows("weather", "nas.local", nas));
+        assert!(allowance.lists("nas", "nas.local", 5000));
+        assert!(!allowance.lists("nas-backup", "nas.local", 5000));
+        let ha: SocketAddr = "10.0.0.9:8123".parse().unwrap();
+        assert!(allowance.allows("home-assistant", "ha.lan", ha));
+        assert!(!allowance.allows("nas", "ha.lan", ha));
+        let shared: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        assert!(
+            allowance.allows("nas", "10.0.0.2", shared)
+                && allowance.allows("any", "10.0.0.2", shared)
+        );
+        for (bad, reason) in [
+            ("=nas.local:5000", "`` is not a plugin name"),
+            ("NAS=nas.local:5000", "`NAS` is not a plugin name"),
+            ("nas=nas.local", "is not host:port"),
+            ("nas=:5000", "has no host"),
+        ] {
+            let error = PrivateAllowance::parse(bad).unwrap_err();
+            assert!(error.contains(reason), "{bad}: {error}");
+        }
     }
 }

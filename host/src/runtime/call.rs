@@ -480,10 +480,20 @@ impl CallState {
 }
 
 /// The call's WASI context, with stdout and stderr captured for the log.
+/// `wasi:sockets` is linked (WASI 0.2 comes whole) but a plugin opens no
+/// socket and resolves no name: its network is the `http` grant, checked by
+/// the host. Said here, after every grant prepared the context, rather than
+/// left to the defaults of the wasmtime release of the day.
 fn capture_output(mut wasi: WasiCtxBuilder) -> (WasiCtx, MemoryOutputPipe, MemoryOutputPipe) {
     let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
     let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-    let wasi = wasi.stdout(stdout.clone()).stderr(stderr.clone()).build();
+    let wasi = wasi
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .build();
     (wasi, stdout, stderr)
 }
 
@@ -594,6 +604,47 @@ mod tests {
             table.push(()).expect("within the cap");
         }
         assert!(table.push(()).is_err(), "the 10,001st resource is refused");
+    }
+
+    #[test]
+    fn no_grant_opens_a_raw_socket() {
+        use wasmtime_wasi::p2::bindings::sockets::{network, tcp_create_socket};
+        use wasmtime_wasi::p2::bindings::sync::sockets::{udp, udp_create_socket};
+        use wasmtime_wasi::sockets::WasiSocketsView as _;
+        // A capability that turned sockets on while preparing its call.
+        let mut grants = CallGrants::default();
+        grants
+            .wasi
+            .allow_tcp(true)
+            .allow_udp(true)
+            .socket_addr_check(|_, _| Box::pin(async { true }));
+        let ctx = CallContext {
+            correlation_id: "c".into(),
+            user_id: 1,
+            chat_id: 1,
+            channel: "test",
+            services: Arc::default(),
+            link: None,
+            attachments: Vec::new(),
+        };
+        let mut state = CallState::new(
+            "p".into(),
+            Arc::from([]),
+            ctx,
+            64 * MIB as u64,
+            CallBudgets::new(&[]),
+            Arc::from([]),
+            grants,
+        );
+        let mut sockets = state.sockets();
+        let tcp = tcp_create_socket::Host::create_tcp_socket(
+            &mut sockets,
+            network::IpAddressFamily::Ipv4,
+        );
+        assert!(tcp.is_err(), "a TCP socket was opened");
+        let udp =
+            udp_create_socket::Host::create_udp_socket(&mut sockets, udp::IpAddressFamily::Ipv4);
+        assert!(udp.is_err(), "a UDP socket was opened");
     }
 
     #[test]

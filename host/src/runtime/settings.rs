@@ -18,11 +18,14 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The manifest's defaults with the operator's overrides applied. An
-    /// override for a key the manifest does not declare is refused: it is
-    /// a typo the operator would otherwise never notice — unless it belongs
-    /// to one of `others` (plugin `git-hub`'s `PLUGIN_GIT_HUB_URL` is not
-    /// plugin `git`'s `hub_url`).
+    /// The manifest's defaults with the operator's overrides applied. A
+    /// variable belongs to the plugin whose name is its longest prefix: with
+    /// plugin `git-hub` among `others` (every plugin in the folder, loaded
+    /// or not), `PLUGIN_GIT_HUB_TOKEN` is `git-hub`'s `token` and never
+    /// `git`'s `hub_token`, even when `git` declares one. Without `git-hub`
+    /// it can only be `git`'s: nothing else could claim it. Any other
+    /// override for a key the manifest does not declare is refused: it is a
+    /// typo the operator would otherwise never notice.
     pub fn resolve(
         plugin: &str,
         declared: &BTreeMap<String, String>,
@@ -43,13 +46,13 @@ impl Settings {
             let Some(rest) = variable.strip_prefix(&prefix) else {
                 break;
             };
+            if theirs
+                .iter()
+                .any(|other| variable.starts_with(other.as_str()))
+            {
+                continue;
+            }
             let Some(key) = declared.keys().find(|key| variable_part(key) == rest) else {
-                if theirs
-                    .iter()
-                    .any(|other| variable.starts_with(other.as_str()))
-                {
-                    continue;
-                }
                 let known: Vec<&str> = declared.keys().map(String::as_str).collect();
                 return Err(format!(
                     "{variable} is set, but the manifest declares no setting `{}` (settings: {})",
@@ -154,5 +157,32 @@ mod tests {
             error.starts_with("PLUGIN_GIT_HUB_API_URL is set"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_longest_plugin_name_owns_a_variable_even_when_a_shorter_declares_its_key() {
+        let overrides = SettingOverrides::from([(
+            "PLUGIN_GIT_HUB_TOKEN".to_string(),
+            "git-hub's token".to_string(),
+        )]);
+        let declared = BTreeMap::from([("hub_token".to_string(), "none".to_string())]);
+        let others = ["git-hub".to_string()];
+        let git = Settings::resolve("git", &declared, &overrides, &others).unwrap();
+        assert_eq!(
+            git.get("hub_token"),
+            Some("none"),
+            "git read git-hub's token"
+        );
+        assert_eq!(
+            git.origin("hub_token"),
+            "the manifest's `[settings] hub_token`"
+        );
+        let theirs = BTreeMap::from([("token".to_string(), String::new())]);
+        let git_hub = Settings::resolve("git-hub", &theirs, &overrides, &["git".to_string()]);
+        assert_eq!(git_hub.unwrap().get("token"), Some("git-hub's token"));
+        // With no `git-hub` in the folder the variable can only mean `git`'s
+        // `hub_token`: refusing it would leave that key unsettable.
+        let alone = Settings::resolve("git", &declared, &overrides, &[]).unwrap();
+        assert_eq!(alone.get("hub_token"), Some("git-hub's token"));
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! - the URL must match the manifest's `http` allow-list (`allow_list.rs`);
 //! - the address connected to must be public unless `HTTP_ALLOW_PRIVATE`
-//!   lists it (`infra::outbound`, checked after resolving, so no rebinding);
+//!   lists it for every plugin or for this one (`plugin=host:port`)
+//!   (`infra::outbound`, checked after resolving, so no rebinding);
 //! - redirects are not followed: a 3xx goes back to the plugin, whose next
 //!   request is checked again;
 //! - `{{secret:NAME}}` in a header value becomes the credential NAME, when
@@ -331,10 +332,14 @@ impl PluginRequests {
         // http only to a local service the operator listed.
         if !https
             && !record.secrets.is_empty()
-            && !self.services.http.allowance().lists(&host, port)
+            && !self
+                .services
+                .http
+                .allowance()
+                .lists(&self.plugin, &host, port)
         {
             let text = format!(
-                "a secret is sent only over https (or to a host:port in HTTP_ALLOW_PRIVATE), not to http://{host}:{port}"
+                "a secret is sent only over https (or to a host:port HTTP_ALLOW_PRIVATE gives this plugin), not to http://{host}:{port}"
             );
             return Err((Error::InternalError(Some(text.clone())), text, "denied"));
         }
@@ -435,8 +440,10 @@ impl WasiHttpHooks for PluginRequests {
         let max_body = self.max_body;
         let services = self.services.clone();
         let revealed = self.revealed.clone();
+        let plugin = self.plugin.clone();
         Box::new(async move {
             let destination = Destination {
+                plugin: &plugin,
                 https,
                 host: &host,
                 port,

@@ -96,7 +96,7 @@ pub fn outcome_of(error: &Error) -> &'static str {
 pub fn describe(error: &Error, host: &str, max_body: u64) -> String {
     match error {
         Error::DestinationIpProhibited => format!(
-            "{host} resolves only to private addresses (allow host:port in HTTP_ALLOW_PRIVATE)"
+            "{host} resolves only to private addresses (allow host:port, or plugin=host:port, in HTTP_ALLOW_PRIVATE)"
         ),
         Error::HttpResponseBodySize(_) => format!("the response is over {max_body} bytes"),
         other => other.to_string(),

@@ -9,7 +9,7 @@ use teloxide::types::Update;
 use tokio::sync::Notify;
 
 use crate::chat::lanes::ChatLanes;
-use crate::infra::store::{InboxUpdate, Store, StoreError};
+use crate::infra::store::{Claimant, InboxUpdate, Store, StoreError};
 
 /// Claims that never completed before an update is set aside as dead.
 pub const MAX_ATTEMPTS: i32 = 3;
@@ -21,8 +21,9 @@ pub const MAX_IN_FLIGHT: usize = 256;
 pub struct Inbox {
     pub(super) store: Store,
     pub(super) bot_id: i64,
-    /// This process's name on the leases it takes.
-    pub(super) owner: String,
+    /// This process's names on the leases it takes: its run owns them, its
+    /// instance takes them back after a crash.
+    pub(super) claimant: Claimant,
     pub(super) lease: Duration,
     /// Rung when an update is kept or finished: there may be one to claim.
     pub(super) wake: Notify,
@@ -30,11 +31,12 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    pub fn new(store: Store, bot_id: i64, lease: Duration) -> Self {
+    /// `instance`: `INSTANCE_ID`, the same across this process's restarts.
+    pub fn new(store: Store, bot_id: i64, instance: &str, lease: Duration) -> Self {
         Self {
             store,
             bot_id,
-            owner: uuid::Uuid::new_v4().simple().to_string(),
+            claimant: Claimant::start(instance),
             lease,
             wake: Notify::new(),
             lanes: ChatLanes::new(MAX_IN_FLIGHT as u32),

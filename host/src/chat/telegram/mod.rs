@@ -7,6 +7,7 @@
 
 mod adapter;
 mod inbox;
+mod instance;
 mod jobs;
 mod live;
 mod menu;
@@ -22,4 +23,4 @@ pub use inbox::{Inbox, MAX_ATTEMPTS, MAX_IN_FLIGHT};
 pub use live::{DRAFT_INTERVAL, EDIT_INTERVAL, GROUP_EDIT_INTERVAL, TelegramLink};
 pub use replies::ReplySender;
 pub use serve::{BotHost, DRAIN_DEADLINE, admin_alert_sink, job_output, serve};
-pub use settings::{OPS_PATHS, TelegramSettings};
+pub use settings::{DEFAULT_INBOX_LEASE_SECS, OPS_PATHS, TelegramSettings};

@@ -1,8 +1,8 @@
 //! The inbox runner: claims kept updates (the oldest pending one of each chat,
 //! leased to this process), hands each to the adapter on its chat's lane, and
 //! marks it done only after the reply was sent. A lease is renewed while its
-//! update runs; if the process dies, the lease runs out and the update is
-//! claimed again (by this process after a restart, or by another replica).
+//! update runs; if the process dies, its restart (same `INSTANCE_ID`) claims
+//! the update again at once, or another replica does when the lease runs out.
 //! An update claimed more than [`MAX_ATTEMPTS`] times is set aside as dead,
 //! with an alert, so one poison update cannot wedge its chat.
 
@@ -37,7 +37,7 @@ pub async fn run(adapter: Arc<TelegramAdapter>, mut stop: watch::Receiver<bool>)
         if room > 0 {
             match inbox
                 .store
-                .inbox_claim(inbox.bot_id, &inbox.owner, inbox.lease, room)
+                .inbox_claim(inbox.bot_id, &inbox.claimant, inbox.lease, room)
                 .await
             {
                 Ok(claimed) if !claimed.is_empty() => {
@@ -100,7 +100,7 @@ async fn handle_claimed(adapter: Arc<TelegramAdapter>, update: ClaimedUpdate) {
                 .inbox_release(
                     bot_id,
                     update_id,
-                    &inbox.owner,
+                    &inbox.claimant.run,
                     retry_in,
                     &format!("{error:#}"),
                 )
@@ -120,7 +120,7 @@ async fn renew_lease(inbox: &Inbox, update_id: i64) -> std::convert::Infallible 
         tokio::time::sleep(every).await;
         match inbox
             .store
-            .inbox_renew(inbox.bot_id, update_id, &inbox.owner, inbox.lease)
+            .inbox_renew(inbox.bot_id, update_id, &inbox.claimant.run, inbox.lease)
             .await
         {
             Ok(true) => {}
@@ -142,7 +142,7 @@ async fn finish(inbox: &Inbox, update_id: i64, outcome: InboxOutcome, error: Opt
     for attempt in 1..=5 {
         match inbox
             .store
-            .inbox_finish(inbox.bot_id, update_id, &inbox.owner, outcome, error)
+            .inbox_finish(inbox.bot_id, update_id, &inbox.claimant.run, outcome, error)
             .await
         {
             Ok(true) => return,

@@ -111,7 +111,7 @@ pub async fn serve(
         bot: bot.clone(),
         dispatcher: dispatcher.clone(),
         replies,
-        inbox: Inbox::new(store, bot_id, settings.inbox_lease),
+        inbox: Inbox::new(store, bot_id, &settings.instance_id, settings.inbox_lease),
     });
 
     menu::publish(&bot, &host.registry.snapshot()).await;

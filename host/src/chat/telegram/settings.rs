@@ -7,9 +7,13 @@ use url::Url;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::instance::instance_id;
 use crate::env::{ConfigError, SecretString, http_url, parse_number, socket_addr};
 
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
+
+/// `INBOX_LEASE_SECS` when unset.
+pub const DEFAULT_INBOX_LEASE_SECS: u64 = 30;
 
 /// The routes the ops server answers itself; a webhook cannot take them.
 pub const OPS_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
@@ -31,6 +35,9 @@ pub struct TelegramSettings {
     /// without a renewal; after a crash, its update is handled again this
     /// much later.
     pub inbox_lease: Duration,
+    /// `INSTANCE_ID` (default: the host name): names this process on the
+    /// inbox leases across its restarts; unique per replica.
+    pub instance_id: String,
     /// `WEBHOOK_URL`: webhook mode when set, long polling otherwise.
     pub webhook_url: Option<Url>,
     /// `WEBHOOK_ADDR`: a listener of its own for the webhook alone, so only
@@ -96,10 +103,11 @@ impl TelegramSettings {
         let inbox_lease = Duration::from_secs(parse_number(
             "INBOX_LEASE_SECS",
             get("INBOX_LEASE_SECS"),
-            30,
+            DEFAULT_INBOX_LEASE_SECS,
             1..=3600,
             "seconds",
         )?);
+        let instance_id = instance_id(get("INSTANCE_ID"))?;
         Ok(Self {
             bot_token,
             api_url,
@@ -109,6 +117,7 @@ impl TelegramSettings {
             webhook_url,
             webhook_addr,
             inbox_lease,
+            instance_id,
         })
     }
 

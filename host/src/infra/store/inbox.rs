@@ -3,8 +3,9 @@
 //! chat by leasing it; while any update of a chat is pending, the later ones
 //! of that chat wait, so a chat is handled in order and one update at a time
 //! across replicas. A lease that runs out (its replica died) makes the update
-//! claimable again; the claim counts attempts so a poison update can be set
-//! aside.
+//! claimable again, and a restarted instance takes back its own leases at
+//! once (each lease names the instance as well as the run that took it); the
+//! claim counts attempts so a poison update can be set aside.
 
 use std::time::Duration;
 
@@ -20,6 +21,25 @@ pub struct InboxUpdate {
     pub chat_id: i64,
     /// The update's JSON, as Telegram sent it.
     pub payload: String,
+}
+
+/// Who takes leases: the instance (`INSTANCE_ID`, stable across restarts)
+/// and this run of it (new at every start). Two replicas with one instance
+/// name would take each other's leases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimant {
+    pub instance: String,
+    pub run: String,
+}
+
+impl Claimant {
+    /// A new run of `instance`.
+    pub fn start(instance: &str) -> Self {
+        Self {
+            instance: instance.to_string(),
+            run: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
 }
 
 /// An update this replica has leased and should handle now.
@@ -58,8 +78,9 @@ pub struct InboxCounts {
     pub dead: i64,
 }
 
-/// Each chat's oldest pending update, whose lease is free or ran out,
-/// oldest first. The heads are found by skipping from chat to chat along the
+/// Each chat's oldest pending update, whose lease is free, ran out, or was
+/// taken by an earlier run of the claiming instance (it crashed: nobody
+/// else will finish it), oldest first. The heads are found by skipping from chat to chat along the
 /// pending index (a loose index scan), so a claim costs per chat, not per
 /// pending update: a backlog of thousands does not slow it down. Postgres
 /// skips rows another replica is claiming at this moment, and its re-check of
@@ -76,20 +97,23 @@ const CLAIM_POSTGRES: &str = "WITH RECURSIVE heads (chat_id, update_id) AS ( \
          ORDER BY chat_id, update_id LIMIT 1) next \
      ), free AS ( \
        SELECT i.bot_id, i.update_id FROM inbox i JOIN heads h ON i.update_id = h.update_id \
-       WHERE i.bot_id = $3 AND i.status = 'pending' AND (i.lease_until IS NULL OR i.lease_until < $4) \
+       WHERE i.bot_id = $3 AND i.status = 'pending' \
+         AND (i.lease_until IS NULL OR i.lease_until < $4 \
+              OR (i.lease_instance = $6 AND i.lease_owner <> $1)) \
        ORDER BY i.update_id LIMIT $5 \
        FOR UPDATE OF i SKIP LOCKED \
      ) \
-     UPDATE inbox SET lease_owner = $1, lease_until = $2, attempts = inbox.attempts + 1 \
+     UPDATE inbox SET lease_owner = $1, lease_until = $2, lease_instance = $6, attempts = inbox.attempts + 1 \
      FROM free WHERE inbox.bot_id = free.bot_id AND inbox.update_id = free.update_id \
      RETURNING inbox.update_id, inbox.chat_id, inbox.payload, inbox.attempts";
 
 /// SQLite has one writer at a time, so the statement alone is atomic.
-const CLAIM_SQLITE: &str = "UPDATE inbox SET lease_owner = ?1, lease_until = ?2, attempts = attempts + 1 \
+const CLAIM_SQLITE: &str = "UPDATE inbox SET lease_owner = ?1, lease_until = ?2, lease_instance = ?6, attempts = attempts + 1 \
      WHERE (bot_id, update_id) IN ( \
        SELECT i.bot_id, i.update_id FROM inbox i \
        WHERE i.bot_id = ?3 AND i.status = 'pending' \
-         AND (i.lease_until IS NULL OR i.lease_until < ?4) \
+         AND (i.lease_until IS NULL OR i.lease_until < ?4 \
+              OR (i.lease_instance = ?6 AND i.lease_owner <> ?1)) \
          AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.bot_id = i.bot_id AND j.chat_id = i.chat_id \
                          AND j.status = 'pending' AND j.update_id < i.update_id) \
        ORDER BY i.update_id LIMIT ?5) \
@@ -122,11 +146,12 @@ impl Store {
     }
 
     /// Leases at most `limit` updates, each the oldest pending one of its
-    /// chat, to `owner` for `lease`; oldest first.
+    /// chat, to `claimant` for `lease`; oldest first. Renewing, finishing
+    /// and releasing name the claimant's run as the owner.
     pub async fn inbox_claim(
         &self,
         bot_id: i64,
-        owner: &str,
+        claimant: &Claimant,
         lease: Duration,
         limit: usize,
     ) -> StoreResult<Vec<ClaimedUpdate>> {
@@ -139,11 +164,12 @@ impl Store {
         };
         let mut claimed: Vec<ClaimedUpdate> = on_either!(self, pool => timed(
             sqlx::query_as(sql)
-                .bind(owner)
+                .bind(claimant.run.as_str())
                 .bind(until)
                 .bind(bot_id)
                 .bind(now)
                 .bind(limit)
+                .bind(claimant.instance.as_str())
                 .fetch_all(pool),
         )
         .await?);
@@ -186,7 +212,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let sql = dialect(
             self,
-            "UPDATE inbox SET status = $1, finished_at = $2, last_error = $3, lease_owner = NULL, lease_until = NULL \
+            "UPDATE inbox SET status = $1, finished_at = $2, last_error = $3, lease_owner = NULL, lease_until = NULL, lease_instance = NULL \
              WHERE bot_id = $4 AND update_id = $5 AND status = 'pending' AND lease_owner = $6",
         );
         let now = Utc::now();
@@ -217,7 +243,7 @@ impl Store {
     ) -> StoreResult<()> {
         let sql = dialect(
             self,
-            "UPDATE inbox SET lease_owner = NULL, lease_until = $1, last_error = $2 \
+            "UPDATE inbox SET lease_owner = NULL, lease_instance = NULL, lease_until = $1, last_error = $2 \
              WHERE bot_id = $3 AND update_id = $4 AND status = 'pending' AND lease_owner = $5",
         );
         let until = lease_end(Utc::now(), retry_in);

@@ -16,7 +16,7 @@ mod webhooks;
 pub use audit::{AuditEntry, KeyedAuditEntry, RejectedAudit};
 pub use conversation::{PendingPrompt, StoredButton, unix_now};
 pub use credentials::{CredentialInfo, StoredCredential};
-pub use inbox::{ClaimedUpdate, InboxCounts, InboxOutcome, InboxUpdate};
+pub use inbox::{Claimant, ClaimedUpdate, InboxCounts, InboxOutcome, InboxUpdate};
 pub use jobs::{ClaimRoom, NewJob, StoredJob, TooManyJobs};
 pub use oauth::OAuthRow;
 pub use pool::{Store, StoreError, StoreResult, now};
