@@ -19,7 +19,8 @@ use common::webhooks::{
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
-/// Other senders on this machine: an abuser posting unsigned, one posting slowly.
+/// Other senders on this machine (127.0.0.1 is the honest one): an abuser
+/// posting unsigned, one posting slowly; more flood from 127.0.2.x and 127.0.3.x.
 const FLOODER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const SLOWPOKE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 
@@ -67,15 +68,17 @@ async fn a_flood_of_unsigned_and_slow_posts_leaves_the_signed_delivery_through_a
     let server = SocketAddr::from(([127, 0, 0, 1], bot.port));
     let hook = format!("http://{server}/hooks/ticker/gh");
 
-    // 61 unsigned posts from one address: refused, then cut off.
+    // 63 unsigned posts from three addresses, each within its allowance:
+    // all refused, none counted against the hook.
+    for n in 0..63u8 {
+        let from = IpAddr::V4(Ipv4Addr::new(127, 0, 2, n % 3 + 1));
+        let (status, text) = post_from(from, &hook, unsigned()).await;
+        assert_eq!(status, 401, "post {n}: {text}");
+    }
+    // 61 from one address: refused, then cut off.
     let mut statuses = Vec::new();
     for _ in 0..61 {
-        let unsigned = Delivery {
-            signature: None,
-            id: None,
-            body: br#"{"ref":"evil"}"#.to_vec(),
-        };
-        statuses.push(post_from(FLOODER, &hook, unsigned).await.0);
+        statuses.push(post_from(FLOODER, &hook, unsigned()).await.0);
     }
     assert!(
         statuses.iter().all(|s| *s == 401 || *s == 429),
@@ -84,34 +87,23 @@ async fn a_flood_of_unsigned_and_slow_posts_leaves_the_signed_delivery_through_a
     assert_eq!(statuses[0], 401, "{statuses:?}");
     assert!(statuses.contains(&429), "{statuses:?}");
 
-    // 64 bodies that never finish from another address: a few are being
-    // read, the rest are turned away at once.
+    // Bodies that never finish, 8 from one address: 4 are being read, 4
+    // are turned away at once, and the hooks still take a signed delivery.
     let (answered, mut answers) = mpsc::unbounded_channel();
-    for _ in 0..64 {
+    let open_slow = |from: IpAddr| {
         let answered = answered.clone();
         tokio::spawn(async move {
-            let answer = slow_post(SLOWPOKE, server, "/hooks/ticker/gh").await;
+            let answer = slow_post(from, server, "/hooks/ticker/gh").await;
             let _ = answered.send(answer);
         });
+    };
+    for _ in 0..8 {
+        open_slow(SLOWPOKE);
     }
     let mut slow = Vec::new();
-    while slow.len() < 60 {
-        let answer = tokio::time::timeout(PATIENCE, answers.recv())
-            .await
-            .expect("the slow posts past the first few are turned away at once")
-            .expect("an answer");
-        slow.push(answer);
+    while slow.len() < 4 {
+        slow.push(next_answer(&mut answers).await);
     }
-    assert!(
-        slow.iter().all(|(status, _)| *status == 429),
-        "turned away: {slow:?}"
-    );
-
-    // Meanwhile the listener answers its own endpoints and the signed delivery.
-    let health = reqwest::get(format!("http://{server}/healthz"))
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
     let first = br#"{"ref":"main"}"#;
     let (status, text) = deliver(&hook, &secret, "delivery-1", first).await;
     assert_eq!(status, 202, "the signed delivery after the flood: {text}");
@@ -121,29 +113,49 @@ async fn a_flood_of_unsigned_and_slow_posts_leaves_the_signed_delivery_through_a
     assert_eq!(status, 409, "a replay under another id: {text}");
     let (status, text) = deliver(&hook, &secret, "delivery-1", br#"{"ref":"dev"}"#).await;
     assert_eq!(status, 409, "another body under a received id: {text}");
-    let second = br#"{"ref":"next"}"#;
-    let (status, text) = deliver(&hook, &secret, "delivery-2", second).await;
-    assert_eq!(status, 202, "{text}");
+
+    // 60 more from 15 other addresses: only as many are read as the hooks
+    // have turns left (16 in all); the rest are turned away at once, and
+    // the listener the hooks share answers its own endpoints meanwhile.
+    for n in 0..60u8 {
+        open_slow(IpAddr::V4(Ipv4Addr::new(127, 0, 3, n % 15 + 1)));
+    }
+    while slow.len() < 52 {
+        slow.push(next_answer(&mut answers).await);
+    }
+    let count =
+        |slow: &[(u16, String)], status: u16| slow.iter().filter(|(s, _)| *s == status).count();
+    assert_eq!(
+        (count(&slow, 429), count(&slow, 503)),
+        (4, 48),
+        "turned away: {slow:?}"
+    );
+    let asked = std::time::Instant::now();
+    let health = reqwest::get(format!("http://{server}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    eprintln!("/healthz with 16 slow bodies open: {:?}", asked.elapsed());
     assert!(
         answers.try_recv().is_err(),
         "the slow bodies being read were still open while all that was answered"
     );
-    // Those being read are given up after a short while, by the hooks.
-    while slow.len() < 64 {
-        let answer = tokio::time::timeout(PATIENCE, answers.recv())
-            .await
-            .expect("a slow body is given up")
-            .expect("an answer");
-        slow.push(answer);
+    // Those being read are given up after a short while, by the hooks, and
+    // their turns are free again.
+    while slow.len() < 68 {
+        slow.push(next_answer(&mut answers).await);
     }
     let given_up: Vec<_> = slow.iter().filter(|(status, _)| *status == 408).collect();
-    assert_eq!(given_up.len(), 4, "{slow:?}");
+    assert_eq!(given_up.len(), 16, "{slow:?}");
     assert!(
         given_up
             .iter()
             .all(|(_, text)| text.contains("did not arrive within 10 s")),
         "{given_up:?}"
     );
+    let second = br#"{"ref":"next"}"#;
+    let (status, text) = deliver(&hook, &secret, "delivery-2", second).await;
+    assert_eq!(status, 202, "{text}");
 
     // Exactly the two signed deliveries reached the plugin and the chat.
     let sent = api.wait_for_sent_within(ALLOWED, 2, PATIENCE).await;
@@ -173,6 +185,22 @@ async fn a_flood_of_unsigned_and_slow_posts_leaves_the_signed_delivery_through_a
     let (status, _) = deliver(&hook, &secret, "delivery-old", old).await;
     assert_eq!(status, 409);
     bot.stop().await;
+}
+
+fn unsigned() -> Delivery<'static> {
+    Delivery {
+        signature: None,
+        id: None,
+        body: br#"{"ref":"evil"}"#.to_vec(),
+    }
+}
+
+/// The next slow post answered.
+async fn next_answer(answers: &mut mpsc::UnboundedReceiver<(u16, String)>) -> (u16, String) {
+    tokio::time::timeout(PATIENCE, answers.recv())
+        .await
+        .expect("a slow post is answered in time")
+        .expect("an answer")
 }
 
 /// Records `id` and `body` as received by `ticker/gh` `hours_ago`.
