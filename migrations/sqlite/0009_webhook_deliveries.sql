@@ -2,7 +2,7 @@
 -- the sender's delivery id (`X-GitHub-Delivery`) and the body's SHA-256
 -- (the signature covers only the body, so the id alone is the sender's
 -- word), each remembered for a day. Times are Unix milliseconds. Keep in
--- step with migrations/postgres/0008_webhook_deliveries.sql.
+-- step with migrations/postgres/0009_webhook_deliveries.sql.
 
 CREATE TABLE webhook_deliveries (
     plugin       TEXT NOT NULL,
