@@ -56,6 +56,10 @@ pub struct Config {
     /// `HTTP_ADDR`: where `run` and `worker` serve health, metrics (and the
     /// webhook); `chat` serves them only when it is set.
     pub http_addr: Option<SocketAddr>,
+    /// `HOOKS_ADDR`: a listener for the inbound webhooks alone (`/hooks/…`),
+    /// so that they can be published while the ops endpoints stay internal;
+    /// unset, they are served on `HTTP_ADDR`.
+    pub hooks_addr: Option<SocketAddr>,
     /// `TELEGRAM_*` and `WEBHOOK_URL`.
     pub telegram: TelegramSettings,
     /// `ANTHROPIC_*` and `LLM_*`.
@@ -269,6 +273,9 @@ impl Config {
         let http_addr = get("HTTP_ADDR")
             .map(|value| socket_addr("HTTP_ADDR", &value, "0.0.0.0:8080 or 127.0.0.1:8080"))
             .transpose()?;
+        let hooks_addr = get("HOOKS_ADDR")
+            .map(|value| socket_addr("HOOKS_ADDR", &value, "0.0.0.0:8090"))
+            .transpose()?;
         let health = HealthSettings::from_lookup(get)?;
         let cache = CacheSettings::from_lookup(get)?;
         let vectors = VectorSettings::from_lookup(get)?;
@@ -325,6 +332,7 @@ impl Config {
             vault,
             audit_retention_days,
             http_addr,
+            hooks_addr,
             telegram,
             llm,
             cache,

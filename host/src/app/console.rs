@@ -67,8 +67,8 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
     if let Some(jobs) = jobs {
         let _ = jobs.await;
     }
-    if let Some(ops) = ops {
-        ops.stop().await;
+    for server in ops {
+        server.stop().await;
     }
     host.shutdown().await;
     result

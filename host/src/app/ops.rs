@@ -48,15 +48,16 @@ pub struct OpsServer {
 
 impl OpsServer {
     pub fn start(addr: SocketAddr, state: OpsState) -> Self {
-        Self::start_with(addr, ops_router(state))
+        Self::start_with("HTTP_ADDR", addr, ops_router(state))
     }
 
     /// Serves `router` (the ops endpoints and what was merged into them,
-    /// such as the webhooks).
-    pub fn start_with(addr: SocketAddr, router: axum::Router) -> Self {
+    /// such as the webhooks, or the webhooks alone) on `addr`, the setting
+    /// `variable`.
+    pub fn start_with(variable: &'static str, addr: SocketAddr, router: axum::Router) -> Self {
         let (stop, mut stopping) = watch::channel(false);
         let task = tokio::spawn(crate::infra::http::serve(
-            "HTTP_ADDR",
+            variable,
             addr,
             router,
             async move {

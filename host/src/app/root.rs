@@ -129,17 +129,29 @@ impl Host {
         }
     }
 
-    /// Serves the ops endpoints and the webhooks on `HTTP_ADDR` when it is
-    /// set (`chat`).
+    /// Serves the ops endpoints on `HTTP_ADDR` and the webhooks on
+    /// `HOOKS_ADDR`, or beside the ops endpoints, where they are set (`chat`).
     pub fn serve_ops_if_configured(
         &self,
         config: &Config,
         dispatcher: &Arc<Dispatcher>,
-    ) -> Option<OpsServer> {
-        config.http_addr.map(|addr| {
-            let router = ops_router(self.ops_state()).merge(hooks_router(dispatcher.clone()));
-            OpsServer::start_with(addr, router)
-        })
+    ) -> Vec<OpsServer> {
+        let hooks = hooks_router(dispatcher.clone());
+        match (config.http_addr, config.hooks_addr) {
+            (Some(ops), Some(hooks_addr)) => vec![
+                OpsServer::start_with("HTTP_ADDR", ops, ops_router(self.ops_state())),
+                OpsServer::start_with("HOOKS_ADDR", hooks_addr, hooks),
+            ],
+            (Some(ops), None) => vec![OpsServer::start_with(
+                "HTTP_ADDR",
+                ops,
+                ops_router(self.ops_state()).merge(hooks),
+            )],
+            (None, Some(hooks_addr)) => {
+                vec![OpsServer::start_with("HOOKS_ADDR", hooks_addr, hooks)]
+            }
+            (None, None) => Vec::new(),
+        }
     }
 
     /// `run`: the Telegram bot until `shutdown` resolves.
@@ -154,6 +166,7 @@ impl Host {
             registry: self.registry.clone(),
             ops: ops_router(self.ops_state()),
             ops_addr: config.http_addr_or_default(),
+            hooks_addr: config.hooks_addr,
             health_interval: config.health.interval,
             default_plugin: config.default_plugin.clone(),
         };

@@ -1,6 +1,7 @@
 //! `wasmbot hooks add|list|remove`: inbound webhooks (`POST
-//! /hooks/PLUGIN/NAME` on `HTTP_ADDR`). `add` creates the signing secret in
-//! the vault and prints it once, with the URL; nothing prints it again.
+//! /hooks/PLUGIN/NAME` on `HOOKS_ADDR`, else `HTTP_ADDR`). `add` creates the
+//! signing secret in the vault and prints it once, with the URL; nothing
+//! prints it again.
 
 use std::process::ExitCode;
 
@@ -135,10 +136,11 @@ fn check_plugin(config: &Config, plugin: &str) -> anyhow::Result<()> {
 }
 
 /// Where the hooks are reached: WEBHOOK_URL's origin when the bot is behind
-/// one, else HTTP_ADDR.
+/// one, else HOOKS_ADDR, else HTTP_ADDR.
 fn base_url(config: &Config) -> String {
-    match &config.telegram.webhook_url {
-        Some(url) => url.origin().ascii_serialization(),
-        None => format!("http://{}", config.http_addr_or_default()),
+    match (&config.telegram.webhook_url, config.hooks_addr) {
+        (Some(url), _) => url.origin().ascii_serialization(),
+        (None, Some(hooks)) => format!("http://{hooks}"),
+        (None, None) => format!("http://{}", config.http_addr_or_default()),
     }
 }

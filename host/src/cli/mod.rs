@@ -79,7 +79,7 @@ enum Command {
         #[command(subcommand)]
         command: secrets::SecretsCommand,
     },
-    /// Manage inbound webhooks (`POST /hooks/PLUGIN/NAME` on HTTP_ADDR).
+    /// Manage inbound webhooks (`POST /hooks/PLUGIN/NAME` on HOOKS_ADDR, else HTTP_ADDR).
     Hooks {
         #[command(subcommand)]
         command: hooks::HooksCommand,

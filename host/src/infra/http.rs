@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Requests handled at once per listener; more wait for a turn. Telegram
-/// opens at most 40 webhook connections; the ops endpoints need a few.
+/// opens at most 40 webhook connections; the ops endpoints need a few; the
+/// hooks take at most their own limit and refuse past it, never waiting.
 const MAX_CONCURRENT_REQUESTS: usize = 64;
 
 /// Serves `router` on `addr` (named by the setting `variable`) until `stop`
@@ -51,8 +52,12 @@ pub async fn serve_on(
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             MAX_CONCURRENT_REQUESTS,
         ));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop)
-        .await
-        .context("serving HTTP")
+    // The peer address is what the hooks limit unauthenticated posts by.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
+    .context("serving HTTP")
 }

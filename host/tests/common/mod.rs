@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod qdrant;
 pub mod running_bot;
 pub mod stores;
+pub mod webhooks;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -36,6 +36,9 @@ pub struct BotHost<'a> {
     /// webhook is served beside them unless `WEBHOOK_ADDR` is set.
     pub ops: axum::Router,
     pub ops_addr: SocketAddr,
+    /// `HOOKS_ADDR`: the inbound webhooks' own listener; None serves them
+    /// beside the ops endpoints.
+    pub hooks_addr: Option<SocketAddr>,
     /// `HEALTH_INTERVAL_SECS`: how often the health monitor checks.
     pub health_interval: Duration,
     /// `DEFAULT_PLUGIN`: who receives plain text.
@@ -139,12 +142,21 @@ pub async fn serve(
             async move { stopped(&mut stopping).await },
         )
     };
-    // Health and metrics on HTTP_ADDR; the webhook beside them, or alone on
-    // WEBHOOK_ADDR so that only it need be reachable from the internet. Both
-    // listen before Telegram is told where to post.
-    let mut ops = host.ops.merge(hooks_router(dispatcher));
+    // Health and metrics on HTTP_ADDR; the webhook and the inbound hooks
+    // beside them, or each alone on WEBHOOK_ADDR and HOOKS_ADDR so that only
+    // they need be reachable from the internet. All listen before Telegram
+    // is told where to post.
+    let mut ops = host.ops;
     let mut servers = tokio::task::JoinSet::new();
     let ops_listener = crate::infra::http::bind("HTTP_ADDR", host.ops_addr).await?;
+    let hooks = hooks_router(dispatcher);
+    match host.hooks_addr {
+        Some(addr) => {
+            let listener = crate::infra::http::bind("HOOKS_ADDR", addr).await?;
+            servers.spawn(serve_on(listener, hooks));
+        }
+        None => ops = ops.merge(hooks),
+    }
     let webhook = settings
         .webhook_url
         .as_ref()
