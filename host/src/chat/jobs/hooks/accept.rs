@@ -10,7 +10,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
 
-use super::{SIGNATURE_HEADER, WebhookDelivery, hook_secret_name};
+use super::delivery::{SIGNATURE_HEADER, WebhookDelivery, hook_secret_name};
 use crate::chat::Dispatcher;
 use crate::infra::cache::{CacheStore, host_key};
 use crate::infra::schedule::now_ms;

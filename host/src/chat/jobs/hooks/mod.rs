@@ -14,6 +14,7 @@
 //! signed deliveries count against a hook's rate (`accept`).
 
 mod accept;
+mod delivery;
 mod sources;
 
 use std::net::SocketAddr;
@@ -25,9 +26,7 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use base64::Engine as _;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::chat::Dispatcher;
@@ -35,6 +34,7 @@ use crate::infra::schedule::now_ms;
 use crate::infra::store::clean_text;
 pub use accept::DELIVERY_HEADER;
 use accept::Refusal;
+pub use delivery::{SIGNATURE_HEADER, WebhookDelivery, hook_secret_name};
 use sources::{Source, Sources, TurnedAway};
 
 /// The largest body a hook accepts (413 past it).
@@ -48,31 +48,6 @@ pub const HOOK_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// sender is answered 503 at once rather than waiting, so the hooks never
 /// hold more than this many turns of a listener they share.
 pub const HOOK_CONCURRENCY: usize = 16;
-
-/// GitHub's header: `sha256=` and the hex HMAC of the body.
-pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
-
-/// The vault credential holding a hook's signing secret.
-pub fn hook_secret_name(plugin: &str, name: &str) -> String {
-    format!("hook:{plugin}/{name}")
-}
-
-/// A kept delivery (`scheduled_jobs.payload` of a `webhook` row).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct WebhookDelivery {
-    pub name: String,
-    pub headers: Vec<(String, String)>,
-    /// The body, base64.
-    pub body: String,
-}
-
-impl WebhookDelivery {
-    pub fn body(&self) -> Result<Vec<u8>, String> {
-        base64::engine::general_purpose::STANDARD
-            .decode(&self.body)
-            .map_err(|error| format!("the kept body is not base64: {error}"))
-    }
-}
 
 #[derive(Clone)]
 struct Hooks {
