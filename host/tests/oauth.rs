@@ -615,14 +615,7 @@ async fn a_refresh_outliving_its_lease_keeps_the_newer_token(db: Db) {
     let newer = fake.latest_refresh_token().unwrap();
 
     slow.notify_one();
-    let late_lines = lines_of(&mut late);
-    let mut seen = String::new();
-    read_until(
-        &late_lines,
-        "oauth `google`: refreshed by another process;",
-        &mut seen,
-    );
-    assert!(late.wait().unwrap().success(), "{seen}");
+    let late = late.wait_with_output().unwrap();
     assert_eq!(fake.refreshes.load(Ordering::SeqCst), 2);
     assert_ne!(
         fake.latest_refresh_token().unwrap(),
@@ -632,11 +625,16 @@ async fn a_refresh_outliving_its_lease_keeps_the_newer_token(db: Db) {
 
     let (ok, text) = oauth_done(data.path(), &db, &["test", "google"]);
     assert!(ok && text.contains("refreshed;"), "{text}");
-    let presented = fake.presented_refresh_tokens();
     assert_eq!(
-        presented.last(),
+        fake.presented_refresh_tokens().last(),
         Some(&newer),
         "the next refresh uses the token of the refresh that took the lease over"
+    );
+    let late_text = String::from_utf8_lossy(&late.stdout);
+    assert!(
+        late.status.success()
+            && late_text.contains("oauth `google`: refreshed by another process;"),
+        "the late refresh reports the newer token: {late_text}"
     );
     let (ok, list) = oauth_done(data.path(), &db, &["list"]);
     let google = list.lines().find(|line| line.starts_with("google\t"));
