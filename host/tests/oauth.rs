@@ -607,7 +607,7 @@ async fn a_refresh_outliving_its_lease_keeps_the_newer_token(db: Db) {
     let data = tempfile::tempdir().unwrap();
     add_google(data.path(), &db, &fake, Redirect::Browser).await;
     let slow = fake.slow_next_refresh();
-    let mut late = oauth(data.path(), &db, &["test", "google"]);
+    let late = oauth(data.path(), &db, &["test", "google"]);
     fake.refresh_arrived().await;
     expire_lease(&db).await;
     let (ok, text) = oauth_done(data.path(), &db, &["test", "google"]);

@@ -126,7 +126,7 @@ struct Lease<'a> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Released {
+enum LeaseEnd {
     Released,
     /// The lease ran out and another refresh took it.
     TakenOver,
@@ -425,7 +425,7 @@ impl OAuthTokens {
         started: Instant,
     ) -> Result<Option<AccessToken>, TokenError> {
         let name = lease.name;
-        if self.release(lease, "reauthorize", Some(detail)).await == Released::TakenOver {
+        if self.release(lease, "reauthorize", Some(detail)).await == LeaseEnd::TakenOver {
             tracing::warn!(
                 oauth = %name,
                 "an OAuth refresh that outlived its lease was refused; the refresh that took over decides"
@@ -451,19 +451,19 @@ impl OAuthTokens {
 
     /// Releases the lease with the refresh's outcome, unless it was taken
     /// over (then the outcome of the refresh that took over stands).
-    async fn release(&self, lease: &Lease<'_>, status: &str, detail: Option<&str>) -> Released {
+    async fn release(&self, lease: &Lease<'_>, status: &str, detail: Option<&str>) -> LeaseEnd {
         let name = lease.name;
         match self
             .store
             .oauth_release(name, &lease.holder, status, detail)
             .await
         {
-            Ok(true) => Released::Released,
-            Ok(false) => Released::TakenOver,
+            Ok(true) => LeaseEnd::Released,
+            Ok(false) => LeaseEnd::TakenOver,
             Err(error) => {
                 // The lease runs out by itself.
                 tracing::warn!(oauth = %name, %error, "cannot release the OAuth refresh lease");
-                Released::Unknown
+                LeaseEnd::Unknown
             }
         }
     }
