@@ -21,7 +21,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::bot_api::BotApi;
-use common::oauth::{CLIENT_ID, CLIENT_SECRET, FakeProvider};
+use common::oauth::{CLIENT_ID, CLIENT_SECRET, FakeProvider, GrantChecked};
 use common::processes::{ADMIN_CHAT, ALLOWED, Bot, Db, PATIENCE, TOKEN};
 
 const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -601,12 +601,14 @@ async fn a_forged_redirect_does_not_end_the_code_flow() {
 
 /// A refresh the provider answers only after its lease ran out, while the
 /// refresh that took the lease over has rotated the tokens: the late
-/// answer is not saved, the rotated refresh token is the one used next.
-async fn a_refresh_outliving_its_lease_keeps_the_newer_token(db: Db) {
+/// answer is not saved — new tokens (`OnArrival`) or `invalid_grant`
+/// (`OnAnswer`, which must not mark the credential `reauthorize`) — and
+/// the rotated refresh token is the one used next.
+async fn a_refresh_outliving_its_lease_keeps_the_newer_token(db: Db, checked: GrantChecked) {
     let fake = FakeProvider::start().await;
     let data = tempfile::tempdir().unwrap();
     add_google(data.path(), &db, &fake, Redirect::Browser).await;
-    let slow = fake.slow_next_refresh();
+    let slow = fake.slow_next_refresh(checked);
     let late = oauth(data.path(), &db, &["test", "google"]);
     fake.refresh_arrived().await;
     expire_lease(&db).await;
@@ -617,10 +619,11 @@ async fn a_refresh_outliving_its_lease_keeps_the_newer_token(db: Db) {
     slow.notify_one();
     let late = late.wait_with_output().unwrap();
     assert_eq!(fake.refreshes.load(Ordering::SeqCst), 2);
-    assert_ne!(
-        fake.latest_refresh_token().unwrap(),
-        newer,
-        "the late answer brought tokens of its own"
+    let answered = fake.latest_refresh_token().unwrap() != newer;
+    assert_eq!(
+        answered,
+        checked == GrantChecked::OnArrival,
+        "a late answer brings tokens of its own only if its grant was checked on arrival"
     );
 
     let (ok, text) = oauth_done(data.path(), &db, &["test", "google"]);
@@ -643,13 +646,19 @@ async fn a_refresh_outliving_its_lease_keeps_the_newer_token(db: Db) {
         "{list}"
     );
     let audit = audit_text(&db).await;
-    assert!(audit.contains("oauth_refresh superseded"), "{audit}");
+    assert_eq!(
+        audit.contains("oauth_refresh superseded"),
+        answered,
+        "{audit}"
+    );
+    assert!(!audit.contains("oauth_refresh reauthorize"), "{audit}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_outliving_its_lease_keeps_the_newer_token_on_sqlite() {
     let data = tempfile::tempdir().unwrap();
-    a_refresh_outliving_its_lease_keeps_the_newer_token(Db::sqlite(data.path())).await;
+    let db = Db::sqlite(data.path());
+    a_refresh_outliving_its_lease_keeps_the_newer_token(db, GrantChecked::OnArrival).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -657,7 +666,14 @@ async fn a_refresh_outliving_its_lease_keeps_the_newer_token_on_postgres() {
     let Some(db) = Db::postgres().await else {
         return;
     };
-    a_refresh_outliving_its_lease_keeps_the_newer_token(db).await;
+    a_refresh_outliving_its_lease_keeps_the_newer_token(db, GrantChecked::OnArrival).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_refresh_outliving_its_lease_does_not_ask_for_reauthorization() {
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(data.path());
+    a_refresh_outliving_its_lease_keeps_the_newer_token(db, GrantChecked::OnAnswer).await;
 }
 
 /// A server refusing every token, however fresh: twenty requests cost one

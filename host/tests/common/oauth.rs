@@ -38,6 +38,16 @@ struct Tokens {
     serial: u64,
 }
 
+/// When a slow refresh request's refresh token is checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum GrantChecked {
+    /// As it arrives: it gets new tokens even if another refresh used the
+    /// refresh token meanwhile.
+    OnArrival,
+    /// As it is answered: `invalid_grant` if another refresh used it.
+    OnAnswer,
+}
+
 pub struct FakeProvider {
     pub url: String,
     tokens: Mutex<Tokens>,
@@ -50,9 +60,8 @@ pub struct FakeProvider {
     /// While set, a refresh request waits for it to be notified.
     refresh_gate: Mutex<Option<Arc<tokio::sync::Notify>>>,
     refresh_arrived: tokio::sync::Notify,
-    /// The next refresh request has its grant checked as it arrives, and
-    /// is answered once this is notified.
-    slow_refresh: Mutex<Option<Arc<tokio::sync::Notify>>>,
+    /// The next refresh request is answered once this is notified.
+    slow_refresh: Mutex<Option<(Arc<tokio::sync::Notify>, GrantChecked)>>,
     /// The calendar answers 401 to every token.
     refuse_every_token: AtomicBool,
 }
@@ -128,13 +137,12 @@ impl FakeProvider {
         *self.refresh_gate.lock().unwrap() = None;
     }
 
-    /// The next refresh request is checked as it arrives (its refresh token
-    /// is good then) and answered, with new tokens, only once the returned
-    /// gate is notified — a provider answering slowly. Later refresh
-    /// requests are answered at once.
-    pub fn slow_next_refresh(&self) -> Arc<tokio::sync::Notify> {
+    /// The next refresh request is answered only once the returned gate is
+    /// notified — a provider answering slowly — its grant checked when
+    /// `checked` says. Later refresh requests are answered at once.
+    pub fn slow_next_refresh(&self, checked: GrantChecked) -> Arc<tokio::sync::Notify> {
         let gate = Arc::new(tokio::sync::Notify::new());
-        *self.slow_refresh.lock().unwrap() = Some(gate.clone());
+        *self.slow_refresh.lock().unwrap() = Some((gate.clone(), checked));
         gate
     }
 
@@ -302,16 +310,20 @@ async fn token(State(fake): State<Arc<FakeProvider>>, body: Bytes) -> Response {
             let refresh = form.get("refresh_token").cloned().unwrap_or_default();
             fake.tokens.lock().unwrap().presented.push(refresh.clone());
             let slow = fake.slow_refresh.lock().unwrap().take();
-            if let Some(gate) = slow {
-                if !fake.tokens.lock().unwrap().refresh.contains(&refresh) {
+            if let Some((gate, checked)) = slow {
+                if checked == GrantChecked::OnArrival
+                    && !fake.tokens.lock().unwrap().refresh.contains(&refresh)
+                {
                     return oauth_error("invalid_grant");
                 }
                 fake.refresh_arrived.notify_one();
                 gate.notified().await;
-                // The grant was good when the request came in; meanwhile
-                // another refresh may have used it.
                 let mut tokens = fake.tokens.lock().unwrap();
-                tokens.refresh.remove(&refresh);
+                // Checked on arrival, the grant was good then even if
+                // another refresh has used it meanwhile.
+                if !tokens.refresh.remove(&refresh) && checked == GrantChecked::OnAnswer {
+                    return oauth_error("invalid_grant");
+                }
                 return json_ok(fake.issue(&mut tokens));
             }
             let gate = fake.refresh_gate.lock().unwrap().clone();
