@@ -4,9 +4,12 @@
 //! address) and the device flow; `/agenda` is answered with the injected
 //! token; an expired token is refreshed before use and a 401 refreshes and
 //! retries, without the plugin noticing; two concurrent requests (and two
-//! processes sharing one database) refresh once; a revoked grant alerts the
-//! admin chat and gives a clear reply; no token reaches a log, the audit
-//! trail, a reply or the command's output.
+//! processes sharing one database) refresh once; a refresh that outlives
+//! its lease does not overwrite the newer token; a server refusing every
+//! token costs one refresh, not one per request; a forged redirect does not
+//! end the code flow; a revoked grant alerts the admin chat and gives a
+//! clear reply; no token reaches a log, the audit trail, a reply or the
+//! command's output.
 
 mod common;
 
@@ -18,7 +21,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::bot_api::BotApi;
-use common::oauth::{CLIENT_ID, CLIENT_SECRET, FakeProvider};
+use common::oauth::{CLIENT_ID, CLIENT_SECRET, FakeProvider, GrantChecked};
 use common::processes::{ADMIN_CHAT, ALLOWED, Bot, Db, PATIENCE, TOKEN};
 
 const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -112,9 +115,23 @@ fn cpu_ticks(pid: u32) -> i64 {
     fields[11].parse::<i64>().unwrap() + fields[12].parse::<i64>().unwrap()
 }
 
+/// How the code flow's redirect comes back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Redirect {
+    /// The browser follows it to the loopback listener.
+    Browser,
+    /// Redirects of another authorization (a forged `?error=` too) reach
+    /// the listener first, then the browser's.
+    ForgedFirst,
+    /// The operator pastes the address the browser ended on (after one
+    /// that is not an address and one of another authorization).
+    Pasted,
+}
+
 /// Authorizes `google` with the code flow; the test plays the browser
-/// (or, with `paste`, the operator pasting the address it ended on).
-async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, paste: bool) -> String {
+/// (or the operator pasting the address it ended on).
+async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, redirect_by: Redirect) -> String {
+    let paste = redirect_by == Redirect::Pasted;
     let auth_url = format!("{}/authorize", fake.url);
     let token_url = format!("{}/token", fake.url);
     let mut child = oauth(
@@ -162,10 +179,27 @@ async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, paste: bool) -> S
     let consent = browser.get(&url).send().await.unwrap();
     assert_eq!(consent.status(), 302);
     let redirect = consent.headers()["location"].to_str().unwrap().to_string();
+    let loopback = redirect.split_once('?').unwrap().0.to_string();
+    let forged = [
+        format!("{loopback}?code=code-forged&state=wrong"),
+        format!("{loopback}?error=access_denied&state=wrong"),
+        format!("{loopback}?error=access_denied"),
+    ];
     if let Some(mut stdin) = stdin {
         writeln!(stdin, "not an address").unwrap();
+        writeln!(stdin, "{}", forged[1]).unwrap();
         writeln!(stdin, "{redirect}").unwrap();
     } else {
+        if redirect_by == Redirect::ForgedFirst {
+            for forged in &forged {
+                let answer = browser.get(forged).send().await.unwrap();
+                let text = answer.text().await.unwrap();
+                assert!(
+                    text.contains("not the redirect of the authorization in progress"),
+                    "{forged}: {text}"
+                );
+            }
+        }
         let landed = browser.get(&redirect).send().await.unwrap();
         assert!(
             landed
@@ -179,8 +213,52 @@ async fn add_google(data: &Path, db: &Db, fake: &FakeProvider, paste: bool) -> S
     assert!(seen.contains("oauth `google` authorized"), "{seen}");
     if paste {
         assert!(seen.contains("That is not the address"), "{seen}");
+        assert!(
+            seen.contains("That address belongs to another authorization"),
+            "{seen}"
+        );
+    }
+    if redirect_by == Redirect::ForgedFirst {
+        assert!(seen.contains("Ignored a redirect"), "{seen}");
     }
     seen
+}
+
+/// Runs one statement on the bot's database (the test moving time on).
+async fn execute(db: &Db, sql: &str) {
+    match db {
+        Db::Sqlite(path) => {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Db::Postgres { .. } => {
+            let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+/// As if the current access token had been obtained ten minutes ago: a
+/// 401 on a token obtained moments ago does not refresh it again.
+async fn age_last_refresh(db: &Db) {
+    execute(
+        db,
+        "UPDATE oauth_credentials SET refreshed_ms = refreshed_ms - 600000",
+    )
+    .await;
+}
+
+/// As if the refresh lease had run out (30 s after it was taken).
+async fn expire_lease(db: &Db) {
+    execute(
+        db,
+        "UPDATE oauth_credentials SET refreshing_until_ms = 1 WHERE refreshing_until_ms IS NOT NULL",
+    )
+    .await;
 }
 
 fn bot_env(fake: &FakeProvider) -> Vec<(String, String)> {
@@ -240,7 +318,7 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     let fake = FakeProvider::start().await;
     let data = tempfile::tempdir().unwrap();
     let db = Db::sqlite(data.path());
-    let mut outputs = add_google(data.path(), &db, &fake, false).await;
+    let mut outputs = add_google(data.path(), &db, &fake, Redirect::Browser).await;
     let (ok, list) = oauth_done(data.path(), &db, &["list"]);
     assert!(ok, "{list}");
     assert!(
@@ -280,7 +358,9 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     assert_eq!(fake.refreshes.load(Ordering::SeqCst), 2);
     assert_eq!(fake.unauthorized.load(Ordering::SeqCst), 0);
 
-    // The provider forgot the token: 401, one refresh, the request again.
+    // The provider forgot the token (obtained a while ago): 401, one
+    // refresh, the request again.
+    age_last_refresh(&db).await;
     fake.forget_access_tokens();
     let reply = agenda(&api, ALLOWED).await;
     assert!(reply.contains("Dentist"), "{reply}");
@@ -288,6 +368,7 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     assert_eq!(fake.refreshes.load(Ordering::SeqCst), 3);
 
     // Two chats at once on a token that is refused: one refresh between them.
+    age_last_refresh(&db).await;
     fake.forget_access_tokens();
     let gate = fake.hold_refreshes();
     let before = (texts(&api, ALLOWED).len(), texts(&api, OTHER_USER).len());
@@ -330,6 +411,7 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     );
 
     // Consent revoked: a clear reply, an alert with the command, the status.
+    age_last_refresh(&db).await;
     fake.revoke();
     let reply = agenda(&api, ALLOWED).await;
     assert!(
@@ -358,7 +440,7 @@ async fn agenda_keeps_working_through_expiry_401_and_concurrency_and_a_revoked_g
     outputs.push_str(&list);
 
     // Authorizing again (the operator pasting the address) mends it.
-    outputs.push_str(&add_google(data.path(), &db, &fake, true).await);
+    outputs.push_str(&add_google(data.path(), &db, &fake, Redirect::Pasted).await);
     let reply = agenda(&api, ALLOWED).await;
     assert!(reply.contains("Dentist"), "{reply}");
 
@@ -457,7 +539,7 @@ async fn the_device_flow_polls_until_approved() {
 async fn two_processes_refresh_once(db: Db) {
     let fake = FakeProvider::start().await;
     let data = tempfile::tempdir().unwrap();
-    add_google(data.path(), &db, &fake, false).await;
+    add_google(data.path(), &db, &fake, Redirect::Browser).await;
     let gate = fake.hold_refreshes();
     let mut first = oauth(data.path(), &db, &["test", "google"]);
     fake.refresh_arrived().await;
@@ -502,4 +584,141 @@ async fn two_processes_on_postgres_refresh_once() {
         return;
     };
     two_processes_refresh_once(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_redirect_does_not_end_the_code_flow() {
+    let fake = FakeProvider::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(data.path());
+    let seen = add_google(data.path(), &db, &fake, Redirect::ForgedFirst).await;
+    let (ok, list) = oauth_done(data.path(), &db, &["list"]);
+    assert!(ok && list.starts_with("google\tgoogle\t"), "{list}");
+    for secret in fake.issued() {
+        assert!(!seen.contains(&secret), "the output holds {secret}");
+    }
+}
+
+/// A refresh the provider answers only after its lease ran out, while the
+/// refresh that took the lease over has rotated the tokens: the late
+/// answer is not saved — new tokens (`OnArrival`) or `invalid_grant`
+/// (`OnAnswer`, which must not mark the credential `reauthorize`) — and
+/// the rotated refresh token is the one used next.
+async fn a_refresh_outliving_its_lease_keeps_the_newer_token(db: Db, checked: GrantChecked) {
+    let fake = FakeProvider::start().await;
+    let data = tempfile::tempdir().unwrap();
+    add_google(data.path(), &db, &fake, Redirect::Browser).await;
+    let slow = fake.slow_next_refresh(checked);
+    let late = oauth(data.path(), &db, &["test", "google"]);
+    fake.refresh_arrived().await;
+    expire_lease(&db).await;
+    let (ok, text) = oauth_done(data.path(), &db, &["test", "google"]);
+    assert!(ok && text.contains("oauth `google`: refreshed;"), "{text}");
+    let newer = fake.latest_refresh_token().unwrap();
+
+    slow.notify_one();
+    let late = late.wait_with_output().unwrap();
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 2);
+    let answered = fake.latest_refresh_token().unwrap() != newer;
+    assert_eq!(
+        answered,
+        checked == GrantChecked::OnArrival,
+        "a late answer brings tokens of its own only if its grant was checked on arrival"
+    );
+
+    let (ok, text) = oauth_done(data.path(), &db, &["test", "google"]);
+    assert!(ok && text.contains("refreshed;"), "{text}");
+    assert_eq!(
+        fake.presented_refresh_tokens().last(),
+        Some(&newer),
+        "the next refresh uses the token of the refresh that took the lease over"
+    );
+    let late_text = String::from_utf8_lossy(&late.stdout);
+    assert!(
+        late.status.success()
+            && late_text.contains("oauth `google`: refreshed by another process;"),
+        "the late refresh reports the newer token: {late_text}"
+    );
+    let (ok, list) = oauth_done(data.path(), &db, &["list"]);
+    let google = list.lines().find(|line| line.starts_with("google\t"));
+    assert!(
+        ok && google.is_some_and(|line| line.ends_with("\tok")),
+        "{list}"
+    );
+    let audit = audit_text(&db).await;
+    assert_eq!(
+        audit.contains("oauth_refresh superseded"),
+        answered,
+        "{audit}"
+    );
+    assert!(!audit.contains("oauth_refresh reauthorize"), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_outliving_its_lease_keeps_the_newer_token_on_sqlite() {
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(data.path());
+    a_refresh_outliving_its_lease_keeps_the_newer_token(db, GrantChecked::OnArrival).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_outliving_its_lease_keeps_the_newer_token_on_postgres() {
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    a_refresh_outliving_its_lease_keeps_the_newer_token(db, GrantChecked::OnArrival).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_refresh_outliving_its_lease_does_not_ask_for_reauthorization() {
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(data.path());
+    a_refresh_outliving_its_lease_keeps_the_newer_token(db, GrantChecked::OnAnswer).await;
+}
+
+/// A server refusing every token, however fresh: twenty requests cost one
+/// refresh (the plugin gets the 401), not one each.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_refusing_every_token_costs_one_refresh() {
+    const REQUESTS: usize = 20;
+    /// As in the host: no second refresh after a 401 within this.
+    const GAP: Duration = Duration::from_secs(30);
+    let fake = FakeProvider::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(data.path());
+    add_google(data.path(), &db, &fake, Redirect::Browser).await;
+    let (api, api_url) = BotApi::start(TOKEN).await;
+    let plugins = common::plugins_dir(&["agenda"]);
+    let env = bot_env(&fake);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut bot = Bot::spawn(&api_url, plugins.path(), data.path(), &db, &env);
+    bot.wait_serving().await;
+
+    age_last_refresh(&db).await;
+    fake.refuse_every_token(true);
+    let started = std::time::Instant::now();
+    for _ in 0..REQUESTS {
+        let reply = agenda(&api, ALLOWED).await;
+        assert!(!reply.contains("Dentist"), "{reply}");
+    }
+    let refreshes = fake.refreshes.load(Ordering::SeqCst);
+    // Only a machine so slow that the requests outlast the gap may refresh
+    // again.
+    let windows = 1 + (started.elapsed().as_secs() / GAP.as_secs()) as usize;
+    assert!(
+        (1..=windows).contains(&refreshes),
+        "{REQUESTS} requests refused with 401 caused {refreshes} refreshes"
+    );
+    assert_eq!(
+        fake.unauthorized.load(Ordering::SeqCst),
+        REQUESTS + refreshes,
+        "a request is sent again only with a new token"
+    );
+
+    // The token the refresh brought is used once the server takes it.
+    fake.refuse_every_token(false);
+    let reply = agenda(&api, ALLOWED).await;
+    assert!(reply.contains("Dentist"), "{reply}");
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), refreshes);
+    bot.stop().await;
 }

@@ -2,12 +2,12 @@
 //! server: the device grant (RFC 8628, `authorization_pending` until the
 //! test approves), the code grant with PKCE (S256 checked), the refresh
 //! grant with rotation (each refresh token works once), short-lived access
-//! tokens, `invalid_grant` once revoked; and `GET
+//! tokens, `invalid_grant` once revoked, a refresh answered late; and `GET
 //! /calendar/v3/calendars/primary/events`, which answers 401 to a token it
-//! did not issue, has forgotten or that expired.
+//! did not issue, has forgotten or that expired (or, when told, to all).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,19 @@ struct Tokens {
     devices: HashMap<String, bool>,
     /// Everything ever issued, for "never in logs" checks.
     issued: Vec<String>,
+    /// The refresh tokens refresh requests came with, in order.
+    presented: Vec<String>,
     serial: u64,
+}
+
+/// When a slow refresh request's refresh token is checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum GrantChecked {
+    /// As it arrives: it gets new tokens even if another refresh used the
+    /// refresh token meanwhile.
+    OnArrival,
+    /// As it is answered: `invalid_grant` if another refresh used it.
+    OnAnswer,
 }
 
 pub struct FakeProvider {
@@ -48,6 +60,10 @@ pub struct FakeProvider {
     /// While set, a refresh request waits for it to be notified.
     refresh_gate: Mutex<Option<Arc<tokio::sync::Notify>>>,
     refresh_arrived: tokio::sync::Notify,
+    /// The next refresh request is answered once this is notified.
+    slow_refresh: Mutex<Option<(Arc<tokio::sync::Notify>, GrantChecked)>>,
+    /// The calendar answers 401 to every token.
+    refuse_every_token: AtomicBool,
 }
 
 impl FakeProvider {
@@ -63,6 +79,8 @@ impl FakeProvider {
             device_polls_pending: AtomicUsize::new(0),
             refresh_gate: Mutex::new(None),
             refresh_arrived: tokio::sync::Notify::new(),
+            slow_refresh: Mutex::new(None),
+            refuse_every_token: AtomicBool::new(false),
         });
         let app = axum::Router::new()
             .route("/authorize", axum::routing::get(authorize))
@@ -117,6 +135,36 @@ impl FakeProvider {
     /// Refresh requests are answered at once again.
     pub fn release_refreshes(&self) {
         *self.refresh_gate.lock().unwrap() = None;
+    }
+
+    /// The next refresh request is answered only once the returned gate is
+    /// notified — a provider answering slowly — its grant checked when
+    /// `checked` says. Later refresh requests are answered at once.
+    pub fn slow_next_refresh(&self, checked: GrantChecked) -> Arc<tokio::sync::Notify> {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        *self.slow_refresh.lock().unwrap() = Some((gate.clone(), checked));
+        gate
+    }
+
+    /// The calendar refuses (401) every token, valid or not, while set.
+    pub fn refuse_every_token(&self, refuse: bool) {
+        self.refuse_every_token.store(refuse, Ordering::SeqCst);
+    }
+
+    /// The refresh tokens refresh requests came with, in order.
+    pub fn presented_refresh_tokens(&self) -> Vec<String> {
+        self.tokens.lock().unwrap().presented.clone()
+    }
+
+    /// The refresh token issued last.
+    pub fn latest_refresh_token(&self) -> Option<String> {
+        let tokens = self.tokens.lock().unwrap();
+        tokens
+            .issued
+            .iter()
+            .rev()
+            .find(|token| token.starts_with("1//refresh-"))
+            .cloned()
     }
 
     /// Waits until a refresh request has arrived (and is held).
@@ -259,12 +307,30 @@ async fn token(State(fake): State<Arc<FakeProvider>>, body: Bytes) -> Response {
         }
         "refresh_token" => {
             fake.refreshes.fetch_add(1, Ordering::SeqCst);
+            let refresh = form.get("refresh_token").cloned().unwrap_or_default();
+            fake.tokens.lock().unwrap().presented.push(refresh.clone());
+            let slow = fake.slow_refresh.lock().unwrap().take();
+            if let Some((gate, checked)) = slow {
+                if checked == GrantChecked::OnArrival
+                    && !fake.tokens.lock().unwrap().refresh.contains(&refresh)
+                {
+                    return oauth_error("invalid_grant");
+                }
+                fake.refresh_arrived.notify_one();
+                gate.notified().await;
+                let mut tokens = fake.tokens.lock().unwrap();
+                // Checked on arrival, the grant was good then even if
+                // another refresh has used it meanwhile.
+                if !tokens.refresh.remove(&refresh) && checked == GrantChecked::OnAnswer {
+                    return oauth_error("invalid_grant");
+                }
+                return json_ok(fake.issue(&mut tokens));
+            }
             let gate = fake.refresh_gate.lock().unwrap().clone();
             if let Some(gate) = gate {
                 fake.refresh_arrived.notify_one();
                 gate.notified().await;
             }
-            let refresh = form.get("refresh_token").cloned().unwrap_or_default();
             let mut tokens = fake.tokens.lock().unwrap();
             // Rotation: a refresh token works once.
             if !tokens.refresh.remove(&refresh) {
@@ -284,13 +350,14 @@ async fn events(State(fake): State<Arc<FakeProvider>>, uri: Uri, headers: Header
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("")
         .to_string();
-    let valid = fake
-        .tokens
-        .lock()
-        .unwrap()
-        .access
-        .get(&bearer)
-        .is_some_and(|until| Instant::now() < *until);
+    let valid = !fake.refuse_every_token.load(Ordering::SeqCst)
+        && fake
+            .tokens
+            .lock()
+            .unwrap()
+            .access
+            .get(&bearer)
+            .is_some_and(|until| Instant::now() < *until);
     if !valid {
         fake.unauthorized.fetch_add(1, Ordering::SeqCst);
         return (

@@ -533,7 +533,8 @@ impl Wire<'_> {
     }
 
     /// Puts the credentials in; with an OAuth token, a 401 refreshes it
-    /// (unless someone already did) and sends the request once more.
+    /// (unless someone already did, or it was obtained moments ago) and
+    /// sends the request once more.
     async fn send_with_credentials(
         &self,
         request: http::Request<WasiBody>,
@@ -576,8 +577,12 @@ impl Wire<'_> {
         if sent.response.status() != http::StatusCode::UNAUTHORIZED {
             return Ok(sent);
         }
+        // With no newer token, sending again would only be refused again:
+        // the plugin gets this 401.
+        let Some(fresh) = secret_headers::renew(self.services, &used).await? else {
+            return Ok(sent);
+        };
         drop(sent);
-        let fresh = secret_headers::renew(self.services, &used).await?;
         let mut headers = parts.headers.clone();
         secret_headers::inject(&mut headers, self.services, revealed, &fresh).await?;
         self.send(again(headers)).await

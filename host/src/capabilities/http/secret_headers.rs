@@ -170,21 +170,21 @@ pub async fn inject(
     Ok(used)
 }
 
-/// New tokens for those a server refused (401), unless another caller
-/// already replaced them.
+/// New tokens for those a server refused (401), or the ones another
+/// caller already replaced them with; `None` when none of them has a newer
+/// token (each was obtained moments ago: the refusal is not about its age).
 pub async fn renew(
     services: &HostServices,
     refused: &UsedTokens,
-) -> Result<UsedTokens, InjectError> {
+) -> Result<Option<UsedTokens>, InjectError> {
     let oauth = oauth_service(services)?;
     let mut fresh = UsedTokens::default();
     for (name, token) in &refused.0 {
-        fresh.0.push((
-            name.clone(),
-            oauth.after_unauthorized(name, token).await?.token,
-        ));
+        if let Some(renewed) = oauth.after_unauthorized(name, token).await? {
+            fresh.0.push((name.clone(), renewed.token));
+        }
     }
-    Ok(fresh)
+    Ok((!fresh.0.is_empty()).then_some(fresh))
 }
 
 fn oauth_service(services: &HostServices) -> Result<&OAuthTokens, InjectError> {

@@ -162,7 +162,10 @@ impl Authorization {
              paste here the address it ends on (it starts with {redirect}) and press Enter."
         ));
         // Once stdin is closed (`printf SECRET | wasmbot oauth add …`) only
-        // the browser can answer.
+        // the browser can answer. Only a redirect carrying this
+        // authorization's state ends the wait: anyone can send the loopback
+        // listener a request, and a forged `?error=` must not end the flow.
+        let expected = state.secret().as_str();
         let mut pasted = Some(pasted);
         let answer = tokio::time::timeout(APPROVAL_TIMEOUT, async {
             loop {
@@ -175,8 +178,12 @@ impl Authorization {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
-                        if let Some(answer) = answer_browser(stream).await {
-                            break answer;
+                        match answer_browser(stream, expected).await {
+                            Some(Heard::Ours(answer)) => break answer,
+                            Some(Heard::Foreign) => say(
+                                "Ignored a redirect that is not this authorization's (its state does not match); still waiting.".into()
+                            ),
+                            None => {}
                         }
                     }
                     line = next_line => {
@@ -184,8 +191,11 @@ impl Authorization {
                             pasted = None;
                             continue;
                         };
-                        match parse_redirect(line.trim()) {
-                            Some(answer) => break answer,
+                        match parse_redirect(line.trim()).map(|heard| heard.of(expected)) {
+                            Some(Heard::Ours(answer)) => break answer,
+                            Some(Heard::Foreign) => say(
+                                "That address belongs to another authorization (its state does not match); paste the one this browser visit ended on.".into()
+                            ),
                             None => say(format!(
                                 "That is not the address the browser ended on (it starts with {redirect}/?code=); try again."
                             )),
@@ -197,13 +207,7 @@ impl Authorization {
         .await
         .map_err(|_| anyhow::anyhow!("no answer within {} minutes", APPROVAL_TIMEOUT.as_secs() / 60))?;
         let code = match answer {
-            RedirectAnswer::Code { code, state: got } => {
-                anyhow::ensure!(
-                    got == *state.secret(),
-                    "the redirect's state does not match this authorization (an old or forged link)"
-                );
-                code
-            }
+            RedirectAnswer::Code(code) => code,
             RedirectAnswer::Refused(error) => {
                 anyhow::bail!("the provider did not grant access: {error}")
             }
@@ -224,16 +228,36 @@ fn token_url(url: &str) -> anyhow::Result<TokenUrl> {
 }
 
 enum RedirectAnswer {
-    Code {
-        code: Zeroizing<String>,
-        state: String,
-    },
+    Code(Zeroizing<String>),
     Refused(String),
 }
 
-/// `…?code=X&state=Y` (or `?error=access_denied`), from a full address or
-/// a path.
-fn parse_redirect(target: &str) -> Option<RedirectAnswer> {
+/// A redirect's answer and the state it carries.
+struct Redirect {
+    answer: RedirectAnswer,
+    state: Option<String>,
+}
+
+/// A redirect heard, told apart by its state.
+enum Heard {
+    /// This authorization's.
+    Ours(RedirectAnswer),
+    /// Another's: an old link, or forged.
+    Foreign,
+}
+
+impl Redirect {
+    fn of(self, expected: &str) -> Heard {
+        match self.state {
+            Some(state) if state == expected => Heard::Ours(self.answer),
+            _ => Heard::Foreign,
+        }
+    }
+}
+
+/// `…?code=X&state=Y` (or `?error=access_denied&state=Y`), from a full
+/// address or a path.
+fn parse_redirect(target: &str) -> Option<Redirect> {
     let query = target.split_once('?')?.1;
     let query = query.split('#').next().unwrap_or(query);
     let mut code = None;
@@ -247,18 +271,16 @@ fn parse_redirect(target: &str) -> Option<RedirectAnswer> {
             _ => {}
         }
     }
-    if let Some(error) = error {
-        return Some(RedirectAnswer::Refused(error));
-    }
-    Some(RedirectAnswer::Code {
-        code: code?,
-        state: state.unwrap_or_default(),
-    })
+    let answer = match error {
+        Some(error) => RedirectAnswer::Refused(error),
+        None => RedirectAnswer::Code(code?),
+    };
+    Some(Redirect { answer, state })
 }
 
-/// Reads one request from the browser and answers it; the redirect's
-/// parameters if it was the redirect (not, say, `/favicon.ico`).
-async fn answer_browser(mut stream: tokio::net::TcpStream) -> Option<RedirectAnswer> {
+/// Reads one request from the browser and answers it; what it heard if it
+/// was a redirect (not, say, `/favicon.ico`).
+async fn answer_browser(mut stream: tokio::net::TcpStream, expected: &str) -> Option<Heard> {
     let mut head = Vec::with_capacity(1024);
     let mut buffer = [0u8; 1024];
     let read = tokio::time::timeout(Duration::from_secs(10), async {
@@ -275,11 +297,15 @@ async fn answer_browser(mut stream: tokio::net::TcpStream) -> Option<RedirectAns
     }
     let text = String::from_utf8_lossy(&head);
     let target = text.lines().next()?.split_whitespace().nth(1)?.to_string();
-    let answer = parse_redirect(&target);
-    let body = if answer.is_some() {
-        "wasmbot: received. You can close this tab and return to the terminal."
-    } else {
-        "wasmbot: waiting for the authorization redirect."
+    let heard = parse_redirect(&target).map(|redirect| redirect.of(expected));
+    let body = match heard {
+        Some(Heard::Ours(_)) => {
+            "wasmbot: received. You can close this tab and return to the terminal."
+        }
+        Some(Heard::Foreign) => {
+            "wasmbot: this is not the redirect of the authorization in progress (an old or forged link); ignored."
+        }
+        None => "wasmbot: waiting for the authorization redirect.",
     };
     let response = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -287,7 +313,7 @@ async fn answer_browser(mut stream: tokio::net::TcpStream) -> Option<RedirectAns
     );
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
-    answer
+    heard
 }
 
 #[cfg(test)]
@@ -296,18 +322,36 @@ mod tests {
 
     #[test]
     fn redirects_are_read_from_addresses_and_paths() {
-        let Some(RedirectAnswer::Code { code, state }) =
-            parse_redirect("http://127.0.0.1:8080/?state=abc&code=4%2F0A&scope=x")
+        let heard = |target: &str| parse_redirect(target).map(|redirect| redirect.of("abc"));
+        let Some(Heard::Ours(RedirectAnswer::Code(code))) =
+            heard("http://127.0.0.1:8080/?state=abc&code=4%2F0A&scope=x")
         else {
             panic!("a code was expected");
         };
         assert_eq!(code.as_str(), "4/0A");
-        assert_eq!(state, "abc");
         assert!(matches!(
-            parse_redirect("/?error=access_denied&state=abc"),
-            Some(RedirectAnswer::Refused(e)) if e == "access_denied"
+            heard("/?error=access_denied&state=abc"),
+            Some(Heard::Ours(RedirectAnswer::Refused(e))) if e == "access_denied"
         ));
-        assert!(parse_redirect("/favicon.ico").is_none());
-        assert!(parse_redirect("http://127.0.0.1:8080/?state=abc").is_none());
+        assert!(heard("/favicon.ico").is_none());
+        assert!(heard("http://127.0.0.1:8080/?state=abc").is_none());
+    }
+
+    #[test]
+    fn redirects_with_another_state_are_foreign() {
+        let heard = |target: &str| parse_redirect(target).map(|redirect| redirect.of("abc"));
+        assert!(matches!(
+            heard("/?code=x&state=wrong"),
+            Some(Heard::Foreign)
+        ));
+        assert!(matches!(heard("/?code=x"), Some(Heard::Foreign)));
+        assert!(matches!(
+            heard("/?error=access_denied&state=wrong"),
+            Some(Heard::Foreign)
+        ));
+        assert!(matches!(
+            heard("/?error=access_denied"),
+            Some(Heard::Foreign)
+        ));
     }
 }

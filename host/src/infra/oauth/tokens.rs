@@ -4,7 +4,11 @@
 //! credential refreshes while the others wait (a mutex), and across
 //! processes sharing the database the one holding the row's lease does
 //! (the others poll for its result). A provider that rotates refresh tokens
-//! has the new one saved in the same transaction as the access token.
+//! has the new one saved in the same transaction as the access token. Only
+//! the lease's holder may save: a refresh that outlived its lease leaves the
+//! newer token of the one that took over. A 401 on a token obtained moments
+//! ago does not refresh again (a server refusing every token would
+//! otherwise cost a refresh per request).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +35,9 @@ const LEASE: Duration = Duration::from_secs(30);
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often a caller waiting for another process's refresh looks again.
 const POLL: Duration = Duration::from_millis(100);
+/// After a 401, a token younger than this is not refreshed again: the
+/// refusal is then not about its age, and another refresh would not help.
+const UNAUTHORIZED_GAP: Duration = Duration::from_secs(30);
 /// At most this long before expiry a token is refreshed (less for tokens
 /// that live only minutes: a quarter of their life).
 const EARLY: Duration = Duration::from_secs(60);
@@ -112,6 +119,27 @@ impl std::fmt::Debug for OAuthTokens {
     }
 }
 
+/// A refresh lease this caller took: only its holder may save or release.
+struct Lease<'a> {
+    name: &'a str,
+    holder: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum LeaseEnd {
+    Released,
+    /// The lease ran out and another refresh took it.
+    TakenOver,
+    /// The database did not answer; the lease runs out by itself.
+    Unknown,
+}
+
+/// Whether the current token was obtained too recently for a 401 to be
+/// worth another refresh.
+fn recently_refreshed(row: &OAuthRow, now: i64) -> bool {
+    now - row.refreshed_ms < UNAUTHORIZED_GAP.as_millis() as i64
+}
+
 /// Whether the token should be refreshed before use.
 fn expiring(row: &OAuthRow, now: i64) -> bool {
     let Some(expires) = row.expires_ms else {
@@ -158,15 +186,27 @@ impl OAuthTokens {
             .await
     }
 
-    /// The provider refused `used` (401): a new token, unless another
-    /// caller already replaced it.
+    /// The provider refused `used` (401): a new token, or the one another
+    /// caller already replaced it with; `None` when `used` is still the
+    /// current token and was obtained less than `UNAUTHORIZED_GAP` ago.
     pub async fn after_unauthorized(
         &self,
         name: &str,
         used: &str,
-    ) -> Result<AccessToken, TokenError> {
-        self.refresh(name, &|_, tokens| tokens.access_token == used, &|| {})
-            .await
+    ) -> Result<Option<AccessToken>, TokenError> {
+        let stale = |row: &OAuthRow, tokens: &TokenSet| {
+            tokens.access_token == used && !recently_refreshed(row, now_ms())
+        };
+        let token = self.refresh(name, &stale, &|| {}).await?;
+        if token.token.as_str() == used {
+            tracing::info!(
+                oauth = %name,
+                "a server refused an access token obtained less than {} s ago; not refreshing it again yet",
+                UNAUTHORIZED_GAP.as_secs()
+            );
+            return Ok(None);
+        }
+        Ok(Some(token))
     }
 
     /// `oauth test`: refreshes now, or reports the refresh another process
@@ -209,13 +249,23 @@ impl OAuthTokens {
                 });
             }
             let now = now_ms();
+            let holder = uuid::Uuid::new_v4().to_string();
             let leased = self
                 .store
-                .oauth_lease(name, now, now + LEASE.as_millis() as i64)
+                .oauth_lease(name, &holder, now, now + LEASE.as_millis() as i64)
                 .await
                 .map_err(|error| self.unavailable(name, error))?;
             if leased {
-                return self.refresh_leased(&row, tokens, key_version).await;
+                let lease = Lease { name, holder };
+                match self
+                    .refresh_leased(&lease, &row, tokens, key_version)
+                    .await?
+                {
+                    Some(token) => return Ok(token),
+                    // Another refresh took the lease over: its result is
+                    // read on the next turn.
+                    None => continue,
+                }
             }
             if !waited {
                 waited = true;
@@ -232,23 +282,25 @@ impl OAuthTokens {
         }
     }
 
-    /// Asks the provider for a new access token, holding the lease.
+    /// Asks the provider for a new access token, holding the lease; `None`
+    /// when the lease was taken over meanwhile (nothing was saved).
     async fn refresh_leased(
         &self,
+        lease: &Lease<'_>,
         row: &OAuthRow,
         tokens: TokenSet,
         key_version: i32,
-    ) -> Result<AccessToken, TokenError> {
-        let name = row.name.as_str();
+    ) -> Result<Option<AccessToken>, TokenError> {
+        let name = lease.name;
         let started = Instant::now();
         let Some(refresh_token) = tokens.refresh_token.clone().map(Zeroizing::new) else {
             let detail =
                 "the provider gave no refresh token, so the access token cannot be renewed";
-            return Err(self.refused(name, detail, started).await);
+            return self.refused(lease, detail, started).await;
         };
         let Ok(token_url) = TokenUrl::new(row.token_url.clone()) else {
             let reason = format!("the token URL `{}` is not valid", row.token_url);
-            self.release(name, "ok", Some(&reason)).await;
+            self.release(lease, "ok", Some(&reason)).await;
             return Err(TokenError::Unavailable {
                 name: name.into(),
                 reason,
@@ -278,11 +330,11 @@ impl OAuthTokens {
                     Some(description) => format!("{}: {}", refusal.error(), clip(description)),
                     None => refusal.error().to_string(),
                 };
-                return Err(self.refused(name, &detail, started).await);
+                return self.refused(lease, &detail, started).await;
             }
             Err(error) => {
                 let reason = describe(&error);
-                self.release(name, "ok", Some(&reason)).await;
+                self.release(lease, "ok", Some(&reason)).await;
                 self.audit(
                     name,
                     "failed",
@@ -313,18 +365,36 @@ impl OAuthTokens {
         let saved = match renewed.seal(&self.vault, name, key_version) {
             Ok(sealed) => self
                 .store
-                .oauth_refreshed(name, &sealed, expires_ms, refreshed_ms)
+                .oauth_refreshed(name, &lease.holder, &sealed, expires_ms, refreshed_ms)
                 .await
                 .map_err(anyhow::Error::from),
             Err(error) => Err(error),
         };
-        if let Err(error) = saved {
-            // The provider may have rotated the refresh token we could not
-            // save: say so loudly, the next refresh may need `oauth add`.
-            tracing::error!(oauth = %name, %error, rotated, "OAuth refresh could not be saved");
-            self.release(name, "ok", Some("a refreshed token could not be saved"))
-                .await;
-            return Err(self.unavailable(name, error));
+        match saved {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    oauth = %name,
+                    rotated,
+                    "an OAuth refresh outlived its lease; the newer token of the refresh that took over is kept"
+                );
+                self.audit(
+                    name,
+                    "superseded",
+                    Some("the refresh outlived its lease; its tokens were not saved".into()),
+                    started,
+                    serde_json::json!({ "rotated_refresh_token": rotated }),
+                );
+                return Ok(None);
+            }
+            Err(error) => {
+                // The provider may have rotated the refresh token we could
+                // not save: say so loudly, the next refresh may need `oauth add`.
+                tracing::error!(oauth = %name, %error, rotated, "OAuth refresh could not be saved");
+                self.release(lease, "ok", Some("a refreshed token could not be saved"))
+                    .await;
+                return Err(self.unavailable(name, error));
+            }
         }
         self.audit(
             name,
@@ -337,17 +407,31 @@ impl OAuthTokens {
             }),
         );
         tracing::info!(oauth = %name, rotated, "OAuth access token refreshed");
-        Ok(AccessToken {
+        Ok(Some(AccessToken {
             token: Zeroizing::new(renewed.access_token.clone()),
             expires_ms,
             refreshed_here: true,
-        })
+        }))
     }
 
     /// The provider refused the grant: the credential needs `oauth add`
-    /// again; the admin chat hears how.
-    async fn refused(&self, name: &str, detail: &str, started: Instant) -> TokenError {
-        self.release(name, "reauthorize", Some(detail)).await;
+    /// again; the admin chat hears how. Unless the lease was taken over
+    /// meanwhile (`None`): then the refusal is most likely of a refresh
+    /// token the refresh that took over has already rotated.
+    async fn refused(
+        &self,
+        lease: &Lease<'_>,
+        detail: &str,
+        started: Instant,
+    ) -> Result<Option<AccessToken>, TokenError> {
+        let name = lease.name;
+        if self.release(lease, "reauthorize", Some(detail)).await == LeaseEnd::TakenOver {
+            tracing::warn!(
+                oauth = %name,
+                "an OAuth refresh that outlived its lease was refused; the refresh that took over decides"
+            );
+            return Ok(None);
+        }
         self.audit(
             name,
             "reauthorize",
@@ -362,13 +446,25 @@ impl OAuthTokens {
                  Plugins using it fail until you authorize again: wasmbot oauth add {name}"
             ),
         );
-        TokenError::Reauthorize(name.into())
+        Err(TokenError::Reauthorize(name.into()))
     }
 
-    async fn release(&self, name: &str, status: &str, detail: Option<&str>) {
-        if let Err(error) = self.store.oauth_release(name, status, detail).await {
-            // The lease runs out by itself.
-            tracing::warn!(oauth = %name, %error, "cannot release the OAuth refresh lease");
+    /// Releases the lease with the refresh's outcome, unless it was taken
+    /// over (then the outcome of the refresh that took over stands).
+    async fn release(&self, lease: &Lease<'_>, status: &str, detail: Option<&str>) -> LeaseEnd {
+        let name = lease.name;
+        match self
+            .store
+            .oauth_release(name, &lease.holder, status, detail)
+            .await
+        {
+            Ok(true) => LeaseEnd::Released,
+            Ok(false) => LeaseEnd::TakenOver,
+            Err(error) => {
+                // The lease runs out by itself.
+                tracing::warn!(oauth = %name, %error, "cannot release the OAuth refresh lease");
+                LeaseEnd::Unknown
+            }
         }
     }
 

@@ -41,7 +41,7 @@ impl Store {
              auth_url = excluded.auth_url, token_url = excluded.token_url, \
              client_id = excluded.client_id, scopes = excluded.scopes, \
              expires_ms = excluded.expires_ms, refreshed_ms = excluded.refreshed_ms, \
-             status = 'ok', detail = NULL, refreshing_until_ms = NULL",
+             status = 'ok', detail = NULL, refreshing_until_ms = NULL, refresh_holder = NULL",
         );
         let upsert = upsert_sql(self);
         let at = now();
@@ -96,16 +96,23 @@ impl Store {
         Ok(removed == 1)
     }
 
-    /// Takes the refresh lease until `until_ms` unless someone else holds
-    /// one that has not run out; true when this caller may refresh.
-    pub async fn oauth_lease(&self, name: &str, now_ms: i64, until_ms: i64) -> StoreResult<bool> {
+    /// Takes the refresh lease for `holder` until `until_ms` unless someone
+    /// else holds one that has not run out; true when this caller may
+    /// refresh. Only `holder` may then save the result or release it.
+    pub async fn oauth_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<bool> {
         let sql = dialect(
             self,
-            "UPDATE oauth_credentials SET refreshing_until_ms = $2 \
+            "UPDATE oauth_credentials SET refreshing_until_ms = $2, refresh_holder = $4 \
              WHERE name = $1 AND (refreshing_until_ms IS NULL OR refreshing_until_ms <= $3)",
         );
         let taken = on_either!(self, pool => timed(
-            sqlx::query(&sql).bind(name).bind(until_ms).bind(now_ms).execute(pool),
+            sqlx::query(&sql).bind(name).bind(until_ms).bind(now_ms).bind(holder).execute(pool),
         )
         .await?
         .rows_affected());
@@ -113,55 +120,70 @@ impl Store {
     }
 
     /// A refresh succeeded: the new tokens and their expiry, and the lease
-    /// released, in one transaction.
+    /// released, in one transaction — only while `holder` still holds the
+    /// lease. False (nothing written) when it ran out and another refresh
+    /// took it over: that one's tokens are the newer ones.
     pub async fn oauth_refreshed(
         &self,
         name: &str,
+        holder: &str,
         tokens: &StoredCredential,
         expires_ms: Option<i64>,
         refreshed_ms: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let sql = dialect(
             self,
             "UPDATE oauth_credentials SET expires_ms = $2, refreshed_ms = $3, status = 'ok', \
-             detail = NULL, refreshing_until_ms = NULL WHERE name = $1",
+             detail = NULL, refreshing_until_ms = NULL, refresh_holder = NULL \
+             WHERE name = $1 AND refresh_holder = $4",
         );
         let upsert = upsert_sql(self);
         let at = now();
-        on_either!(self, pool => {
+        let saved = on_either!(self, pool => {
             let mut tx = pool.begin().await?;
-            timed(
+            let held = timed(
                 sqlx::query(&sql)
                     .bind(name)
                     .bind(expires_ms)
                     .bind(refreshed_ms)
+                    .bind(holder)
                     .execute(&mut *tx),
             )
-            .await?;
-            timed(bind_credential(sqlx::query(upsert), tokens, at).execute(&mut *tx)).await?;
-            tx.commit().await?;
+            .await?
+            .rows_affected()
+                == 1;
+            if held {
+                timed(bind_credential(sqlx::query(upsert), tokens, at).execute(&mut *tx)).await?;
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            held
         });
-        Ok(())
+        Ok(saved)
     }
 
-    /// Releases the lease, recording `status` and why (a refused or failed
-    /// refresh; `status` stays `ok` for a failure worth retrying).
+    /// Releases `holder`'s lease, recording `status` and why (a refused or
+    /// failed refresh; `status` stays `ok` for a failure worth retrying).
+    /// False (nothing written) when the lease is no longer `holder`'s.
     pub async fn oauth_release(
         &self,
         name: &str,
+        holder: &str,
         status: &str,
         detail: Option<&str>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let sql = dialect(
             self,
-            "UPDATE oauth_credentials SET status = $2, detail = $3, refreshing_until_ms = NULL \
-             WHERE name = $1",
+            "UPDATE oauth_credentials SET status = $2, detail = $3, refreshing_until_ms = NULL, \
+             refresh_holder = NULL WHERE name = $1 AND refresh_holder = $4",
         );
-        on_either!(self, pool => timed(
-            sqlx::query(&sql).bind(name).bind(status).bind(detail).execute(pool),
+        let released = on_either!(self, pool => timed(
+            sqlx::query(&sql).bind(name).bind(status).bind(detail).bind(holder).execute(pool),
         )
-        .await
-        .map(drop))
+        .await?
+        .rows_affected());
+        Ok(released == 1)
     }
 }
 
