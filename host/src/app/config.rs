@@ -92,7 +92,7 @@ pub struct Config {
 
 pub const DEFAULT_PLUGINS_DIR: &str = "plugins/dist";
 pub const DEFAULT_PLUGIN_CACHE_DIR: &str = "data/plugin-cache";
-pub const DEFAULT_HTTP_PORT: u16 = 8080;
+pub use crate::infra::http::DEFAULT_HTTP_PORT;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/wasmbot.db";
 pub const DEFAULT_FREE_TEXT_PLUGIN: &str = "assistant";
 

@@ -9,6 +9,10 @@ use anyhow::Context as _;
 use axum::http::StatusCode;
 use tokio::net::TcpListener;
 
+/// Where `run` and `worker` serve when `HTTP_ADDR` is unset (every serving
+/// process binds it, so its port also tells replicas on one host apart).
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+
 /// A request that takes longer than this (a slow client included) is answered 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 

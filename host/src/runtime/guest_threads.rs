@@ -5,8 +5,12 @@
 //! guest that computes never gives that thread back before its deadline
 //! (up to `MAX_TIMEOUT_MS`). On the host's runtime a few such calls would
 //! hold every worker: `/healthz`, the inbox, database connections and other
-//! chats would wait for them. So every call is polled here instead:
+//! chats would wait for them. So a call that computes is polled here:
 //!
+//! - a call starts on the caller's thread (most answer in microseconds, and
+//!   a hop to another thread and back would cost them more than the call);
+//!   once it has computed for an epoch tick it hands its thread back
+//!   (`plugin.rs`), and from then on it runs here;
 //! - a runtime of its own, one worker per core, each thread `nice`d below
 //!   the host's, so the kernel runs the host's threads first whenever both
 //!   want a core (the host mostly waits on I/O; guests may compute);
@@ -19,10 +23,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use tokio::runtime::{Handle, Runtime};
+use tracing::Instrument as _;
 
 /// How much lower guest threads run (`nice` +10: the kernel gives a host
 /// thread about nine times a guest thread's share of a contended core).
@@ -32,6 +38,43 @@ const GUEST_NICENESS: i32 = 10;
 #[derive(Debug, thiserror::Error)]
 #[error("the plugin call's task {0}")]
 pub struct GuestTaskError(&'static str);
+
+/// Set by a call's epoch callback when its guest hands its thread back
+/// after computing for a whole tick (not when it waits on the host).
+#[derive(Clone, Default)]
+pub struct Computing(Arc<AtomicBool>);
+
+impl Computing {
+    pub fn note(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Runs `call` here until its guest has computed for a tick (`computing`
+/// noted), then on the guest threads.
+pub async fn run_guest<F>(call: F, computing: Computing) -> Result<F::Output, GuestTaskError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut call = Box::pin(call);
+    let finished_here = std::future::poll_fn(|cx| match call.as_mut().poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        // It yielded because it computes: hand it over (the wake it asked
+        // for reaches this task, which is done with it by then).
+        Poll::Pending if computing.take() => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
+    })
+    .await;
+    match finished_here {
+        Some(output) => Ok(output),
+        None => run_on_guest_threads(call).await,
+    }
+}
 
 /// Runs `call` on the guest threads and waits for it. Everything the call
 /// opens or spawns while polled belongs to the caller's runtime.
@@ -48,8 +91,10 @@ where
     let Some(guests) = guest_runtime() else {
         return Ok(call.await);
     };
+    // The message's span (its correlation id) goes with it.
+    let span = tracing::Span::current();
     guests
-        .spawn(InHostContext { host, call })
+        .spawn(InHostContext { host, call }.instrument(span))
         .await
         .map_err(|error| {
             if error.is_panic() {
@@ -130,6 +175,40 @@ mod tests {
             spawned_on.as_deref(),
             Some("wasm-guest"),
             "what a call spawns runs on the host's runtime"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_call_moves_to_the_guest_threads_only_once_it_computes() {
+        let thread = || std::thread::current().name().map(str::to_string);
+        let computing = Computing::default();
+        let quick = run_guest(async move { thread() }, computing.clone())
+            .await
+            .unwrap();
+        assert_ne!(
+            quick.as_deref(),
+            Some("wasm-guest"),
+            "answered where it was called"
+        );
+
+        let noted = computing.clone();
+        let long = run_guest(
+            async move {
+                let before = thread();
+                // What the epoch callback does when a tick passes mid-guest.
+                noted.note();
+                tokio::task::yield_now().await;
+                (before, thread())
+            },
+            computing,
+        )
+        .await
+        .unwrap();
+        assert_ne!(long.0.as_deref(), Some("wasm-guest"));
+        assert_eq!(
+            long.1.as_deref(),
+            Some("wasm-guest"),
+            "then on the guest threads"
         );
     }
 

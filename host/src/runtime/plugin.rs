@@ -27,7 +27,7 @@ use super::capability::{Capability, CapabilityTable};
 use super::engine::EPOCH_TICK;
 use super::engine::PluginEngine;
 use super::grant::{CallSetup, Grant, GrantInput, Prepare};
-use super::guest_threads::run_on_guest_threads;
+use super::guest_threads::{Computing, run_guest};
 use super::language::Language;
 use super::manifest::{Manifest, PluginLimits, manifest_path_for};
 use super::settings::Settings;
@@ -488,7 +488,12 @@ impl LoadedPlugin {
                 (new_store(self.entry.engine(), state), None)
             }
         };
-        yield_until(&mut store, Instant::now() + limits.timeout);
+        let computing = Computing::default();
+        yield_until(
+            &mut store,
+            Instant::now() + limits.timeout,
+            computing.clone(),
+        );
 
         let entry = self.entry.clone();
         let warm = self.warm.budget().clone();
@@ -505,7 +510,7 @@ impl LoadedPlugin {
             .await;
             (store, outcome)
         };
-        let (mut store, outcome) = run_on_guest_threads(guest)
+        let (mut store, outcome) = run_guest(guest, computing)
             .await
             .map_err(|error| PluginFailure::Crashed(error.to_string()))?;
         store.data().forward_output();
@@ -626,13 +631,15 @@ async fn instantiate_evicting(
 }
 
 /// The call's deadline, with guest code handing its thread back at every
-/// epoch tick until then: a guest that computes lets the other calls on
-/// the guest threads move (and never holds a thread past `deadline`).
-fn yield_until(store: &mut Store<CallState>, deadline: Instant) {
+/// epoch tick until then: a guest that computes moves to the guest threads
+/// (`computing`) and lets the other calls there move (and never holds a
+/// thread past `deadline`).
+fn yield_until(store: &mut Store<CallState>, deadline: Instant, computing: Computing) {
     store.epoch_deadline_callback(move |_| {
         if Instant::now() >= deadline {
             Ok(UpdateDeadline::Interrupt)
         } else {
+            computing.note();
             Ok(UpdateDeadline::YieldCustom(
                 1,
                 Box::pin(tokio::task::yield_now()),

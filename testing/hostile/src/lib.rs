@@ -165,7 +165,7 @@ fn echo(setting: &str) -> String {
 fn refused(n: u64) -> String {
     let (mut refused, mut answered) = (0, 0);
     for _ in 0..n {
-        match http::get("http://127.0.0.1:9/") {
+        match http::get("https://not-on-the-list.example/") {
             Ok(_) => answered += 1,
             Err(_) => refused += 1,
         }

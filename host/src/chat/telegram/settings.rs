@@ -107,7 +107,13 @@ impl TelegramSettings {
             1..=3600,
             "seconds",
         )?);
-        let instance_id = instance_id(get("INSTANCE_ID"))?;
+        // Every serving process binds HTTP_ADDR (8080 unless set): its port
+        // tells replicas on one host apart. A bad value is reported by the
+        // app's own reading of HTTP_ADDR.
+        let http_port = get("HTTP_ADDR")
+            .and_then(|addr| addr.trim().parse::<std::net::SocketAddr>().ok())
+            .map_or(crate::infra::http::DEFAULT_HTTP_PORT, |addr| addr.port());
+        let instance_id = instance_id(get("INSTANCE_ID"), http_port)?;
         Ok(Self {
             bot_token,
             api_url,
