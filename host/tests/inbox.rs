@@ -134,7 +134,13 @@ async fn a_restart_answers_updates_in_flight_without_waiting_for_their_leases() 
     let data = tempfile::tempdir().unwrap();
     let db = Db::sqlite(data.path());
     let default_lease = wasmbot::chat::telegram::DEFAULT_INBOX_LEASE_SECS.to_string();
-    let lease = [("INBOX_LEASE_SECS", default_lease.as_str())];
+    // The tests give each process a port of its own, so the default
+    // (host:port) would differ between the two runs: name the instance,
+    // as a restarted process with its own HTTP_ADDR would be.
+    let lease = [
+        ("INBOX_LEASE_SECS", default_lease.as_str()),
+        ("INSTANCE_ID", "bot-1"),
+    ];
     let mut bot = Bot::spawn(&url, plugins.path(), data.path(), &db, &lease);
     bot.wait_serving().await;
     // Every lease taken from here on ends no sooner than this plus the lease.

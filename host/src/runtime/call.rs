@@ -574,14 +574,14 @@ impl ResourceLimiter for MemoryCap {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const MIB: usize = 1 << 20;
 
-    #[test]
-    fn a_call_holds_at_most_its_share_of_host_resources() {
-        let ctx = CallContext {
+    /// A call for user 1 in chat 1 with no services, for tests of the call's state.
+    pub(crate) fn test_context() -> CallContext {
+        CallContext {
             correlation_id: "c".into(),
             user_id: 1,
             chat_id: 1,
@@ -589,11 +589,15 @@ mod tests {
             services: Arc::default(),
             link: None,
             attachments: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_call_holds_at_most_its_share_of_host_resources() {
         let mut state = CallState::new(
             "p".into(),
             Arc::from([]),
-            ctx,
+            test_context(),
             64 * MIB as u64,
             CallBudgets::new(&[]),
             Arc::from([]),
@@ -618,19 +622,10 @@ mod tests {
             .allow_tcp(true)
             .allow_udp(true)
             .socket_addr_check(|_, _| Box::pin(async { true }));
-        let ctx = CallContext {
-            correlation_id: "c".into(),
-            user_id: 1,
-            chat_id: 1,
-            channel: "test",
-            services: Arc::default(),
-            link: None,
-            attachments: Vec::new(),
-        };
         let mut state = CallState::new(
             "p".into(),
             Arc::from([]),
-            ctx,
+            test_context(),
             64 * MIB as u64,
             CallBudgets::new(&[]),
             Arc::from([]),

@@ -266,7 +266,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::super::budget::CallBudgets;
-    use super::super::call::{CallContext, CallState};
+    use super::super::call::CallState;
     use super::*;
 
     /// Two 40 MiB memories under a 64 MiB cap, through wasmtime itself: the
@@ -283,15 +283,7 @@ mod tests {
             let text = text.replacen("$m", "$m1", 2);
             let bytes = wat::parse_str(&text).unwrap();
             let component = Component::new(engine.engine(), bytes).unwrap();
-            let ctx = CallContext {
-                correlation_id: "c".into(),
-                user_id: 1,
-                chat_id: 1,
-                channel: "test",
-                services: Arc::default(),
-                link: None,
-                attachments: Vec::new(),
-            };
+            let ctx = super::super::call::tests::test_context();
             let state = CallState::new(
                 "p".into(),
                 Arc::from([]),

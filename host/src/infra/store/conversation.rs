@@ -90,27 +90,7 @@ impl Store {
         prompt: &PendingPrompt,
         now: i64,
     ) -> StoreResult<()> {
-        let purge = dialect(self, "DELETE FROM chat_prompts WHERE expires_at < $1");
-        let sql = dialect(
-            self,
-            "INSERT INTO chat_prompts (chat_id, plugin, user_id, state, expires_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (chat_id) DO UPDATE SET plugin = excluded.plugin, user_id = excluded.user_id,
-                 state = excluded.state, expires_at = excluded.expires_at",
-        );
-        on_either!(self, pool => {
-            timed(sqlx::query(&purge).bind(now).execute(pool)).await?;
-            timed(
-                sqlx::query(&sql)
-                    .bind(chat_id)
-                    .bind(&prompt.plugin)
-                    .bind(prompt.user_id)
-                    .bind(&prompt.state)
-                    .bind(prompt.expires_at)
-                    .execute(pool),
-            )
-            .await?;
-        });
-        Ok(())
+        self.put_prompt(chat_id, prompt, now, false).await.map(drop)
     }
 
     /// Makes `plugin`'s question the one `chat_id` waits on unless another
@@ -121,13 +101,31 @@ impl Store {
         prompt: &PendingPrompt,
         now: i64,
     ) -> StoreResult<bool> {
+        self.put_prompt(chat_id, prompt, now, true).await
+    }
+
+    /// Forgets expired questions, then keeps `prompt` (over another
+    /// plugin's only unless `own_only`); true when kept.
+    async fn put_prompt(
+        &self,
+        chat_id: i64,
+        prompt: &PendingPrompt,
+        now: i64,
+        own_only: bool,
+    ) -> StoreResult<bool> {
         let purge = dialect(self, "DELETE FROM chat_prompts WHERE expires_at < $1");
         let sql = dialect(
             self,
-            "INSERT INTO chat_prompts (chat_id, plugin, user_id, state, expires_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (chat_id) DO UPDATE SET plugin = excluded.plugin, user_id = excluded.user_id,
-                 state = excluded.state, expires_at = excluded.expires_at
-             WHERE chat_prompts.plugin = excluded.plugin",
+            &format!(
+                "INSERT INTO chat_prompts (chat_id, plugin, user_id, state, expires_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (chat_id) DO UPDATE SET plugin = excluded.plugin, user_id = excluded.user_id,
+                     state = excluded.state, expires_at = excluded.expires_at{}",
+                if own_only {
+                    " WHERE chat_prompts.plugin = excluded.plugin"
+                } else {
+                    ""
+                }
+            ),
         );
         let kept = on_either!(self, pool => {
             timed(sqlx::query(&purge).bind(now).execute(pool)).await?;
