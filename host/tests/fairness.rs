@@ -315,7 +315,8 @@ async fn jobs_that_trap_after_adding_more_stop_at_the_quota() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_jobs_question_never_takes_over_another_plugins() {
     let bot = Hostile::start("schedule_jobs = 100").await;
-    bot.say(240, "/hjobask 1500");
+    // Due well after `/note` is answered, even on a slow machine.
+    bot.say(240, "/hjobask 3000");
     assert_eq!(bot.answers(240, 1).await, ["scheduled 1"]);
     bot.say(240, "/note");
     assert_eq!(bot.answers(240, 2).await[1], "What should I note?");
