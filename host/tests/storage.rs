@@ -350,3 +350,72 @@ async fn buttons_questions_and_message_senders_are_kept_on_both_backends() {
         );
     }
 }
+
+/// Issue 32, point 3, on both backends: a claim takes each plugin's due
+/// jobs up to what is left of its share, every plugin's first before
+/// anyone's second, and a retried job after the jobs that came due
+/// meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn due_jobs_are_claimed_fairly_by_plugin_on_both_backends() {
+    use wasmbot::infra::store::{ClaimRoom, NewJob};
+    for t in common::stores::all().await {
+        let store = &t.store;
+        let add = |plugin: &'static str, due_ms: i64| NewJob {
+            plugin,
+            channel: "telegram",
+            chat_id: Some(1),
+            user_id: Some(1),
+            kind: "at",
+            spec: None,
+            payload: "p",
+            due_ms,
+        };
+        // The flooder's jobs came due first.
+        for due in 1..=6 {
+            store
+                .jobs_add(&add("flood", due), 100)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let quiet = store
+            .jobs_add(&add("quiet", 50), 100)
+            .await
+            .unwrap()
+            .unwrap();
+        let other = store
+            .jobs_add(&add("other", 60), 100)
+            .await
+            .unwrap()
+            .unwrap();
+        // `flood` runs one job already: one more is left of its share of 2.
+        let room = ClaimRoom {
+            total: 16,
+            per_plugin: 2,
+            left: [("flood".to_string(), 1)].into(),
+        };
+        let claimed = store
+            .jobs_claim("telegram", "me", 100, 10_000, &room)
+            .await
+            .unwrap();
+        let mut plugins: Vec<&str> = claimed.iter().map(|job| job.plugin.as_str()).collect();
+        plugins.sort();
+        assert_eq!(plugins, ["flood", "other", "quiet"], "{}", store.backend());
+        assert!(claimed.iter().any(|job| job.id == quiet));
+        assert!(claimed.iter().any(|job| job.id == other));
+
+        // With room for one: each plugin's first comes before anyone's
+        // second, the soonest first.
+        let one = ClaimRoom {
+            total: 1,
+            per_plugin: 2,
+            left: Default::default(),
+        };
+        let next = store
+            .jobs_claim("telegram", "me", 20_000, 30_000, &one)
+            .await
+            .unwrap();
+        assert_eq!(next.len(), 1, "{}", store.backend());
+        assert_eq!(next[0].plugin, "flood");
+    }
+}

@@ -58,9 +58,37 @@ pub struct CallBudgets {
     entries: Vec<Spending>,
     /// By storage ("state", "vectors"): writes refused over quota.
     over_quota: Vec<(&'static str, u32)>,
-    /// Refusals of a kind after its first (what, count): summarised by
-    /// [`Self::report`], never logged or audited one by one.
-    repeated: Vec<(&'static str, u32)>,
+    /// Refusals of a kind after its first: summarised by [`Self::report`].
+    repeated: RefusalTally,
+}
+
+/// Refusals by kind within one call: the first of each kind is recorded in
+/// full by its caller (a log line, an audit entry with the reason); the
+/// rest are only counted and summarised once at the call's end, so a loop
+/// of refusals costs the host nothing.
+#[derive(Debug, Default)]
+pub struct RefusalTally(Vec<(&'static str, u32)>);
+
+impl RefusalTally {
+    /// Counts a refusal of kind `what`; true when it is the call's first
+    /// of that kind (the caller records it).
+    pub fn first(&mut self, what: &'static str) -> bool {
+        match self.0.iter_mut().find(|(known, _)| *known == what) {
+            Some((_, count)) => {
+                *count += 1;
+                false
+            }
+            None => {
+                self.0.push((what, 0));
+                true
+            }
+        }
+    }
+
+    /// Kinds refused again after their first, with how many more times.
+    pub fn repeated(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
+        self.0.iter().copied().filter(|(_, count)| *count > 0)
+    }
 }
 
 struct Spending {
@@ -83,7 +111,7 @@ impl CallBudgets {
                 })
                 .collect(),
             over_quota: Vec::new(),
-            repeated: Vec::new(),
+            repeated: RefusalTally::default(),
         }
     }
 
@@ -99,20 +127,9 @@ impl CallBudgets {
         }
     }
 
-    /// A refusal of kind `what` (a denied secret, ...): true the first time
-    /// in this call, when the caller logs and audits it in full; later
-    /// ones are only counted, so a loop of refusals costs the host nothing.
+    /// A refusal of kind `what` (a denied secret, ...): see [`RefusalTally::first`].
     pub fn first_refusal(&mut self, what: &'static str) -> bool {
-        match self.repeated.iter_mut().find(|(known, _)| *known == what) {
-            Some((_, count)) => {
-                *count += 1;
-                false
-            }
-            None => {
-                self.repeated.push((what, 0));
-                true
-            }
-        }
+        self.repeated.first(what)
     }
 
     /// Counts one host call against `budget` and against [`HOST_CALLS`].
@@ -176,7 +193,7 @@ impl CallBudgets {
                 .inc_by(u64::from(refused));
             hit.push(format!("{storage} quota ({refused} writes refused)"));
         }
-        for &(what, count) in self.repeated.iter().filter(|(_, count)| *count > 0) {
+        for (what, count) in self.repeated.repeated() {
             hit.push(format!("{what} ({count} more after the first)"));
         }
         if !hit.is_empty() {

@@ -14,6 +14,7 @@ use super::chat_link::ChatLink;
 use super::settings::Settings;
 use crate::infra::services::HostServices;
 use crate::infra::store::AuditEntry;
+use crate::infra::sync::lock;
 
 /// Who a call is for and what the host lends it, beyond the message itself.
 #[derive(Clone)]
@@ -111,18 +112,14 @@ impl RevealedSecrets {
         static HANDED: std::sync::OnceLock<
             std::sync::Mutex<std::collections::HashMap<String, RevealedSecrets>>,
         > = std::sync::OnceLock::new();
-        let mut handed = HANDED
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        handed.entry(plugin.to_string()).or_default().clone()
+        lock(HANDED.get_or_init(Default::default))
+            .entry(plugin.to_string())
+            .or_default()
+            .clone()
     }
 
     fn values(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Zeroizing<String>>> {
-        self.0
-            .values
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.0.values)
     }
 
     pub fn remember(&self, value: &str) {

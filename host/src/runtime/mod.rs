@@ -28,7 +28,7 @@ pub use bindings::conversation::events::{
 };
 pub use bindings::proactive::happenings::{DueJob, Happening, HappeningKind, Webhook};
 pub use bindings::types::{Message, Reply, ReplyFormat};
-pub use budget::{Budget, BudgetDefaults, HOST_CALLS, OverBudget, count_refusals};
+pub use budget::{Budget, BudgetDefaults, HOST_CALLS, OverBudget, RefusalTally, count_refusals};
 pub use cache::{CompileStats, content_hash};
 pub use call::{CallContext, CallGrants, CallState, Extension, MASK, RevealedSecrets};
 pub use capability::{Capability, CapabilityTable};

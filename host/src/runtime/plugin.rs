@@ -516,7 +516,7 @@ impl LoadedPlugin {
         store.data().forward_output();
         store.data().report_budgets();
 
-        let result = self.outcome(outcome, &store, ctx, timeout);
+        let result = self.outcome(outcome, &store, ctx, limits);
         store.data_mut().end();
         // Dropping an instance resets its memory: done by the warm task, not here.
         self.warm.retire(store);
@@ -528,12 +528,8 @@ impl LoadedPlugin {
         outcome: Result<wasmtime::Result<Result<Vec<Action>, String>>, tokio::time::error::Elapsed>,
         store: &Store<CallState>,
         ctx: &CallContext,
-        timeout: Duration,
+        limits: PluginLimits,
     ) -> Result<Vec<Action>, PluginFailure> {
-        let limits = PluginLimits {
-            timeout,
-            ..self.manifest.limits
-        };
         match outcome {
             Err(_elapsed) => Err(PluginFailure::Timeout(limits.timeout)),
             Ok(Ok(Ok(actions))) => {

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use crate::infra::sync::lock;
+
 /// Ready instances one plugin may keep, unless `PLUGIN_WARM_INSTANCES` says otherwise.
 pub const DEFAULT_WARM_PER_PLUGIN: usize = 4;
 /// Memory all ready instances may hold together, unless `PLUGIN_WARM_MEMORY_MB` says otherwise.
@@ -375,11 +377,4 @@ fn trim<T>(shared: &Shared<T>, target: usize) {
         shared.budget.release(bytes);
         drop(instance);
     }
-}
-
-/// A poisoned lock here only means a panic elsewhere mid-push; the list is still a list.
-fn lock<V>(mutex: &Mutex<V>) -> std::sync::MutexGuard<'_, V> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -49,7 +49,8 @@ impl QuotaFs<'_> {
 }
 
 impl QuotaFs<'_> {
-    /// A file's size now, for the calls that cannot wait on `stat`.
+    /// A file's size now: one `fstat`, cheaper than wasmtime's `stat` (a
+    /// trip through the blocking pool) and callable where nothing awaits.
     fn size_now(&mut self, fd: &Resource<types::Descriptor>) -> FsResult<u64> {
         match self.inner.table.get(fd)? {
             Descriptor::File(file) => Ok(file
@@ -118,9 +119,7 @@ impl HostDescriptor for QuotaFs<'_> {
         fd: Resource<types::Descriptor>,
         size: types::Filesize,
     ) -> FsResult<()> {
-        let current = HostDescriptor::stat(&mut self.inner, borrow(&fd))
-            .await?
-            .size;
+        let current = self.size_now(&fd)?;
         self.room.take(size.saturating_sub(current))?;
         if size < current {
             // Not given back: a call at once may be writing past `size`.
@@ -154,9 +153,7 @@ impl HostDescriptor for QuotaFs<'_> {
         offset: types::Filesize,
     ) -> FsResult<types::Filesize> {
         // What the file grows by, gap included: it counts at its logical size.
-        let current = HostDescriptor::stat(&mut self.inner, borrow(&fd))
-            .await?
-            .size;
+        let current = self.size_now(&fd)?;
         let end = offset.saturating_add(buf.len() as u64);
         self.room.take(end.saturating_sub(current))?;
         if offset < current {

@@ -25,6 +25,7 @@ use wasmtime_wasi::p2::{
 };
 
 use crate::infra::metrics::{QuotaLabels, metrics};
+use crate::infra::sync::lock;
 
 /// Each file, folder or link counts this much besides its bytes, so a
 /// plugin cannot exhaust a disk's inodes with empty files.
@@ -237,13 +238,6 @@ impl Drop for FolderRoom {
             "the plugin's files folder is full: writes were refused (raise `limits.files_kb` in the manifest)"
         );
     }
-}
-
-/// A poisoned lock only means a panic elsewhere mid-update; the numbers are still numbers.
-fn lock<V>(mutex: &Mutex<V>) -> std::sync::MutexGuard<'_, V> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What `dir` holds: every file's length plus [`ENTRY_BYTES`] per entry.

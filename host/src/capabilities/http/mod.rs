@@ -40,8 +40,8 @@ use crate::infra::outbound::{self, Destination, Sent, Timeouts};
 use crate::infra::services::HostServices;
 use crate::infra::store::AuditEntry;
 use crate::runtime::{
-    Budget, CallSetup, CallState, Extension, Grant, GrantInput, OverBudget, RevealedSecrets,
-    count_refusals,
+    Budget, CallSetup, CallState, Extension, Grant, GrantInput, OverBudget, RefusalTally,
+    RevealedSecrets, count_refusals,
 };
 
 /// Requests one call may make.
@@ -160,11 +160,51 @@ pub fn prepare(
             allowed: setup.limit(&HTTP_REQUESTS),
             made: 0,
             refused: 0,
-            unrecorded: Vec::new(),
+            refusals: RefusalTally::default(),
             max_body: u64::from(setup.limit(&HTTP_RESPONSE_KB)) << 10,
             revealed: setup.revealed.clone(),
         },
     })))
+}
+
+impl HttpGrant {
+    /// Why `placeholder`'s credential may not go into a request to
+    /// `host:port`, if it may not: not granted, or not for that host.
+    fn refuses(
+        &self,
+        placeholder: &Placeholder,
+        https: bool,
+        host: &str,
+        port: u16,
+    ) -> Option<String> {
+        let (granted, kind, field) = match placeholder {
+            Placeholder::Secret(name) => (self.secrets.contains(name), "secret", "secrets"),
+            Placeholder::OAuth(name) => (self.oauth.contains(name), "OAuth credential", "oauth"),
+        };
+        let label = placeholder.label();
+        if !granted {
+            let name = label.trim_start_matches("oauth:");
+            return Some(format!(
+                "{kind} `{name}` is not granted to this plugin (list it under `{field}` in the manifest)"
+            ));
+        }
+        let hosts = self
+            .bound_to
+            .iter()
+            .find(|(known, _)| *known == label)
+            .map(|(_, hosts)| hosts)
+            .filter(|hosts| !hosts.is_empty());
+        match hosts {
+            Some(hosts) if hosts.allows(https, host, port) => None,
+            Some(hosts) => Some(format!(
+                "{DENIED_MARK}{kind} `{label}` is not sent to {host}: it is for {}",
+                hosts.describe()
+            )),
+            None => Some(format!(
+                "{DENIED_MARK}{kind} `{label}` is sent nowhere: the plugin's `http` list names no exact host for it; bind it in the manifest (`{{ name = \"{label}\", hosts = [\"api.example.com\"] }}`)"
+            )),
+        }
+    }
 }
 
 /// Marks a refusal the SDK reports as `ErrorKind::Denied`: `[denied] sentence`.
@@ -213,10 +253,9 @@ struct PluginRequests {
     made: u32,
     /// Requests refused past the budget.
     refused: u32,
-    /// Refusals after the first of their kind (outcome, count): counted
-    /// and summarised once when the call ends, never logged or audited one
-    /// by one, so a loop of refused requests costs the host nothing.
-    unrecorded: Vec<(&'static str, u32)>,
+    /// Refusals by outcome: after the first, counted and summarised once
+    /// when the call ends.
+    refusals: RefusalTally,
     max_body: u64,
     /// A secret injected here is masked in the call's output, should the
     /// server echo it back to the plugin.
@@ -244,7 +283,7 @@ impl PluginRequests {
             allowed: 0,
             made: 0,
             refused: 0,
-            unrecorded: Vec::new(),
+            refusals: RefusalTally::default(),
             max_body: 0,
             revealed: RevealedSecrets::default(),
         }
@@ -292,41 +331,9 @@ impl PluginRequests {
             .map_err(|text| (Error::InternalError(Some(text.clone())), text, "denied"))?;
         record.secrets = placeholders.iter().map(Placeholder::label).collect();
         for placeholder in &placeholders {
-            let text = match placeholder {
-                Placeholder::Secret(name) if !self.grant.secrets.contains(name) => format!(
-                    "secret `{name}` is not granted to this plugin (list it under `secrets` in the manifest)"
-                ),
-                Placeholder::OAuth(name) if !self.grant.oauth.contains(name) => format!(
-                    "OAuth credential `{name}` is not granted to this plugin (list it under `oauth` in the manifest)"
-                ),
-                _ => {
-                    let label = placeholder.label();
-                    let bound = self
-                        .grant
-                        .bound_to
-                        .iter()
-                        .find(|(known, _)| *known == label)
-                        .map(|(_, hosts)| hosts);
-                    if bound.is_some_and(|hosts| hosts.allows(https, &host, port)) {
-                        continue;
-                    }
-                    let kind = match placeholder {
-                        Placeholder::Secret(_) => "secret",
-                        Placeholder::OAuth(_) => "OAuth credential",
-                    };
-                    let text = match bound.filter(|hosts| !hosts.is_empty()) {
-                        Some(hosts) => format!(
-                            "{DENIED_MARK}{kind} `{label}` is not sent to {host}: it is for {}",
-                            hosts.describe()
-                        ),
-                        None => format!(
-                            "{DENIED_MARK}{kind} `{label}` is sent nowhere: the plugin's `http` list names no exact host for it; bind it in the manifest (`{{ name = \"{label}\", hosts = [\"api.example.com\"] }}`)"
-                        ),
-                    };
-                    return Err((Error::InternalError(Some(text.clone())), text, "denied"));
-                }
-            };
-            return Err((Error::InternalError(Some(text.clone())), text, "denied"));
+            if let Some(text) = self.grant.refuses(placeholder, https, &host, port) {
+                return Err((Error::InternalError(Some(text.clone())), text, "denied"));
+            }
         }
         // A credential never crosses the internet in clear text: over plain
         // http only to a local service the operator listed.
@@ -347,33 +354,12 @@ impl PluginRequests {
     }
 }
 
-impl PluginRequests {
-    /// A request refused before it went out: the first of each kind is
-    /// logged and audited with its reason; later ones are only counted.
-    fn refuse(&mut self, record: &RequestRecord, outcome: &'static str, text: String) {
-        match self
-            .unrecorded
-            .iter_mut()
-            .find(|(known, _)| *known == outcome)
-        {
-            Some((_, count)) => {
-                *count += 1;
-                record.count(outcome);
-            }
-            None => {
-                self.unrecorded.push((outcome, 0));
-                record.finish(outcome, None, 0, Some(text));
-            }
-        }
-    }
-}
-
 impl Drop for PluginRequests {
     fn drop(&mut self) {
         if self.refused > 0 {
             count_refusals(&self.plugin, &HTTP_REQUESTS, self.refused);
         }
-        let repeated: u32 = self.unrecorded.iter().map(|(_, count)| count).sum();
+        let repeated: u32 = self.refusals.repeated().map(|(_, count)| count).sum();
         if repeated == 0 && self.refused == 0 {
             return;
         }
@@ -392,8 +378,7 @@ impl Drop for PluginRequests {
             entry.status = "denied".to_string();
             entry.error = Some(format!("{repeated} more requests refused in this call"));
             entry.metadata = sqlx::types::Json(serde_json::json!({
-                "repeated": self.unrecorded.iter()
-                    .filter(|(_, count)| *count > 0)
+                "repeated": self.refusals.repeated()
                     .map(|(outcome, count)| (outcome.to_string(), serde_json::json!(count)))
                     .collect::<serde_json::Map<_, _>>(),
             }));
@@ -421,7 +406,11 @@ impl WasiHttpHooks for PluginRequests {
         let (https, host, port) = match self.check(&request, &mut record) {
             Ok(destination) => destination,
             Err((error, text, outcome)) => {
-                self.refuse(&record, outcome, text);
+                if self.refusals.first(outcome) {
+                    record.finish(outcome, None, 0, Some(text));
+                } else {
+                    record.count(outcome);
+                }
                 return Box::new(async move { Err(error) });
             }
         };

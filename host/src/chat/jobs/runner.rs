@@ -20,6 +20,7 @@ use crate::chat::{Answer, Dispatcher};
 use crate::infra::metrics::{label, metrics};
 use crate::infra::schedule::{CronSpec, LeaderLock, Leadership, now_ms};
 use crate::infra::store::{AuditEntry, ClaimRoom, Store, StoredJob};
+use crate::infra::sync::lock;
 use crate::runtime::{DueJob, Happening, HappeningKind, Webhook};
 
 /// Attempts at one occurrence before it is set aside.
@@ -520,11 +521,4 @@ impl Drop for RunningJob {
         drop(running);
         self.runner.finished.notify_one();
     }
-}
-
-/// A poisoned lock only means a panic elsewhere mid-update; the counts are still counts.
-fn lock<V>(mutex: &std::sync::Mutex<V>) -> std::sync::MutexGuard<'_, V> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

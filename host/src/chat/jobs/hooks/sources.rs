@@ -10,6 +10,7 @@
 //! Kept in this process's memory: each replica counts on its own, which
 //! still bounds what an address costs it.
 
+use crate::infra::sync::lock;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -103,9 +104,7 @@ impl Sources {
 
     /// A poisoned lock still holds counts worth keeping.
     fn table(&self) -> MutexGuard<'_, HashMap<Source, Standing>> {
-        self.table
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.table)
     }
 }
 
