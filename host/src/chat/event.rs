@@ -265,3 +265,19 @@ fn from_plugin(plugin: &str, format: Format) -> String {
     };
     format!("🧩 {name}:\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plugins_name_is_written_in_the_messages_format() {
+        assert_eq!(from_plugin("git-hub_2", Format::Plain), "🧩 git-hub_2:\n");
+        // MarkdownV2 refuses these unescaped anywhere in a message.
+        assert_eq!(
+            from_plugin("git-hub_2", Format::Markdown),
+            "🧩 git\\-hub\\_2:\n"
+        );
+        assert_eq!(from_plugin("a<b", Format::Html), "🧩 a&lt;b:\n");
+    }
+}
