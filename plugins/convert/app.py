@@ -1,7 +1,8 @@
 """/convert: units of length, mass, volume, speed and temperature.
 
 `/convert 5 km to mi`, `/convert 70 f c`, or `/convert 12 kg` (buttons
-offer what kilograms convert to). A Python plugin: a handler and a manifest.
+offer what kilograms convert to); and the same as the assistant's tool
+`convert`. A Python plugin: a handler, a tool and a manifest.
 """
 
 from wasmbot import Declined, log, notice, reply
@@ -28,11 +29,11 @@ ALIASES = {
 USAGE = "Try /convert 5 km to mi, /convert 70 f c or /convert 12 kg."
 
 
-def unit(word):
+def unit(word, hint=USAGE):
     word = word.lower()
     word = ALIASES.get(word, word)
     if word not in UNITS:
-        raise Declined(f"I don't know the unit {word!r}. {USAGE}")
+        raise Declined(f"I don't know the unit {word!r}. {hint}")
     return word
 
 
@@ -98,3 +99,10 @@ def handle(event):
             answer.button(to, f"{show(value)} {frm} {to}")
         return answer
     raise Declined(USAGE)
+
+
+def tool(call):
+    hint = f"Known units: {', '.join(UNITS)}."
+    value = call.input["value"]
+    frm, to = unit(call.input["from"], hint), unit(call.input["to"], hint)
+    return f"{show(value)} {frm} = {show(convert(value, frm, to))} {to}"

@@ -1,5 +1,6 @@
 // /roll and /poll: dice with a "roll again" button, and polls whose votes
-// are kept with `state`. A JavaScript plugin: a handler and a manifest.
+// are kept with `state`; and the assistant's tool `roll`. A JavaScript
+// plugin: a handler, a tool and a manifest.
 import { Declined, edit, notice, reply, state } from 'wasmbot';
 
 const MAX_DICE = 100;
@@ -22,12 +23,17 @@ function parseDice(spec) {
   return { count, sides, bonus: match[3] ? Number(match[3]) : 0 };
 }
 
-function roll(spec) {
+// "2d6+1" -> "9 (3 + 5 + 1)"
+function rolled(spec) {
   const { count, sides, bonus } = parseDice(spec);
   const rolls = Array.from({ length: count }, () => randomBelow(sides) + 1);
   const total = rolls.reduce((a, b) => a + b, 0) + bonus;
   const shown = count > 1 || bonus ? ` (${rolls.join(' + ')}${bonus ? (bonus > 0 ? ` + ${bonus}` : ` - ${-bonus}`) : ''})` : '';
-  return reply(`🎲 ${spec || 'd6'}: ${total}${shown}`).button('Roll again', `roll:${spec}`);
+  return `${total}${shown}`;
+}
+
+function roll(spec) {
+  return reply(`🎲 ${spec || 'd6'}: ${rolled(spec)}`).button('Roll again', `roll:${spec}`);
 }
 
 function pollKey(chatId, id) {
@@ -87,4 +93,9 @@ export function handle(event) {
   const command = event.command;
   if (command && command.name === 'poll') return newPoll(event, command.args);
   return roll(command ? command.args : '');
+}
+
+export function tool(call) {
+  const spec = call.input.dice;
+  return `${spec || 'd6'}: ${rolled(spec)}`;
 }

@@ -14,9 +14,23 @@
 // plugin's error; so does a capability error left uncaught. A plugin granted
 // `schedule` also exports `onEvent(happening)` for due jobs and webhooks.
 //
+// A plugin whose plugin.toml declares `[[tools]]` (for the assistant, Claude)
+// exports `tool(call)`: `call.name` is the tool's, `call.input` its input
+// parsed from JSON (an object, valid against the tool's `input_schema`), with
+// `call.chatId`, `call.userId` (BigInts, 0n when an MCP client calls) and
+// `call.correlationId`. It returns the text Claude reads, or
+// `{ text, actions: [reply(...), ...] }` to show something in the chat as
+// well; throwing `new Declined(text)` (or leaving a capability error uncaught)
+// answers Claude with that text as an error:
+//
+//   export function tool(call) {
+//     if (call.input.sides < 2) throw new Declined('A die has at least 2 sides.');
+//     return String(1 + Math.floor(Math.random() * call.input.sides));
+//   }
+//
 // Capabilities are objects, each needing its grant in plugin.toml:
 // `import { state } from 'wasmbot'` (also log, secrets, audit, llm, health,
-// cache, vectors, config, media, schedule): the WIT interfaces as
+// cache, vectors, config, media, schedule, agent): the WIT interfaces as
 // componentize-js binds them, with errors thrown as `CapabilityError`
 // (`.capability`, `.kind`, `.detail`). A plugin granted `http` has `fetch`.
 
@@ -75,6 +89,7 @@ export const vectors = capability('vectors');
 export const config = capability('config');
 export const media = capability('media');
 export const schedule = capability('schedule');
+export const agent = capability('agent');
 export const log = (() => {
   const raw = capability('log');
   const at = (level) => (message, fields = {}) =>
@@ -245,4 +260,44 @@ export function runHandle(plugin, event) {
 export function runHappening(plugin, happening) {
   if (typeof plugin.onEvent !== 'function') throw new Error('a plugin granted `schedule` must export `function onEvent(happening)`');
   return run(plugin.onEvent, happening);
+}
+
+// ---- tools ----
+
+/** A tool call as `tool(call)` gets it: the WIT record with `input` parsed. */
+export class ToolCall {
+  constructor(raw) {
+    this.raw = raw;
+    this.name = raw.name;
+    this.input = raw.input ? JSON.parse(raw.input) : {};
+    this.correlationId = raw.correlationId;
+    this.chatId = raw.chatId;
+    this.userId = raw.userId;
+  }
+}
+
+function toToolOutput(result) {
+  if (typeof result === 'string') return { text: result, actions: [] };
+  if (result !== null && typeof result === 'object' && 'text' in result) {
+    return { text: String(result.text), actions: toActions(result.actions) };
+  }
+  throw new TypeError(`\`tool(call)\` must return a string or { text, actions }, not ${result === null ? 'null' : typeof result}`);
+}
+
+/** Used by the generated entry module: the plugin exports `tool` when its manifest declares tools. */
+export function checkTools(plugin, declared) {
+  if (typeof plugin.tool !== 'function') {
+    throw new Error(`plugin.toml declares [[tools]] (${declared.join(', ')}): index.js must export \`function tool(call)\``);
+  }
+}
+
+/** Used by the generated entry module: the `tools` interface's `call`. */
+export function runTool(plugin, call) {
+  try {
+    return toToolOutput(plugin.tool(new ToolCall(call)));
+  } catch (error) {
+    // A thrown string is the interface's `Err(text)`, which Claude reads.
+    if (error instanceof Declined || error instanceof CapabilityError) throw error.message;
+    throw error;
+  }
 }

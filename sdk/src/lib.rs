@@ -112,8 +112,8 @@ extern crate self as wasmbot_sdk;
 #[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "wasmbot:plugin/proactive@0.2.0",
-        path: ["../wit", "../wit/v0.2"],
+        world: "wasmbot:plugin/proactive@0.3.0",
+        path: ["../wit", "../wit/v0.2", "../wit/v0.3"],
         pub_export_macro: true,
         export_macro_name: "__export_proactive_world",
         default_bindings_module: "wasmbot_sdk::bindings",
@@ -165,6 +165,7 @@ pub mod media;
 mod message;
 mod reply;
 pub mod schedule;
+mod tool;
 pub mod secrets;
 pub mod state;
 pub mod vectors;
@@ -178,6 +179,7 @@ pub use bindings::wasmbot::plugin0_2_0::events::{
 pub use bindings::wasmbot::plugin0_2_0::happenings::{DueJob, Happening, HappeningKind, Webhook};
 pub use event::FromEvent;
 pub use file::File;
+pub use tool::{ToolCall, ToolOutput, ToolResult};
 pub use message::{Message, escape_html, escape_markdown};
 pub use reply::{
     Ask, Buttons, DEFAULT_ASK_TIMEOUT_SECS, Reply, alert, ask, clear_buttons, delete, edit,
@@ -216,7 +218,7 @@ pub mod prelude {
         HandlerResult, Happening, HappeningKind, IntoActions, Message, MessageRef, Reply,
         ReplyFormat, Webhook, actions, alert, ask, audit, cache, clear_buttons, config, delete,
         edit, edit_buttons, escape_html, escape_markdown, health, http, llm, log, media, named,
-        notice, react, schedule, secrets, send, sent, state, typing, vectors,
+        notice, react, schedule, secrets, send, sent, state, typing, vectors, ToolCall, ToolOutput, ToolResult,
     };
     pub use serde_json::json;
 }
@@ -241,6 +243,24 @@ pub mod __private {
             .map_err(Into::into)
     }
 
+    /// Runs a tool handler on one call.
+    pub fn run_tool<E: Into<String>>(
+        call: crate::ToolCall,
+        handler: impl FnOnce(crate::ToolCall) -> Result<crate::ToolOutput, E>,
+    ) -> Result<crate::ToolOutput, String> {
+        handler(call).map_err(Into::into)
+    }
+
+    /// The tool handler of a plugin that declares none.
+    pub fn no_tools(call: crate::ToolCall) -> crate::ToolResult {
+        Err(format!("this plugin has no tool called {:?}", call.name))
+    }
+
+    /// The `on-event` of a plugin that takes no due jobs and no webhooks.
+    pub fn no_events(_: crate::Happening) -> crate::EventResult {
+        Err("this plugin takes no due jobs and no webhooks".into())
+    }
+
     /// Runs an event handler on a due job or a webhook delivery.
     pub fn run_happening<O, E>(
         happening: crate::Happening,
@@ -259,15 +279,18 @@ pub mod __private {
 /// Exports `handler_fn` as the component's `handle` function, and with a
 /// second function `on_event_fn` as its `on-event` too (the `proactive`
 /// world: due jobs and webhook deliveries reach it; needed to be granted
-/// `schedule`).
+/// `schedule`). `tools = tool_fn` answers the tool calls of the tools the
+/// manifest declares (`[[tools]]`), from Claude or an MCP client.
 ///
 /// `handler_fn` takes anything [`FromEvent`] ([`Event`] or [`Message`]) and
 /// returns `Result<T, E>` with `T: IntoActions` ([`Reply`], [`Actions`],
 /// [`Ask`]...) and `E: Into<String>`. `on_event_fn` takes a [`Happening`]
-/// and returns the same; its actions go to the job's chat.
+/// and returns the same; its actions go to the job's chat. `tool_fn` takes
+/// a [`ToolCall`] and returns a [`ToolResult`].
 ///
-/// Returning `Err(text)` tells the user that the command failed with `text`;
-/// a panic is contained by the host and answered with a generic apology.
+/// Returning `Err(text)` tells the user that the command failed with `text`
+/// (from a tool: Claude reads it as the tool's error); a panic is contained
+/// by the host and answered with a generic apology.
 ///
 /// ```ignore
 /// fn on_event(event: Happening) -> EventResult {
@@ -276,11 +299,30 @@ pub mod __private {
 ///         HappeningKind::Webhook(hook) => Ok(Reply::text(format!("{} bytes on {}", hook.body.len(), hook.name)).into()),
 ///     }
 /// }
-/// wasmbot_sdk::handler!(handle, on_event);
+/// fn tool(call: ToolCall) -> ToolResult {
+///     let input: Input = call.input()?;
+///     Ok(format!("{} km is {} mi", input.km, input.km / 1.609).into())
+/// }
+/// wasmbot_sdk::handler!(handle, on_event, tools = tool);
 /// ```
 #[macro_export]
 macro_rules! handler {
     ($handler_fn:path) => {
+        $crate::handler!(@conversation $handler_fn);
+    };
+    // Only one world of the SDK can export `tools` (wit-bindgen names its
+    // export glue after the interface): a plugin with tools is a
+    // `proactive` one whose `on-event` says it takes no events.
+    ($handler_fn:path, tools = $tool_fn:path) => {
+        $crate::handler!(@proactive $handler_fn, $crate::__private::no_events, $tool_fn);
+    };
+    ($handler_fn:path, $on_event_fn:path) => {
+        $crate::handler!(@proactive $handler_fn, $on_event_fn, $crate::__private::no_tools);
+    };
+    ($handler_fn:path, $on_event_fn:path, tools = $tool_fn:path) => {
+        $crate::handler!(@proactive $handler_fn, $on_event_fn, $tool_fn);
+    };
+    (@conversation $handler_fn:path) => {
         #[doc(hidden)]
         struct __WasmbotHandler;
 
@@ -297,7 +339,7 @@ macro_rules! handler {
             __WasmbotHandler with_types_in $crate::conversation_bindings
         );
     };
-    ($handler_fn:path, $on_event_fn:path) => {
+    (@proactive $handler_fn:path, $on_event_fn:path, $tool_fn:path) => {
         #[doc(hidden)]
         struct __WasmbotHandler;
 
@@ -317,8 +359,33 @@ macro_rules! handler {
             }
         }
 
+        $crate::handler!(@tools [$crate::bindings], $tool_fn);
+
         $crate::bindings::__export_proactive_world!(
             __WasmbotHandler with_types_in $crate::bindings
         );
+    };
+    (@tools [$($world:tt)+], $tool_fn:path) => {
+        impl $($world)+::exports::wasmbot::plugin0_3_0::tools::Guest for __WasmbotHandler {
+            fn call(
+                call: $($world)+::exports::wasmbot::plugin0_3_0::tools::ToolCall,
+            ) -> ::core::result::Result<
+                $($world)+::exports::wasmbot::plugin0_3_0::tools::ToolOutput,
+                ::std::string::String,
+            > {
+                    let call = $crate::ToolCall::new(
+                        call.name,
+                        &call.input,
+                        call.correlation_id,
+                        call.chat_id,
+                        call.user_id,
+                    )?;
+                    let output = $crate::__private::run_tool(call, $tool_fn)?;
+                    Ok($($world)+::exports::wasmbot::plugin0_3_0::tools::ToolOutput {
+                        text: output.text,
+                        actions: output.actions,
+                    })
+            }
+        }
     };
 }

@@ -170,7 +170,24 @@ impl Conversation {
     pub fn stream(&self) -> Result<Streamed, LlmError> {
         wit::stream_reply(&self.0)
     }
+
+    /// As [`Conversation::stream`], with hands: Claude may call the tools of
+    /// every plugin this chat's user may use, each in its own sandbox,
+    /// until it ends its turn (the `agent` grant). When a tool waits for the
+    /// user's Allow, `completion.stop_reason` is
+    /// [`AWAITING_CONFIRMATION`] and the host finishes the turn itself.
+    pub fn stream_with_tools(&self) -> Result<Streamed, LlmError> {
+        let turn = crate::bindings::wasmbot::plugin0_3_0::agent::Turn {
+            system: self.0.system.clone(),
+            messages: self.0.messages.clone(),
+            max_tokens: self.0.max_tokens,
+        };
+        crate::bindings::wasmbot::plugin0_3_0::agent::run(&turn)
+    }
 }
+
+/// The stop reason of a turn that waits for the user to allow a tool.
+pub const AWAITING_CONFIRMATION: &str = "awaiting_confirmation";
 
 impl Streamed {
     /// What is left to send: nothing when the host showed the answer, the

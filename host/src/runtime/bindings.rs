@@ -65,3 +65,47 @@ pub mod proactive {
 
 pub use self::conversation::{config, media};
 pub use self::proactive::schedule;
+
+/// The 0.3.0 additions (`wit/v0.3`): the `tools` export a plugin answers
+/// tool calls through, and the `agent` interface the assistant hands a
+/// turn to. The 0.3.0 worlds include those of 0.2.0, so a 0.3.0 component
+/// is called through the 0.2.0 bindings above; only its tools are reached
+/// through `toolbox`.
+pub mod toolbox {
+    wasmtime::component::bindgen!({
+        world: "wasmbot:plugin/toolbox@0.3.0",
+        path: ["../wit", "../wit/v0.2", "../wit/v0.3"],
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "wasmbot:plugin/events@0.2.0": super::conversation::events,
+        },
+    });
+
+    pub use self::exports::wasmbot::plugin0_3_0::tools::{ToolCall, ToolOutput};
+}
+
+/// The `agent` interface (0.3.0), imported by the assistant.
+pub mod agent_world {
+    wasmtime::component::bindgen!({
+        world: "wasmbot:plugin/conversation@0.3.0",
+        path: ["../wit", "../wit/v0.2", "../wit/v0.3"],
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "wasmbot:plugin/log@0.1.0": super::log,
+            "wasmbot:plugin/state@0.1.0": super::state,
+            "wasmbot:plugin/secrets@0.1.0": super::secrets,
+            "wasmbot:plugin/audit@0.1.0": super::audit,
+            "wasmbot:plugin/llm@0.1.0": super::llm,
+            "wasmbot:plugin/health@0.1.0": super::health,
+            "wasmbot:plugin/cache@0.1.0": super::cache,
+            "wasmbot:plugin/vectors@0.1.0": super::vectors,
+            "wasmbot:plugin/config@0.2.0": super::conversation::config,
+            "wasmbot:plugin/events@0.2.0": super::conversation::events,
+            "wasmbot:plugin/media@0.2.0": super::conversation::media,
+        },
+    });
+}
+
+pub use self::agent_world::wasmbot::plugin0_3_0::agent;

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::tools::ToolSpec;
+
 use super::capability::{Capability, CapabilityTable};
 use super::engine::MAX_PLUGIN_MEMORY_MB;
 use crate::infra::vault::{CREDENTIAL_NAME_RULE, is_credential_name};
@@ -106,6 +108,9 @@ pub struct Manifest {
     pub http: Vec<String>,
     /// `[settings]`: each key's default, as text.
     pub settings: BTreeMap<String, String>,
+    /// `[[tools]]`: what the assistant (Claude) and MCP clients may call;
+    /// checked further (names, schemas) when the plugin loads.
+    pub tools: Vec<ToolSpec>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +134,8 @@ struct RawManifest {
     http: Vec<String>,
     #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    tools: Vec<ToolSpec>,
 }
 
 /// A credential's name, or its name and the hosts it is for.
@@ -201,11 +208,12 @@ impl Manifest {
         if raw.version.trim().is_empty() {
             return Err("`version` must not be empty".into());
         }
-        if raw.commands.is_empty() && !raw.free_text {
+        if raw.commands.is_empty() && !raw.free_text && raw.tools.is_empty() {
             return Err(
-                "`commands` must list at least one command (or set `free_text = true`)".into(),
+                "`commands` must list at least one command (or set `free_text = true`, or declare `[[tools]]`)".into(),
             );
         }
+        super::tools::compile_all(&raw.tools)?;
         let mut seen = HashSet::new();
         let mut commands = Vec::with_capacity(raw.commands.len());
         for command in raw.commands {
@@ -342,6 +350,7 @@ impl Manifest {
             free_text: raw.free_text,
             http: raw.http,
             settings,
+            tools: raw.tools,
         })
     }
 

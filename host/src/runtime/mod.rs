@@ -17,6 +17,7 @@ mod manifest;
 mod plugin;
 mod registry;
 mod settings;
+mod tools;
 mod warm;
 mod watcher;
 
@@ -40,8 +41,9 @@ pub use manifest::{
     CANCEL_COMMAND, CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_REPLY_KB, MAX_TIMEOUT_MS,
     Manifest, ManifestError, PluginLimits,
 };
-pub use plugin::{LoadError, LoadedPlugin, PluginFailure, World, legacy_message, legacy_send};
+pub use plugin::{LoadError, LoadedPlugin, PluginFailure, ToolAnswer, World, legacy_message, legacy_send};
 pub use registry::{PluginRegistry, PluginSet, ReloadOutcome};
 pub use settings::{SettingOverrides, Settings, variable_part};
+pub use tools::{MAX_TOOLS_PER_PLUGIN, Tool, ToolSpec, valid_name as valid_tool_name};
 pub use warm::{DEFAULT_WARM_MEMORY_MB, DEFAULT_WARM_PER_PLUGIN, WarmBudget, WarmLimits};
 pub use watcher::{DEBOUNCE, PluginWatcher, watch};

@@ -19,6 +19,7 @@ use super::bindings::conversation::{Conversation, ConversationPre};
 use super::bindings::proactive::happenings::Happening;
 use super::bindings::proactive::{Proactive, ProactivePre};
 use super::bindings::types::{Message, Reply, ReplyFormat};
+use super::bindings::toolbox::{ToolCall, Toolbox, ToolboxPre};
 use super::bindings::{Handler, HandlerPre};
 use super::budget::{self, Budget, CallBudgets, HOST_CALLS};
 use super::cache::content_hash;
@@ -31,6 +32,7 @@ use super::guest_threads::{Computing, run_guest};
 use super::language::Language;
 use super::manifest::{Manifest, PluginLimits, manifest_path_for};
 use super::settings::Settings;
+use super::tools::{self, Tool};
 use super::warm::{MakeInstance, WarmBudget, WarmInstances};
 
 /// Prefix of every interface this package defines, e.g. `wasmbot:plugin/log@0.1.0`.
@@ -109,6 +111,10 @@ pub struct LoadedPlugin {
     /// kept of the manifest at load.
     preparations: Vec<(Prepare, Option<Grant>)>,
     entry: Entry,
+    /// The tools the manifest declares, their schemas compiled.
+    tools: Arc<[Tool]>,
+    /// How a tool call reaches the component (`tools@0.3.0`), when it declares tools.
+    toolbox: Option<ToolboxPre<CallState>>,
     /// Never-used instances made ahead of the calls that will take them.
     warm: WarmInstances<Ready>,
     language: Language,
@@ -128,6 +134,7 @@ enum Instance {
     Handler(Handler),
     Conversation(Conversation),
     Proactive(Proactive),
+    Toolbox(Toolbox),
 }
 
 /// The world a plugin was built for, found from what its component exports.
@@ -158,6 +165,7 @@ enum Entry {
     Handler(HandlerPre<CallState>),
     Conversation(ConversationPre<CallState>),
     Proactive(ProactivePre<CallState>),
+    Toolbox(ToolboxPre<CallState>),
 }
 
 /// What one call hands the plugin (owned: the call runs on the guest threads).
@@ -166,6 +174,23 @@ enum Input {
     Event(Event),
     /// A due job or a webhook: `on-event`.
     Happening(Happening),
+    /// One of the plugin's tools: `tools.call`.
+    Tool(ToolCall),
+}
+
+/// What a call of the plugin answered: actions, and for a tool call the
+/// text Claude reads.
+struct Output {
+    actions: Vec<Action>,
+    text: Option<String>,
+}
+
+/// What a tool call answered: the text Claude reads (masked and capped)
+/// and the actions for the chat (checked and capped like any call's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolAnswer {
+    pub text: String,
+    pub actions: Vec<Action>,
 }
 
 impl LoadedPlugin {
@@ -261,6 +286,21 @@ impl LoadedPlugin {
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|error| LoadError::new(&name, format!("cannot be linked: {error:#}")))?;
+        let tools: Arc<[Tool]> = tools::compile_all(&manifest.tools)
+            .map_err(|problem| LoadError::new(&name, problem))?
+            .into();
+        let toolbox = if tools.is_empty() {
+            None
+        } else {
+            Some(ToolboxPre::new(instance_pre.clone()).map_err(|error| {
+                LoadError::new(
+                    &name,
+                    format!(
+                        "the manifest declares tools, but the component does not export `wasmbot:plugin/tools@0.3.0` (rebuild it with this SDK: `handler!(handle, tools = tool)` in Rust, `def tool(call)` in Python, `export function tool(call)` in JavaScript): {error:#}"
+                    ),
+                )
+            })?)
+        };
         let entry = match ProactivePre::new(instance_pre.clone()) {
             Ok(pre) => Entry::Proactive(pre),
             Err(_) => match ConversationPre::new(instance_pre.clone()) {
@@ -358,6 +398,8 @@ impl LoadedPlugin {
             manifest,
             content_hash,
             entry,
+            tools,
+            toolbox,
             warm,
             language: Language::of(bytes),
             size_bytes: bytes.len() as u64,
@@ -371,7 +413,19 @@ impl LoadedPlugin {
             Entry::Handler(_) => World::Handler,
             Entry::Conversation(_) => World::Conversation,
             Entry::Proactive(_) => World::Proactive,
+            // Never a plugin's entry: only how its tools are reached.
+            Entry::Toolbox(_) => World::Conversation,
         }
+    }
+
+    /// The tools the manifest declares, checked at load.
+    pub fn tools(&self) -> &[Tool] {
+        &self.tools
+    }
+
+    /// The tool called `name`, if this plugin declares it.
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        self.tools.iter().find(|tool| tool.name() == name)
     }
 
     pub fn name(&self) -> &str {
@@ -437,6 +491,39 @@ impl LoadedPlugin {
             self.manifest.limits.timeout,
         )
         .await
+        .map(|output| output.actions)
+    }
+
+    /// Runs `tools.call` for one of the plugin's tools in a fresh instance
+    /// under the plugin's own limits, budgets and grants. The input must
+    /// fit the tool's schema; an unknown tool or a refused input fails
+    /// here, before any instance is made.
+    pub async fn call_tool(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+        ctx: &CallContext,
+    ) -> Result<ToolAnswer, PluginFailure> {
+        let tool = self.tool(name).ok_or_else(|| {
+            PluginFailure::Declined(format!("`{}` has no tool called {name:?}", self.name))
+        })?;
+        if let Some(problem) = tool.refuses(input) {
+            return Err(PluginFailure::Declined(problem));
+        }
+        let call = ToolCall {
+            name: name.to_string(),
+            input: input.to_string(),
+            correlation_id: ctx.correlation_id.to_string(),
+            chat_id: ctx.chat_id,
+            user_id: ctx.user_id,
+        };
+        let output = self
+            .call(Input::Tool(call), ctx, self.manifest.limits.timeout)
+            .await?;
+        Ok(ToolAnswer {
+            text: output.text.unwrap_or_default(),
+            actions: output.actions,
+        })
     }
 
     /// Runs `on-event(happening)` (a due job, a webhook) like [`Self::invoke`];
@@ -455,6 +542,7 @@ impl LoadedPlugin {
         let timeout = self.manifest.limits.timeout.min(MAX_HAPPENING_TIMEOUT);
         self.call(Input::Happening(happening.clone()), ctx, timeout)
             .await
+            .map(|output| output.actions)
     }
 
     async fn call(
@@ -462,7 +550,7 @@ impl LoadedPlugin {
         input: Input,
         ctx: &CallContext,
         timeout: Duration,
-    ) -> Result<Vec<Action>, PluginFailure> {
+    ) -> Result<Output, PluginFailure> {
         let limits = PluginLimits {
             timeout,
             ..self.manifest.limits
@@ -470,7 +558,18 @@ impl LoadedPlugin {
         self.handed.learn_stored(&self.secrets, &ctx.services).await;
         let grants = self.prepare(ctx)?;
         let budgets = CallBudgets::new(&self.allowances);
-        let (mut store, ready) = match self.warm.take() {
+        // Ready instances are made for `handle`; a tool call makes its own.
+        let (entry, warm_instance) = match (&input, &self.toolbox) {
+            (Input::Tool(_), Some(toolbox)) => (Entry::Toolbox(toolbox.clone()), None),
+            (Input::Tool(call), None) => {
+                return Err(PluginFailure::Declined(format!(
+                    "`{}` has no tool called {:?}",
+                    self.name, call.name
+                )));
+            }
+            _ => (self.entry.clone(), self.warm.take()),
+        };
+        let (mut store, ready) = match warm_instance {
             Some(mut ready) => {
                 ready.store.data_mut().begin(ctx.clone(), budgets, grants);
                 (ready.store, Some(ready.instance))
@@ -495,7 +594,6 @@ impl LoadedPlugin {
             computing.clone(),
         );
 
-        let entry = self.entry.clone();
         let warm = self.warm.budget().clone();
         let guest = async move {
             // The epoch deadline stops guest code; this outer timeout also
@@ -525,14 +623,14 @@ impl LoadedPlugin {
 
     fn outcome(
         &self,
-        outcome: Result<wasmtime::Result<Result<Vec<Action>, String>>, tokio::time::error::Elapsed>,
+        outcome: Result<wasmtime::Result<Result<Output, String>>, tokio::time::error::Elapsed>,
         store: &Store<CallState>,
         ctx: &CallContext,
         limits: PluginLimits,
-    ) -> Result<Vec<Action>, PluginFailure> {
+    ) -> Result<Output, PluginFailure> {
         match outcome {
             Err(_elapsed) => Err(PluginFailure::Timeout(limits.timeout)),
-            Ok(Ok(Ok(actions))) => {
+            Ok(Ok(Ok(Output { actions, text }))) => {
                 let limits = ActionLimits {
                     text_bytes: limits.reply_bytes,
                     file_bytes: usize::try_from(ctx.services.media.max_bytes).unwrap_or(usize::MAX),
@@ -542,7 +640,17 @@ impl LoadedPlugin {
                 if let Some(total) = bounded.cut_from {
                     report_cut(&self.name, "reply", total, limits.text_bytes);
                 }
-                Ok(bounded.actions)
+                let text = text.map(|text| {
+                    if text.len() > limits.text_bytes {
+                        report_cut(&self.name, "tool result", text.len(), limits.text_bytes);
+                    }
+                    let text = store.data().mask(&text);
+                    clean_capped(&text, limits.text_bytes).into_owned()
+                });
+                Ok(Output {
+                    actions: bounded.actions,
+                    text,
+                })
             }
             Ok(Ok(Err(text))) => {
                 if text.len() > MAX_ERROR_BYTES {
@@ -576,8 +684,18 @@ async fn run(
     instance: Instance,
     input: Input,
     store: &mut Store<CallState>,
-) -> wasmtime::Result<Result<Vec<Action>, String>> {
-    match (instance, input) {
+) -> wasmtime::Result<Result<Output, String>> {
+    if let (Instance::Toolbox(toolbox), Input::Tool(call)) = (&instance, &input) {
+        let answer = toolbox
+            .wasmbot_plugin0_3_0_tools()
+            .call_call(&mut *store, call)
+            .await?;
+        return Ok(answer.map(|output| Output {
+            actions: output.actions,
+            text: Some(output.text),
+        }));
+    }
+    let actions = match (instance, input) {
         (Instance::Proactive(plugin), Input::Event(event)) => {
             plugin.call_handle(store, &event).await
         }
@@ -590,16 +708,21 @@ async fn run(
         (Instance::Handler(handler), Input::Event(event)) => {
             let Some(message) = legacy_message(&event) else {
                 // Only commands are routed to a 0.1.0 plugin.
-                return Ok(Ok(Vec::new()));
+                return Ok(Ok(Output {
+                    actions: Vec::new(),
+                    text: None,
+                }));
             };
             let reply = handler.call_handle(store, &message).await?;
             Ok(reply.map(|reply| vec![legacy_send(reply)]))
         }
-        // Refused by `invoke_happening` before any instance is made.
-        (Instance::Handler(_) | Instance::Conversation(_), Input::Happening(_)) => {
-            Ok(Ok(Vec::new()))
-        }
-    }
+        // Refused by `invoke_happening` and `call_tool` before any instance is made.
+        _ => Ok(Ok(Vec::new())),
+    }?;
+    Ok(actions.map(|actions| Output {
+        actions,
+        text: None,
+    }))
 }
 
 /// A fresh instance for a call. Instances made ahead (or used ones not
@@ -768,6 +891,7 @@ impl Entry {
             Entry::Handler(pre) => pre.engine(),
             Entry::Conversation(pre) => pre.engine(),
             Entry::Proactive(pre) => pre.engine(),
+            Entry::Toolbox(pre) => pre.engine(),
         }
     }
 
@@ -776,6 +900,7 @@ impl Entry {
             Entry::Handler(pre) => Instance::Handler(pre.instantiate_async(store).await?),
             Entry::Conversation(pre) => Instance::Conversation(pre.instantiate_async(store).await?),
             Entry::Proactive(pre) => Instance::Proactive(pre.instantiate_async(store).await?),
+            Entry::Toolbox(pre) => Instance::Toolbox(pre.instantiate_async(store).await?),
         })
     }
 }

@@ -20,6 +20,7 @@ CAPABILITIES = (
     "config",
     "media",
     "schedule",
+    "agent",
 )
 
 

@@ -11,6 +11,7 @@ mod oauth;
 mod pool;
 mod sanitize;
 mod state;
+mod tool_calls;
 mod webhook_deliveries;
 mod webhooks;
 
@@ -23,5 +24,6 @@ pub use oauth::OAuthRow;
 pub use pool::{Store, StoreError, StoreResult, now};
 pub use sanitize::{clean_capped, clean_text};
 pub use state::{OverQuota, StateQuota, StateUsage};
+pub use tool_calls::{CompletedToolCall, StartedToolCall, ToolLogRow};
 pub use webhook_deliveries::{DELIVERY_MEMORY_MS, Replayed};
 pub use webhooks::StoredWebhook;
