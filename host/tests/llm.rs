@@ -396,6 +396,7 @@ async fn a_streamed_answer_arrives_as_it_is_written_and_a_broken_one_keeps_what_
         system: None,
         messages: vec![Turn::text(Role::User, "Hi")],
         max_tokens: None,
+        tools: Vec::new(),
     };
     let gate = Arc::new(tokio::sync::Notify::new());
     fake.script([

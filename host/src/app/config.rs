@@ -77,6 +77,8 @@ pub struct Config {
     /// `DEFAULT_PLUGIN`: the plugin that receives plain text (default
     /// `assistant`; `none` turns free text off).
     pub default_plugin: Option<String>,
+    /// `AGENT_MAX_STEPS`, `AGENT_TURN_TOKENS`: the limits on one agent turn.
+    pub agent: crate::chat::agent::AgentSettings,
     /// `PLUGIN_<PLUGIN>_<KEY>`: the operator's values for plugins' `[settings]`.
     pub plugin_settings: SettingOverrides,
     /// `HTTP_ALLOW_PRIVATE` (private `host:port` pairs plugins granted
@@ -341,6 +343,7 @@ impl Config {
             audit_cleanup_at,
             worker_standby,
             default_plugin,
+            agent: crate::chat::agent::AgentSettings::from_lookup(get)?,
             plugin_settings: SettingOverrides::new(),
             http: outbound_client(
                 get("HTTP_ALLOW_PRIVATE").as_deref(),

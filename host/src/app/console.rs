@@ -30,6 +30,7 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
         Dispatcher::new(host.registry.clone(), None)
             .with_services(host.services.clone())
             .with_default_plugin(config.default_plugin.clone())
+            .with_agent(config.agent)
             .with_channel(console::CHANNEL),
     );
     // Health, metrics and webhooks only when asked for: the console is a local tool.

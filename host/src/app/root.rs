@@ -169,6 +169,7 @@ impl Host {
             hooks_addr: config.hooks_addr,
             health_interval: config.health.interval,
             default_plugin: config.default_plugin.clone(),
+            agent: config.agent,
         };
         telegram::serve(bot, shutdown).await
     }

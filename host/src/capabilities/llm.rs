@@ -42,6 +42,7 @@ impl wit::Host for CallState {
                 .map(|m| Turn::text(role(m.role), m.content))
                 .collect(),
             max_tokens: request.max_tokens,
+            tools: Vec::new(),
         };
         self.completion(request).await
     }
@@ -176,7 +177,7 @@ fn role(role: wit::Role) -> Role {
 }
 
 /// The request with its files, or why Claude would refuse one.
-fn rich_request(request: wit::RichRequest) -> Result<CompletionRequest, LlmError> {
+pub(super) fn rich_request(request: wit::RichRequest) -> Result<CompletionRequest, LlmError> {
     let mut messages = Vec::with_capacity(request.messages.len());
     for (index, message) in request.messages.into_iter().enumerate() {
         let files: Vec<LlmFile> = message
@@ -199,12 +200,14 @@ fn rich_request(request: wit::RichRequest) -> Result<CompletionRequest, LlmError
             role: role(message.role),
             text: message.content,
             files,
+            blocks: Vec::new(),
         });
     }
     Ok(CompletionRequest {
         system: request.system,
         messages,
         max_tokens: request.max_tokens,
+        tools: Vec::new(),
     })
 }
 

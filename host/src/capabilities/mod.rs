@@ -16,6 +16,7 @@ macro_rules! over_budget_is {
     };
 }
 
+mod agent;
 mod audit;
 mod cache;
 mod config;
@@ -76,6 +77,8 @@ pub const ALL: CapabilityTable = &[
     capability!("secrets", secrets),
     capability!("audit", audit, [&audit::AUDIT_ENTRIES]),
     capability!("llm", llm, [&llm::LLM_REQUESTS]),
+    // Needs `llm` too (its types are llm's): the manifest check says so.
+    capability!("agent", agent),
     capability!("health", health),
     capability!(
         "cache",
@@ -147,11 +150,13 @@ mod tests {
         let worlds = [
             include_str!("../../../wit/world.wit"),
             include_str!("../../../wit/v0.2/world.wit"),
+            include_str!("../../../wit/v0.3/world.wit"),
         ];
         let mut imported: Vec<&str> = worlds
             .iter()
             .flat_map(|world| world.lines())
             .filter_map(|line| line.trim().strip_prefix("import "))
+            // `import agent;` inside 0.3.0 names its own interface.
             .map(|rest| rest.trim_end_matches(';').trim())
             .map(|name| {
                 let name = name.strip_prefix("wasmbot:plugin/").unwrap_or(name);

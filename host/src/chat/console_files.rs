@@ -184,6 +184,10 @@ impl ChatLink for ConsoleLink {
         Box::pin(self.print_growing(text))
     }
 
+    fn shows_tool_calls(&self) -> bool {
+        true
+    }
+
     fn fetch<'a>(
         &'a self,
         attachment: &'a Attachment,

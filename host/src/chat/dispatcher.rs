@@ -9,6 +9,7 @@ use std::time::Instant;
 use tracing::Instrument as _;
 
 use super::access::{Access, AccessPolicy, REFUSAL_TEXT};
+use super::agent::{AGENT_BUTTONS, AgentLoop, AgentSettings, TurnContext};
 use super::command::{self, ParsedCommand};
 use super::conversation::{self, DeadButton};
 use super::event::{
@@ -48,6 +49,8 @@ pub struct Dispatcher {
     /// Where this dispatcher's answers go (`telegram`, `console`): the jobs
     /// its plugins add are fired by a process serving the same.
     channel: &'static str,
+    /// The limits on a turn the assistant hands the agent.
+    agent: AgentSettings,
 }
 
 /// Who handles an event, and with what.
@@ -76,7 +79,14 @@ impl Dispatcher {
             bot_username,
             default_plugin: None,
             channel: "telegram",
+            agent: AgentSettings::default(),
         }
+    }
+
+    /// The agent's limits (`AGENT_MAX_STEPS`, `AGENT_TURN_TOKENS`).
+    pub fn with_agent(mut self, settings: AgentSettings) -> Self {
+        self.agent = settings;
+        self
     }
 
     /// Where answers go (`telegram` unless set): jobs added through this
@@ -205,6 +215,10 @@ impl Dispatcher {
                 self.call(*call, is_press, started, &correlation_id, link)
                     .await,
             ),
+            Routed::Agent(press, data) => {
+                let cx = self.turn_context(&plugins, &correlation_id, link, &press);
+                Some(Box::pin(super::agent::resume(cx, &data, press.message_id)).await)
+            }
         }
     }
 
@@ -331,6 +345,9 @@ impl Dispatcher {
                 );
             }
         };
+        if button.plugin == AGENT_BUTTONS {
+            return Routed::Agent(press, button.data);
+        }
         let Some(plugin) = plugins.plugin(&button.plugin) else {
             tracing::info!(plugin = %button.plugin, status = "plugin_missing", "button press handled");
             return Routed::Host(
@@ -476,6 +493,22 @@ impl Dispatcher {
         link: Option<Arc<dyn ChatLink>>,
     ) -> Answer {
         let event = &call.event;
+        // Only a plugin granted `agent`, from a chat, hands turns to the agent.
+        let agent = match (&call.target, &link) {
+            (Target::Plugin(plugin), Some(_)) if plugin.manifest().grants("agent") => {
+                Some(AgentLoop::new(TurnContext {
+                    turn_key: (self.channel == "telegram" && event.message_id != 0)
+                        .then(|| format!("telegram:{}:{}", event.chat_id, event.message_id)),
+                    ..self.turn_context(
+                        &self.registry.snapshot(),
+                        correlation_id,
+                        link.clone(),
+                        &(event.chat_id, event.user_id),
+                    )
+                }))
+            }
+            _ => None,
+        };
         let ctx = CallContext {
             correlation_id: correlation_id.clone(),
             user_id: event.user_id,
@@ -483,6 +516,7 @@ impl Dispatcher {
             channel: self.channel,
             services: self.services.clone(),
             link,
+            agent: agent.clone().map(|agent| agent as Arc<dyn crate::runtime::AgentLink>),
             attachments: event.attachments.clone(),
         };
         let (handler_name, outcome) = match &call.target {
@@ -519,13 +553,26 @@ impl Dispatcher {
                     duration_ms,
                     "message handled"
                 );
-                self.carry_out(
+                carry_out(
+                    self.services.store.as_ref(),
                     &mut answer,
                     handler_name,
                     (event.chat_id, event.user_id),
                     actions,
                 )
                 .await;
+                if let Some(agent) = &agent {
+                    for (plugin, actions) in agent.take_actions() {
+                        carry_out(
+                            self.services.store.as_ref(),
+                            &mut answer,
+                            &plugin,
+                            (event.chat_id, event.user_id),
+                            actions,
+                        )
+                        .await;
+                    }
+                }
             }
             Err(failure) => {
                 let status = failure.status();
@@ -557,16 +604,18 @@ impl Dispatcher {
         answer
     }
 
-    /// The plugin's actions as the adapter carries them out: buttons get
-    /// tokens, a question becomes the chat's pending one.
-    async fn carry_out(
-        &self,
-        answer: &mut Answer,
-        plugin: &str,
-        (chat_id, user_id): (i64, i64),
-        actions: Vec<Action>,
-    ) {
-        let store = self.services.store.as_ref();
+}
+
+/// The plugin's actions as the adapter carries them out: buttons get
+/// tokens, a question becomes the chat's pending one.
+pub(super) async fn carry_out(
+    store: Option<&Store>,
+    answer: &mut Answer,
+    plugin: &str,
+    (chat_id, user_id): (i64, i64),
+    actions: Vec<Action>,
+) {
+    {
         for action in actions {
             let chat_action = match action {
                 Action::Send(message) => {
@@ -620,6 +669,54 @@ impl Dispatcher {
 }
 
 impl Dispatcher {
+    /// What an agent turn in this chat may reach.
+    fn turn_context(
+        &self,
+        plugins: &Arc<PluginSet>,
+        correlation_id: &Arc<str>,
+        link: Option<Arc<dyn ChatLink>>,
+        who: &impl ChatAndUser,
+    ) -> TurnContext {
+        TurnContext {
+            services: self.services.clone(),
+            plugins: plugins.clone(),
+            channel: self.channel,
+            link,
+            chat_id: who.chat(),
+            user_id: who.user(),
+            correlation_id: correlation_id.clone(),
+            turn_key: None,
+            settings: self.agent,
+            recorded: Arc::default(),
+        }
+    }
+}
+
+/// Where an agent turn happens.
+trait ChatAndUser {
+    fn chat(&self) -> i64;
+    fn user(&self) -> i64;
+}
+
+impl ChatAndUser for (i64, i64) {
+    fn chat(&self) -> i64 {
+        self.0
+    }
+    fn user(&self) -> i64 {
+        self.1
+    }
+}
+
+impl ChatAndUser for IncomingPress {
+    fn chat(&self) -> i64 {
+        self.chat_id
+    }
+    fn user(&self) -> i64 {
+        self.user_id
+    }
+}
+
+impl Dispatcher {
     /// A due job or a webhook delivery for `plugin`: its `on-event` under
     /// its limits, then its actions for the adapter, all in
     /// `happening.chat_id` (the job's chat or the admin chat: the plugin
@@ -650,6 +747,7 @@ impl Dispatcher {
                 return Err(PluginFailure::Crashed(format!("the plugin `{plugin}` is not loaded")));
             };
             let ctx = CallContext {
+                agent: None,
                 correlation_id: Arc::from(happening.correlation_id.as_str()),
                 user_id,
                 chat_id: happening.chat_id,
@@ -674,7 +772,7 @@ impl Dispatcher {
             match outcome {
                 Ok(actions) => {
                     tracing::info!(kind, status = "ok", duration_ms = seconds * 1000.0, "event handled");
-                    self.carry_out(&mut answer, plugin, (happening.chat_id, user_id), actions)
+                    carry_out(self.services.store.as_ref(), &mut answer, plugin, (happening.chat_id, user_id), actions)
                         .await;
                     // Nobody was talking to the plugin: its question must
                     // not take over one another plugin is waiting on.
@@ -734,6 +832,8 @@ enum Routed {
     /// The host answers with this text itself (and the chat's question may change).
     Host(String, PromptChange),
     Call(Box<Call>),
+    /// A press on the agent's Allow / Deny (with the button's data).
+    Agent(IncomingPress, String),
 }
 
 /// Whether `incoming` answers `prompt`: in a private chat any message, in a

@@ -4,6 +4,7 @@
 //! out through the adapter's [`ChatOutput`].
 
 pub mod access;
+pub mod agent;
 pub mod command;
 pub mod console;
 mod console_files;

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use super::bindings::conversation::events::Attachment;
 use super::budget::{Budget, CallBudgets, OverBudget};
+use super::agent_link::AgentLink;
 use super::chat_link::ChatLink;
 use super::settings::Settings;
 use crate::infra::services::HostServices;
@@ -30,6 +31,9 @@ pub struct CallContext {
     /// The chat the event came from, for what a call asks of it while it
     /// runs (a streamed answer, the event's files); none for a job.
     pub link: Option<Arc<dyn ChatLink>>,
+    /// The host's agent, for a call that may hand it a turn with tools
+    /// (the assistant's, from a chat); none elsewhere.
+    pub agent: Option<Arc<dyn AgentLink>>,
     /// The files that came with the event (what `media.fetch` may hand over).
     pub attachments: Vec<Attachment>,
 }
@@ -504,6 +508,7 @@ fn idle_context() -> CallContext {
         channel: "",
         services: NOTHING.clone(),
         link: None,
+        agent: None,
         attachments: Vec::new(),
     }
 }

@@ -29,6 +29,12 @@ pub trait ChatLink: Send + Sync {
     /// error means the final text could not be shown.
     fn show_growing(&self, text: watch::Receiver<String>) -> LinkFuture<'_, anyhow::Result<()>>;
 
+    /// Whether the agent shows each tool call as a line between the
+    /// streamed text (the console does; a Telegram chat shows the answer only).
+    fn shows_tool_calls(&self) -> bool {
+        false
+    }
+
     /// The bytes of `attachment` (one of the event's): at most `max_bytes`,
     /// checked before and while downloading.
     fn fetch<'a>(

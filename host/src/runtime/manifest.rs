@@ -279,6 +279,13 @@ impl Manifest {
                 ));
             }
         }
+        if capabilities.iter().any(|c| c.name == "agent")
+            && !capabilities.iter().any(|c| c.name == "llm")
+        {
+            return Err(
+                "`agent` needs `llm` granted too (Claude is reached through it)".into(),
+            );
+        }
         if !raw.http.is_empty() && !capabilities.iter().any(|c| c.name == "http") {
             return Err(
                 "`http` lists destinations, but `capabilities` does not grant `http`".into(),

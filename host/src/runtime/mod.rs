@@ -3,6 +3,7 @@
 //! handed and names no capability itself.
 
 mod actions;
+mod agent_link;
 pub mod bindings;
 mod budget;
 mod cache;
@@ -21,6 +22,7 @@ mod tools;
 mod warm;
 mod watcher;
 
+pub use agent_link::{AWAITING_CONFIRMATION, AgentLink, AgentReply};
 pub use actions::{DEFAULT_PROMPT_WAIT, MAX_PROMPT_WAIT};
 pub use bindings::conversation::events::{
     Action, Attachment, AttachmentKind, Button, ButtonPress, ChatType, Command, Edit, Event,

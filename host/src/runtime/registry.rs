@@ -17,6 +17,8 @@ use crate::infra::health::PluginReport;
 pub struct PluginSet {
     plugins: Vec<Arc<LoadedPlugin>>,
     commands: HashMap<String, Arc<LoadedPlugin>>,
+    /// Tool name -> the plugin that offers it (names are unique across plugins).
+    tools: HashMap<String, Arc<LoadedPlugin>>,
     errors: Vec<LoadError>,
 }
 
@@ -74,8 +76,25 @@ impl PluginSet {
                 reason: format!("command `/{command}` is already provided by plugin `{owner}`"),
             });
         }
+        let clash = plugin.tools().iter().find_map(|tool| {
+            self.tools
+                .get(tool.name())
+                .map(|owner| (tool.name().to_string(), owner.name().to_string()))
+        });
+        if let Some((tool, owner)) = clash {
+            return Err(LoadError {
+                plugin: plugin.name().to_string(),
+                reason: format!(
+                    "tool `{tool}` is already offered by plugin `{owner}`: tool names are unique across plugins, so `{}` is not loaded (rename one of the two tools)",
+                    plugin.name()
+                ),
+            });
+        }
         for command in &plugin.manifest().commands {
             self.commands.insert(command.name.clone(), plugin.clone());
+        }
+        for tool in plugin.tools() {
+            self.tools.insert(tool.name().to_string(), plugin.clone());
         }
         self.plugins.push(plugin);
         self.plugins.sort_by(|a, b| a.name().cmp(b.name()));
@@ -101,6 +120,11 @@ impl PluginSet {
 
     pub fn plugin_for(&self, command: &str) -> Option<&Arc<LoadedPlugin>> {
         self.commands.get(command)
+    }
+
+    /// The plugin offering the tool `name`.
+    pub fn tool_owner(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
+        self.tools.get(name)
     }
 
     pub fn plugin(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {

@@ -43,6 +43,8 @@ pub struct BotHost<'a> {
     pub health_interval: Duration,
     /// `DEFAULT_PLUGIN`: who receives plain text.
     pub default_plugin: Option<String>,
+    /// `AGENT_MAX_STEPS`, `AGENT_TURN_TOKENS`.
+    pub agent: crate::chat::agent::AgentSettings,
 }
 
 /// Runs the bot until `shutdown` resolves, then stops taking updates and
@@ -98,7 +100,8 @@ pub async fn serve(
     let dispatcher = Dispatcher::new(host.registry.clone(), username)
         .with_services(services)
         .with_access(access)
-        .with_default_plugin(host.default_plugin.clone());
+        .with_default_plugin(host.default_plugin.clone())
+        .with_agent(host.agent);
     let dispatcher = Arc::new(dispatcher);
     let job_runner = JobRunner::new(
         RunnerRole::Bot,

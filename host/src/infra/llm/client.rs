@@ -27,6 +27,9 @@ pub struct CompletionRequest {
     pub system: Option<String>,
     pub messages: Vec<Turn>,
     pub max_tokens: Option<u32>,
+    /// Tool definitions offered to Claude (`name`, `description`,
+    /// `input_schema`); none for a plain completion.
+    pub tools: Vec<serde_json::Value>,
 }
 
 /// One message of the conversation, with the files it shows the model.
@@ -35,6 +38,9 @@ pub struct Turn {
     pub role: Role,
     pub text: String,
     pub files: Vec<LlmFile>,
+    /// Content blocks sent as they are (`tool_use` in an assistant turn,
+    /// `tool_result` in a user turn); when any, `text` and `files` are not sent.
+    pub blocks: Vec<serde_json::Value>,
 }
 
 impl Turn {
@@ -43,6 +49,17 @@ impl Turn {
             role,
             text: text.into(),
             files: Vec::new(),
+            blocks: Vec::new(),
+        }
+    }
+
+    /// A turn of raw content blocks (tool use and tool results).
+    pub fn blocks(role: Role, blocks: Vec<serde_json::Value>) -> Self {
+        Self {
+            role,
+            text: String::new(),
+            files: Vec::new(),
+            blocks,
         }
     }
 }
@@ -276,28 +293,46 @@ fn failure_for(status: u16, retry_after: Option<u32>, body: &[u8]) -> LlmFailure
     }
 }
 
+/// One message of a request as the Messages API reads it (a paused
+/// agent turn is kept in this form, and read back with [`Turn::from_json`]).
+pub fn message_json(turn: &Turn) -> serde_json::Value {
+    let role = match turn.role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    };
+    if !turn.blocks.is_empty() {
+        return serde_json::json!({ "role": role, "content": turn.blocks });
+    }
+    if turn.files.is_empty() {
+        return serde_json::json!({ "role": role, "content": turn.text });
+    }
+    // Files first: the API reads a question about an image best after it.
+    let mut blocks: Vec<serde_json::Value> = turn.files.iter().map(LlmFile::block).collect();
+    if !turn.text.is_empty() {
+        blocks.push(serde_json::json!({"type": "text", "text": turn.text}));
+    }
+    serde_json::json!({ "role": role, "content": blocks })
+}
+
+impl Turn {
+    /// A message as [`message_json`] wrote it.
+    pub fn from_json(message: &serde_json::Value) -> Option<Self> {
+        let role = match message["role"].as_str()? {
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            _ => return None,
+        };
+        Some(match &message["content"] {
+            serde_json::Value::String(text) => Turn::text(role, text.clone()),
+            serde_json::Value::Array(blocks) => Turn::blocks(role, blocks.clone()),
+            _ => return None,
+        })
+    }
+}
+
 /// The JSON body of a Messages API request.
 pub fn request_body(model: &str, request: &CompletionRequest) -> serde_json::Value {
-    let messages: Vec<serde_json::Value> = request
-        .messages
-        .iter()
-        .map(|turn| {
-            let role = match turn.role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            if turn.files.is_empty() {
-                return serde_json::json!({ "role": role, "content": turn.text });
-            }
-            // Files first: the API reads a question about an image best after it.
-            let mut blocks: Vec<serde_json::Value> =
-                turn.files.iter().map(LlmFile::block).collect();
-            if !turn.text.is_empty() {
-                blocks.push(serde_json::json!({"type": "text", "text": turn.text}));
-            }
-            serde_json::json!({ "role": role, "content": blocks })
-        })
-        .collect();
+    let messages: Vec<serde_json::Value> = request.messages.iter().map(message_json).collect();
     let mut body = serde_json::json!({
         "model": model,
         "max_tokens": request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
@@ -305,6 +340,9 @@ pub fn request_body(model: &str, request: &CompletionRequest) -> serde_json::Val
     });
     if let Some(system) = request.system.as_ref().filter(|s| !s.is_empty()) {
         body["system"] = serde_json::json!(system);
+    }
+    if !request.tools.is_empty() {
+        body["tools"] = serde_json::json!(request.tools);
     }
     body
 }
@@ -320,18 +358,10 @@ fn transport_failure(error: reqwest::Error) -> LlmFailure {
 
 #[derive(Deserialize)]
 struct MessagesResponse {
-    content: Vec<ContentBlock>,
+    content: Vec<serde_json::Value>,
     model: String,
     stop_reason: Option<String>,
     usage: Usage,
-}
-
-#[derive(Deserialize)]
-struct ContentBlock {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    text: String,
 }
 
 #[derive(Deserialize)]
@@ -349,16 +379,31 @@ fn parse_completion(bytes: &[u8]) -> Result<Completion, LlmFailure> {
     let text = response
         .content
         .iter()
-        .filter(|block| block.kind == "text")
-        .map(|block| block.text.as_str())
+        .filter(|block| block["type"] == "text")
+        .filter_map(|block| block["text"].as_str())
         .collect::<Vec<_>>()
         .join("");
+    let tool_uses = response.content.iter().filter_map(tool_use).collect();
     Ok(Completion {
         text,
         stop_reason: response.stop_reason.unwrap_or_else(|| "unknown".into()),
         model: response.model,
         input_tokens: response.usage.input_tokens,
         output_tokens: response.usage.output_tokens,
+        tool_uses,
+        content: response.content,
+    })
+}
+
+/// The tool use a `tool_use` content block asks for.
+pub(super) fn tool_use(block: &serde_json::Value) -> Option<super::completion::ToolUse> {
+    (block["type"] == "tool_use").then(|| super::completion::ToolUse {
+        id: block["id"].as_str().unwrap_or_default().to_string(),
+        name: block["name"].as_str().unwrap_or_default().to_string(),
+        input: block
+            .get("input")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({})),
     })
 }
 
@@ -382,6 +427,7 @@ mod tests {
                 Turn::text(Role::User, "Why?"),
             ],
             max_tokens: None,
+            tools: Vec::new(),
         };
         let body = request_body("claude-x", &request);
         assert_eq!(
@@ -408,8 +454,10 @@ mod tests {
                         data: b"%PDF".to_vec(),
                     },
                 ],
+                blocks: Vec::new(),
             }],
             max_tokens: Some(10),
+            tools: Vec::new(),
         };
         let body = request_body("claude-x", &request);
         assert_eq!(

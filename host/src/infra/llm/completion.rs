@@ -8,6 +8,19 @@ pub struct Completion {
     pub model: String,
     pub input_tokens: u32,
     pub output_tokens: u32,
+    /// The tools Claude asks to run (`stop_reason` "tool_use"), in order.
+    pub tool_uses: Vec<ToolUse>,
+    /// The answer's content blocks as the API sent them (text and
+    /// `tool_use`): what goes back as the assistant's turn after tool use.
+    pub content: Vec<serde_json::Value>,
+}
+
+/// A `tool_use` content block: Claude asks the host to run a tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolUse {
+    pub id: String,
+    pub name: String,
+    pub input: serde_json::Value,
 }
 
 /// Why a completion failed, as the plugin will see it.

@@ -6,7 +6,7 @@ mod completion;
 mod settings;
 mod stream;
 
-pub use client::{CompletionRequest, LlmClient, LlmFile, Role, Turn};
-pub use completion::{Completion, LlmFailure};
+pub use client::{CompletionRequest, LlmClient, LlmFile, Role, Turn, message_json};
+pub use completion::{Completion, LlmFailure, ToolUse};
 pub use settings::{LlmAuth, LlmSettings};
 pub use stream::{EventStream, StreamBroken};

@@ -29,6 +29,38 @@ pub struct EventStream {
     input_tokens: u32,
     output_tokens: u32,
     stopped: bool,
+    /// The answer's content blocks so far, by index: text, or a tool use
+    /// whose input arrives as pieces of JSON (`input_json_delta`).
+    blocks: Vec<Block>,
+}
+
+#[derive(Debug)]
+enum Block {
+    Text(String),
+    ToolUse {
+        id: String,
+        name: String,
+        json: String,
+    },
+}
+
+impl Block {
+    /// The block as the API would have sent it whole.
+    fn value(&self) -> serde_json::Value {
+        match self {
+            Block::Text(text) => serde_json::json!({"type": "text", "text": text}),
+            Block::ToolUse { id, name, json } => {
+                let input = if json.trim().is_empty() {
+                    serde_json::json!({})
+                } else {
+                    // Input that is not JSON stays visible as a string: the
+                    // schema check refuses it and Claude is told why.
+                    serde_json::from_str(json).unwrap_or_else(|_| serde_json::json!(json))
+                };
+                serde_json::json!({"type": "tool_use", "id": id, "name": name, "input": input})
+            }
+        }
+    }
 }
 
 /// One event's payload, as far as the host reads it.
@@ -44,6 +76,10 @@ struct Payload {
     usage: Option<OutputUsage>,
     #[serde(default)]
     error: Option<ErrorBody>,
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    content_block: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +110,8 @@ struct Delta {
     text: String,
     #[serde(default)]
     stop_reason: Option<String>,
+    #[serde(default)]
+    partial_json: String,
 }
 
 #[derive(Deserialize)]
@@ -108,12 +146,16 @@ impl EventStream {
                 "the answer stopped before it was complete".into(),
             )));
         }
+        let content: Vec<serde_json::Value> = self.blocks.iter().map(Block::value).collect();
+        let tool_uses = content.iter().filter_map(super::client::tool_use).collect();
         Ok(Completion {
             text: self.text,
             stop_reason: self.stop_reason.unwrap_or_else(|| "unknown".into()),
             model: self.model,
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
+            tool_uses,
+            content,
         })
     }
 
@@ -150,12 +192,48 @@ impl EventStream {
                     self.input_tokens = message.usage.map_or(0, |u| u.input_tokens);
                 }
             }
+            "content_block_start" => {
+                let block = payload.content_block.unwrap_or_default();
+                let block = match block["type"].as_str() {
+                    Some("tool_use") => Block::ToolUse {
+                        id: block["id"].as_str().unwrap_or_default().to_string(),
+                        name: block["name"].as_str().unwrap_or_default().to_string(),
+                        json: String::new(),
+                    },
+                    _ => Block::Text(String::new()),
+                };
+                let index = payload.index.unwrap_or(self.blocks.len());
+                if index >= self.blocks.len() {
+                    self.blocks.resize_with(index, || Block::Text(String::new()));
+                    self.blocks.push(block);
+                } else {
+                    self.blocks[index] = block;
+                }
+            }
             "content_block_delta" => {
-                if let Some(delta) = payload.delta.filter(|d| d.kind == "text_delta")
-                    && !delta.text.is_empty()
-                {
-                    on_text(&delta.text);
-                    self.text.push_str(&delta.text);
+                let Some(delta) = payload.delta else {
+                    return Ok(());
+                };
+                if self.blocks.is_empty() {
+                    // A stream without block starts: one text block.
+                    self.blocks.push(Block::Text(String::new()));
+                }
+                let index = payload.index.unwrap_or(0);
+                let block = self.blocks.get_mut(index);
+                match delta.kind.as_str() {
+                    "text_delta" if !delta.text.is_empty() => {
+                        on_text(&delta.text);
+                        self.text.push_str(&delta.text);
+                        if let Some(Block::Text(text)) = block {
+                            text.push_str(&delta.text);
+                        }
+                    }
+                    "input_json_delta" => {
+                        if let Some(Block::ToolUse { json, .. }) = block {
+                            json.push_str(&delta.partial_json);
+                        }
+                    }
+                    _ => {}
                 }
             }
             "message_delta" => {
@@ -182,8 +260,8 @@ impl EventStream {
                 };
                 return Err(self.take_broken(failure));
             }
-            // `ping`, `content_block_start`, `content_block_stop`, and
-            // whatever new event types the API adds.
+            // `ping`, `content_block_stop`, and whatever new event types
+            // the API adds.
             _ => {}
         }
         Ok(())
@@ -198,6 +276,7 @@ impl EventStream {
                 model: std::mem::take(&mut self.model),
                 input_tokens: self.input_tokens,
                 output_tokens: self.output_tokens,
+                ..Completion::default()
             },
         }
     }
@@ -275,6 +354,31 @@ mod tests {
         let (pieces, completion) = read(&[crlf.as_bytes()]);
         assert_eq!(pieces.concat(), "Grüß dich!");
         assert!(completion.is_ok());
+    }
+
+    #[test]
+    fn a_tool_use_block_arrives_as_pieces_of_json() {
+        let answer = "data: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-x\",\"usage\":{\"input_tokens\":30}}}\n\n\
+            data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+            data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Let me set that.\"}}\n\n\
+            data: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+            data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"remind\",\"input\":{}}}\n\n\
+            data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"when\\\": \\\"in 5\"}}\n\n\
+            data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\" seconds\\\"}\"}}\n\n\
+            data: {\"type\":\"content_block_stop\",\"index\":1}\n\n\
+            data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":40}}\n\n\
+            data: {\"type\":\"message_stop\"}\n\n";
+        let (pieces, completion) = read(&[answer.as_bytes()]);
+        let completion = completion.unwrap();
+        assert_eq!(pieces, ["Let me set that."]);
+        assert_eq!(completion.stop_reason, "tool_use");
+        assert_eq!(completion.tool_uses.len(), 1);
+        let call = &completion.tool_uses[0];
+        assert_eq!((call.id.as_str(), call.name.as_str()), ("toolu_1", "remind"));
+        assert_eq!(call.input, serde_json::json!({"when": "in 5 seconds"}));
+        assert_eq!(completion.content.len(), 2);
+        assert_eq!(completion.content[0], serde_json::json!({"type": "text", "text": "Let me set that."}));
+        assert_eq!(completion.content[1]["type"], "tool_use");
     }
 
     #[test]
