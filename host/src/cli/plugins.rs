@@ -271,6 +271,17 @@ fn describe(plugin: &LoadedPlugin) -> String {
     if !settings.is_empty() {
         reach.push_str(&format!("\tsettings: {}", settings.join(", ")));
     }
+    if !plugin.tools().is_empty() {
+        let tools: Vec<String> = plugin
+            .tools()
+            .iter()
+            .map(|tool| {
+                let confirm = if tool.spec.confirm { " (confirm)" } else { "" };
+                format!("{}{confirm}", tool.name())
+            })
+            .collect();
+        reach.push_str(&format!("\ttools: {}", tools.join(", ")));
+    }
     format!(
         "{}\t{}\tloaded\t{}\tlanguage: {}\tsize: {:.1} MB\tloaded in: {} ms\tworld: {}\tgrants: {}\tsecrets: {}\tlimits: {} ms, {} MiB\tsha256:{}{}",
         plugin.name(),

@@ -11,17 +11,27 @@ use wasmbot_sdk::http::ErrorKind;
 use wasmbot_sdk::prelude::*;
 
 fn handle(msg: Message) -> HandlerResult {
+    agenda(&msg.args).map(Reply::text)
+}
+
+/// The assistant's tool `agenda`: `day` is "today" or "tomorrow".
+fn tool(call: ToolCall) -> ToolResult {
+    Ok(agenda(call.text("day").unwrap_or("today"))?.into())
+}
+
+/// The day's events as text (`day`: "", "today" or "tomorrow").
+fn agenda(day: &str) -> Result<String, String> {
     let zone_name = config::require("time_zone")?;
     let zone = zone_name.trim().parse::<Tz>().map_err(|_| {
         format!("`time_zone` is {zone_name:?}, not an IANA time zone like Europe/Berlin")
     })?;
-    let offset = match msg.args.trim().to_lowercase().as_str() {
+    let offset = match day.trim().to_lowercase().as_str() {
         "" | "today" => 0,
         "tomorrow" => 1,
         other => {
-            return Ok(Reply::text(format!(
+            return Ok(format!(
                 "I know /agenda and /agenda tomorrow, not {other:?}."
-            )));
+            ));
         }
     };
     let day = Utc::now().with_timezone(&zone).date_naive() + Days::new(offset);
@@ -44,26 +54,18 @@ fn handle(msg: Message) -> HandlerResult {
     let response = match sent {
         Ok(response) => response,
         Err(error) if error.kind() == ErrorKind::Authorization => {
-            return Ok(Reply::text(format!(
-                "I cannot read your calendar: {}",
-                error.message()
-            )));
+            return Ok(format!("I cannot read your calendar: {}", error.message()));
         }
         Err(error) => return Err(error.into()),
     };
     if response.status == 401 || response.status == 403 {
-        return Ok(Reply::text(format!(
+        return Ok(format!(
             "Google refused access to the calendar ({}). The operator may need to run `wasmbot oauth add google` with the calendar scope.",
             response.status
-        )));
+        ));
     }
     let listing: events::Listing = response.json()?;
-    Ok(Reply::text(events::describe_day(
-        &listing,
-        day,
-        offset == 0,
-        zone,
-    )))
+    Ok(events::describe_day(&listing, day, offset == 0, zone))
 }
 
-wasmbot_sdk::handler!(handle);
+wasmbot_sdk::handler!(handle, tools = tool);

@@ -14,7 +14,12 @@ pub const USAGE: &str = "Ask me anything: /ask <question>, or just write to me.\
     Follow-ups remember our last few turns; /ask reset starts over.";
 
 const SYSTEM: &str = "You are a helpful personal assistant answering in a Telegram chat. \
-    Be concise and plain: no Markdown tables.";
+    Be concise and plain: no Markdown tables.\n\
+    Your tools act in this chat: `remind` sets reminders, `weather` gives a city's weather \
+    for today and the next two days, `agenda` reads the user's calendar (today or tomorrow), \
+    `note_add`, `notes_list` and `note_done` keep the chat's notes (list them first to know a \
+    note's number), `convert` converts units and `roll` rolls dice. Use them instead of saying \
+    you cannot; answer in the user's language.";
 /// Messages kept per chat: the last six questions and answers.
 const KEPT_MESSAGES: usize = 12;
 /// Each question costs tokens: at most this many per user per minute.
@@ -66,7 +71,7 @@ pub fn converse(event: &Event, question: &str) -> Result<Actions, String> {
     if let Some((media_type, bytes)) = shown {
         conversation = conversation.attach(media_type, bytes);
     }
-    let streamed = match conversation.stream() {
+    let streamed = match conversation.stream_with_tools() {
         Ok(streamed) => streamed,
         Err(LlmError::NotConfigured) => {
             return Ok(Reply::text(format!(

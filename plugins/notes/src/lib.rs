@@ -46,7 +46,7 @@ fn handle(event: Event) -> EventResult {
     };
     match (command.name.as_str(), command.args.as_str()) {
         ("note", "") => Ok(question("What should I note?").into()),
-        ("note", text) => Ok(add(&key, &event, text)?.into()),
+        ("note", text) => Ok(add(&key, event.unique_id(), text)?.into()),
         (_, "export") => {
             let notes = load(&key)?;
             if notes.is_empty() {
@@ -74,7 +74,7 @@ fn handle(event: Event) -> EventResult {
 /// The chat's next message after `/note` asked for one.
 fn answer(event: &Event, key: &str) -> EventResult {
     match (event.text_input().map(str::trim), event.press()) {
-        (Some(text), _) if !text.is_empty() => Ok(add(key, event, text)?.into()),
+        (Some(text), _) if !text.is_empty() => Ok(add(key, event.unique_id(), text)?.into()),
         // A ✓ pressed meanwhile still works; the question goes on.
         (_, Some(press)) if press.data.starts_with(DONE) => Ok(done(key, press)?.then(question(
             "Still waiting for your note: send it as text, or /cancel.",
@@ -87,13 +87,13 @@ fn question(text: &str) -> Ask {
     ask(text).state_text(ASKED)
 }
 
-fn add(key: &str, event: &Event, text: &str) -> Result<Reply, String> {
+fn add(key: &str, seed: u64, text: &str) -> Result<Reply, String> {
     let mut notes = load(key)?;
     if notes.len() >= MAX_NOTES {
         notes.remove(0);
     }
     notes.push(Note {
-        id: fresh_id(event.unique_id(), &notes),
+        id: fresh_id(seed, &notes),
         text: text.to_string(),
     });
     state::set(key, &notes)?;
@@ -213,7 +213,50 @@ fn fnv1a(text: &str) -> u64 {
     })
 }
 
-wasmbot_sdk::handler!(handle);
+/// The assistant's tools: `note_add`, `notes_list`, `note_done` (by its
+/// number in the list; the host asks the user first).
+fn tool(call: ToolCall) -> ToolResult {
+    let key = format!("chat:{}:notes", call.chat_id);
+    match call.name.as_str() {
+        "note_add" => {
+            let text = call.text("text").unwrap_or_default().trim();
+            if text.is_empty() {
+                return Err("The note's text is empty.".into());
+            }
+            let seed = fnv1a(&format!("{}:{text}", call.correlation_id));
+            Ok(add(&key, seed, text)?.text.into())
+        }
+        "notes_list" => {
+            let notes = load(&key)?;
+            if notes.is_empty() {
+                return Ok("There are no notes in this chat.".into());
+            }
+            let lines: Vec<String> = notes
+                .iter()
+                .enumerate()
+                .map(|(at, note)| format!("{}. {}", at + 1, note.text))
+                .collect();
+            Ok(lines.join("\n").into())
+        }
+        "note_done" => {
+            let number = call.input["number"].as_u64().unwrap_or(0) as usize;
+            let mut notes = load(&key)?;
+            if number == 0 || number > notes.len() {
+                return Err(format!(
+                    "There is no note {number}: this chat has {} (numbered from 1, as notes_list shows).",
+                    notes.len()
+                ));
+            }
+            let note = notes.remove(number - 1);
+            state::set(&key, &notes)?;
+            audit::record("note_done", audit::Status::Ok, &json!({ "count": notes.len() }))?;
+            Ok(format!("Done: {} ({} left).", note.text, notes.len()).into())
+        }
+        other => Err(format!("notes has no tool {other:?}")),
+    }
+}
+
+wasmbot_sdk::handler!(handle, tools = tool);
 
 #[cfg(test)]
 mod tests {

@@ -67,16 +67,26 @@ fn handle(event: Event) -> EventResult {
 }
 
 fn set(event: &Event, args: &str, settings: &Settings) -> EventResult {
+    Ok(Reply::text(remind(args, settings)?)
+        .reply_to(event.message_ref())
+        .into())
+}
+
+/// Sets the reminder `args` reads as (a time, then the text); what was set.
+fn remind(args: &str, settings: &Settings) -> Result<String, String> {
     let now = Utc::now();
     let parsed = when::parse(args, now, settings.zone)?;
     let payload = payload(&parsed.text)?;
     let id = schedule::at(parsed.due.timestamp_millis(), &payload)?;
     let at = when::describe(parsed.due, now, settings.zone);
-    Ok(
-        Reply::text(format!("👍 I'll remind you {at}: {} (#{id})", parsed.text))
-            .reply_to(event.message_ref())
-            .into(),
-    )
+    Ok(format!("👍 I'll remind you {at}: {} (#{id})", parsed.text))
+}
+
+/// The assistant's tool `remind`: `when` as /remind reads it, and `text`.
+fn tool(call: ToolCall) -> ToolResult {
+    let when = call.text("when").unwrap_or_default().trim();
+    let text = call.text("text").unwrap_or_default().trim();
+    Ok(remind(&format!("{when} {text}"), &settings()?)?.into())
 }
 
 fn list(event: &Event, settings: &Settings) -> EventResult {
@@ -183,7 +193,7 @@ fn on_event(event: Happening) -> EventResult {
         .into())
 }
 
-wasmbot_sdk::handler!(handle, on_event);
+wasmbot_sdk::handler!(handle, on_event, tools = tool);
 
 #[cfg(test)]
 mod tests {

@@ -16,16 +16,27 @@ fn handle(msg: Message) -> HandlerResult {
     if city.is_empty() {
         return Ok(Reply::text(USAGE));
     }
-    let geocoding_url = config::require("geocoding_url")?;
-    let forecast_url = config::require("forecast_url")?;
-
-    let Some(place) = open_meteo::find_place(&geocoding_url, city)? else {
-        return Ok(Reply::text(format!(
-            "I could not find a place called {city}."
-        )));
-    };
-    let forecast = open_meteo::forecast(&forecast_url, &place)?;
-    Ok(Reply::text(report::report(&place, &forecast)))
+    Ok(Reply::text(weather(city)?))
 }
 
-wasmbot_sdk::handler!(handle);
+/// The report for `city`, or that there is no such place.
+fn weather(city: &str) -> Result<String, String> {
+    let geocoding_url = config::require("geocoding_url")?;
+    let forecast_url = config::require("forecast_url")?;
+    let Some(place) = open_meteo::find_place(&geocoding_url, city)? else {
+        return Ok(format!("I could not find a place called {city}."));
+    };
+    let forecast = open_meteo::forecast(&forecast_url, &place)?;
+    Ok(report::report(&place, &forecast))
+}
+
+/// The assistant's tool `weather`: today's weather and the next days' for a city.
+fn tool(call: ToolCall) -> ToolResult {
+    let city = call.text("city").unwrap_or_default().trim();
+    if city.is_empty() {
+        return Err("Which city?".into());
+    }
+    Ok(weather(city)?.into())
+}
+
+wasmbot_sdk::handler!(handle, tools = tool);
