@@ -165,9 +165,9 @@ pub mod media;
 mod message;
 mod reply;
 pub mod schedule;
-mod tool;
 pub mod secrets;
 pub mod state;
+mod tool;
 pub mod vectors;
 
 pub use action_list::{Actions, IntoActions};
@@ -179,12 +179,12 @@ pub use bindings::wasmbot::plugin0_2_0::events::{
 pub use bindings::wasmbot::plugin0_2_0::happenings::{DueJob, Happening, HappeningKind, Webhook};
 pub use event::FromEvent;
 pub use file::File;
-pub use tool::{ToolCall, ToolOutput, ToolResult};
 pub use message::{Message, escape_html, escape_markdown};
 pub use reply::{
     Ask, Buttons, DEFAULT_ASK_TIMEOUT_SECS, Reply, alert, ask, clear_buttons, delete, edit,
     edit_buttons, named, notice, react, send, sent, typing,
 };
+pub use tool::{ToolCall, ToolOutput, ToolResult};
 
 /// The first SDK's name for [`Format`].
 pub type ReplyFormat = Format;
@@ -216,9 +216,10 @@ pub mod prelude {
         Action, Actions, Ask, Attachment, AttachmentKind, Button, ButtonPress, Buttons, ChatType,
         Command, DueJob, Event, EventKind, EventResult, File, FileKind, Format, FromEvent,
         HandlerResult, Happening, HappeningKind, IntoActions, Message, MessageRef, Reply,
-        ReplyFormat, Webhook, actions, alert, ask, audit, cache, clear_buttons, config, delete,
-        edit, edit_buttons, escape_html, escape_markdown, health, http, llm, log, media, named,
-        notice, react, schedule, secrets, send, sent, state, typing, vectors, ToolCall, ToolOutput, ToolResult,
+        ReplyFormat, ToolCall, ToolOutput, ToolResult, Webhook, actions, alert, ask, audit, cache,
+        clear_buttons, config, delete, edit, edit_buttons, escape_html, escape_markdown, health,
+        http, llm, log, media, named, notice, react, schedule, secrets, send, sent, state, typing,
+        vectors,
     };
     pub use serde_json::json;
 }

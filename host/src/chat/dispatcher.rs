@@ -516,7 +516,9 @@ impl Dispatcher {
             channel: self.channel,
             services: self.services.clone(),
             link,
-            agent: agent.clone().map(|agent| agent as Arc<dyn crate::runtime::AgentLink>),
+            agent: agent
+                .clone()
+                .map(|agent| agent as Arc<dyn crate::runtime::AgentLink>),
             attachments: event.attachments.clone(),
         };
         let (handler_name, outcome) = match &call.target {
@@ -603,7 +605,6 @@ impl Dispatcher {
         }
         answer
     }
-
 }
 
 /// The plugin's actions as the adapter carries them out: buttons get

@@ -8,9 +8,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use zeroize::Zeroizing;
 
+use super::agent_link::AgentLink;
 use super::bindings::conversation::events::Attachment;
 use super::budget::{Budget, CallBudgets, OverBudget};
-use super::agent_link::AgentLink;
 use super::chat_link::ChatLink;
 use super::settings::Settings;
 use crate::infra::services::HostServices;

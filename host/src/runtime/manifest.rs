@@ -282,9 +282,7 @@ impl Manifest {
         if capabilities.iter().any(|c| c.name == "agent")
             && !capabilities.iter().any(|c| c.name == "llm")
         {
-            return Err(
-                "`agent` needs `llm` granted too (Claude is reached through it)".into(),
-            );
+            return Err("`agent` needs `llm` granted too (Claude is reached through it)".into());
         }
         if !raw.http.is_empty() && !capabilities.iter().any(|c| c.name == "http") {
             return Err(

@@ -22,8 +22,8 @@ mod tools;
 mod warm;
 mod watcher;
 
-pub use agent_link::{AWAITING_CONFIRMATION, AgentLink, AgentReply};
 pub use actions::{DEFAULT_PROMPT_WAIT, MAX_PROMPT_WAIT};
+pub use agent_link::{AWAITING_CONFIRMATION, AgentLink, AgentReply};
 pub use bindings::conversation::events::{
     Action, Attachment, AttachmentKind, Button, ButtonPress, ChatType, Command, Edit, Event,
     EventKind, FileKind, Format, MessageRef, Notice, Outgoing, OutgoingFile, Question, Quoted,
@@ -43,7 +43,9 @@ pub use manifest::{
     CANCEL_COMMAND, CommandSpec, HELP_COMMAND, MAX_DESCRIPTION_CHARS, MAX_REPLY_KB, MAX_TIMEOUT_MS,
     Manifest, ManifestError, PluginLimits,
 };
-pub use plugin::{LoadError, LoadedPlugin, PluginFailure, ToolAnswer, World, legacy_message, legacy_send};
+pub use plugin::{
+    LoadError, LoadedPlugin, PluginFailure, ToolAnswer, World, legacy_message, legacy_send,
+};
 pub use registry::{PluginRegistry, PluginSet, ReloadOutcome};
 pub use settings::{SettingOverrides, Settings, variable_part};
 pub use tools::{MAX_TOOLS_PER_PLUGIN, Tool, ToolSpec, valid_name as valid_tool_name};

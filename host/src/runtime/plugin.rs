@@ -18,8 +18,8 @@ use super::bindings::conversation::events::{
 use super::bindings::conversation::{Conversation, ConversationPre};
 use super::bindings::proactive::happenings::Happening;
 use super::bindings::proactive::{Proactive, ProactivePre};
-use super::bindings::types::{Message, Reply, ReplyFormat};
 use super::bindings::toolbox::{ToolCall, Toolbox, ToolboxPre};
+use super::bindings::types::{Message, Reply, ReplyFormat};
 use super::bindings::{Handler, HandlerPre};
 use super::budget::{self, Budget, CallBudgets, HOST_CALLS};
 use super::cache::content_hash;

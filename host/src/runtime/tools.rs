@@ -154,17 +154,30 @@ mod tests {
 
     #[test]
     fn names_descriptions_and_schemas_are_checked_at_load() {
-        let object = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+        let object =
+            json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
         assert!(Tool::compile(&spec("note_done", object.clone())).is_ok());
-        assert!(Tool::compile(&spec("bad name", object.clone())).unwrap_err().contains("letters"));
+        assert!(
+            Tool::compile(&spec("bad name", object.clone()))
+                .unwrap_err()
+                .contains("letters")
+        );
         assert!(Tool::compile(&spec(&"x".repeat(65), object.clone())).is_err());
         assert!(Tool::compile(&spec("", object.clone())).is_err());
         let mut silent = spec("t", object.clone());
         silent.description = " ".into();
         assert!(Tool::compile(&silent).unwrap_err().contains("description"));
-        assert!(Tool::compile(&spec("t", json!({"type": "string"}))).unwrap_err().contains("object"));
+        assert!(
+            Tool::compile(&spec("t", json!({"type": "string"})))
+                .unwrap_err()
+                .contains("object")
+        );
         let broken = json!({"type": "object", "properties": {"n": {"type": "integr"}}});
-        assert!(Tool::compile(&spec("t", broken)).unwrap_err().contains("not a valid JSON Schema"));
+        assert!(
+            Tool::compile(&spec("t", broken))
+                .unwrap_err()
+                .contains("not a valid JSON Schema")
+        );
         let twice = [spec("a", object.clone()), spec("a", object)];
         assert!(compile_all(&twice).unwrap_err().contains("twice"));
     }
@@ -178,7 +191,10 @@ mod tests {
         .unwrap();
         assert_eq!(tool.refuses(&json!({"number": 2})), None);
         let missing = tool.refuses(&json!({})).unwrap();
-        assert!(missing.contains("note_done") && missing.contains("number"), "{missing}");
+        assert!(
+            missing.contains("note_done") && missing.contains("number"),
+            "{missing}"
+        );
         let wrong = tool.refuses(&json!({"number": "two"})).unwrap();
         assert!(wrong.contains("/number"), "{wrong}");
         assert!(tool.refuses(&json!({"number": 0})).is_some());

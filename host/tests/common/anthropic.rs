@@ -31,6 +31,13 @@ pub enum Answer {
     /// 200 as server-sent events: `words` words ("word1 word2 …", see [`paced_text`]), one
     /// every `every`; when each was sent is kept in `FakeAnthropic::sent_at`.
     Paced { words: usize, every: Duration },
+    /// 200 as server-sent events: `text`, then one `tool_use` block per
+    /// call (id, tool name, input), each input sent as two
+    /// `input_json_delta` pieces; `stop_reason` "tool_use".
+    ToolUse {
+        text: &'static str,
+        calls: Vec<(&'static str, &'static str, Value)>,
+    },
 }
 
 /// The whole text of `Answer::Paced { words, .. }`.
@@ -120,6 +127,7 @@ async fn messages(
         .unwrap_or_default();
     let streamed = body["stream"] == json!(true);
     let text = match answer {
+        Some(Answer::ToolUse { text, calls }) => return tool_use(&body, text, calls),
         Some(Answer::Stream { words, gate, end }) => {
             let words = words.into_iter().map(str::to_string).collect();
             return stream(&fake, &body, words, (gate, None), end);
@@ -243,6 +251,94 @@ fn stream(
         body,
     )
         .into_response()
+}
+
+/// A streamed answer asking for tools, as the Messages API sends one.
+fn tool_use(
+    request: &Value,
+    text: &str,
+    calls: Vec<(&'static str, &'static str, Value)>,
+) -> Response {
+    let event = |kind: &str, data: Value| format!("event: {kind}\ndata: {data}\n\n");
+    let mut body = event(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_01FakeTools", "type": "message",
+            "role": "assistant", "model": request["model"], "content": [], "stop_reason": null,
+            "usage": {"input_tokens": 100, "output_tokens": 1}}}),
+    );
+    body.push_str(&event(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    ));
+    body.push_str(&event(
+        "content_block_delta",
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
+    ));
+    body.push_str(&event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    for (at, (id, name, input)) in calls.iter().enumerate() {
+        let index = at + 1;
+        body.push_str(&event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index,
+                "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+        ));
+        let json = input.to_string();
+        let (first, second) = json.split_at(json.len() / 2);
+        for piece in [first, second] {
+            body.push_str(&event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": piece}}),
+            ));
+        }
+        body.push_str(&event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+    }
+    body.push_str(&event(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+            "usage": {"output_tokens": 50}}),
+    ));
+    body.push_str(&event("message_stop", json!({"type": "message_stop"})));
+    (
+        StatusCode::OK,
+        [("content-type", "text/event-stream")],
+        body,
+    )
+        .into_response()
+}
+
+/// The `tool_result` blocks of a request's last message, by tool_use id:
+/// (content, is_error).
+pub fn tool_results(request: &Value) -> HashMap<String, (String, bool)> {
+    request["messages"]
+        .as_array()
+        .and_then(|messages| messages.last())
+        .and_then(|last| last["content"].as_array())
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter(|block| block["type"] == "tool_result")
+                .map(|block| {
+                    (
+                        block["tool_use_id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        (
+                            block["content"].as_str().unwrap_or_default().to_string(),
+                            block["is_error"] == json!(true),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// An mpsc receiver as a stream of body chunks.

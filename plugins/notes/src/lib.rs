@@ -249,7 +249,11 @@ fn tool(call: ToolCall) -> ToolResult {
             }
             let note = notes.remove(number - 1);
             state::set(&key, &notes)?;
-            audit::record("note_done", audit::Status::Ok, &json!({ "count": notes.len() }))?;
+            audit::record(
+                "note_done",
+                audit::Status::Ok,
+                &json!({ "count": notes.len() }),
+            )?;
             Ok(format!("Done: {} ({} left).", note.text, notes.len()).into())
         }
         other => Err(format!("notes has no tool {other:?}")),

@@ -81,7 +81,11 @@ pub async fn run_logged(cx: &TurnContext, name: &str, input: &Value) -> ToolOutc
     };
     let input_json = input.to_string();
     if let Some(reused) = reuse(cx, name, &input_json).await {
-        tracing::info!(tool = name, plugin = plugin.name(), "tool result reused: this message was handled before");
+        tracing::info!(
+            tool = name,
+            plugin = plugin.name(),
+            "tool result reused: this message was handled before"
+        );
         return reused;
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -162,7 +166,12 @@ pub async fn denied(cx: &TurnContext, plugin: &str, name: &str, input: &Value) -
 }
 
 /// The completion row, an audit entry and a log line.
-async fn finish(cx: &TurnContext, started: &StartedToolCall<'_>, outcome: &ToolOutcome, duration_ms: f64) {
+async fn finish(
+    cx: &TurnContext,
+    started: &StartedToolCall<'_>,
+    outcome: &ToolOutcome,
+    duration_ms: f64,
+) {
     let output = serde_json::json!({"text": outcome.text}).to_string();
     if let Some(store) = &cx.services.store
         && let Err(error) = store

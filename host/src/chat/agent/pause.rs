@@ -9,9 +9,9 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
+use super::TurnContext;
 use super::log::{self, summary};
 use super::step::{Ended, Turn};
-use super::TurnContext;
 use crate::chat::dispatcher::carry_out;
 use crate::chat::event::{Answer, ChatAction, PromptChange};
 use crate::runtime::{Action, Button, Format, MessageRef, Outgoing};
@@ -31,7 +31,10 @@ pub async fn ask(
     actions: &Mutex<Vec<(String, Vec<Action>)>>,
 ) -> Result<(), String> {
     let Some(store) = &cx.services.store else {
-        return Err("This tool needs your approval, but the bot has no database to keep the question in.".into());
+        return Err(
+            "This tool needs your approval, but the bot has no database to keep the question in."
+                .into(),
+        );
     };
     let Some(first) = turn.waiting.first() else {
         return Err("nothing to ask".into());
@@ -40,8 +43,10 @@ pub async fn ask(
         return Err("This tool needs your approval, and there is no chat to ask you in.".into());
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let kept = serde_json::to_string(turn).map_err(|error| format!("the turn could not be kept: {error}"))?;
-    let expires_ms = chrono::Utc::now().timestamp_millis() + cx.settings.confirm_wait.as_millis() as i64;
+    let kept = serde_json::to_string(turn)
+        .map_err(|error| format!("the turn could not be kept: {error}"))?;
+    let expires_ms =
+        chrono::Utc::now().timestamp_millis() + cx.settings.confirm_wait.as_millis() as i64;
     store
         .agent_pause_keep(&id, cx.chat_id, cx.user_id, &kept, expires_ms)
         .await
@@ -70,7 +75,8 @@ pub async fn ask(
         reply_to: None,
         name: None,
     };
-    crate::infra::sync::lock(actions).push((AGENT_BUTTONS.to_string(), vec![Action::Send(question)]));
+    crate::infra::sync::lock(actions)
+        .push((AGENT_BUTTONS.to_string(), vec![Action::Send(question)]));
     Ok(())
 }
 
@@ -118,7 +124,10 @@ pub async fn resume(cx: TurnContext, data: &str, pressed_message: i64) -> Answer
     let (chat_id, user_id, turn, expires_ms) = kept;
     if chat_id != cx.chat_id || user_id != cx.user_id {
         // Not this user's question: put it back for the one who was asked.
-        if let Err(error) = store.agent_pause_keep(id, chat_id, user_id, &turn, expires_ms).await {
+        if let Err(error) = store
+            .agent_pause_keep(id, chat_id, user_id, &turn, expires_ms)
+            .await
+        {
             tracing::error!(%error, "could not put a waiting turn back");
         }
         notice(&mut answer, "Only the person who asked can answer this.");
@@ -159,7 +168,15 @@ pub async fn resume(cx: TurnContext, data: &str, pressed_message: i64) -> Answer
         } else {
             log::denied(cx, &waiting.plugin, &waiting.tool, &waiting.input).await
         };
-        turn.finish_use(cx, &waiting.id, &waiting.tool, &waiting.input, outcome, &text, &shown);
+        turn.finish_use(
+            cx,
+            &waiting.id,
+            &waiting.tool,
+            &waiting.input,
+            outcome,
+            &text,
+            &shown,
+        );
         turn.restart_shown();
         let ended = turn.run(cx, &text, &shown).await;
         drop(text);

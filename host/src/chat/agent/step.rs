@@ -12,7 +12,9 @@ use tokio::sync::watch;
 use super::TurnContext;
 use super::log::{self, ToolOutcome};
 use super::pause;
-use crate::infra::llm::{CompletionRequest, LlmFailure, Role, ToolUse, Turn as Message, message_json};
+use crate::infra::llm::{
+    CompletionRequest, LlmFailure, Role, ToolUse, Turn as Message, message_json,
+};
 use crate::runtime::Action;
 
 /// A few lines the host adds to the caller's system prompt when tools are offered.
@@ -105,7 +107,8 @@ impl Turn {
             }
             if !self.results.is_empty() {
                 let results = std::mem::take(&mut self.results);
-                self.messages.push(message_json(&Message::blocks(Role::User, results)));
+                self.messages
+                    .push(message_json(&Message::blocks(Role::User, results)));
             }
             if self.steps >= cx.settings.max_steps {
                 self.note(
@@ -166,7 +169,8 @@ impl Turn {
                 Role::Assistant,
                 completion.content.clone(),
             )));
-            self.use_tools(cx, completion.tool_uses, text, actions).await;
+            self.use_tools(cx, completion.tool_uses, text, actions)
+                .await;
         }
     }
 
@@ -208,7 +212,15 @@ impl Turn {
         });
         let outcomes = futures_util::future::join_all(runs).await;
         for ((tool_use, _), outcome) in now.iter().zip(outcomes) {
-            self.finish_use(cx, &tool_use.id, &tool_use.name, &tool_use.input, outcome, text, actions);
+            self.finish_use(
+                cx,
+                &tool_use.id,
+                &tool_use.name,
+                &tool_use.input,
+                outcome,
+                text,
+                actions,
+            );
         }
     }
 
@@ -277,7 +289,11 @@ impl Turn {
         };
         CompletionRequest {
             system,
-            messages: self.messages.iter().filter_map(Message::from_json).collect(),
+            messages: self
+                .messages
+                .iter()
+                .filter_map(Message::from_json)
+                .collect(),
             max_tokens: self.max_tokens,
             tools,
         }

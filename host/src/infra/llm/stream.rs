@@ -204,7 +204,8 @@ impl EventStream {
                 };
                 let index = payload.index.unwrap_or(self.blocks.len());
                 if index >= self.blocks.len() {
-                    self.blocks.resize_with(index, || Block::Text(String::new()));
+                    self.blocks
+                        .resize_with(index, || Block::Text(String::new()));
                     self.blocks.push(block);
                 } else {
                     self.blocks[index] = block;
@@ -374,10 +375,16 @@ mod tests {
         assert_eq!(completion.stop_reason, "tool_use");
         assert_eq!(completion.tool_uses.len(), 1);
         let call = &completion.tool_uses[0];
-        assert_eq!((call.id.as_str(), call.name.as_str()), ("toolu_1", "remind"));
+        assert_eq!(
+            (call.id.as_str(), call.name.as_str()),
+            ("toolu_1", "remind")
+        );
         assert_eq!(call.input, serde_json::json!({"when": "in 5 seconds"}));
         assert_eq!(completion.content.len(), 2);
-        assert_eq!(completion.content[0], serde_json::json!({"type": "text", "text": "Let me set that."}));
+        assert_eq!(
+            completion.content[0],
+            serde_json::json!({"type": "text", "text": "Let me set that."})
+        );
         assert_eq!(completion.content[1]["type"], "tool_use");
     }
 

@@ -125,7 +125,10 @@ impl Store {
 
     /// The calls of the turn `turn_key` that completed (any status), in the
     /// order they started.
-    pub async fn tool_calls_completed(&self, turn_key: &str) -> StoreResult<Vec<CompletedToolCall>> {
+    pub async fn tool_calls_completed(
+        &self,
+        turn_key: &str,
+    ) -> StoreResult<Vec<CompletedToolCall>> {
         let sql = dialect(
             self,
             "SELECT s.tool, s.payload, c.status, c.payload FROM tool_calls s \
@@ -174,7 +177,19 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(id, correlation_id, chat_id, user_id, plugin, tool, input, started_ms, status, output, duration_ms)| {
+                |(
+                    id,
+                    correlation_id,
+                    chat_id,
+                    user_id,
+                    plugin,
+                    tool,
+                    input,
+                    started_ms,
+                    status,
+                    output,
+                    duration_ms,
+                )| {
                     ToolLogRow {
                         id,
                         correlation_id,
