@@ -155,6 +155,21 @@ async fn plain_words_make_claude_set_a_reminder_that_fires_and_two_tools_run_in_
             .iter()
             .all(|(_, _, status)| status.as_deref() == Some("ok"))
     );
+    // `wasmbot tools log` prints them, newest first.
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .args(["tools", "log", "--chat", &ALLOWED.to_string()])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/bot.db", bot.data.path().display()),
+        )
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    assert!(
+        printed.contains("remind/remind") && printed.contains("notes/notes_list"),
+        "{printed}"
+    );
+    assert!(printed.contains("\tok in "), "{printed}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -133,7 +133,7 @@ impl wit::Host for CallState {
             }),
             // What the user saw is kept for the plugin: an interrupted answer.
             Err(broken) if !broken.partial.text.is_empty() => Ok(wit::Streamed {
-                completion: broken.partial.into(),
+                completion: (*broken.partial).into(),
                 shown,
                 interrupted: Some(broken.failure.into()),
             }),

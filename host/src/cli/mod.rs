@@ -6,6 +6,7 @@ mod hooks;
 mod oauth;
 mod plugins;
 mod secrets;
+mod tools;
 
 pub use secrets::rotate;
 
@@ -89,6 +90,11 @@ enum Command {
         #[command(subcommand)]
         command: oauth::OAuthCommand,
     },
+    /// The assistant's tool calls (`tools log`).
+    Tools {
+        #[command(subcommand)]
+        command: tools::ToolsCommand,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -107,6 +113,7 @@ pub fn main() -> ExitCode {
         | Command::Secrets { .. }
         | Command::Hooks { .. }
         | Command::Oauth { .. }
+        | Command::Tools { .. }
         | Command::Migrate
         | Command::Plugins { .. }
         | Command::Health { .. } => "warn",
@@ -196,6 +203,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Secrets { command } => secrets::run(&config, command).await,
         Command::Hooks { command } => hooks::run(&config, command).await,
         Command::Oauth { command } => oauth::run(&config, command).await,
+        Command::Tools { command } => tools::run(&config, command).await,
         Command::Plugins { command } => plugins::run(&config, command).await,
     }
 }

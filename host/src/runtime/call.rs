@@ -590,6 +590,7 @@ pub(crate) mod tests {
             channel: "test",
             services: Arc::default(),
             link: None,
+            agent: None,
             attachments: Vec::new(),
         }
     }

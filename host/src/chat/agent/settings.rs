@@ -32,22 +32,25 @@ impl AgentSettings {
     /// `AGENT_MAX_STEPS` (1-50) and `AGENT_TURN_TOKENS` (1000-10000000).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let value = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let mut settings = Self::default();
-        settings.max_steps = parse_number(
+        let max_steps = parse_number(
             "AGENT_MAX_STEPS",
             value("AGENT_MAX_STEPS"),
             u64::from(DEFAULT_MAX_STEPS),
             1..=50,
             "steps",
         )? as u32;
-        settings.turn_tokens = parse_number(
+        let turn_tokens = parse_number(
             "AGENT_TURN_TOKENS",
             value("AGENT_TURN_TOKENS"),
             u64::from(DEFAULT_TURN_TOKENS),
             1_000..=10_000_000,
             "tokens",
         )? as u32;
-        Ok(settings)
+        Ok(Self {
+            max_steps,
+            turn_tokens,
+            ..Self::default()
+        })
     }
 }
 

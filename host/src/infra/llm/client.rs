@@ -193,7 +193,7 @@ impl LlmClient {
                 .await
                 .map_err(|failure| StreamBroken {
                     failure,
-                    partial: Completion::default(),
+                    partial: Box::default(),
                 })?;
         let mut stream = EventStream::default();
         loop {

@@ -15,7 +15,8 @@ pub struct StreamBroken {
     pub failure: LlmFailure,
     /// What arrived before it broke: its text and the usage the service
     /// had reported, with stop reason "interrupted".
-    pub partial: Completion,
+    /// Boxed: a completion carries its content blocks.
+    pub partial: Box<Completion>,
 }
 
 /// Reads server-sent events from chunks split anywhere (inside a line, a
@@ -271,14 +272,14 @@ impl EventStream {
     fn take_broken(&mut self, failure: LlmFailure) -> StreamBroken {
         StreamBroken {
             failure,
-            partial: Completion {
+            partial: Box::new(Completion {
                 text: std::mem::take(&mut self.text),
                 stop_reason: "interrupted".into(),
                 model: std::mem::take(&mut self.model),
                 input_tokens: self.input_tokens,
                 output_tokens: self.output_tokens,
                 ..Completion::default()
-            },
+            }),
         }
     }
 }
