@@ -89,16 +89,7 @@ pub async fn run_logged(cx: &TurnContext, name: &str, input: &Value) -> ToolOutc
         return reused;
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let started = StartedToolCall {
-        id: &id,
-        correlation_id: &cx.correlation_id,
-        turn_key: cx.turn_key.as_deref(),
-        chat_id: cx.chat_id,
-        user_id: cx.user_id,
-        plugin: plugin.name(),
-        tool: name,
-        input: &input_json,
-    };
+    let started = started_row(cx, &id, plugin.name(), name, &input_json);
     if let Some(store) = &cx.services.store
         && let Err(error) = store.tool_call_started(&started).await
     {
@@ -145,16 +136,7 @@ pub async fn denied(cx: &TurnContext, plugin: &str, name: &str, input: &Value) -
     let outcome = ToolOutcome::denied();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let input_json = input.to_string();
-    let started = StartedToolCall {
-        id: &id,
-        correlation_id: &cx.correlation_id,
-        turn_key: cx.turn_key.as_deref(),
-        chat_id: cx.chat_id,
-        user_id: cx.user_id,
-        plugin,
-        tool: name,
-        input: &input_json,
-    };
+    let started = started_row(cx, &id, plugin, name, &input_json);
     if let Some(store) = &cx.services.store
         && let Err(error) = store.tool_call_started(&started).await
     {
@@ -163,6 +145,26 @@ pub async fn denied(cx: &TurnContext, plugin: &str, name: &str, input: &Value) -
     }
     finish(cx, &started, &outcome, 0.0).await;
     outcome
+}
+
+/// The started row of a call in this turn.
+fn started_row<'a>(
+    cx: &'a TurnContext,
+    id: &'a str,
+    plugin: &'a str,
+    tool: &'a str,
+    input: &'a str,
+) -> StartedToolCall<'a> {
+    StartedToolCall {
+        id,
+        correlation_id: &cx.correlation_id,
+        turn_key: cx.turn_key.as_deref(),
+        chat_id: cx.chat_id,
+        user_id: cx.user_id,
+        plugin,
+        tool,
+        input,
+    }
 }
 
 /// The completion row, an audit entry and a log line.
