@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod agent;
+mod carry;
 pub mod command;
 pub mod console;
 mod console_files;

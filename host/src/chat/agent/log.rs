@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::TurnContext;
+use super::context::TurnContext;
 use crate::infra::store::{AuditEntry, StartedToolCall, clean_text};
 use crate::runtime::{Action, CallContext, PluginFailure};
 

@@ -7,8 +7,10 @@
 //! the user presses a button ([`resume`]). Every call leaves two rows in
 //! `tool_calls` ([`log`]).
 
+mod context;
 mod log;
 mod pause;
+mod resume;
 mod settings;
 mod step;
 
@@ -17,34 +19,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::infra::llm::{Completion, CompletionRequest, LlmFailure};
-use crate::infra::services::HostServices;
-use crate::infra::store::CompletedToolCall;
-use crate::runtime::{
-    AWAITING_CONFIRMATION, Action, AgentLink, AgentReply, ChatLink, LinkFuture, PluginSet,
-};
+use crate::runtime::{AWAITING_CONFIRMATION, Action, AgentLink, AgentReply, LinkFuture};
 
-pub use pause::{AGENT_BUTTONS, resume};
+pub use context::TurnContext;
+pub use pause::AGENT_BUTTONS;
+pub use resume::resume;
 pub use settings::AgentSettings;
-
-/// Who the turn is for and what it may reach: one per user message (or
-/// per press that resumes a turn).
-#[derive(Clone)]
-pub struct TurnContext {
-    pub services: Arc<HostServices>,
-    pub plugins: Arc<PluginSet>,
-    pub channel: &'static str,
-    pub link: Option<Arc<dyn ChatLink>>,
-    pub chat_id: i64,
-    pub user_id: i64,
-    pub correlation_id: Arc<str>,
-    /// Names the user's message where it may be handled again (a Telegram
-    /// update): completed tool calls are reused instead of run again.
-    pub turn_key: Option<String>,
-    pub settings: AgentSettings,
-    /// What a first handling of this message recorded, loaded at the first
-    /// tool call; each entry is reused once.
-    pub recorded: Arc<tokio::sync::Mutex<Option<Vec<CompletedToolCall>>>>,
-}
 
 /// The agent a call hands its turn to; collects what the tools asked to
 /// show in the chat, which the dispatcher carries out after the call.

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::TurnContext;
+use super::context::TurnContext;
 use super::log::{self, ToolOutcome};
-use super::pause;
+use super::pause::{self, WaitingUse};
 use crate::infra::llm::{
     CompletionRequest, LlmFailure, Role, ToolUse, Turn as Message, message_json,
 };
@@ -57,15 +57,6 @@ pub struct Turn {
     pub waiting: Vec<WaitingUse>,
 }
 
-/// A `confirm` tool Claude asked for, not yet allowed.
-#[derive(Serialize, Deserialize, Clone)]
-pub struct WaitingUse {
-    pub id: String,
-    pub plugin: String,
-    pub tool: String,
-    pub input: Value,
-}
-
 impl Turn {
     pub fn begin(caller: &str, request: CompletionRequest, _cx: &TurnContext) -> Self {
         Self {
@@ -97,7 +88,9 @@ impl Turn {
         };
         loop {
             if !self.waiting.is_empty() {
-                return match pause::ask(cx, self, actions).await {
+                let kept = serde_json::to_string(&*self)
+                    .map_err(|error| format!("the turn could not be kept: {error}"));
+                return match pause::ask(cx, &self.waiting, kept, actions).await {
                     Ok(()) => Ended::Paused,
                     Err(why) => {
                         self.note(text, &format!("⚠️ {why}"));

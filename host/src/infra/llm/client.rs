@@ -383,7 +383,11 @@ fn parse_completion(bytes: &[u8]) -> Result<Completion, LlmFailure> {
         .filter_map(|block| block["text"].as_str())
         .collect::<Vec<_>>()
         .join("");
-    let tool_uses = response.content.iter().filter_map(tool_use).collect();
+    let tool_uses = response
+        .content
+        .iter()
+        .filter_map(super::completion::tool_use)
+        .collect();
     Ok(Completion {
         text,
         stop_reason: response.stop_reason.unwrap_or_else(|| "unknown".into()),
@@ -392,18 +396,6 @@ fn parse_completion(bytes: &[u8]) -> Result<Completion, LlmFailure> {
         output_tokens: response.usage.output_tokens,
         tool_uses,
         content: response.content,
-    })
-}
-
-/// The tool use a `tool_use` content block asks for.
-pub(super) fn tool_use(block: &serde_json::Value) -> Option<super::completion::ToolUse> {
-    (block["type"] == "tool_use").then(|| super::completion::ToolUse {
-        id: block["id"].as_str().unwrap_or_default().to_string(),
-        name: block["name"].as_str().unwrap_or_default().to_string(),
-        input: block
-            .get("input")
-            .cloned()
-            .unwrap_or_else(|| serde_json::json!({})),
     })
 }
 

@@ -53,3 +53,15 @@ impl LlmFailure {
         }
     }
 }
+
+/// The tool use a `tool_use` content block asks for.
+pub(super) fn tool_use(block: &serde_json::Value) -> Option<ToolUse> {
+    (block["type"] == "tool_use").then(|| ToolUse {
+        id: block["id"].as_str().unwrap_or_default().to_string(),
+        name: block["name"].as_str().unwrap_or_default().to_string(),
+        input: block
+            .get("input")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({})),
+    })
+}

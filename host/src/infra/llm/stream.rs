@@ -148,7 +148,10 @@ impl EventStream {
             )));
         }
         let content: Vec<serde_json::Value> = self.blocks.iter().map(Block::value).collect();
-        let tool_uses = content.iter().filter_map(super::client::tool_use).collect();
+        let tool_uses = content
+            .iter()
+            .filter_map(super::completion::tool_use)
+            .collect();
         Ok(Completion {
             text: self.text,
             stop_reason: self.stop_reason.unwrap_or_else(|| "unknown".into()),
