@@ -36,6 +36,8 @@ mod bot_api;
 mod languages;
 #[path = "parts/streaming.rs"]
 mod streaming;
+#[path = "parts/tools.rs"]
+mod tools;
 
 const GREETING_PREFIX: &str = "Hello, bench!";
 
@@ -1698,6 +1700,9 @@ fn main() -> anyhow::Result<()> {
         }
         if run("streaming") {
             streaming::bench_streaming(&mut report).await?;
+        }
+        if run("tools") {
+            tools::bench_tools(&mut report).await?;
         }
         if run("languages") {
             languages::bench_languages(&mut report).await?;

@@ -17,8 +17,13 @@ use common::running_bot::{ALLOWED, RunningBot, TOKEN};
 use serde_json::json;
 use wasmbot::infra::store::StartedToolCall;
 
-/// The bot with the assistant and tools, Claude faked.
+/// The bot with the assistant, notes and remind, Claude faked.
 async fn bot(extra: &[(&str, String)]) -> (RunningBot, Arc<FakeAnthropic>) {
+    bot_with(&["assistant", "notes", "remind"], extra).await
+}
+
+/// The bot with these plugins, Claude faked.
+async fn bot_with(plugins: &[&str], extra: &[(&str, String)]) -> (RunningBot, Arc<FakeAnthropic>) {
     let (fake, url) = FakeAnthropic::start().await;
     let data = tempfile::tempdir().unwrap();
     let mut vars = vec![
@@ -32,7 +37,7 @@ async fn bot(extra: &[(&str, String)]) -> (RunningBot, Arc<FakeAnthropic>) {
     vars.extend(extra.iter().cloned());
     let bot = RunningBot::start_with(
         BotApi::start(TOKEN).await,
-        plugins_dir(&["assistant", "notes", "remind"]),
+        plugins_dir(plugins),
         data,
         &vars,
     )
@@ -243,13 +248,18 @@ async fn a_confirm_tool_waits_for_allow_and_deny_is_told_to_claude() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_tool_and_a_refused_input_are_errors_for_claude_and_steps_are_limited() {
-    let (bot, fake) = bot(&[("AGENT_MAX_STEPS", "2".to_string())]).await;
+    let (bot, fake) = bot_with(
+        &["assistant", "notes", "crash"],
+        &[("AGENT_MAX_STEPS", "2".to_string())],
+    )
+    .await;
     fake.script([
         Answer::ToolUse {
             text: "",
             calls: vec![
                 ("toolu_x", "launch_rockets", json!({})),
                 ("toolu_y", "note_done", json!({"number": "first"})),
+                ("toolu_t", "crash_tool", json!({})),
             ],
         },
         Answer::ToolUse {
@@ -363,4 +373,39 @@ async fn the_tool_log_keeps_two_rows_per_call_on_both_backends() {
         );
         assert!(store.tool_calls_log(None, 1).await.unwrap().len() == 1);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_calls_a_python_and_a_javascript_tool() {
+    let (bot, fake) = bot_with(&["assistant", "convert", "dice"], &[]).await;
+    fake.script([
+        Answer::ToolUse {
+            text: "",
+            calls: vec![
+                (
+                    "toolu_c",
+                    "convert",
+                    json!({"value": 5, "from": "km", "to": "mi"}),
+                ),
+                ("toolu_r", "roll", json!({"dice": "3d6"})),
+                ("toolu_bad", "roll", json!({"dice": "banana"})),
+            ],
+        },
+        Answer::Text("5 km is about 3.1 miles, and you rolled."),
+    ]);
+    bot.api.push(
+        ALLOWED,
+        ALLOWED,
+        "how many miles is 5 km, and roll 3d6 for me",
+    );
+    let seen = requests(&fake, 2).await;
+    let results = tool_results(&seen[1]);
+    let (converted, failed) = &results["toolu_c"];
+    assert!(!failed && converted.contains("3.107 mi"), "{converted}");
+    let (rolled, failed) = &results["toolu_r"];
+    assert!(!failed && rolled.starts_with("3d6: "), "{rolled}");
+    // The JS plugin's own refusal (Declined) is an error result.
+    let (refused, failed) = &results["toolu_bad"];
+    assert!(*failed && !refused.is_empty(), "{refused}");
+    said(&bot.api, "5 km is about 3.1 miles").await;
 }

@@ -475,7 +475,7 @@ fn the_console_shows_buttons_presses_them_and_answers_questions() {
 
 #[test]
 fn plugins_list_names_each_plugins_world() {
-    let dir = common::plugins_dir(&["notes", "legacy"]);
+    let dir = common::plugins_dir(&["notes", "legacy", "start"]);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
         .args(["plugins", "list"])
         // Its compile cache goes under the working folder.
@@ -492,4 +492,6 @@ fn plugins_list_names_each_plugins_world() {
     );
     assert!(text.contains("\tworld: handler@0.1.0\t"), "{text}");
     assert!(text.contains("\tworld: conversation@0.2.0\t"), "{text}");
+    // With tools: built against 0.3.0.
+    assert!(text.contains("\tworld: proactive@0.3.0\t"), "{text}");
 }

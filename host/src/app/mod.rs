@@ -4,6 +4,7 @@
 pub mod bot;
 pub mod config;
 pub mod console;
+pub mod mcp;
 pub mod ops;
 pub mod root;
 pub mod worker;

@@ -90,6 +90,12 @@ enum Command {
         #[command(subcommand)]
         command: oauth::OAuthCommand,
     },
+    /// Serve the plugins' tools to an MCP client over stdio (Claude Desktop, Claude Code...).
+    Mcp {
+        /// Do not apply database migrations at start-up.
+        #[arg(long)]
+        no_migrate: bool,
+    },
     /// The assistant's tool calls (`tools log`).
     Tools {
         #[command(subcommand)]
@@ -114,6 +120,7 @@ pub fn main() -> ExitCode {
         | Command::Hooks { .. }
         | Command::Oauth { .. }
         | Command::Tools { .. }
+        | Command::Mcp { .. }
         | Command::Migrate
         | Command::Plugins { .. }
         | Command::Health { .. } => "warn",
@@ -134,6 +141,7 @@ pub fn main() -> ExitCode {
     let needs_plugins_dir = matches!(
         cli.command,
         Command::Chat { .. }
+            | Command::Mcp { .. }
             | Command::Run { .. }
             | Command::Plugins {
                 command: plugins::PluginsCommand::List
@@ -204,6 +212,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Hooks { command } => hooks::run(&config, command).await,
         Command::Oauth { command } => oauth::run(&config, command).await,
         Command::Tools { command } => tools::run(&config, command).await,
+        Command::Mcp { no_migrate } => {
+            crate::app::mcp::serve(&config, !no_migrate).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plugins { command } => plugins::run(&config, command).await,
     }
 }

@@ -290,7 +290,7 @@ fn describe(plugin: &LoadedPlugin) -> String {
         plugin.language().label(),
         plugin.size_bytes() as f64 / 1e6,
         plugin.load_time().as_millis(),
-        plugin.world().label(),
+        plugin.world_label(),
         if grants.is_empty() {
             "none".to_string()
         } else {

@@ -418,6 +418,16 @@ impl LoadedPlugin {
         }
     }
 
+    /// The world as `plugins list` shows it: a component that exports
+    /// `tools` was built against 0.3.0 (whose worlds include 0.2.0's).
+    pub fn world_label(&self) -> &'static str {
+        match (self.world(), self.toolbox.is_some()) {
+            (World::Proactive, true) => "proactive@0.3.0",
+            (World::Conversation, true) => "conversation@0.3.0",
+            (world, _) => world.label(),
+        }
+    }
+
     /// The tools the manifest declares, checked at load.
     pub fn tools(&self) -> &[Tool] {
         &self.tools

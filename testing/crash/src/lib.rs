@@ -8,4 +8,8 @@ fn handle(msg: Message) -> HandlerResult {
     panic!("crash plugin panicked on purpose");
 }
 
-wasmbot_sdk::handler!(handle);
+fn tool(_call: ToolCall) -> ToolResult {
+    panic!("crash plugin's tool panicked on purpose");
+}
+
+wasmbot_sdk::handler!(handle, tools = tool);

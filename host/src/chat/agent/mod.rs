@@ -22,6 +22,7 @@ use crate::infra::llm::{Completion, CompletionRequest, LlmFailure};
 use crate::runtime::{AWAITING_CONFIRMATION, Action, AgentLink, AgentReply, LinkFuture};
 
 pub use context::TurnContext;
+pub use log::{ToolOutcome, run_logged as run_tool};
 pub use pause::AGENT_BUTTONS;
 pub use resume::resume;
 pub use settings::AgentSettings;
