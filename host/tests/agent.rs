@@ -18,12 +18,24 @@ use serde_json::json;
 use wasmbot::infra::store::StartedToolCall;
 
 /// The bot with the assistant, notes and remind, Claude faked.
-async fn bot(extra: &[(&str, String)]) -> (RunningBot, Arc<FakeAnthropic>) {
+async fn bot(extra: &[(&'static str, String)]) -> (RunningBot, Arc<FakeAnthropic>) {
     bot_with(&["assistant", "notes", "remind"], extra).await
 }
 
 /// The bot with these plugins, Claude faked.
-async fn bot_with(plugins: &[&str], extra: &[(&str, String)]) -> (RunningBot, Arc<FakeAnthropic>) {
+async fn bot_with(
+    plugins: &[&str],
+    extra: &[(&'static str, String)],
+) -> (RunningBot, Arc<FakeAnthropic>) {
+    let (bot, fake, _) = bot_and_vars(plugins, extra).await;
+    (bot, fake)
+}
+
+/// As [`bot_with`], with the variables it started with (for a restart).
+async fn bot_and_vars(
+    plugins: &[&str],
+    extra: &[(&'static str, String)],
+) -> (RunningBot, Arc<FakeAnthropic>, Vec<(&'static str, String)>) {
     let (fake, url) = FakeAnthropic::start().await;
     let data = tempfile::tempdir().unwrap();
     let mut vars = vec![
@@ -42,7 +54,19 @@ async fn bot_with(plugins: &[&str], extra: &[(&str, String)]) -> (RunningBot, Ar
         &vars,
     )
     .await;
-    (bot, fake)
+    (bot, fake, vars)
+}
+
+/// Stops the bot and starts it again on the same database, emulator and fake.
+async fn restart(bot: RunningBot, vars: &[(&'static str, String)]) -> RunningBot {
+    let emulator = bot.emulator();
+    let plugins = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(bot.plugins.path()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, plugins.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let (_api, _db, data) = bot.stop().await;
+    RunningBot::start_with(emulator, plugins, data, vars).await
 }
 
 /// Waits until the fake has had `count` requests.
@@ -179,7 +203,7 @@ async fn plain_words_make_claude_set_a_reminder_that_fires_and_two_tools_run_in_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_confirm_tool_waits_for_allow_and_deny_is_told_to_claude() {
-    let (bot, fake) = bot(&[]).await;
+    let (bot, fake, vars) = bot_and_vars(&["assistant", "notes", "remind"], &[]).await;
     bot.api.push(ALLOWED, ALLOWED, "/note first thing");
     said(&bot.api, "Noted (1").await;
     fake.script([
@@ -195,6 +219,8 @@ async fn a_confirm_tool_waits_for_allow_and_deny_is_told_to_claude() {
     assert_eq!(buttons.len(), 2, "{buttons:?}");
     // Nothing ran yet: one request to Claude, the note still there.
     assert_eq!(fake.requests().len(), 1);
+    // The question survives a restart.
+    let bot = restart(bot, &vars).await;
     bot.api
         .press(ALLOWED, ALLOWED, question.message_id, &buttons[1].1);
     let seen = requests(&fake, 2).await;
@@ -408,4 +434,72 @@ async fn the_agent_calls_a_python_and_a_javascript_tool() {
     let (refused, failed) = &results["toolu_bad"];
     assert!(*failed && !refused.is_empty(), "{refused}");
     said(&bot.api, "5 km is about 3.1 miles").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_the_console_a_reminder_from_plain_words_fires_and_a_confirm_tool_asks_first() {
+    use common::console::{collect, console, until_printed};
+    use std::io::Write as _;
+    let (fake, url) = FakeAnthropic::start().await;
+    fake.script([
+        Answer::ToolUse {
+            text: "Sure.",
+            calls: vec![(
+                "toolu_1",
+                "remind",
+                json!({"when": "in 2 seconds", "text": "stretch"}),
+            )],
+        },
+        Answer::Text("I'll remind you to stretch."),
+    ]);
+    let plugins = plugins_dir(&["assistant", "notes", "remind"]);
+    let data = tempfile::tempdir().unwrap();
+    let mut child = console(data.path(), plugins.path(), &url);
+    let seen = collect(child.stdout.take().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"remind me in 2 seconds to stretch\n")
+        .unwrap();
+    // The tool call is a line between the streamed text.
+    until_printed(&seen, "🔧 remind(").await;
+    until_printed(&seen, "→ ok").await;
+    until_printed(&seen, "I'll remind you to stretch.").await;
+    until_printed(&seen, "⏰").await;
+    // A confirm tool asks first: the question's buttons, pressed with /press.
+    fake.script([
+        Answer::ToolUse {
+            text: "",
+            calls: vec![("toolu_2", "note_done", json!({"number": 1}))],
+        },
+        Answer::Text("Marked it done."),
+    ]);
+    stdin.write_all(b"/note water the plants\n").unwrap();
+    until_printed(&seen, "Noted").await;
+    stdin.write_all(b"mark the first note done\n").unwrap();
+    until_printed(&seen, "Allow `note_done`").await;
+    until_printed(&seen, "✅ Allow]").await;
+    let printed = seen.lock().unwrap().clone();
+    let allow = printed
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let at = line.find("✅ Allow]")?;
+            let open = line[..at].rfind('[')?;
+            line[open + 1..at].trim().parse::<u32>().ok()
+        })
+        .unwrap_or_else(|| panic!("no Allow button number in {printed:?}"));
+    stdin
+        .write_all(format!("/press {allow}\n").as_bytes())
+        .unwrap();
+    until_printed(&seen, "🔧 note_done(number: 1) → ok").await;
+    until_printed(&seen, "Marked it done.").await;
+    drop(stdin);
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -287,7 +287,7 @@ async fn a_plugin_without_the_llm_grant_cannot_import_it() {
     std::fs::write(
         dir.path().join("assistant.toml"),
         manifest.replace(
-            "capabilities = [\"llm\", \"state\", \"cache\", \"vectors\", \"media\"]",
+            "capabilities = [\"llm\", \"agent\", \"state\", \"cache\", \"vectors\", \"media\"]",
             "capabilities = [\"state\", \"cache\", \"vectors\", \"media\"]",
         ),
     )

@@ -11,6 +11,8 @@
 use std::time::Instant;
 
 use crate::infra::alert::Alerter;
+use crate::infra::services::HostServices;
+use crate::infra::store::AuditEntry;
 use tokio::sync::watch;
 
 use crate::infra::llm::{
@@ -248,56 +250,84 @@ impl CallState {
 impl CallState {
     /// One `llm_response` log event and one `llm_request` audit entry.
     fn account(&self, model: &str, outcome: &Result<Completion, LlmFailure>, latency_ms: f64) {
-        let status = match outcome {
-            Ok(_) => "ok",
-            Err(failure) => failure.status(),
-        };
-        let m = metrics();
-        m.llm_requests.get_or_create(&label(status)).inc();
-        if let Ok(completion) = outcome {
-            for (direction, count) in [
-                ("input", completion.input_tokens),
-                ("output", completion.output_tokens),
-            ] {
-                m.llm_tokens
-                    .get_or_create(&TokenLabels {
-                        direction: direction.into(),
-                    })
-                    .inc_by(u64::from(count));
-            }
+        let entry = self.audit_entry("llm_request", "");
+        account(
+            self.services(),
+            self.plugin(),
+            entry,
+            model,
+            outcome,
+            latency_ms,
+        );
+    }
+}
+
+/// One request to Claude accounted: the `llm_response` log event, the
+/// token metrics and one `llm_request` audit entry (`entry` says whose);
+/// for the capability's calls and for each step of an agent turn.
+pub fn account(
+    services: &HostServices,
+    plugin: &str,
+    entry: AuditEntry,
+    model: &str,
+    outcome: &Result<Completion, LlmFailure>,
+    latency_ms: f64,
+) {
+    let status = match outcome {
+        Ok(_) => "ok",
+        Err(failure) => failure.status(),
+    };
+    let m = metrics();
+    m.llm_requests.get_or_create(&label(status)).inc();
+    if let Ok(completion) = outcome {
+        for (direction, count) in [
+            ("input", completion.input_tokens),
+            ("output", completion.output_tokens),
+        ] {
+            m.llm_tokens
+                .get_or_create(&TokenLabels {
+                    direction: direction.into(),
+                })
+                .inc_by(u64::from(count));
         }
-        let mut entry = self.audit_entry("llm_request", status);
-        entry.duration_ms = Some(latency_ms);
-        match outcome {
-            Ok(completion) => {
-                tracing::info!(
-                    plugin = self.plugin(),
-                    model = %completion.model,
-                    input_tokens = completion.input_tokens,
-                    output_tokens = completion.output_tokens,
-                    stop_reason = %completion.stop_reason,
-                    latency_ms,
-                    "llm_response"
-                );
-                entry.model = Some(completion.model.clone());
-                entry.metadata = sqlx::types::Json(serde_json::json!({
-                    "input_tokens": completion.input_tokens,
-                    "output_tokens": completion.output_tokens,
-                    "stop_reason": completion.stop_reason,
-                }));
-            }
-            Err(failure) => {
-                tracing::info!(plugin = self.plugin(), model, status, latency_ms, error = %failure, "llm_response");
-                entry.model = Some(model.to_string()).filter(|m| !m.is_empty());
-                entry.error = Some(failure.to_string());
-            }
+    }
+    let mut entry = AuditEntry {
+        action: "llm_request".into(),
+        status: status.into(),
+        ..entry
+    };
+    entry.duration_ms = Some(latency_ms);
+    match outcome {
+        Ok(completion) => {
+            tracing::info!(
+                plugin,
+                model = %completion.model,
+                input_tokens = completion.input_tokens,
+                output_tokens = completion.output_tokens,
+                stop_reason = %completion.stop_reason,
+                latency_ms,
+                "llm_response"
+            );
+            entry.model = Some(completion.model.clone());
+            entry.metadata = sqlx::types::Json(serde_json::json!({
+                "input_tokens": completion.input_tokens,
+                "output_tokens": completion.output_tokens,
+                "stop_reason": completion.stop_reason,
+            }));
         }
-        self.record_audit(entry);
+        Err(failure) => {
+            tracing::info!(plugin, model, status, latency_ms, error = %failure, "llm_response");
+            entry.model = Some(model.to_string()).filter(|m| !m.is_empty());
+            entry.error = Some(failure.to_string());
+        }
+    }
+    if let Some(audit) = &services.audit {
+        audit.record(entry);
     }
 }
 
 /// Logs and alerts as the error policy says; the caller's reply is the plugin's business.
-fn apply_error_policy(
+pub fn apply_error_policy(
     client: &LlmClient,
     alerter: &Alerter,
     outcome: &Result<Completion, LlmFailure>,

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::console_files::{self as attach, ConsoleLink};
 use super::dispatcher::Dispatcher;
 use super::event::{
-    Answer, IncomingMessage, IncomingPress, Keyboard, OutgoingFile, OutgoingMessage,
+    Answer, Incoming, IncomingMessage, IncomingPress, Keyboard, OutgoingFile, OutgoingMessage,
 };
 use super::jobs::JobOutput;
 use super::perform::{ChatOutput, perform};
@@ -136,21 +136,20 @@ where
         if line.trim().is_empty() {
             continue;
         }
-        let answer = match press_number(&line) {
+        let incoming: Option<Incoming> = match press_number(&line) {
             Some(Ok(number)) => match screen.button(number) {
-                Some((token, message_id)) => {
-                    dispatcher
-                        .handle(IncomingPress {
-                            chat_id: user.chat_id,
-                            user_id: user.user_id,
-                            username: user.username.clone(),
-                            chat_type: ChatType::Private,
-                            display_name: display_name(user),
-                            message_id,
-                            token,
-                        })
-                        .await
-                }
+                Some((token, message_id)) => Some(
+                    IncomingPress {
+                        chat_id: user.chat_id,
+                        user_id: user.user_id,
+                        username: user.username.clone(),
+                        chat_type: ChatType::Private,
+                        display_name: display_name(user),
+                        message_id,
+                        token,
+                    }
+                    .into(),
+                ),
                 None => {
                     screen.line(format!("(there is no button {number} on screen)"));
                     None
@@ -172,20 +171,29 @@ where
                         continue;
                     }
                 };
-                let message = IncomingMessage {
-                    message_id: screen.next_id(),
-                    display_name: display_name(user),
-                    attachments,
-                    ..IncomingMessage::private(
-                        user.chat_id,
-                        user.user_id,
-                        user.username.as_deref(),
-                        &text,
-                    )
-                };
-                // An answer streamed while the plugin runs is printed as it grows.
+                Some(
+                    IncomingMessage {
+                        message_id: screen.next_id(),
+                        display_name: display_name(user),
+                        attachments,
+                        ..IncomingMessage::private(
+                            user.chat_id,
+                            user.user_id,
+                            user.username.as_deref(),
+                            &text,
+                        )
+                    }
+                    .into(),
+                )
+            }
+        };
+        let answer = match incoming {
+            None => None,
+            Some(incoming) => {
+                // An answer streamed while the plugin (or the agent, after a
+                // press on Allow) runs is printed as it grows.
                 let (link, mut pieces) = ConsoleLink::open();
-                let handling = dispatcher.handle_in(message, Some(link));
+                let handling = dispatcher.handle_in(incoming, Some(link));
                 tokio::pin!(handling);
                 let answer = loop {
                     tokio::select! {

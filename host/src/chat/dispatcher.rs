@@ -22,8 +22,8 @@ use crate::infra::services::HostServices;
 use crate::infra::store::{AuditEntry, PendingPrompt, Store, clean_text};
 use crate::runtime::{
     Action, ButtonPress, CANCEL_COMMAND, CallContext, ChatLink, ChatType, Command, Event,
-    EventKind, Format, HELP_COMMAND, Happening, HappeningKind, LoadedPlugin, Message,
-    PluginFailure, PluginRegistry, PluginSet, Reply, legacy_message, legacy_send,
+    EventKind, HELP_COMMAND, Happening, HappeningKind, LoadedPlugin, Message, PluginFailure,
+    PluginRegistry, PluginSet, Reply, legacy_message, legacy_send,
 };
 
 /// A command handled by host code instead of a plugin (benchmarks compare
@@ -800,13 +800,7 @@ fn native_call(handler: &NativeHandler, event: &Event) -> Result<Vec<Action>, Pl
 }
 
 fn plain(text: String) -> ChatAction {
-    ChatAction::Send(OutgoingMessage {
-        text,
-        format: Format::Plain,
-        keyboard: Vec::new(),
-        reply_to: None,
-        name: None,
-    })
+    ChatAction::Send(OutgoingMessage::plain(text))
 }
 
 /// The host's own text: a message, or the notice answering a press.

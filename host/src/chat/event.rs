@@ -122,6 +122,19 @@ pub struct OutgoingMessage {
     pub name: Option<String>,
 }
 
+impl OutgoingMessage {
+    /// Plain text, no buttons.
+    pub fn plain(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            format: Format::Plain,
+            keyboard: Vec::new(),
+            reply_to: None,
+            name: None,
+        }
+    }
+}
+
 /// A file to upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingFile {

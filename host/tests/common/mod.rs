@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod anthropic;
 pub mod bot_api;
+pub mod console;
 pub mod embeddings;
 pub mod oauth;
 pub mod processes;

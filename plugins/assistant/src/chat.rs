@@ -82,7 +82,8 @@ pub fn converse(event: &Event, question: &str) -> Result<Actions, String> {
         }
         Err(error) => return Err(error.into()),
     };
-    if streamed.completion.text.trim().is_empty() {
+    let waiting = streamed.completion.stop_reason == llm::AWAITING_CONFIRMATION;
+    if streamed.completion.text.trim().is_empty() && !waiting {
         return Ok(Reply::text("Claude gave no answer to that; please try again.").into());
     }
     // The history keeps the words: a photo is sent once, with its question.

@@ -11,7 +11,7 @@ use super::log::{self, summary};
 use super::pause::{ALLOW, DENY};
 use super::step::{Ended, Turn};
 use crate::chat::carry::carry_out;
-use crate::chat::event::{Answer, ChatAction, PromptChange};
+use crate::chat::event::{Answer, ChatAction, OutgoingMessage, PromptChange};
 use crate::runtime::{Format, MessageRef};
 
 /// A press on an Allow or Deny button (`data` is the button's): finishes
@@ -102,6 +102,8 @@ pub async fn resume(cx: TurnContext, data: &str, pressed_message: i64) -> Answer
         } else {
             log::denied(cx, &waiting.plugin, &waiting.tool, &waiting.input).await
         };
+        // What is shown now starts afresh, in a message of its own.
+        turn.restart_shown();
         turn.finish_use(
             cx,
             &waiting.id,
@@ -111,7 +113,6 @@ pub async fn resume(cx: TurnContext, data: &str, pressed_message: i64) -> Answer
             &text,
             &shown,
         );
-        turn.restart_shown();
         let ended = turn.run(cx, &text, &shown).await;
         drop(text);
         ended
@@ -124,7 +125,17 @@ pub async fn resume(cx: TurnContext, data: &str, pressed_message: i64) -> Answer
             }
             ended
         }
-        None => going_on.await,
+        None => {
+            // No chat to grow it in: the answer is sent whole.
+            let ended = going_on.await;
+            let text = receiver.borrow().trim().to_string();
+            if !text.is_empty() {
+                answer
+                    .actions
+                    .push(ChatAction::Send(OutgoingMessage::plain(text)));
+            }
+            ended
+        }
     };
     if let Ended::Failed(failure) = ended {
         tracing::warn!(%failure, "an agent turn broke off after a confirmation");

@@ -12,9 +12,12 @@ use tokio::sync::watch;
 use super::context::TurnContext;
 use super::log::{self, ToolOutcome};
 use super::pause::{self, WaitingUse};
+use crate::capabilities::{account_llm_request, apply_llm_error_policy};
 use crate::infra::llm::{
-    CompletionRequest, LlmFailure, Role, ToolUse, Turn as Message, message_json,
+    Completion, CompletionRequest, LlmClient, LlmFailure, Role, StreamBroken, ToolUse,
+    Turn as Message, message_json,
 };
+use crate::infra::store::AuditEntry;
 use crate::runtime::Action;
 
 /// A few lines the host adds to the caller's system prompt when tools are offered.
@@ -125,17 +128,26 @@ impl Turn {
             }
             self.steps += 1;
             let request = self.request(cx);
-            if !self.shown.is_empty() && !self.shown.ends_with("\n\n") {
+            if !self.shown.is_empty() {
+                // One blank line between steps, however the last one ended.
+                self.shown.truncate(self.shown.trim_end().len());
                 self.shown.push_str("\n\n");
             }
             let base = self.shown.clone();
             let mut step_text = String::new();
+            let clock = std::time::Instant::now();
             let outcome = client
                 .complete_streaming(&request, &mut |piece| {
                     step_text.push_str(piece);
                     text.send_replace(format!("{base}{step_text}"));
                 })
                 .await;
+            self.account(
+                cx,
+                &client,
+                &outcome,
+                clock.elapsed().as_secs_f64() * 1000.0,
+            );
             let completion = match outcome {
                 Ok(completion) => completion,
                 Err(broken) => {
@@ -242,6 +254,34 @@ impl Turn {
         if let Some((plugin, chat_actions)) = outcome.actions {
             crate::infra::sync::lock(actions).push((plugin, chat_actions));
         }
+    }
+
+    /// One step's request accounted as the `llm` capability accounts its
+    /// own: log line, metrics, audit entry, error policy (alerts).
+    fn account(
+        &self,
+        cx: &TurnContext,
+        client: &LlmClient,
+        outcome: &Result<Completion, StreamBroken>,
+        latency_ms: f64,
+    ) {
+        let outcome = outcome.clone().map_err(|broken| broken.failure);
+        apply_llm_error_policy(client, &cx.services.alerter, &outcome);
+        let entry = AuditEntry {
+            correlation_id: Some(cx.correlation_id.to_string()),
+            user_id: Some(cx.user_id),
+            chat_id: Some(cx.chat_id),
+            plugin: Some(self.caller.clone()),
+            ..AuditEntry::new("llm_request", "")
+        };
+        account_llm_request(
+            &cx.services,
+            &self.caller,
+            entry,
+            client.model(),
+            &outcome,
+            latency_ms,
+        );
     }
 
     /// What a resumed turn shows starts afresh (in a new message).
