@@ -214,7 +214,7 @@ pub(super) fn rich_request(request: wit::RichRequest) -> Result<CompletionReques
 }
 
 /// What the user reads under an answer that broke off.
-fn cut_notice(failure: &LlmFailure) -> &'static str {
+pub fn cut_notice(failure: &LlmFailure) -> &'static str {
     match failure {
         LlmFailure::Timeout => "The answer was cut off: Claude took too long.",
         LlmFailure::RateLimited(_) => "The answer was cut off: too many requests right now.",

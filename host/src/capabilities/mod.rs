@@ -64,7 +64,10 @@ macro_rules! capability {
 }
 
 pub use files::usage_of as files_usage;
-pub use llm::{account as account_llm_request, apply_error_policy as apply_llm_error_policy};
+pub use llm::{
+    account as account_llm_request, apply_error_policy as apply_llm_error_policy,
+    cut_notice as llm_cut_notice,
+};
 
 /// Every capability a manifest may grant.
 pub const ALL: CapabilityTable = &[

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::context::TurnContext;
 use super::log::{self, ToolOutcome};
 use super::pause::{self, WaitingUse};
-use crate::capabilities::{account_llm_request, apply_llm_error_policy};
+use crate::capabilities::{account_llm_request, apply_llm_error_policy, llm_cut_notice};
 use crate::infra::llm::{
     Completion, CompletionRequest, LlmClient, LlmFailure, Role, StreamBroken, ToolUse,
     Turn as Message, message_json,
@@ -153,6 +153,15 @@ impl Turn {
                 Err(broken) => {
                     self.said.push_str(&broken.partial.text);
                     self.shown = format!("{base}{}", broken.partial.text);
+                    if !self.shown.trim().is_empty() {
+                        // What the user saw stays, with why it stopped.
+                        self.shown = format!(
+                            "{}\n\n⚠️ {}",
+                            self.shown.trim_end(),
+                            llm_cut_notice(&broken.failure)
+                        );
+                        text.send_replace(self.shown.clone());
+                    }
                     return Ended::Failed(broken.failure);
                 }
             };
