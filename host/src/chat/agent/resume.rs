@@ -95,7 +95,12 @@ pub async fn resume(cx: TurnContext, data: &str, pressed_message: i64) -> Answer
     }
     let shown = Mutex::new(Vec::new());
     let (text, receiver) = watch::channel(String::new());
-    let cx = &cx;
+    // Calls recorded for the same message are reused here too (a message
+    // handled again may have asked the same question twice).
+    let cx = &TurnContext {
+        turn_key: turn.turn_key.clone(),
+        ..cx
+    };
     let going_on = async {
         let outcome = if allow {
             log::run_logged(cx, &waiting.tool, &waiting.input).await

@@ -41,6 +41,10 @@ pub enum Ended {
 pub struct Turn {
     /// The plugin that handed the turn over (its messages are the turn's).
     pub caller: String,
+    /// The user's message the turn answers, where it can be handled again:
+    /// kept so that a tool allowed after a redelivery is not run twice.
+    #[serde(default)]
+    pub turn_key: Option<String>,
     system: Option<String>,
     max_tokens: Option<u32>,
     /// The conversation in the API's form (tool use and results included).
@@ -61,9 +65,10 @@ pub struct Turn {
 }
 
 impl Turn {
-    pub fn begin(caller: &str, request: CompletionRequest, _cx: &TurnContext) -> Self {
+    pub fn begin(caller: &str, request: CompletionRequest, cx: &TurnContext) -> Self {
         Self {
             caller: caller.to_string(),
+            turn_key: cx.turn_key.clone(),
             system: request.system,
             max_tokens: request.max_tokens,
             messages: request.messages.iter().map(message_json).collect(),
