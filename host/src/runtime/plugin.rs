@@ -428,6 +428,12 @@ impl LoadedPlugin {
         }
     }
 
+    /// `text` with every secret value this plugin was handed replaced (what
+    /// the host writes about its calls, a tool's input say).
+    pub fn mask(&self, text: &str) -> String {
+        self.handed.mask(text)
+    }
+
     /// The tools the manifest declares, checked at load.
     pub fn tools(&self) -> &[Tool] {
         &self.tools

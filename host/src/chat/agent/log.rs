@@ -79,8 +79,9 @@ pub async fn run_logged(cx: &TurnContext, name: &str, input: &Value) -> ToolOutc
             "There is no tool called {name:?}. Use only the tools you were given."
         ));
     };
-    let input_json = input.to_string();
-    if let Some(reused) = reuse(cx, name, &input_json).await {
+    // The log keeps no secret the tool's plugin was handed (masked as everywhere).
+    let logged_input = plugin.mask(&input.to_string());
+    if let Some(reused) = reuse(cx, name, &logged_input).await {
         tracing::info!(
             tool = name,
             plugin = plugin.name(),
@@ -89,7 +90,7 @@ pub async fn run_logged(cx: &TurnContext, name: &str, input: &Value) -> ToolOutc
         return reused;
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let started = started_row(cx, &id, plugin.name(), name, &input_json);
+    let started = started_row(cx, &id, plugin.name(), name, &logged_input);
     if let Some(store) = &cx.services.store
         && let Err(error) = store.tool_call_started(&started).await
     {
