@@ -14,7 +14,7 @@ use wasmbot::chat::agent::{AgentSettings, TurnContext, run_tool};
 use wasmbot::infra::services::HostServices;
 use wasmbot::runtime::{Allocation, CallContext};
 
-use super::{Latency, Report, dispatcher_warmed, install, one_task, sqlite_store};
+use super::{Latency, Report, dispatcher_warmed, install, message, sqlite_store};
 
 const CALLS: usize = 2_000;
 
@@ -72,7 +72,13 @@ pub async fn bench_tools(r: &mut Report) -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
-    let command = one_task(&d, "/notes", CALLS).await?;
+    let d = &d;
+    let command = timed(CALLS, || async move {
+        let answer = d.handle(message(1, "/notes")).await;
+        anyhow::ensure!(answer.is_some(), "no answer to /notes");
+        Ok(())
+    })
+    .await?;
     let section = "tools";
     r.add(
         section,
