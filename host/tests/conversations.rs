@@ -21,18 +21,6 @@ async fn bot(plugins: &[&str], extra: &[(&str, String)]) -> RunningBot {
     RunningBot::start_with(emulator, plugins, tempfile::tempdir().unwrap(), extra).await
 }
 
-/// Stops the bot and starts it again on the same database and emulator.
-async fn restart(bot: RunningBot, extra: &[(&str, String)]) -> RunningBot {
-    let emulator = bot.emulator();
-    let plugins = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(bot.plugins.path()).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, plugins.path().join(path.file_name().unwrap())).unwrap();
-    }
-    let (_api, _db, data) = bot.stop().await;
-    RunningBot::start_with(emulator, plugins, data, extra).await
-}
-
 /// Sends `text` from the allowed user and returns the bot's next message.
 async fn say(bot: &RunningBot, chat: i64, text: &str) -> Sent {
     let before = sent_to(&bot.api, chat).len();
@@ -134,7 +122,7 @@ async fn a_button_works_after_a_restart_and_expired_forged_or_foreign_ones_get_a
     say(&bot, ALLOWED, "/note pay rent").await;
     let list = say(&bot, ALLOWED, "/notes").await;
 
-    let bot = restart(bot, &[]).await;
+    let bot = bot.restart(&[]).await;
     let answer = press(&bot, ALLOWED, list.message_id, "✓ 2").await;
     assert_eq!(answer["text"], "Done: pay rent");
     assert_eq!(
@@ -207,7 +195,7 @@ async fn a_question_waits_for_the_next_message_across_a_restart_and_cancel_leave
     let question = say(&bot, ALLOWED, "/note").await;
     assert_eq!(question.text, "What should I note?");
 
-    let bot = restart(bot, &[]).await;
+    let bot = bot.restart(&[]).await;
     assert_eq!(
         say(&bot, ALLOWED, "buy bread").await.text,
         "Noted (1 in this chat)."
@@ -404,7 +392,7 @@ async fn a_named_message_is_edited_and_deleted_by_later_calls_even_after_a_resta
     bot.api.wait_for_action("editmessagetext", 1).await;
     assert_eq!(bot.api.held(status.message_id).unwrap().text, "built");
 
-    let bot = restart(bot, &[]).await;
+    let bot = bot.restart(&[]).await;
     // A newer message takes the name over; the old one is left alone.
     let newer = say(&bot, ALLOWED, "/status new deploying…").await;
     bot.api.push(ALLOWED, ALLOWED, "/status set deployed");

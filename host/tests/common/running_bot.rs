@@ -133,6 +133,19 @@ impl RunningBot {
         (self.api.clone(), self.url.clone())
     }
 
+    /// Stops the bot and starts it again on the same database and
+    /// emulator, with copies of its plugins and these variables.
+    pub async fn restart(self, extra: &[(&str, String)]) -> RunningBot {
+        let emulator = self.emulator();
+        let plugins = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(self.plugins.path()).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, plugins.path().join(path.file_name().unwrap())).unwrap();
+        }
+        let (_api, _db, data) = self.stop().await;
+        RunningBot::start_with(emulator, plugins, data, extra).await
+    }
+
     /// Stops the bot like SIGTERM does and waits for a clean exit.
     pub async fn stop(mut self) -> (Arc<BotApi>, PathBuf, tempfile::TempDir) {
         self.stop.take().unwrap().send(()).unwrap();

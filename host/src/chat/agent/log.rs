@@ -21,17 +21,13 @@ pub struct ToolOutcome {
 }
 
 impl ToolOutcome {
-    fn error(text: String) -> Self {
+    /// An error result for Claude (an input the schema refuses, say).
+    pub fn error(text: String) -> Self {
         Self {
             status: "error",
             text,
             actions: None,
         }
-    }
-
-    /// An input the tool's schema refuses: never sent to the plugin.
-    pub fn refused(problem: String) -> Self {
-        Self::error(problem)
     }
 
     /// The user pressed Deny.

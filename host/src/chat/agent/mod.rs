@@ -12,11 +12,14 @@ mod log;
 mod pause;
 mod resume;
 mod settings;
+mod shown;
 mod step;
 
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
+
+use shown::{Shown, grow_while};
 
 use crate::infra::llm::{Completion, CompletionRequest, LlmFailure};
 use crate::runtime::{AWAITING_CONFIRMATION, Action, AgentLink, AgentReply, LinkFuture};
@@ -79,16 +82,8 @@ async fn run_shown(
         drop(text);
         ended
     };
-    let (ended, shown) = match &cx.link {
-        Some(link) => {
-            let (ended, shown) = tokio::join!(running, link.show_growing(receiver));
-            if let Err(error) = &shown {
-                tracing::warn!(error = %format!("{error:#}"), "the agent's answer could not be shown in full");
-            }
-            (ended, shown.is_ok())
-        }
-        None => (running.await, false),
-    };
+    let (ended, shown) = grow_while(&cx.link, receiver, running).await;
+    let shown = matches!(shown, Shown::InChat);
     let mut completion = Completion {
         text: turn.said.clone(),
         model: turn.model.clone(),

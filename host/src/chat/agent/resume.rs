@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use super::context::TurnContext;
 use super::log::{self, summary};
 use super::pause::{ALLOW, DENY};
+use super::shown::{Shown, grow_while};
 use super::step::{Ended, Turn};
 use crate::chat::carry::carry_out;
 use crate::chat::event::{Answer, ChatAction, OutgoingMessage, PromptChange};
@@ -122,26 +123,15 @@ pub async fn resume(cx: TurnContext, data: &str, pressed_message: i64) -> Answer
         drop(text);
         ended
     };
-    let ended = match &cx.link {
-        Some(link) => {
-            let (ended, shown) = tokio::join!(going_on, link.show_growing(receiver));
-            if let Err(error) = shown {
-                tracing::warn!(error = %format!("{error:#}"), "the agent's answer could not be shown in full");
-            }
-            ended
-        }
-        None => {
-            // No chat to grow it in: the answer is sent whole.
-            let ended = going_on.await;
-            let text = receiver.borrow().trim().to_string();
-            if !text.is_empty() {
-                answer
-                    .actions
-                    .push(ChatAction::Send(OutgoingMessage::plain(text)));
-            }
-            ended
-        }
-    };
+    let (ended, text_shown) = grow_while(&cx.link, receiver, going_on).await;
+    if let Shown::NoChat(text) = text_shown
+        && !text.trim().is_empty()
+    {
+        // No chat to grow it in: the answer is sent whole.
+        answer
+            .actions
+            .push(ChatAction::Send(OutgoingMessage::plain(text.trim())));
+    }
     if let Ended::Failed(failure) = ended {
         tracing::warn!(%failure, "an agent turn broke off after a confirmation");
     }

@@ -225,7 +225,7 @@ impl Turn {
         }
         let runs = now.iter().map(|(tool_use, refused)| async move {
             match refused {
-                Some(problem) => ToolOutcome::refused(problem.clone()),
+                Some(problem) => ToolOutcome::error(problem.clone()),
                 None => log::run_logged(cx, &tool_use.name, &tool_use.input).await,
             }
         });

@@ -63,28 +63,8 @@ type LogTuple = (
 impl Store {
     /// Writes a call's started row (before the tool runs).
     pub async fn tool_call_started(&self, call: &StartedToolCall<'_>) -> StoreResult<()> {
-        let sql = dialect(
-            self,
-            "INSERT INTO tool_calls (id, parent_id, correlation_id, turn_key, chat_id, user_id, plugin, tool, payload, status, duration_ms, at_ms) \
-             VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9)",
-        );
-        let now = chrono::Utc::now().timestamp_millis();
-        on_either!(self, pool => timed(
-            sqlx::query(&sql)
-                .bind(call.id)
-                .bind(call.correlation_id)
-                .bind(call.turn_key)
-                .bind(call.chat_id)
-                .bind(call.user_id)
-                .bind(call.plugin)
-                .bind(call.tool)
-                .bind(call.input)
-                .bind(now)
-                .execute(pool)
-        )
-        .await
-        .map(|_| ())?);
-        Ok(())
+        self.tool_call_row(call.id, None, call, call.input, None, None)
+            .await
     }
 
     /// Writes the completion row of the call `started` (which is never updated).
@@ -95,24 +75,46 @@ impl Store {
         output: &str,
         duration_ms: f64,
     ) -> StoreResult<()> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.tool_call_row(
+            &id,
+            Some(started.id),
+            started,
+            output,
+            Some(status),
+            Some(duration_ms),
+        )
+        .await
+    }
+
+    /// One row of the log: a started row (no parent, no status) or the
+    /// completion row of `parent`.
+    async fn tool_call_row(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        call: &StartedToolCall<'_>,
+        payload: &str,
+        status: Option<&str>,
+        duration_ms: Option<f64>,
+    ) -> StoreResult<()> {
         let sql = dialect(
             self,
             "INSERT INTO tool_calls (id, parent_id, correlation_id, turn_key, chat_id, user_id, plugin, tool, payload, status, duration_ms, at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         );
         let now = chrono::Utc::now().timestamp_millis();
-        let id = uuid::Uuid::new_v4().simple().to_string();
         on_either!(self, pool => timed(
             sqlx::query(&sql)
-                .bind(&id)
-                .bind(started.id)
-                .bind(started.correlation_id)
-                .bind(started.turn_key)
-                .bind(started.chat_id)
-                .bind(started.user_id)
-                .bind(started.plugin)
-                .bind(started.tool)
-                .bind(output)
+                .bind(id)
+                .bind(parent)
+                .bind(call.correlation_id)
+                .bind(call.turn_key)
+                .bind(call.chat_id)
+                .bind(call.user_id)
+                .bind(call.plugin)
+                .bind(call.tool)
+                .bind(payload)
                 .bind(status)
                 .bind(duration_ms)
                 .bind(now)
