@@ -1,7 +1,8 @@
 //! The single path every event takes, whichever adapter it came from:
-//! correlation id -> access -> which plugin (a command's owner, the plugin
-//! whose question or button this answers, or the default plugin for free
-//! text) -> its call under its limits -> actions for the adapter.
+//! correlation id -> access -> where it goes (`route.rs` decides: a
+//! command's owner, the plugin whose question or button this answers, or
+//! the default plugin for free text) -> its call under its limits ->
+//! actions for the adapter.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,21 +18,16 @@ use super::event::{
     Answer, ChatAction, Incoming, IncomingMessage, IncomingPress, OutgoingMessage, PromptChange,
 };
 use super::help;
+use super::native::{NATIVE, NativeHandler, native_call};
+use super::route::{self, Loaded, PressRoute, Question, Route};
 use crate::infra::metrics::{MessageLabels, label, metrics};
 use crate::infra::services::HostServices;
 use crate::infra::store::{AuditEntry, PendingPrompt, Store, clean_text};
 use crate::runtime::{
     Action, ButtonPress, CANCEL_COMMAND, CallContext, ChatLink, ChatType, Command, Event,
-    EventKind, HELP_COMMAND, Happening, HappeningKind, LoadedPlugin, Message, PluginFailure,
-    PluginRegistry, PluginSet, Reply, legacy_message, legacy_send,
+    EventKind, HELP_COMMAND, Happening, HappeningKind, LoadedPlugin, PluginFailure, PluginRegistry,
+    PluginSet,
 };
-
-/// A command handled by host code instead of a plugin (benchmarks compare
-/// the two through this same path).
-pub type NativeHandler = Arc<dyn Fn(&Message) -> Reply + Send + Sync>;
-
-/// The plugin name native commands are logged, audited and counted under.
-const NATIVE: &str = "native";
 
 /// Said for plain text when no plugin takes it.
 const NO_FREE_TEXT: &str = "I answer commands that start with a slash: send /help to see them.";
@@ -230,24 +226,48 @@ impl Dispatcher {
         correlation_id: &str,
     ) -> Routed {
         let store = self.services.store.as_ref();
-        let chat_id = incoming.chat_id;
-        if let Some(parsed) = command {
-            if parsed.name == HELP_COMMAND {
+        let loaded = Loaded {
+            plugins,
+            native: &self.native,
+        };
+        let route = |question| {
+            route::route_message(
+                &incoming,
+                command.as_ref(),
+                &loaded,
+                self.default_plugin.as_deref(),
+                store.is_some(),
+                question,
+            )
+        };
+        let mut waiting = None;
+        let mut decided = route(Question::Unread);
+        if matches!(decided, Route::ReadQuestion) {
+            if let Some(store) = store {
+                waiting = Box::pin(waiting_question(store, incoming.chat_id)).await;
+            }
+            decided = route(Question::Read(waiting.as_ref()));
+        }
+        // A command other than /help and /cancel leaves the question behind;
+        // it is cleared once the answer was delivered.
+        let left_behind = match store {
+            Some(_) => PromptChange::Clear,
+            None => PromptChange::Keep,
+        };
+        let clears = |clears_question: bool| match clears_question {
+            true => PromptChange::Clear,
+            false => PromptChange::Keep,
+        };
+        let (target, state, prompt) = match decided {
+            Route::Help => {
                 tracing::info!(command = HELP_COMMAND, status = "ok", "message handled");
                 return Routed::Host(help::help_text(plugins), PromptChange::Keep);
             }
-            if parsed.name == CANCEL_COMMAND {
-                let waiting = match store {
-                    Some(store) => Box::pin(waiting_question(store, chat_id)).await,
-                    None => None,
-                };
+            Route::Cancel(cancelled) => {
                 tracing::info!(command = CANCEL_COMMAND, status = "ok", "message handled");
-                return match waiting {
-                    Some(prompt) => Routed::Host(
-                        format!(
-                            "Cancelled: {} no longer waits for your answer.",
-                            prompt.plugin
-                        ),
+                return match cancelled {
+                    Some(plugin) => Routed::Host(
+                        format!("Cancelled: {plugin} no longer waits for your answer."),
                         PromptChange::Clear,
                     ),
                     None => {
@@ -255,71 +275,65 @@ impl Dispatcher {
                     }
                 };
             }
-            // Any other command leaves a waiting question and runs as usual.
-            // Nothing is read first: the question is cleared once the
-            // answer was delivered, so the reply does not wait on the store.
-            let prompt = match store {
-                Some(_) => PromptChange::Clear,
-                None => PromptChange::Keep,
-            };
-            let target = match (
-                self.native.get(&parsed.name),
-                plugins.plugin_for(&parsed.name),
-            ) {
-                (Some(handler), _) => Target::Native(handler.clone()),
-                (None, Some(plugin)) => Target::Plugin(plugin.clone()),
-                (None, None) => {
-                    tracing::info!(command = %parsed.name, status = "unknown_command", "message handled");
-                    return Routed::Host(help::unknown_command_text(&parsed.name, plugins), prompt);
+            Route::UnknownCommand(name) => {
+                tracing::info!(command = %name, status = "unknown_command", "message handled");
+                return Routed::Host(help::unknown_command_text(&name, plugins), left_behind);
+            }
+            Route::Native(handler) => (Target::Native(handler), None, left_behind),
+            Route::Command(plugin) => (Target::Plugin(plugin), None, left_behind),
+            Route::Answer(plugin) => {
+                let state = waiting.map(|waiting| waiting.state);
+                (Target::Plugin(plugin), state, PromptChange::Clear)
+            }
+            Route::FreeText {
+                plugin,
+                clears_question,
+            } => {
+                if clears_question {
+                    tracing::warn!(
+                        "the plugin that asked a question is not loaded; its question is dropped"
+                    );
                 }
-            };
-            let label = format!("/{}", parsed.name);
-            let kind = EventKind::Command(Command {
-                args: parsed.args,
-                name: parsed.name,
-            });
-            return Routed::Call(Box::new(Call {
-                target,
-                label,
-                event: Self::event(incoming, kind, None, correlation_id),
-                prompt,
-                pressed_message: None,
-            }));
-        }
-
-        // Plain text (in a group, addressed to us: see `for_us`).
-        let text = self.text_for_plugin(&incoming);
-        let mut prompt_change = PromptChange::Keep;
-        if let Some(store) = store
-            && let Some(prompt) = Box::pin(waiting_question(store, chat_id)).await
-            && answers(&prompt, &incoming)
-        {
-            if let Some(plugin) = plugins.plugin(&prompt.plugin) {
-                let kind = EventKind::Text(text);
-                return Routed::Call(Box::new(Call {
-                    target: Target::Plugin(plugin.clone()),
-                    label: plugin.name().to_string(),
-                    event: Self::event(incoming, kind, Some(prompt.state), correlation_id),
-                    prompt: PromptChange::Clear,
-                    pressed_message: None,
-                }));
+                (Target::Plugin(plugin), None, clears(clears_question))
             }
-            tracing::warn!(plugin = %prompt.plugin, "the plugin that asked a question is not loaded; its question is dropped");
-            prompt_change = PromptChange::Clear;
-        }
-        match self.free_text_plugin(plugins) {
-            Some(plugin) => Routed::Call(Box::new(Call {
-                target: Target::Plugin(plugin.clone()),
-                label: plugin.name().to_string(),
-                event: Self::event(incoming, EventKind::Text(text), None, correlation_id),
-                prompt: prompt_change,
-                pressed_message: None,
-            })),
-            None => {
+            Route::NoFreeText { clears_question } => {
+                if clears_question {
+                    tracing::warn!(
+                        "the plugin that asked a question is not loaded; its question is dropped"
+                    );
+                }
                 tracing::info!(status = "not_a_command", "message handled");
-                Routed::Host(NO_FREE_TEXT.to_string(), prompt_change)
+                return Routed::Host(NO_FREE_TEXT.to_string(), clears(clears_question));
             }
-        }
+            // Asked again once the question was read: routing cannot say more.
+            Route::ReadQuestion => {
+                tracing::error!("routing asked for the chat's question twice");
+                return Routed::Host(NO_FREE_TEXT.to_string(), PromptChange::Keep);
+            }
+        };
+        let (label, kind) = match command {
+            Some(parsed) => (
+                format!("/{}", parsed.name),
+                EventKind::Command(Command {
+                    args: parsed.args,
+                    name: parsed.name,
+                }),
+            ),
+            None => {
+                let label = match &target {
+                    Target::Plugin(plugin) => plugin.name().to_string(),
+                    Target::Native(_) => NATIVE.to_string(),
+                };
+                (label, EventKind::Text(self.text_for_plugin(&incoming)))
+            }
+        };
+        Routed::Call(Box::new(Call {
+            target,
+            label,
+            event: Self::event(incoming, kind, state, correlation_id),
+            prompt,
+            pressed_message: None,
+        }))
     }
 
     async fn route_press(
@@ -345,28 +359,38 @@ impl Dispatcher {
                 );
             }
         };
-        if button.plugin == AGENT_BUTTONS {
-            return Routed::Agent(press, button.data);
+        let loaded = Loaded {
+            plugins,
+            native: &self.native,
+        };
+        let route =
+            |question| route::route_press(&press, &button.plugin, AGENT_BUTTONS, &loaded, question);
+        let mut waiting = None;
+        let mut decided = route(Question::Unread);
+        if matches!(decided, PressRoute::ReadQuestion) {
+            waiting = waiting_question(store, press.chat_id).await;
+            decided = route(Question::Read(waiting.as_ref()));
         }
-        let Some(plugin) = plugins.plugin(&button.plugin) else {
-            tracing::info!(plugin = %button.plugin, status = "plugin_missing", "button press handled");
-            return Routed::Host(
-                format!(
-                    "This button belongs to {}, which is not available right now.",
-                    button.plugin
-                ),
-                PromptChange::Keep,
-            );
+        let (plugin, answers_question) = match decided {
+            PressRoute::Agent => return Routed::Agent(press, button.data),
+            PressRoute::Plugin {
+                plugin,
+                answers_question,
+            } => (plugin, answers_question),
+            PressRoute::PluginMissing | PressRoute::ReadQuestion => {
+                tracing::info!(plugin = %button.plugin, status = "plugin_missing", "button press handled");
+                return Routed::Host(
+                    format!(
+                        "This button belongs to {}, which is not available right now.",
+                        button.plugin
+                    ),
+                    PromptChange::Keep,
+                );
+            }
         };
         // A press on the buttons of the plugin that asked answers its question.
-        let (state, prompt) = match waiting_question(store, press.chat_id).await {
-            Some(waiting)
-                if waiting.plugin == button.plugin
-                    && (press.chat_type == ChatType::Private
-                        || waiting.user_id == press.user_id) =>
-            {
-                (Some(waiting.state), PromptChange::Clear)
-            }
+        let (state, prompt) = match waiting {
+            Some(waiting) if answers_question => (Some(waiting.state), PromptChange::Clear),
             _ => (None, PromptChange::Keep),
         };
         let event = Event {
@@ -387,8 +411,8 @@ impl Dispatcher {
             prompt: state,
         };
         Routed::Call(Box::new(Call {
-            target: Target::Plugin(plugin.clone()),
             label: plugin.name().to_string(),
+            target: Target::Plugin(plugin),
             event,
             prompt,
             pressed_message: Some(press.message_id),
@@ -451,13 +475,6 @@ impl Dispatcher {
             }
             None => text.to_string(),
         }
-    }
-
-    fn free_text_plugin<'p>(&self, plugins: &'p PluginSet) -> Option<&'p Arc<LoadedPlugin>> {
-        let name = self.default_plugin.as_deref()?;
-        plugins
-            .plugin(name)
-            .filter(|plugin| plugin.manifest().free_text)
     }
 
     /// The event a plugin receives for `incoming` (taken apart, not copied).
@@ -775,12 +792,6 @@ enum Routed {
     Agent(IncomingPress, String),
 }
 
-/// Whether `incoming` answers `prompt`: in a private chat any message, in a
-/// group only one from the user who was asked.
-fn answers(prompt: &PendingPrompt, incoming: &IncomingMessage) -> bool {
-    incoming.chat_type == ChatType::Private || prompt.user_id == incoming.user_id
-}
-
 async fn waiting_question(store: &Store, chat_id: i64) -> Option<PendingPrompt> {
     match conversation::waiting_question(store, chat_id).await {
         Ok(prompt) => prompt,
@@ -791,12 +802,6 @@ async fn waiting_question(store: &Store, chat_id: i64) -> Option<PendingPrompt> 
             None
         }
     }
-}
-
-fn native_call(handler: &NativeHandler, event: &Event) -> Result<Vec<Action>, PluginFailure> {
-    Ok(legacy_message(event)
-        .map(|message| vec![legacy_send(handler(&message))])
-        .unwrap_or_default())
 }
 
 fn plain(text: String) -> ChatAction {

@@ -15,13 +15,16 @@ mod event;
 mod help;
 pub mod jobs;
 pub mod lanes;
+mod native;
 mod perform;
+mod route;
 pub mod telegram;
 
 pub use conversation::{BUTTON_LIFETIME, MESSAGE_MEMORY};
-pub use dispatcher::{Dispatcher, NativeHandler};
+pub use dispatcher::Dispatcher;
 pub use event::{
     Answer, ChatAction, Incoming, IncomingMessage, IncomingPress, InlineButton, Keyboard,
     OutgoingFile, OutgoingMessage, PromptChange,
 };
+pub use native::NativeHandler;
 pub use perform::{ChatOutput, perform};
