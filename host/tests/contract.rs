@@ -253,3 +253,54 @@ fn the_adding_a_capability_guide_names_every_place_that_lists_capabilities() {
         );
     }
 }
+
+/// `pub const NAME: TYPE = EXPR;` in a Rust source, EXPR of integers
+/// joined by `*` or `<<` (what the SDK writes).
+fn rust_constant(source: &str, name: &str) -> u64 {
+    let line = source
+        .lines()
+        .find(|line| line.starts_with(&format!("pub const {name}:")))
+        .unwrap_or_else(|| panic!("no `pub const {name}`"));
+    let expr = line
+        .split('=')
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("{line}: no value"));
+    let number = |text: &str| {
+        text.trim()
+            .replace('_', "")
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("{line}: {text:?} is not an integer"))
+    };
+    match expr.split_once("<<") {
+        Some((value, shift)) => number(value) << number(shift),
+        None => expr.split('*').map(number).product(),
+    }
+}
+
+#[test]
+fn the_rust_sdk_checks_actions_against_the_hosts_limits() {
+    use wasmbot::runtime as host;
+    let sdk = read("sdk/src/lib.rs");
+    for (name, limit) in [
+        ("MAX_ACTIONS", host::MAX_ACTIONS as u64),
+        ("MAX_BUTTON_DATA_BYTES", host::MAX_BUTTON_DATA_BYTES as u64),
+        (
+            "MAX_BUTTON_LABEL_CHARS",
+            host::MAX_BUTTON_LABEL_CHARS as u64,
+        ),
+        ("MAX_BUTTONS", host::MAX_BUTTONS as u64),
+        ("MAX_BUTTONS_PER_ROW", host::MAX_BUTTONS_PER_ROW as u64),
+        (
+            "MAX_PROMPT_STATE_BYTES",
+            host::MAX_PROMPT_STATE_BYTES as u64,
+        ),
+        ("MAX_ASK_TIMEOUT_SECS", host::MAX_PROMPT_WAIT.as_secs()),
+    ] {
+        assert_eq!(
+            rust_constant(&sdk, name),
+            limit,
+            "sdk/src/lib.rs {name} vs the host's limit"
+        );
+    }
+}

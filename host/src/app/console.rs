@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use super::serving::Audience;
 use crate::app::config::Config;
 use crate::app::root::Host;
-use crate::chat::Dispatcher;
 use crate::chat::console::{self, ConsoleJobs, ConsoleUser};
-use crate::chat::jobs::{JobRunner, RunnerRole};
+use crate::chat::jobs::RunnerRole;
 
 pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::Result<()> {
     let host = Host::start(config, migrate).await?;
@@ -24,29 +24,26 @@ pub async fn run(config: &Config, user: ConsoleUser, migrate: bool) -> anyhow::R
         );
     }
     // Rebuilt plugins (`just watch`) are picked up while the console runs.
-    let _watcher = crate::runtime::watch(host.registry.clone(), |_, _| {})
-        .with_context(|| format!("watching {}", config.plugins_dir.display()))?;
-    let dispatcher = Arc::new(
-        Dispatcher::new(host.registry.clone(), None)
-            .with_services(host.services.clone())
-            .with_default_plugin(config.default_plugin.clone())
-            .with_agent(config.agent)
-            .with_channel(console::CHANNEL),
+    let _watcher = host.watch_plugins(|_| {})?;
+    let dispatcher = host.dispatcher(
+        config,
+        Audience {
+            channel: console::CHANNEL,
+            bot_username: None,
+            access: None,
+        },
     );
     // Health, metrics and webhooks only when asked for: the console is a local tool.
     let ops = host.serve_ops_if_configured(config, &dispatcher);
     // Jobs added in a console (reminders) fire here, between the user's lines.
     let (jobs_output, proactive) = ConsoleJobs::new(user.chat_id);
     let (stop_jobs, jobs_stopping) = tokio::sync::watch::channel(false);
-    let jobs = host.services.store.clone().map(|store| {
-        let runner = JobRunner::new(
-            RunnerRole::Bot,
-            dispatcher.clone(),
-            store,
-            Arc::new(jobs_output),
-        );
-        tokio::spawn(runner.run(jobs_stopping))
-    });
+    let jobs = host.spawn_plugin_jobs(
+        RunnerRole::Bot,
+        dispatcher.clone(),
+        Arc::new(jobs_output),
+        jobs_stopping,
+    );
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         println!(

@@ -7,4 +7,5 @@ pub mod console;
 pub mod mcp;
 pub mod ops;
 pub mod root;
+mod serving;
 pub mod worker;

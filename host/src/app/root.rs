@@ -13,7 +13,7 @@ use super::ops::{OpsServer, OpsState, ops_router};
 use crate::capabilities;
 use crate::chat::Dispatcher;
 use crate::chat::jobs::hooks_router;
-use crate::chat::telegram::{self, BotHost};
+use crate::chat::telegram;
 use crate::infra::alert::Alerter;
 use crate::infra::audit::{AuditOptions, AuditWriter, DEFAULT_QUEUE_CAPACITY};
 use crate::infra::cache::CacheStore;
@@ -152,26 +152,6 @@ impl Host {
             }
             (None, None) => Vec::new(),
         }
-    }
-
-    /// `run`: the Telegram bot until `shutdown` resolves.
-    pub async fn serve_telegram(
-        &self,
-        config: &Config,
-        shutdown: impl std::future::Future<Output = ()> + Send,
-    ) -> anyhow::Result<()> {
-        let bot = BotHost {
-            settings: &config.telegram,
-            services: self.services.clone(),
-            registry: self.registry.clone(),
-            ops: ops_router(self.ops_state()),
-            ops_addr: config.http_addr_or_default(),
-            hooks_addr: config.hooks_addr,
-            health_interval: config.health.interval,
-            default_plugin: config.default_plugin.clone(),
-            agent: config.agent,
-        };
-        telegram::serve(bot, shutdown).await
     }
 
     /// Flushes the audit queue and closes the database.

@@ -290,17 +290,13 @@ impl Dispatcher {
                 clears_question,
             } => {
                 if clears_question {
-                    tracing::warn!(
-                        "the plugin that asked a question is not loaded; its question is dropped"
-                    );
+                    question_dropped(waiting.as_ref());
                 }
                 (Target::Plugin(plugin), None, clears(clears_question))
             }
             Route::NoFreeText { clears_question } => {
                 if clears_question {
-                    tracing::warn!(
-                        "the plugin that asked a question is not loaded; its question is dropped"
-                    );
+                    question_dropped(waiting.as_ref());
                 }
                 tracing::info!(status = "not_a_command", "message handled");
                 return Routed::Host(NO_FREE_TEXT.to_string(), clears(clears_question));
@@ -790,6 +786,12 @@ enum Routed {
     Call(Box<Call>),
     /// A press on the agent's Allow / Deny (with the button's data).
     Agent(IncomingPress, String),
+}
+
+/// The question's plugin is gone: the question goes, the text goes on.
+fn question_dropped(waiting: Option<&PendingPrompt>) {
+    let plugin = waiting.map_or("?", |waiting| waiting.plugin.as_str());
+    tracing::warn!(%plugin, "the plugin that asked a question is not loaded; its question is dropped");
 }
 
 async fn waiting_question(store: &Store, chat_id: i64) -> Option<PendingPrompt> {

@@ -22,7 +22,10 @@ mod tools;
 mod warm;
 mod watcher;
 
-pub use actions::{DEFAULT_PROMPT_WAIT, MAX_PROMPT_WAIT};
+pub use actions::{
+    DEFAULT_PROMPT_WAIT, MAX_ACTIONS, MAX_BUTTON_DATA_BYTES, MAX_BUTTON_LABEL_CHARS, MAX_BUTTONS,
+    MAX_BUTTONS_PER_ROW, MAX_PROMPT_STATE_BYTES, MAX_PROMPT_WAIT,
+};
 pub use agent_link::{AWAITING_CONFIRMATION, AgentLink, AgentReply};
 pub use bindings::conversation::events::{
     Action, Attachment, AttachmentKind, Button, ButtonPress, ChatType, Command, Edit, Event,

@@ -67,11 +67,10 @@ impl RunningBot {
         let host = Host::start(&config, true).await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let result = host
-                .serve_telegram(&config, async {
-                    let _ = stopped.await;
-                })
-                .await;
+            let result = wasmbot::app::bot::serve(&host, &config, async {
+                let _ = stopped.await;
+            })
+            .await;
             host.shutdown().await;
             result
         });

@@ -4,10 +4,9 @@ use super::jobs::{INBOX_DONE_RETENTION_HOURS, Job, run, run_job, sync_audit_rete
 use crate::app::config::Config;
 use crate::app::ops::{OpsServer, OpsState};
 use crate::app::root::{Host, open_store, shutdown_signal, worker_services};
-use crate::chat::Dispatcher;
-use crate::chat::jobs::{JobRunner, RunnerRole};
+use crate::app::serving::Audience;
+use crate::chat::jobs::RunnerRole;
 use crate::chat::telegram;
-use std::sync::Arc;
 
 /// The worker process: `once`, one job now (its result on stdout); otherwise
 /// the jobs and the ops endpoints until SIGINT/SIGTERM.
@@ -41,13 +40,19 @@ pub async fn serve(config: &Config, once: Option<Job>, migrate: bool) -> anyhow:
             if let Some(sink) = telegram::admin_alert_sink(&config.telegram)? {
                 host.services.alerter.attach(sink);
             }
-            let dispatcher = Arc::new(
-                Dispatcher::new(host.registry.clone(), None).with_services(host.services.clone()),
+            let dispatcher = host.dispatcher(
+                config,
+                Audience {
+                    channel: "telegram",
+                    bot_username: None,
+                    access: None,
+                },
             );
-            let runner = JobRunner::new(RunnerRole::Worker, dispatcher, store.clone(), output);
+            let runner =
+                host.spawn_plugin_jobs(RunnerRole::Worker, dispatcher, output, jobs_stopping);
             // Rebuilt plugins reach the worker's jobs as they reach the bot.
-            let watcher = crate::runtime::watch(host.registry.clone(), |_, _| {})?;
-            Some((tokio::spawn(runner.run(jobs_stopping)), host, watcher))
+            let watcher = host.watch_plugins(|_| {})?;
+            Some((runner, host, watcher))
         }
         _ => {
             tracing::info!(
@@ -75,7 +80,9 @@ pub async fn serve(config: &Config, once: Option<Job>, migrate: bool) -> anyhow:
     };
     let _ = stop_jobs.send(true);
     if let Some((jobs, host, _watcher)) = plugin_jobs {
-        let _ = jobs.await;
+        if let Some(jobs) = jobs {
+            let _ = jobs.await;
+        }
         host.shutdown().await;
     }
     ops.stop().await;

@@ -22,5 +22,8 @@ mod webhook;
 pub use inbox::{Inbox, MAX_ATTEMPTS, MAX_IN_FLIGHT};
 pub use live::{DRAFT_INTERVAL, EDIT_INTERVAL, GROUP_EDIT_INTERVAL, TelegramLink};
 pub use replies::ReplySender;
-pub use serve::{BotHost, DRAIN_DEADLINE, admin_alert_sink, job_output, serve};
+pub use serve::{
+    DRAIN_DEADLINE, TelegramBot, TelegramReceiver, access_policy, admin_alert_sink, connect,
+    job_output,
+};
 pub use settings::{DEFAULT_INBOX_LEASE_SECS, OPS_PATHS, TelegramSettings};

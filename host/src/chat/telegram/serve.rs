@@ -1,8 +1,8 @@
-//! Running the bot: connect, receive updates (polling or webhook), serve
-//! the ops endpoints beside them, and stop without losing what was received.
+//! The bot's connection to Telegram: connect (`getMe`), receive updates
+//! (polling or webhook) into the inbox, and stop without losing what was
+//! received. What serves beside it is built by the composition root.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +10,9 @@ use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 use teloxide::prelude::{Bot, Requester as _};
 use tokio::sync::watch;
+use url::Url;
 
-use super::adapter::{TelegramAdapter, stopped};
+use super::adapter::TelegramAdapter;
 use super::inbox::Inbox;
 use super::jobs::TelegramJobs;
 use super::replies::ReplySender;
@@ -19,45 +20,32 @@ use super::settings::TelegramSettings;
 use super::{menu, polling, runner, webhook};
 use crate::chat::Dispatcher;
 use crate::chat::access::AccessPolicy;
-use crate::chat::jobs::{JobRunner, RunnerRole, hooks_router};
-use crate::infra::alert::{AlertSink, SinkFuture};
-use crate::infra::services::HostServices;
-use crate::runtime::{Format, PluginRegistry, ReloadOutcome};
+use crate::chat::jobs::JobOutput;
+use crate::infra::alert::{AlertSink, Alerter, SinkFuture};
+use crate::infra::store::Store;
+use crate::runtime::{Format, PluginSet};
 
 /// How long shutdown waits for messages in flight.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
-/// What the bot is given by the composition root.
-pub struct BotHost<'a> {
-    pub settings: &'a TelegramSettings,
-    pub services: Arc<HostServices>,
-    pub registry: Arc<PluginRegistry>,
-    /// The operator's endpoints, served on `ops_addr` (`HTTP_ADDR`); the
-    /// webhook is served beside them unless `WEBHOOK_ADDR` is set.
-    pub ops: axum::Router,
-    pub ops_addr: SocketAddr,
-    /// `HOOKS_ADDR`: the inbound webhooks' own listener; None serves them
-    /// beside the ops endpoints.
-    pub hooks_addr: Option<SocketAddr>,
-    /// `HEALTH_INTERVAL_SECS`: how often the health monitor checks.
-    pub health_interval: Duration,
-    /// `DEFAULT_PLUGIN`: who receives plain text.
-    pub default_plugin: Option<String>,
-    /// `AGENT_MAX_STEPS`, `AGENT_TURN_TOKENS`.
-    pub agent: crate::chat::agent::AgentSettings,
+/// A bot the Bot API accepted (`getMe`): what the composition root builds
+/// the dispatcher, the jobs and the alerts of `wasmbot run` with.
+pub struct TelegramBot {
+    bot: Bot,
+    /// Our @username: the dispatcher tells group chatter for us by it.
+    pub username: Option<String>,
+    bot_id: i64,
+    replies: ReplySender,
+    /// The webhook's secret token, derived from the bot token.
+    webhook_secret: String,
 }
 
-/// Runs the bot until `shutdown` resolves, then stops taking updates and
-/// waits (bounded) for the messages in flight. The caller flushes the audit.
-pub async fn serve(
-    host: BotHost<'_>,
-    shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
-    let settings = host.settings;
+/// Connects with `TELEGRAM_BOT_TOKEN` and asks Telegram who the bot is.
+pub async fn connect(settings: &TelegramSettings) -> anyhow::Result<TelegramBot> {
     let token = settings.bot_token.as_ref().context(
         "TELEGRAM_BOT_TOKEN is not set: `wasmbot run` needs the token @BotFather gave you (or talk to the bot with `wasmbot chat`)",
     )?;
-    let bot = connect(token.expose(), settings)?;
+    let bot = client(token.expose(), settings)?;
     let me = bot.get_me().await.map_err(|error| {
         anyhow::anyhow!(
             "Telegram did not accept TELEGRAM_BOT_TOKEN at {} (getMe): {error}",
@@ -69,19 +57,20 @@ pub async fn serve(
         bot = username.as_deref().unwrap_or("?"),
         "connected to Telegram"
     );
+    Ok(TelegramBot {
+        replies: ReplySender::new(bot.clone()),
+        bot_id: i64::try_from(me.user.id.0).context("the bot's user id is out of range")?,
+        webhook_secret: webhook_secret(token.expose()),
+        bot,
+        username,
+    })
+}
 
-    let replies = ReplySender::new(bot.clone());
-    let services = host.services.clone();
-    match settings.admin_chat_id {
-        // Every part of the host that alerts (LLM, health, reloads) shares this alerter.
-        Some(chat_id) => services.alerter.attach(Arc::new(AdminChat {
-            replies: replies.clone(),
-            chat_id,
-        })),
-        None => tracing::warn!("TELEGRAM_ADMIN_CHAT_ID is not set: alerts go to the log only"),
-    }
+/// Who may talk to the bot: `TELEGRAM_ALLOWED_USERS`, or everyone when the
+/// operator said so (`TELEGRAM_ALLOW_EVERYONE=true`); refused unset.
+pub fn access_policy(settings: &TelegramSettings) -> anyhow::Result<AccessPolicy> {
     settings.check_access_configured()?;
-    let access = match &settings.allowed_users {
+    Ok(match &settings.allowed_users {
         Some(users) if !users.is_empty() => {
             AccessPolicy::only(users.iter().filter_map(|u| i64::try_from(u.0).ok()))
         }
@@ -89,149 +78,151 @@ pub async fn serve(
             tracing::warn!("TELEGRAM_ALLOW_EVERYONE=true: anyone who finds the bot can use it");
             AccessPolicy::everyone()
         }
-    };
-    let store = host
-        .services
-        .store
-        .clone()
-        .context("wasmbot run keeps updates in the database, and none is open")?;
-    let bot_id = i64::try_from(me.user.id.0).context("the bot's user id is out of range")?;
-    let alerter = services.alerter.clone();
-    let dispatcher = Dispatcher::new(host.registry.clone(), username)
-        .with_services(services)
-        .with_access(access)
-        .with_default_plugin(host.default_plugin.clone())
-        .with_agent(host.agent);
-    let dispatcher = Arc::new(dispatcher);
-    let job_runner = JobRunner::new(
-        RunnerRole::Bot,
-        dispatcher.clone(),
-        store.clone(),
+    })
+}
+
+impl TelegramBot {
+    /// Alerts from every part of the host (LLM, health, reloads) go to the
+    /// admin chat, where one is set.
+    pub fn attach_admin_chat(&self, settings: &TelegramSettings, alerter: &Alerter) {
+        match settings.admin_chat_id {
+            Some(chat_id) => alerter.attach(Arc::new(AdminChat {
+                replies: self.replies.clone(),
+                chat_id,
+            })),
+            None => tracing::warn!("TELEGRAM_ADMIN_CHAT_ID is not set: alerts go to the log only"),
+        }
+    }
+
+    /// Where the plugins' due jobs are delivered.
+    pub fn job_output(&self, settings: &TelegramSettings, store: &Store) -> Arc<dyn JobOutput> {
         Arc::new(TelegramJobs {
-            replies: replies.clone(),
+            replies: self.replies.clone(),
             admin_chat: settings.admin_chat_id,
             store: store.clone(),
-        }),
-    );
-    let adapter = Arc::new(TelegramAdapter {
-        bot: bot.clone(),
-        dispatcher: dispatcher.clone(),
-        replies,
-        inbox: Inbox::new(store, bot_id, &settings.instance_id, settings.inbox_lease),
-    });
+        })
+    }
 
-    menu::publish(&bot, &host.registry.snapshot()).await;
-    let menu_bot = bot.clone();
-    let _watcher = crate::runtime::watch(host.registry.clone(), move |outcomes, plugins| {
-        for (plugin, outcome) in outcomes {
-            if let ReloadOutcome::Refused { reason } = outcome {
-                alerter.alert(
-                    &format!("plugin:{plugin}"),
-                    format!("⚠️ Plugin `{plugin}` was not reloaded: {reason}. The previous version keeps serving."),
-                );
-            }
-        }
-        let (bot, plugins) = (menu_bot.clone(), plugins.clone());
-        tokio::spawn(async move { menu::publish(&bot, &plugins).await });
-    })
-    .with_context(|| format!("watching {}", host.registry.dir().display()))?;
+    /// Publishes the commands of `plugins` as the bot's menu.
+    pub async fn publish_menu(&self, plugins: &PluginSet) {
+        menu::publish(&self.bot, plugins).await;
+    }
 
-    let (stop, stopping) = watch::channel(false);
-    let serve_on = |listener, router| {
-        let mut stopping = stopping.clone();
-        crate::infra::http::serve_on(
-            listener,
-            router,
-            async move { stopped(&mut stopping).await },
-        )
-    };
-    // Health and metrics on HTTP_ADDR; the webhook and the inbound hooks
-    // beside them, or each alone on WEBHOOK_ADDR and HOOKS_ADDR so that only
-    // they need be reachable from the internet. All listen before Telegram
-    // is told where to post.
-    let mut ops = host.ops;
-    let mut servers = tokio::task::JoinSet::new();
-    let ops_listener = crate::infra::http::bind("HTTP_ADDR", host.ops_addr).await?;
-    let hooks = hooks_router(dispatcher);
-    match host.hooks_addr {
-        Some(addr) => {
-            let listener = crate::infra::http::bind("HOOKS_ADDR", addr).await?;
-            servers.spawn(serve_on(listener, hooks));
-        }
-        None => ops = ops.merge(hooks),
-    }
-    let webhook = settings
-        .webhook_url
-        .as_ref()
-        .map(|url| (url, webhook_secret(token.expose())));
-    if let Some((url, secret)) = &webhook {
-        let hook = webhook::router(adapter.clone(), url.path(), secret.clone());
-        match settings.webhook_addr {
-            Some(addr) => {
-                let listener = crate::infra::http::bind("WEBHOOK_ADDR", addr).await?;
-                servers.spawn(serve_on(listener, hook));
-            }
-            None => ops = ops.merge(hook),
+    /// Publishes each new set of plugins as the menu, in the background
+    /// (for the plugins folder's watcher).
+    pub fn menu_publisher(&self) -> impl Fn(&PluginSet) + Send + Sync + 'static {
+        let bot = self.bot.clone();
+        move |plugins: &PluginSet| {
+            let (bot, plugins) = (bot.clone(), plugins.clone());
+            tokio::spawn(async move { menu::publish(&bot, &plugins).await });
         }
     }
-    servers.spawn(serve_on(ops_listener, ops));
-    if let Some((url, secret)) = &webhook {
-        webhook::register(&bot, url, secret).await?;
+
+    /// The receiving side: updates kept in the inbox, then handed to `dispatcher`.
+    pub fn receiver(
+        &self,
+        settings: &TelegramSettings,
+        dispatcher: Arc<Dispatcher>,
+        store: Store,
+    ) -> TelegramReceiver {
+        let adapter = Arc::new(TelegramAdapter {
+            bot: self.bot.clone(),
+            dispatcher,
+            replies: self.replies.clone(),
+            inbox: Inbox::new(
+                store,
+                self.bot_id,
+                &settings.instance_id,
+                settings.inbox_lease,
+            ),
+        });
+        TelegramReceiver {
+            adapter,
+            webhook: settings
+                .webhook_url
+                .clone()
+                .map(|url| (url, self.webhook_secret.clone())),
+        }
     }
-    // Resolves when a server ends: at shutdown, or when one failed.
-    let http = async move {
-        match servers.join_next().await {
-            Some(served) => served.context("the HTTP server stopped")?,
+}
+
+/// Receives updates (long polling, or the webhook Telegram posts to), keeps
+/// each in the inbox and hands it on; drains what is in flight at shutdown.
+pub struct TelegramReceiver {
+    adapter: Arc<TelegramAdapter>,
+    webhook: Option<(Url, String)>,
+}
+
+impl TelegramReceiver {
+    /// The route Telegram posts updates to, when `TELEGRAM_WEBHOOK_URL` is
+    /// set: the caller serves it (alone on `WEBHOOK_ADDR`, or beside the ops
+    /// endpoints) before [`Self::register_webhook`].
+    pub fn webhook_router(&self) -> Option<axum::Router> {
+        let (url, secret) = self.webhook.as_ref()?;
+        Some(webhook::router(
+            self.adapter.clone(),
+            url.path(),
+            secret.clone(),
+        ))
+    }
+
+    /// Tells Telegram where to post (when a webhook is set); the route must
+    /// be listening already.
+    pub async fn register_webhook(&self) -> anyhow::Result<()> {
+        match &self.webhook {
+            Some((url, secret)) => webhook::register(&self.adapter.bot, url, secret).await,
             None => Ok(()),
         }
-    };
-    // Updates kept before a crash or a restart are the oldest: claimed first.
-    let runner = tokio::spawn(runner::run(adapter.clone(), stopping.clone()));
-    // Due jobs and webhook deliveries, in whichever replica leads them.
-    let jobs = tokio::spawn(job_runner.run(stopping.clone()));
-    if let Some(monitor) = host.services.health.clone() {
-        let mut stopping = stopping.clone();
-        let interval = host.health_interval;
-        tokio::spawn(async move {
-            monitor
-                .run(interval, async move { stopped(&mut stopping).await })
-                .await
-        });
     }
-    let updates = match settings.webhook_url {
-        Some(_) => tokio::spawn(http),
-        None => {
-            let poller = adapter.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = polling::run(poller, stopping) => Ok(()),
-                    served = http => served,
-                }
-            })
-        }
-    };
-    let updates_failed = tokio::select! {
-        _ = shutdown => None,
-        result = updates => Some(result),
-    };
-    let _ = stop.send(true);
-    let _ = runner.await;
-    let _ = jobs.await;
-    tracing::info!(
-        in_flight = adapter.inbox.in_flight(),
-        "stopping: finishing the messages in flight"
-    );
-    // Unfinished updates stay in the inbox for the next start.
-    if !adapter.inbox.drain(DRAIN_DEADLINE).await {
-        tracing::error!(
+
+    /// Handles updates — by long polling, or as the webhook delivers them
+    /// while `http` serves it — until `shutdown` resolves or `http` ends
+    /// (a failure); then tells everything listening to `stop` to stop and
+    /// waits (bounded) for the messages in flight.
+    pub async fn receive(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+        stop: &watch::Sender<bool>,
+        http: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let adapter = self.adapter;
+        let stopping = stop.subscribe();
+        // Updates kept before a crash or a restart are the oldest: claimed first.
+        let runner = tokio::spawn(runner::run(adapter.clone(), stopping.clone()));
+        let updates = match self.webhook {
+            Some(_) => tokio::spawn(http),
+            None => {
+                let poller = adapter.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = polling::run(poller, stopping) => Ok(()),
+                        served = http => served,
+                    }
+                })
+            }
+        };
+        let updates_failed = tokio::select! {
+            _ = shutdown => None,
+            result = updates => Some(result),
+        };
+        let _ = stop.send(true);
+        let _ = runner.await;
+        tracing::info!(
             in_flight = adapter.inbox.in_flight(),
-            "messages still running at the shutdown deadline; they are handled again after the next start"
+            "stopping: finishing the messages in flight"
         );
+        // Unfinished updates stay in the inbox for the next start.
+        if !adapter.inbox.drain(DRAIN_DEADLINE).await {
+            tracing::error!(
+                in_flight = adapter.inbox.in_flight(),
+                "messages still running at the shutdown deadline; they are handled again after the next start"
+            );
+        }
+        if let Some(result) = updates_failed {
+            result.context("the update receiver stopped")??;
+        }
+        Ok(())
     }
-    if let Some(result) = updates_failed {
-        result.context("the update receiver stopped")??;
-    }
-    Ok(())
 }
 
 /// Alerts to `TELEGRAM_ADMIN_CHAT_ID`, for processes that do not run the
@@ -240,7 +231,7 @@ pub fn admin_alert_sink(settings: &TelegramSettings) -> anyhow::Result<Option<Ar
     let (Some(token), Some(chat_id)) = (&settings.bot_token, settings.admin_chat_id) else {
         return Ok(None);
     };
-    let bot = connect(token.expose(), settings)?;
+    let bot = client(token.expose(), settings)?;
     Ok(Some(Arc::new(AdminChat {
         replies: ReplySender::new(bot),
         chat_id,
@@ -257,7 +248,7 @@ pub fn job_output(
     let Some(token) = &settings.bot_token else {
         return Ok(None);
     };
-    let bot = connect(token.expose(), settings)?;
+    let bot = client(token.expose(), settings)?;
     Ok(Some(Arc::new(TelegramJobs {
         replies: ReplySender::new(bot),
         admin_chat: settings.admin_chat_id,
@@ -266,7 +257,7 @@ pub fn job_output(
 }
 
 /// A Bot API client whose request timeout outlasts a long poll.
-fn connect(token: &str, settings: &TelegramSettings) -> anyhow::Result<Bot> {
+fn client(token: &str, settings: &TelegramSettings) -> anyhow::Result<Bot> {
     let client = teloxide::net::default_reqwest_settings()
         .timeout(Duration::from_secs(
             u64::from(polling::POLL_TIMEOUT_SECS) + 15,
