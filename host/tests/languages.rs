@@ -31,7 +31,7 @@ fn compiled() -> PathBuf {
     static ONCE: std::sync::Once = std::sync::Once::new();
     let cache = compile_cache();
     ONCE.call_once(|| {
-        for name in ["convert", "dice"] {
+        for name in ["convert", "dice", "jsfetch"] {
             let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
                 .args(["plugins", "check"])
                 .arg(common::built_plugin(name))
@@ -51,15 +51,21 @@ fn compiled() -> PathBuf {
 
 /// `wasmbot chat` with `plugins` installed, fed `input`; its stdout.
 fn chat(plugins: &[&str], input: &str) -> String {
+    chat_with(plugins, &[], input)
+}
+
+/// As [`chat`], with more variables set (`extra`).
+fn chat_with(plugins: &[&str], extra: &[(&str, &str)], input: &str) -> String {
     let dir = common::plugins_dir(plugins);
     let data = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/wasmbot.db", data.path().display());
     let cache = compiled();
-    let env = [
+    let mut env = vec![
         ("PLUGINS_DIR", dir.path().to_str().unwrap()),
         ("PLUGIN_CACHE_DIR", cache.to_str().unwrap()),
         ("DATABASE_URL", database.as_str()),
     ];
+    env.extend_from_slice(extra);
     let output = common::chat_binary(data.path(), &env, &[], input);
     assert!(
         output.status.success(),
@@ -128,6 +134,57 @@ fn a_javascript_plugin_rolls_dice_and_keeps_poll_votes_in_state() {
          (notice) You voted for pizza.\n\
          Give a question and at least two options: /poll Lunch? | pizza | sushi",
         "{out}"
+    );
+}
+
+/// An `async` JavaScript handler awaits `fetch` under the `http` grant: the
+/// request goes out through the host to the allowed server, the answer
+/// comes back; a URL the manifest does not list is refused before any
+/// connection, as the handler's own error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_javascript_plugin_awaits_fetch_to_its_allowed_server_only() {
+    use axum::http::HeaderMap;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let noted = seen.clone();
+    let app = axum::Router::new().route(
+        "/greeting",
+        axum::routing::get(move |headers: HeaderMap| {
+            let noted = noted.clone();
+            async move {
+                let from = headers
+                    .get("x-from")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_string();
+                noted.lock().unwrap().push(from);
+                "hello from the server"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let base = format!("http://{server}");
+    let allowed = server.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        chat_with(
+            &["jsfetch"],
+            &[
+                ("PLUGIN_JSFETCH_BASE_URL", base.as_str()),
+                ("HTTP_ALLOW_PRIVATE", allowed.as_str()),
+            ],
+            "/jsfetch greeting\n/jsfetch_away http://127.0.0.1:9/elsewhere\n",
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("200 hello from the server"), "{out}");
+    assert!(out.contains("fetch refused"), "{out}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec!["jsfetch".to_string()],
+        "one request reached the server, with the plugin's header"
     );
 }
 

@@ -32,7 +32,13 @@
 // `import { state } from 'wasmbot'` (also log, secrets, audit, llm, health,
 // cache, vectors, config, media, schedule, agent): the WIT interfaces as
 // componentize-js binds them, with errors thrown as `CapabilityError`
-// (`.capability`, `.kind`, `.detail`). A plugin granted `http` has `fetch`.
+// (`.capability`, `.kind`, `.detail`). A plugin granted `http` has `fetch`;
+// `handle`, `onEvent` and `tool` may then be `async` and await it:
+//
+//   export async function handle(event) {
+//     const response = await fetch(`${config.get('api_url')}/today`);
+//     return `${response.status}: ${await response.text()}`;
+//   }
 
 import { granted } from 'wasmbot-granted';
 
@@ -240,14 +246,30 @@ export class Event {
   }
 }
 
-function run(fn, argument) {
+// A thrown `Declined` or capability error is the world's `Err(text)`, shown
+// to the user (or read by Claude); anything else is a crash.
+function failed(error) {
+  if (error instanceof Declined || error instanceof CapabilityError) throw error.message;
+  throw error;
+}
+
+// `fn` may be async (it awaits `fetch`, say): componentize-js then runs the
+// event loop until the promise it is handed settles.
+function settle(fn, argument, convert) {
+  let result;
   try {
-    return toActions(fn(argument));
+    result = fn(argument);
   } catch (error) {
-    // A thrown string is the world's `Err(text)`, shown to the user.
-    if (error instanceof Declined || error instanceof CapabilityError) throw error.message;
-    throw error;
+    failed(error);
   }
+  if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+    return result.then(convert, failed);
+  }
+  return convert(result);
+}
+
+function run(fn, argument) {
+  return settle(fn, argument, toActions);
 }
 
 /** Used by the generated entry module: the world's `handle`. */
@@ -293,11 +315,5 @@ export function checkTools(plugin, declared) {
 
 /** Used by the generated entry module: the `tools` interface's `call`. */
 export function runTool(plugin, call) {
-  try {
-    return toToolOutput(plugin.tool(new ToolCall(call)));
-  } catch (error) {
-    // A thrown string is the interface's `Err(text)`, which Claude reads.
-    if (error instanceof Declined || error instanceof CapabilityError) throw error.message;
-    throw error;
-  }
+  return settle((raw) => plugin.tool(new ToolCall(raw)), call, toToolOutput);
 }
