@@ -24,7 +24,7 @@ case "$language" in
 esac
 # Everything the component is made from: the plugin's files, the SDK, the WIT,
 # the generator and the pinned toolchain.
-fingerprint=$(find "$dir" "$sdk" "$root/wit" "$root/scripts/guest_world.py" "$pins" \
+fingerprint=$(find "$dir" "$sdk" "$root/wit" "$root/scripts/guest_world.py" "$root/scripts/guest/wasi" "$pins" \
     -type f ! -path '*/__pycache__/*' ! -path '*/node_modules/*' -print0 \
   | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-32)
 if [ -f "$out/$plugin.wasm" ] && [ "$(cat "$work/.fingerprint" 2>/dev/null)" = "$fingerprint" ] \

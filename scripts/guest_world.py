@@ -29,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WIT = ROOT / "wit"
+# WASI's WIT at the version the host links (scripts/guest/wasi/README.md).
+WASI_WIT = ROOT / "scripts" / "guest" / "wasi"
+WASI_VERSION = "0.2.12"
 
 # Capability name -> (the interface's WIT name, the package version it is in).
 INTERFACES = {
@@ -68,11 +71,6 @@ def read_manifest(plugin_dir: Path, language: str) -> tuple[list[str], list[str]
         if name not in INTERFACES and name not in WASI_CAPABILITIES:
             known = ", ".join([*INTERFACES, *sorted(WASI_CAPABILITIES)])
             fail(f"{manifest}: unknown capability {name!r} (known: {known})")
-    if "http" in capabilities and language == "python":
-        fail(
-            f"{manifest}: `http` is not available to Python plugins yet "
-            "(JavaScript plugins have `fetch`, Rust plugins `wasmbot_sdk::http`)"
-        )
     # The host checks the rest of each `[[tools]]` table when it loads the plugin.
     tools = parsed.get("tools", [])
     if not isinstance(tools, list) or not all(
@@ -82,9 +80,12 @@ def read_manifest(plugin_dir: Path, language: str) -> tuple[list[str], list[str]
     return capabilities, [tool["name"] for tool in tools]
 
 
-def write_wit(out: Path, capabilities: list[str], tools: list[str]) -> None:
+def write_wit(out: Path, capabilities: list[str], tools: list[str], language: str) -> None:
     wit = out / "wit"
     shutil.rmtree(wit, ignore_errors=True)
+    # A Python plugin granted `http` imports wasi:http itself (its SDK's
+    # `wasmbot.http` is a client over it); componentize-js brings its own.
+    python_http = "http" in capabilities and language == "python"
     versions = {"0.1.0": WIT, "0.2.0": WIT / "v0.2"}
     if tools or any(INTERFACES.get(name) == "0.3.0" for name in capabilities):
         versions["0.3.0"] = WIT / "v0.3"
@@ -93,6 +94,10 @@ def write_wit(out: Path, capabilities: list[str], tools: list[str]) -> None:
         deps.mkdir(parents=True)
         for file in source.glob("*.wit"):
             shutil.copy(file, deps / file.name)
+    if python_http:
+        # One package a file: each goes into deps/ as a file of its own.
+        for file in WASI_WIT.glob("*.wit"):
+            shutil.copy(file, wit / "deps" / f"wasi-{file.name}")
     proactive = "schedule" in capabilities
     lines = [
         "package local:plugin;",
@@ -108,6 +113,8 @@ def write_wit(out: Path, capabilities: list[str], tools: list[str]) -> None:
         version = INTERFACES.get(name)
         if version:
             lines.append(f"  import wasmbot:plugin/{name}@{version};")
+    if python_http:
+        lines.append(f"  import wasi:http/outgoing-handler@{WASI_VERSION};")
     lines.append("  export handle: func(event: event) -> result<list<action>, string>;")
     if proactive:
         lines.append("  export on-event: func(event: happening) -> result<list<action>, string>;")
@@ -168,7 +175,7 @@ def main() -> None:
     plugin_dir, language, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     out.mkdir(parents=True, exist_ok=True)
     capabilities, tools = read_manifest(plugin_dir, language)
-    write_wit(out, capabilities, tools)
+    write_wit(out, capabilities, tools, language)
     if language == "python":
         write_python_entry(out, capabilities, tools)
     elif language == "js":

@@ -31,7 +31,7 @@ fn compiled() -> PathBuf {
     static ONCE: std::sync::Once = std::sync::Once::new();
     let cache = compile_cache();
     ONCE.call_once(|| {
-        for name in ["convert", "dice", "jsfetch"] {
+        for name in ["convert", "dice", "jsfetch", "pyfetch"] {
             let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
                 .args(["plugins", "check"])
                 .arg(common::built_plugin(name))
@@ -137,54 +137,116 @@ fn a_javascript_plugin_rolls_dice_and_keeps_poll_votes_in_state() {
     );
 }
 
+/// A server for the plugins' requests: `GET /greeting` (noting its
+/// `x-from` header) and `POST /echo` (answering the body); what it saw.
+async fn greeting_server() -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::http::HeaderMap;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (on_get, on_post) = (seen.clone(), seen.clone());
+    let app = axum::Router::new()
+        .route(
+            "/greeting",
+            axum::routing::get(move |headers: HeaderMap| {
+                let seen = on_get.clone();
+                async move {
+                    let from = headers
+                        .get("x-from")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    seen.lock().unwrap().push(format!("GET from {from}"));
+                    "hello from the server"
+                }
+            }),
+        )
+        .route(
+            "/echo",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let seen = on_post.clone();
+                async move {
+                    let kind = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    seen.lock().unwrap().push(format!("POST {kind}"));
+                    format!("echo {body}")
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (server, seen)
+}
+
+/// `wasmbot chat` with `plugin` pointed at `server` (which it may reach), fed `input`.
+async fn chat_reaching(
+    plugin: &'static str,
+    server: std::net::SocketAddr,
+    input: &'static str,
+) -> String {
+    let variable = format!("PLUGIN_{}_BASE_URL", plugin.to_uppercase());
+    let (base, allowed) = (format!("http://{server}"), server.to_string());
+    tokio::task::spawn_blocking(move || {
+        chat_with(
+            &[plugin],
+            &[
+                (variable.as_str(), base.as_str()),
+                ("HTTP_ALLOW_PRIVATE", allowed.as_str()),
+            ],
+            input,
+        )
+    })
+    .await
+    .unwrap()
+}
+
 /// An `async` JavaScript handler awaits `fetch` under the `http` grant: the
 /// request goes out through the host to the allowed server, the answer
 /// comes back; a URL the manifest does not list is refused before any
 /// connection, as the handler's own error.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_javascript_plugin_awaits_fetch_to_its_allowed_server_only() {
-    use axum::http::HeaderMap;
-    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let noted = seen.clone();
-    let app = axum::Router::new().route(
-        "/greeting",
-        axum::routing::get(move |headers: HeaderMap| {
-            let noted = noted.clone();
-            async move {
-                let from = headers
-                    .get("x-from")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-")
-                    .to_string();
-                noted.lock().unwrap().push(from);
-                "hello from the server"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let base = format!("http://{server}");
-    let allowed = server.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        chat_with(
-            &["jsfetch"],
-            &[
-                ("PLUGIN_JSFETCH_BASE_URL", base.as_str()),
-                ("HTTP_ALLOW_PRIVATE", allowed.as_str()),
-            ],
-            "/jsfetch greeting\n/jsfetch_away http://127.0.0.1:9/elsewhere\n",
-        )
-    })
-    .await
-    .unwrap();
+    let (server, seen) = greeting_server().await;
+    let out = chat_reaching(
+        "jsfetch",
+        server,
+        "/jsfetch greeting\n/jsfetch_away http://127.0.0.1:9/elsewhere\n",
+    )
+    .await;
     assert!(out.contains("200 hello from the server"), "{out}");
     assert!(out.contains("fetch refused"), "{out}");
     assert_eq!(
         *seen.lock().unwrap(),
-        vec!["jsfetch".to_string()],
+        vec!["GET from jsfetch".to_string()],
         "one request reached the server, with the plugin's header"
+    );
+}
+
+/// A Python plugin granted `http` gets and posts with `wasmbot.http` (over
+/// `wasi:http`, served by the host); an unlisted URL is a `CapabilityError`
+/// naming the refusal, and never reaches a server.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_plugin_makes_requests_to_its_allowed_server_only() {
+    let (server, seen) = greeting_server().await;
+    let out = chat_reaching(
+        "pyfetch",
+        server,
+        "/pyfetch greeting\n/pypost hello\n/pyfetch_away http://127.0.0.1:9/elsewhere\n",
+    )
+    .await;
+    assert!(out.contains("200 hello from the server"), "{out}");
+    assert!(out.contains(r#"200 echo {"text": "hello"}"#), "{out}");
+    assert!(
+        out.contains("request refused: http-request-denied"),
+        "{out}"
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            "GET from pyfetch".to_string(),
+            "POST application/json".to_string()
+        ],
+        "two requests reached the server, with the plugin's headers"
     );
 }
 
