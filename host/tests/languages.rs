@@ -31,7 +31,9 @@ fn compiled() -> PathBuf {
     static ONCE: std::sync::Once = std::sync::Once::new();
     let cache = compile_cache();
     ONCE.call_once(|| {
-        for name in ["convert", "dice", "jsfetch", "pyfetch"] {
+        for name in [
+            "convert", "dice", "jsfetch", "pyfetch", "jsreach", "pyreach",
+        ] {
             let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbot"))
                 .args(["plugins", "check"])
                 .arg(common::built_plugin(name))
@@ -248,6 +250,78 @@ async fn a_python_plugin_makes_requests_to_its_allowed_server_only() {
         ],
         "two requests reached the server, with the plugin's headers"
     );
+}
+
+/// What a capability answers the probe plugins (`testing/pyreach`,
+/// `testing/jsreach`) in `wasmbot chat` with nothing configured: one call
+/// each, `ok` or the error case the host gave. Every capability of the
+/// host's table must be here: a new one is reached from both languages, or
+/// listed in `UNREACHABLE` with the reason.
+const REACHED: &[(&str, &str, &str)] = &[
+    // (capability, from Python, from JavaScript)
+    ("log", "ok", "ok"),
+    ("state", "ok", "ok"),
+    // No ENCRYPTION_KEY in the probe's environment: no vault.
+    ("secrets", "unavailable", "unavailable"),
+    ("audit", "ok", "ok"),
+    ("llm", "not-configured", "not-configured"),
+    ("agent", "not-configured", "not-configured"),
+    ("health", "ok", "ok"),
+    ("cache", "ok", "ok"),
+    ("vectors", "ok", "ok"),
+    ("config", "ok", "ok"),
+    ("media", "not-found", "not-found"),
+    ("schedule", "ok", "ok"),
+    // The host refuses the private address (HTTP_ALLOW_PRIVATE unset);
+    // fetch reports it as a NetworkError, the probe as "refused".
+    ("http", "destination-ip-prohibited", "refused"),
+    ("files", "ok", UNREACHABLE),
+];
+
+/// StarlingMonkey has no file API: a JavaScript plugin cannot use `files`.
+const UNREACHABLE: &str = "-";
+
+/// Each capability from Python and from JavaScript, through the real
+/// binary: the plugin is built against its grants, linked, and its call
+/// answered by the host (the list is the host's capability table).
+#[test]
+fn every_capability_is_reached_from_python_and_javascript() {
+    let table: Vec<&str> = wasmbot::capabilities::ALL.iter().map(|c| c.name).collect();
+    let listed: Vec<&str> = REACHED.iter().map(|(name, _, _)| *name).collect();
+    let (mut sorted_table, mut sorted_listed) = (table.clone(), listed);
+    sorted_table.sort_unstable();
+    sorted_listed.sort_unstable();
+    assert_eq!(sorted_listed, sorted_table, "REACHED vs capabilities::ALL");
+    for probe in ["pyreach", "jsreach"] {
+        let manifest =
+            std::fs::read_to_string(common::built_plugin(probe).with_extension("toml")).unwrap();
+        for name in &table {
+            assert!(
+                manifest.contains(&format!("\"{name}\"")),
+                "{probe} is not granted {name}"
+            );
+        }
+    }
+    let out = chat(&["pyreach", "jsreach"], "/pyreach\n/jsreach\n");
+    // `NAME: ANSWER` lines, Python's answer first, then JavaScript's.
+    let lines: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|line| line.split_once(": "))
+        .filter(|(name, _)| table.contains(name))
+        .map(|(name, answer)| (name.to_string(), answer.to_string()))
+        .collect();
+    let expected = |column: usize| -> Vec<(String, String)> {
+        REACHED
+            .iter()
+            .map(|&(name, python, javascript)| (name, [python, javascript][column]))
+            .filter(|&(_, answer)| answer != UNREACHABLE)
+            .map(|(name, answer)| (name.to_string(), answer.to_string()))
+            .collect()
+    };
+    let (from_python, from_javascript) = (expected(0), expected(1));
+    let (python, javascript) = lines.split_at(from_python.len().min(lines.len()));
+    assert_eq!(python, from_python, "from Python:\n{out}");
+    assert_eq!(javascript, from_javascript, "from JavaScript:\n{out}");
 }
 
 #[test]

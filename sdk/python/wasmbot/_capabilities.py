@@ -63,11 +63,23 @@ def _raising(capability, function):
     return call
 
 
+# What the manifest grants, once the world is made (`_run.world`): an
+# interface first imported while a call runs is then told apart from one
+# not granted.
+GRANTED = None
+
+
 def capability(name):
     """The interface `name` as a module, or an ImportError saying which grant it needs."""
     try:
         raw = importlib.import_module(f"wit_world.imports.{name}")
     except ImportError:
+        if GRANTED is not None and name in GRANTED:
+            raise ImportError(
+                f"`wasmbot.{name}` must be imported when app.py is loaded (at the top of the "
+                "file), not while a call runs: the component keeps only what was imported "
+                "when it was built"
+            ) from None
         raise ImportError(
             f"`wasmbot.{name}` needs the `{name}` capability: add \"{name}\" to "
             f"`capabilities` in plugin.toml"

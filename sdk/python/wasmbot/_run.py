@@ -2,7 +2,7 @@
 
 from componentize_py_types import Err
 
-from . import Declined
+from . import Declined, _capabilities
 from ._actions import to_actions
 from ._capabilities import CapabilityError
 from ._event import Event
@@ -18,6 +18,7 @@ def _run(function, argument):
 
 def world(app, granted):
     """The class componentize-py exports, for the plugin module `app`."""
+    _capabilities.GRANTED = tuple(granted)
     handle = getattr(app, "handle", None)
     if not callable(handle):
         raise TypeError("app.py must define `def handle(event):`")
