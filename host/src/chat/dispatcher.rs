@@ -2,7 +2,8 @@
 //! correlation id -> access -> where it goes (`route.rs` decides: a
 //! command's owner, the plugin whose question or button this answers, or
 //! the default plugin for free text) -> its call under its limits ->
-//! actions for the adapter.
+//! actions for the adapter. What is kept of each call (its audit entry,
+//! the metrics) is `record.rs`'s.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,14 +20,13 @@ use super::event::{
 };
 use super::help;
 use super::native::{NATIVE, NativeHandler, native_call};
+use super::record;
 use super::route::{self, Loaded, PressRoute, Question, Route};
-use crate::infra::metrics::{MessageLabels, label, metrics};
 use crate::infra::services::HostServices;
-use crate::infra::store::{AuditEntry, PendingPrompt, Store, clean_text};
+use crate::infra::store::{PendingPrompt, Store, clean_text};
 use crate::runtime::{
-    Action, ButtonPress, CANCEL_COMMAND, CallContext, ChatLink, ChatType, Command, Event,
-    EventKind, HELP_COMMAND, Happening, HappeningKind, LoadedPlugin, PluginFailure, PluginRegistry,
-    PluginSet,
+    ButtonPress, CANCEL_COMMAND, CallContext, ChatLink, ChatType, Command, Event, EventKind,
+    HELP_COMMAND, Happening, HappeningKind, LoadedPlugin, PluginFailure, PluginRegistry, PluginSet,
 };
 
 /// Said for plain text when no plugin takes it.
@@ -181,7 +181,7 @@ impl Dispatcher {
                 status = "denied",
                 "message handled: the user is not allowed"
             );
-            self.audit_refusal(&incoming, &correlation_id);
+            record::refused(self.services.audit.as_deref(), &incoming, &correlation_id);
             return match access {
                 Access::Refused => host(REFUSAL_TEXT.to_string()),
                 // A press is answered anyway, so the user's client stops waiting.
@@ -542,10 +542,16 @@ impl Dispatcher {
         // them would hold a worker thread forever; take part in tokio's
         // cooperative budget so the watcher and other chats still run.
         tokio::task::consume_budget().await;
-        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        count_message(handler_name, &outcome, started.elapsed().as_secs_f64());
-        self.audit_call(event, handler_name, &outcome, duration_ms);
-        let kind = kind_name(&event.kind);
+        let elapsed = started.elapsed();
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        record::call_finished(
+            self.services.audit.as_deref(),
+            event,
+            handler_name,
+            &outcome,
+            elapsed,
+        );
+        let kind = record::kind_name(&event.kind);
         let command = match &event.kind {
             EventKind::Command(command) => command.name.as_str(),
             _ => "",
@@ -710,9 +716,16 @@ impl Dispatcher {
             };
             let outcome = loaded.invoke_happening(&happening, &ctx).await;
             tokio::task::consume_budget().await;
-            let seconds = started.elapsed().as_secs_f64();
-            count_message(plugin, &outcome, seconds);
-            self.audit_happening(&happening, kind, user_id, plugin, &outcome, seconds * 1000.0);
+            let elapsed = started.elapsed();
+            let seconds = elapsed.as_secs_f64();
+            record::happening_finished(
+                self.services.audit.as_deref(),
+                &happening,
+                (kind, user_id),
+                plugin,
+                &outcome,
+                elapsed,
+            );
             let mut answer = Answer {
                 correlation_id: happening.correlation_id.clone(),
                 plugin: Some(plugin.to_string()),
@@ -747,35 +760,6 @@ impl Dispatcher {
         }
         .instrument(span)
         .await
-    }
-
-    /// One entry per due job or webhook delivery (action `job`, `webhook`).
-    fn audit_happening(
-        &self,
-        happening: &Happening,
-        kind: &str,
-        user_id: i64,
-        plugin: &str,
-        outcome: &Result<Vec<Action>, PluginFailure>,
-        duration_ms: f64,
-    ) {
-        let Some(writer) = &self.services.audit else {
-            return;
-        };
-        let metadata = match &happening.kind {
-            HappeningKind::Job(job) => serde_json::json!({
-                "job_id": job.id, "late": job.late, "attempt": job.attempt, "repeats": job.repeats,
-            }),
-            HappeningKind::Webhook(hook) => serde_json::json!({
-                "hook": hook.name, "bytes": hook.body.len(),
-            }),
-        };
-        writer.record(AuditEntry {
-            correlation_id: Some(happening.correlation_id.clone()),
-            user_id: (user_id != 0).then_some(user_id),
-            chat_id: Some(happening.chat_id),
-            ..outcome_entry(kind, plugin, outcome, duration_ms, metadata)
-        });
     }
 }
 
@@ -825,103 +809,6 @@ fn host_answer(correlation_id: &str, is_press: bool, text: String) -> Answer {
         is_press,
         actions: vec![action],
         prompt: PromptChange::Keep,
-    }
-}
-
-fn kind_name(kind: &EventKind) -> &'static str {
-    match kind {
-        EventKind::Command(_) => "command",
-        EventKind::Text(_) => "text",
-        EventKind::Button(_) => "button",
-    }
-}
-
-impl Dispatcher {
-    /// A message from someone not on the allow-list: no plugin ran.
-    fn audit_refusal(&self, incoming: &Incoming, correlation_id: &str) {
-        let Some(writer) = &self.services.audit else {
-            return;
-        };
-        writer.record(AuditEntry {
-            correlation_id: Some(correlation_id.to_string()),
-            user_id: Some(incoming.user_id()),
-            chat_id: Some(incoming.chat_id()),
-            error: Some("user is not in TELEGRAM_ALLOWED_USERS".into()),
-            metadata: sqlx::types::Json(serde_json::json!({ "username": incoming.username() })),
-            ..AuditEntry::new("access", "denied")
-        });
-    }
-
-    /// One entry per handled event (action `command`, `text` or `button`);
-    /// queued, never awaited.
-    fn audit_call(
-        &self,
-        event: &Event,
-        plugin: &str,
-        outcome: &Result<Vec<Action>, PluginFailure>,
-        duration_ms: f64,
-    ) {
-        let Some(writer) = &self.services.audit else {
-            return;
-        };
-        let metadata = match &event.kind {
-            EventKind::Command(command) => serde_json::json!({ "command": command.name }),
-            _ => serde_json::json!({ "answers_question": event.prompt.is_some() }),
-        };
-        writer.record(AuditEntry {
-            correlation_id: Some(event.correlation_id.clone()),
-            user_id: Some(event.user_id),
-            chat_id: Some(event.chat_id),
-            ..outcome_entry(
-                kind_name(&event.kind),
-                plugin,
-                outcome,
-                duration_ms,
-                metadata,
-            )
-        });
-    }
-}
-
-/// The audit entry of a plugin call: its action, outcome and duration.
-fn outcome_entry(
-    action: &str,
-    plugin: &str,
-    outcome: &Result<Vec<Action>, PluginFailure>,
-    duration_ms: f64,
-    metadata: serde_json::Value,
-) -> AuditEntry {
-    let (status, error) = match outcome {
-        Ok(_) => ("ok", None),
-        Err(failure) => (failure.status(), Some(failure.to_string())),
-    };
-    AuditEntry {
-        plugin: Some(plugin.to_string()),
-        error,
-        duration_ms: Some(duration_ms),
-        metadata: sqlx::types::Json(metadata),
-        ..AuditEntry::new(action, status)
-    }
-}
-
-/// The event, its latency and (for a call the host ended) the failure, in the metrics.
-fn count_message(plugin: &str, outcome: &Result<Vec<Action>, PluginFailure>, seconds: f64) {
-    let status = match outcome {
-        Ok(_) => "ok",
-        Err(failure) => failure.status(),
-    };
-    let m = metrics();
-    m.messages
-        .get_or_create(&MessageLabels {
-            plugin: plugin.to_string(),
-            status: status.to_string(),
-        })
-        .inc();
-    m.handler_seconds.observe(seconds);
-    if let Err(failure) = outcome
-        && !matches!(failure, PluginFailure::Declined(_))
-    {
-        m.plugin_failures.get_or_create(&label(status)).inc();
     }
 }
 

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod lanes;
 mod native;
 mod perform;
+mod record;
 mod route;
 pub mod telegram;
 
