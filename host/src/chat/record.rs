@@ -44,20 +44,17 @@ pub fn call_finished(
     outcome: &Outcome,
     elapsed: Duration,
 ) {
-    count_message(plugin, outcome, elapsed);
-    let Some(writer) = audit else {
-        return;
-    };
-    let metadata = match &event.kind {
+    let metadata = || match &event.kind {
         EventKind::Command(command) => serde_json::json!({ "command": command.name }),
         _ => serde_json::json!({ "answers_question": event.prompt.is_some() }),
     };
-    writer.record(AuditEntry {
-        correlation_id: Some(event.correlation_id.clone()),
+    let about = About {
+        action: kind_name(&event.kind),
+        correlation_id: &event.correlation_id,
         user_id: Some(event.user_id),
-        chat_id: Some(event.chat_id),
-        ..outcome_entry(kind_name(&event.kind), plugin, outcome, elapsed, metadata)
-    });
+        chat_id: event.chat_id,
+    };
+    finished(audit, about, plugin, outcome, elapsed, metadata);
 }
 
 /// A due job or webhook delivery (`kind`: `job`, `webhook`) handled by
@@ -70,11 +67,7 @@ pub fn happening_finished(
     outcome: &Outcome,
     elapsed: Duration,
 ) {
-    count_message(plugin, outcome, elapsed);
-    let Some(writer) = audit else {
-        return;
-    };
-    let metadata = match &happening.kind {
+    let metadata = || match &happening.kind {
         HappeningKind::Job(job) => serde_json::json!({
             "job_id": job.id, "late": job.late, "attempt": job.attempt, "repeats": job.repeats,
         }),
@@ -82,11 +75,42 @@ pub fn happening_finished(
             "hook": hook.name, "bytes": hook.body.len(),
         }),
     };
-    writer.record(AuditEntry {
-        correlation_id: Some(happening.correlation_id.clone()),
+    let about = About {
+        action: kind,
+        correlation_id: &happening.correlation_id,
         user_id: (user_id != 0).then_some(user_id),
-        chat_id: Some(happening.chat_id),
-        ..outcome_entry(kind, plugin, outcome, elapsed, metadata)
+        chat_id: happening.chat_id,
+    };
+    finished(audit, about, plugin, outcome, elapsed, metadata);
+}
+
+/// What a finished call's audit entry is about.
+struct About<'a> {
+    action: &'a str,
+    correlation_id: &'a str,
+    user_id: Option<i64>,
+    chat_id: i64,
+}
+
+/// Counts the call and queues its audit entry (`metadata` is built only
+/// when there is a trail to write it to).
+fn finished(
+    audit: Option<&AuditWriter>,
+    about: About<'_>,
+    plugin: &str,
+    outcome: &Outcome,
+    elapsed: Duration,
+    metadata: impl FnOnce() -> serde_json::Value,
+) {
+    count_message(plugin, outcome, elapsed);
+    let Some(writer) = audit else {
+        return;
+    };
+    writer.record(AuditEntry {
+        correlation_id: Some(about.correlation_id.to_string()),
+        user_id: about.user_id,
+        chat_id: Some(about.chat_id),
+        ..outcome_entry(about.action, plugin, outcome, elapsed, metadata())
     });
 }
 
