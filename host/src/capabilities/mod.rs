@@ -57,6 +57,8 @@ macro_rules! capability {
             budgets: &[$($($budget),*)?],
             quotas: &[$($($($quota),*)?)?],
             provides: &[],
+            needs: &[],
+            manifest_keys: &[],
             configure: None,
             prepare: None,
         }
@@ -81,8 +83,11 @@ pub const ALL: CapabilityTable = &[
     capability!("secrets", secrets),
     capability!("audit", audit, [&audit::AUDIT_ENTRIES]),
     capability!("llm", llm, [&llm::LLM_REQUESTS]),
-    // Needs `llm` too (its types are llm's): the manifest check says so.
-    capability!("agent", agent),
+    // Needs `llm` too (its types are llm's).
+    Capability {
+        needs: &[("llm", "Claude is reached through it")],
+        ..capability!("agent", agent)
+    },
     capability!("health", health),
     capability!(
         "cache",
@@ -104,6 +109,8 @@ pub const ALL: CapabilityTable = &[
         budgets: &[&http::HTTP_REQUESTS],
         quotas: &[&http::HTTP_RESPONSE_KB],
         provides: http::PROVIDES,
+        needs: &[],
+        manifest_keys: &[("http", "destinations"), ("oauth", "credentials")],
         configure: Some(http::configure),
         prepare: Some(http::prepare),
     },
@@ -117,6 +124,8 @@ pub const ALL: CapabilityTable = &[
         budgets: &[&schedule::SCHEDULE_WRITES],
         quotas: &[&schedule::SCHEDULE_JOBS],
         provides: &[],
+        needs: &[],
+        manifest_keys: &[],
         configure: Some(schedule::configure),
         prepare: None,
     },
@@ -126,6 +135,8 @@ pub const ALL: CapabilityTable = &[
         budgets: &[],
         quotas: &[&files::FILES_KB],
         provides: &[],
+        needs: &[],
+        manifest_keys: &[],
         configure: Some(files::configure),
         prepare: Some(files::prepare),
     },

@@ -23,6 +23,13 @@ pub struct Capability {
     /// Interfaces outside `wasmbot:plugin` the grant covers, by prefix
     /// (`wasi:http/`): a component importing one needs this grant.
     pub provides: &'static [&'static str],
+    /// Other capabilities a manifest granting this one must grant too, each
+    /// with the reason given when it does not (`agent` needs `llm`).
+    pub needs: &'static [(&'static str, &'static str)],
+    /// Top-level manifest keys that mean something only with this grant,
+    /// each with what it lists (`http`: "destinations"): a manifest filling
+    /// one without the grant is refused.
+    pub manifest_keys: &'static [(&'static str, &'static str)],
     /// At load: what the capability keeps per plugin, read from its
     /// manifest and settings (its destinations, say); a bad manifest is
     /// refused with the one-line reason returned.

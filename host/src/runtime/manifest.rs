@@ -279,16 +279,7 @@ impl Manifest {
                 ));
             }
         }
-        if capabilities.iter().any(|c| c.name == "agent")
-            && !capabilities.iter().any(|c| c.name == "llm")
-        {
-            return Err("`agent` needs `llm` granted too (Claude is reached through it)".into());
-        }
-        if !raw.http.is_empty() && !capabilities.iter().any(|c| c.name == "http") {
-            return Err(
-                "`http` lists destinations, but `capabilities` does not grant `http`".into(),
-            );
-        }
+        check_needs(&capabilities)?;
         // The operator's names (`secrets set`): the host keeps its own
         // credentials (webhook secrets, `hook:…`) under names no manifest can list.
         let mut credential_hosts = BTreeMap::new();
@@ -320,11 +311,7 @@ impl Manifest {
                 credential_hosts.insert(label, bound.hosts.clone());
             }
         }
-        if !raw.oauth.is_empty() && !capabilities.iter().any(|c| c.name == "http") {
-            return Err(
-                "`oauth` lists credentials, but `capabilities` does not grant `http`".into(),
-            );
-        }
+        check_manifest_keys(text, &capabilities, known)?;
         let mut settings = BTreeMap::new();
         for (key, value) in raw.settings {
             validate_identifier("settings", &key, "a setting name")?;
@@ -364,6 +351,52 @@ impl Manifest {
             .iter()
             .any(|capability| capability.name == name)
     }
+}
+
+/// A granted capability's `needs`: the others it must be granted with.
+fn check_needs(granted: &[Capability]) -> Result<(), String> {
+    for capability in granted {
+        let missing = capability
+            .needs
+            .iter()
+            .find(|(other, _)| !granted.iter().any(|c| c.name == *other));
+        if let Some((other, why)) = missing {
+            return Err(format!(
+                "`{}` needs `{other}` granted too ({why})",
+                capability.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A capability's `manifest_keys`, filled only with its grant.
+fn check_manifest_keys(
+    text: &str,
+    granted: &[Capability],
+    known: CapabilityTable,
+) -> Result<(), String> {
+    if known.iter().all(|c| c.manifest_keys.is_empty()) {
+        return Ok(());
+    }
+    // Parsed once already into the manifest's own fields; read as a table
+    // here so that the runtime need not know which keys are whose.
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
+    for capability in known.iter().filter(|c| !granted.contains(c)) {
+        for (key, what) in capability.manifest_keys {
+            let filled = table
+                .get(*key)
+                .and_then(toml::Value::as_array)
+                .is_some_and(|entries| !entries.is_empty());
+            if filled {
+                return Err(format!(
+                    "`{key}` lists {what}, but `capabilities` does not grant `{}`",
+                    capability.name
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn validate_identifier(field: &str, value: &str, what: &str) -> Result<(), String> {
@@ -421,12 +454,59 @@ mod tests {
         budgets: &[],
         quotas: &[],
         provides: &[],
+        needs: &[],
+        manifest_keys: &[],
         configure: None,
         prepare: None,
     };
 
+    /// The rules are the rows': a capability that needs another, and one
+    /// that owns a manifest key, under names the runtime has never heard of.
+    #[test]
+    fn what_a_grant_needs_and_owns_is_said_by_its_row() {
+        const HELPER: Capability = Capability {
+            name: "helper",
+            ..LOG
+        };
+        const NEEDY: Capability = Capability {
+            name: "needy",
+            needs: &[("helper", "it calls the helper")],
+            ..LOG
+        };
+        const WEB: Capability = Capability {
+            name: "web",
+            manifest_keys: &[("http", "destinations")],
+            ..LOG
+        };
+        let table = &[LOG, HELPER, NEEDY, WEB];
+        let manifest = |capabilities: &str, extra: &str| {
+            let text = format!(
+                "name = \"p\"\nversion = \"1\"\ncommands = [{{ name = \"p\", description = \"d\" }}]\ncapabilities = {capabilities}\n{extra}"
+            );
+            Manifest::parse(&text, PluginLimits::default(), table)
+        };
+        assert_eq!(
+            manifest(r#"["needy"]"#, "").unwrap_err(),
+            "`needy` needs `helper` granted too (it calls the helper)"
+        );
+        assert!(manifest(r#"["needy", "helper"]"#, "").is_ok());
+        assert_eq!(
+            manifest(r#"["log"]"#, r#"http = ["https://example.com"]"#).unwrap_err(),
+            "`http` lists destinations, but `capabilities` does not grant `web`"
+        );
+        assert!(manifest(r#"["web"]"#, r#"http = ["https://example.com"]"#).is_ok());
+        assert!(manifest(r#"["log"]"#, "http = []").is_ok());
+    }
+
+    /// A capability owning `http` and `oauth`, as the real `http` row does.
+    const HTTP: Capability = Capability {
+        name: "http",
+        manifest_keys: &[("http", "destinations"), ("oauth", "credentials")],
+        ..LOG
+    };
+
     fn parse(text: &str) -> Result<Manifest, String> {
-        Manifest::parse(text, PluginLimits::default(), &[LOG])
+        Manifest::parse(text, PluginLimits::default(), &[LOG, HTTP])
     }
 
     const GOOD: &str = r#"
