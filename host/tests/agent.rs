@@ -426,7 +426,7 @@ async fn the_agent_calls_a_python_and_a_javascript_tool() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn in_the_console_a_reminder_from_plain_words_fires_and_a_confirm_tool_asks_first() {
-    use common::console::{collect, console, until_printed};
+    use common::console::{collect, console, ends_cleanly, until_printed};
     use std::io::Write as _;
     let (fake, url) = FakeAnthropic::start().await;
     fake.script([
@@ -481,13 +481,5 @@ async fn in_the_console_a_reminder_from_plain_words_fires_and_a_confirm_tool_ask
         .unwrap();
     until_printed(&seen, "🔧 note_done(number: 1) → ok").await;
     until_printed(&seen, "Marked it done.").await;
-    drop(stdin);
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ends_cleanly(child, stdin).await;
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::anthropic::{Answer, FakeAnthropic, StreamEnd, paced_text};
 use common::bot_api::BotApi;
-use common::console::{collect, console, until_printed};
+use common::console::{collect, console, ends_cleanly, until_printed};
 use common::plugins_dir;
 use common::running_bot::{ALLOWED, RunningBot, TOKEN};
 use wasmbot::chat::telegram::{EDIT_INTERVAL, GROUP_EDIT_INTERVAL};
@@ -447,15 +447,7 @@ async fn the_console_prints_an_answer_as_it_is_written() {
     assert!(!seen.lock().unwrap().contains("capital"));
     gate.notify_one();
     until_printed(&seen, "Paris is the capital.\n").await;
-    drop(stdin);
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ends_cleanly(child, stdin).await;
     // Printed once: as it grew, not again when the plugin returned.
     assert_eq!(
         seen.lock().unwrap().matches("Paris").count(),

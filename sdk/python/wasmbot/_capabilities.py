@@ -48,6 +48,11 @@ def _kind_of(value):
     return name.lower().replace("_", "-")
 
 
+def error_of(capability, value):
+    """The `CapabilityError` for a WIT error value (a variant case or an enum)."""
+    return CapabilityError(capability, _kind_of(value), getattr(value, "value", None))
+
+
 def _raising(capability, function):
     @functools.wraps(function)
     def call(*args, **kwargs):
@@ -57,8 +62,7 @@ def _raising(capability, function):
             value = error.value
             if isinstance(value, str):
                 raise CapabilityError(capability, "error", value) from None
-            detail = getattr(value, "value", None)
-            raise CapabilityError(capability, _kind_of(value), detail) from None
+            raise error_of(capability, value) from None
 
     return call
 

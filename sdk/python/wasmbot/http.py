@@ -28,7 +28,7 @@ except ImportError:
         "(and the hosts to `http`) in plugin.toml"
     ) from None
 
-from ._capabilities import CapabilityError, _kind_of
+from ._capabilities import CapabilityError, error_of
 
 # `blocking_write_and_flush` takes at most this much at a time.
 _WRITE_CHUNK = 4096
@@ -73,16 +73,11 @@ class Response:
         return self
 
 
-def _failed(value):
-    detail = getattr(value, "value", None)
-    return CapabilityError("http", _kind_of(value), detail)
-
-
 def _call(function, *args):
     try:
         return function(*args)
     except Err as error:
-        raise _failed(error.value) from None
+        raise error_of("http", error.value) from None
 
 
 def request(method, url, headers=(), body=None):
@@ -123,7 +118,7 @@ def request(method, url, headers=(), body=None):
     if not isinstance(answered, Ok) or answered.value is None:
         raise CapabilityError("http", "internal-error", "the response was not ready")
     if isinstance(answered.value, Err):
-        raise _failed(answered.value.value)
+        raise error_of("http", answered.value.value)
     response = answered.value.value
     status = response.status()
     response_headers = [(name, value.decode("utf-8", "replace")) for name, value in response.headers().entries()]
@@ -136,7 +131,7 @@ def request(method, url, headers=(), body=None):
         except Err as error:
             if isinstance(error.value, StreamError_Closed):
                 break
-            raise _failed(error.value) from None
+            raise error_of("http", error.value) from None
     stream.__exit__(None, None, None)
     _types.IncomingBody.finish(incoming)
     response.__exit__(None, None, None)

@@ -85,22 +85,15 @@ impl TelegramBot {
     /// Alerts from every part of the host (LLM, health, reloads) go to the
     /// admin chat, where one is set.
     pub fn attach_admin_chat(&self, settings: &TelegramSettings, alerter: &Alerter) {
-        match settings.admin_chat_id {
-            Some(chat_id) => alerter.attach(Arc::new(AdminChat {
-                replies: self.replies.clone(),
-                chat_id,
-            })),
+        match admin_chat(&self.replies, settings) {
+            Some(sink) => alerter.attach(sink),
             None => tracing::warn!("TELEGRAM_ADMIN_CHAT_ID is not set: alerts go to the log only"),
         }
     }
 
     /// Where the plugins' due jobs are delivered.
     pub fn job_output(&self, settings: &TelegramSettings, store: &Store) -> Arc<dyn JobOutput> {
-        Arc::new(TelegramJobs {
-            replies: self.replies.clone(),
-            admin_chat: settings.admin_chat_id,
-            store: store.clone(),
-        })
+        jobs_through(&self.replies, settings, store)
     }
 
     /// Publishes the commands of `plugins` as the bot's menu.
@@ -228,14 +221,11 @@ impl TelegramReceiver {
 /// Alerts to `TELEGRAM_ADMIN_CHAT_ID`, for processes that do not run the
 /// bot (the worker); None unless both the token and the chat are set.
 pub fn admin_alert_sink(settings: &TelegramSettings) -> anyhow::Result<Option<Arc<dyn AlertSink>>> {
-    let (Some(token), Some(chat_id)) = (&settings.bot_token, settings.admin_chat_id) else {
+    let (Some(token), Some(_)) = (&settings.bot_token, settings.admin_chat_id) else {
         return Ok(None);
     };
-    let bot = client(token.expose(), settings)?;
-    Ok(Some(Arc::new(AdminChat {
-        replies: ReplySender::new(bot),
-        chat_id,
-    })))
+    let replies = ReplySender::new(client(token.expose(), settings)?);
+    Ok(admin_chat(&replies, settings))
 }
 
 /// Where a process that does not run the bot (the worker) delivers the
@@ -243,17 +233,35 @@ pub fn admin_alert_sink(settings: &TelegramSettings) -> anyhow::Result<Option<Ar
 /// None unless the token is set.
 pub fn job_output(
     settings: &TelegramSettings,
-    store: &crate::infra::store::Store,
-) -> anyhow::Result<Option<Arc<dyn crate::chat::jobs::JobOutput>>> {
+    store: &Store,
+) -> anyhow::Result<Option<Arc<dyn JobOutput>>> {
     let Some(token) = &settings.bot_token else {
         return Ok(None);
     };
-    let bot = client(token.expose(), settings)?;
-    Ok(Some(Arc::new(TelegramJobs {
-        replies: ReplySender::new(bot),
+    let replies = ReplySender::new(client(token.expose(), settings)?);
+    Ok(Some(jobs_through(&replies, settings, store)))
+}
+
+/// The admin chat as an alert sink, where `TELEGRAM_ADMIN_CHAT_ID` is set.
+fn admin_chat(replies: &ReplySender, settings: &TelegramSettings) -> Option<Arc<dyn AlertSink>> {
+    let chat_id = settings.admin_chat_id?;
+    Some(Arc::new(AdminChat {
+        replies: replies.clone(),
+        chat_id,
+    }))
+}
+
+/// Due jobs delivered through `replies` (the admin chat's to it).
+fn jobs_through(
+    replies: &ReplySender,
+    settings: &TelegramSettings,
+    store: &Store,
+) -> Arc<dyn JobOutput> {
+    Arc::new(TelegramJobs {
+        replies: replies.clone(),
         admin_chat: settings.admin_chat_id,
         store: store.clone(),
-    })))
+    })
 }
 
 /// A Bot API client whose request timeout outlasts a long poll.

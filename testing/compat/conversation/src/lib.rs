@@ -6,7 +6,7 @@
 mod bindings {
     wit_bindgen::generate!({
         world: "wasmbot:plugin/conversation@0.2.0",
-        path: ["../wit", "../wit/v0.2"],
+        path: ["../../../wit", "../../../wit/v0.2"],
         generate_all,
     });
 }

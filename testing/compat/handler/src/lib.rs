@@ -5,7 +5,7 @@
 
 #[allow(clippy::all)]
 mod bindings {
-    wit_bindgen::generate!({ world: "wasmbot:plugin/handler@0.1.0", path: "../wit" });
+    wit_bindgen::generate!({ world: "wasmbot:plugin/handler@0.1.0", path: "../../../wit" });
 }
 
 use bindings::wasmbot::plugin::state;

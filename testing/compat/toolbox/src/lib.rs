@@ -6,7 +6,7 @@
 mod bindings {
     wit_bindgen::generate!({
         world: "wasmbot:plugin/conversation@0.3.0",
-        path: ["../wit", "../wit/v0.2", "../wit/v0.3"],
+        path: ["../../../wit", "../../../wit/v0.2", "../../../wit/v0.3"],
         generate_all,
     });
 }
