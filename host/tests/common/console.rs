@@ -53,7 +53,7 @@ pub async fn until_printed(seen: &std::sync::Mutex<String>, wanted: &str) {
 
 /// Closes the console's input (the user leaves) and waits for it to exit,
 /// which it must do cleanly.
-pub async fn ends_cleanly(mut child: std::process::Child, stdin: std::process::ChildStdin) {
+pub async fn ends_cleanly(child: std::process::Child, stdin: std::process::ChildStdin) {
     drop(stdin);
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
